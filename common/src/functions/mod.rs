@@ -1,0 +1,30 @@
+//! Spark's SQL functions and conversions where DataFusion's differ or are missing.
+//!
+//! Users paste expressions from Spark jobs; `timestamp_seconds(v)`, `window(ts, '5 minutes')` or
+//! `CAST(ts AS BIGINT)` must mean in sluice what they mean in Spark.
+
+pub mod time;
+pub mod window;
+
+use std::sync::Arc;
+
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::ScalarUDF;
+
+/// Registers sluice's Spark functions, replacing DataFusion's where names collide.
+pub fn register_spark_functions(state: &mut SessionState) {
+    let udfs: Vec<ScalarUDF> = vec![
+        ScalarUDF::new_from_impl(time::TimestampFromUnits::seconds()),
+        ScalarUDF::new_from_impl(time::TimestampFromUnits::millis()),
+        ScalarUDF::new_from_impl(time::TimestampFromUnits::micros()),
+        ScalarUDF::new_from_impl(time::CurrentTimestamp::default()),
+        ScalarUDF::new_from_impl(window::WindowFunc::default()),
+        ScalarUDF::new_from_impl(window::SessionWindowFunc::default()),
+        ScalarUDF::new_from_impl(window::WindowTimeFunc::default()),
+    ];
+    for udf in udfs {
+        // Registration only fails for invalid names, which these are not.
+        let _ = state.register_udf(Arc::new(udf));
+    }
+}

@@ -1,0 +1,133 @@
+//! DataFusion tables behind a streaming query's names.
+//!
+//! A query's SQL is planned once per executor; what changes per task is *which rows* each stream
+//! name stands for. [`StreamTable`] therefore reads its rows from the [`TaskInput`] placed in the
+//! task's session config, so one cached logical plan serves every task. Static tables are read
+//! in full, once per batch per executor, as Spark re-reads the static side of a stream-static join.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DFResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use tokio::sync::Mutex;
+
+use crate::connectors::{read_table, TableSpec};
+
+/// The rows one task feeds into the query, by source index.
+#[derive(Debug, Default)]
+pub struct TaskInput {
+    /// Rows of each source for this task; sources not listed are empty.
+    pub sources: HashMap<usize, Vec<RecordBatch>>,
+    /// Static tables read for this batch, shared by the batch's tasks on one executor.
+    pub static_tables: Arc<StaticTableCache>,
+}
+
+/// Static table contents for one batch.
+#[derive(Debug, Default)]
+pub struct StaticTableCache {
+    tables: Mutex<HashMap<String, Arc<Vec<RecordBatch>>>>,
+}
+
+impl StaticTableCache {
+    async fn get_or_read(&self, spec: &TableSpec) -> crate::error::Result<Arc<Vec<RecordBatch>>> {
+        let mut map = self.tables.lock().await;
+        if let Some(rows) = map.get(&spec.name) {
+            return Ok(Arc::clone(rows));
+        }
+        let rows = Arc::new(read_table(spec).await?);
+        map.insert(spec.name.clone(), Arc::clone(&rows));
+        Ok(rows)
+    }
+}
+
+/// A stream name in a query: source `index`, rows from the task's [`TaskInput`].
+pub struct StreamTable {
+    pub name: String,
+    pub index: usize,
+    pub schema: SchemaRef,
+}
+
+impl fmt::Debug for StreamTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StreamTable({} #{})", self.name, self.index)
+    }
+}
+
+#[async_trait]
+impl TableProvider for StreamTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let rows = state
+            .config()
+            .get_extension::<TaskInput>()
+            .and_then(|input| input.sources.get(&self.index).cloned())
+            .unwrap_or_default();
+        Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.schema), projection.cloned())?)
+    }
+}
+
+/// A `CREATE TABLE` in a query.
+pub struct StaticTable {
+    pub spec: TableSpec,
+}
+
+impl fmt::Debug for StaticTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StaticTable({})", self.spec.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for StaticTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.spec.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let cache = state
+            .config()
+            .get_extension::<TaskInput>()
+            .map(|i| Arc::clone(&i.static_tables))
+            .unwrap_or_default();
+        let rows = cache.get_or_read(&self.spec).await?;
+        Ok(MemorySourceConfig::try_new_exec(&[rows.as_ref().clone()], Arc::clone(&self.spec.schema), projection.cloned())?)
+    }
+}
+
+/// Lets callers find the stream behind a scan.
+pub fn as_stream_table(provider: &Arc<dyn TableProvider>) -> Option<&StreamTable> {
+    (provider.as_ref() as &dyn Any).downcast_ref::<StreamTable>()
+}

@@ -1,0 +1,184 @@
+//! From a location the user typed (`data/chk`, `file:///x`, `s3://bucket/p`, `memory://t/p`) to an
+//! [`ObjectStore`] and a path inside it.
+//!
+//! Everything sluice persists or reads — checkpoints, input files, sink output — goes through
+//! `object_store`, so a local directory and an S3 bucket behave the same. Locations are turned
+//! into absolute URLs once, on the driver, because executors may run in another working directory
+//! or on another machine. S3 credentials and endpoint come from the standard `AWS_*` environment
+//! variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, …), as every AWS tool reads them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::error::{Result, SluiceError};
+
+/// A resolved location: the store that holds it and the path of the location inside the store.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The absolute URL the location was resolved from; stable across processes.
+    pub url: Url,
+    /// The store serving `url`.
+    pub store: Arc<dyn ObjectStore>,
+    /// `url`'s path inside `store` (no leading slash, as `object_store` paths are).
+    pub path: Path,
+}
+
+impl Location {
+    /// The location of `child` (a relative `a/b/c` path) under this one.
+    pub fn child(&self, child: &str) -> Path {
+        let mut p = self.path.clone();
+        for part in child.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    /// The location `child` (a relative path) below this one.
+    pub fn join(&self, child: &str) -> Location {
+        let path = self.child(child);
+        let url = match url::Url::parse(&self.url_of(&path)) {
+            Ok(u) => u,
+            Err(_) => self.url.clone(),
+        };
+        Location { url, store: Arc::clone(&self.store), path }
+    }
+
+    /// The URL of an object path in this location's store, as Spark records paths in its logs
+    /// (`file:///abs/path/part-0.json`).
+    pub fn url_of(&self, path: &Path) -> String {
+        let mut u = self.url.clone();
+        u.set_path(&format!("/{}", path.as_ref()));
+        u.to_string()
+    }
+}
+
+/// Turns what the user wrote into an absolute URL: URLs are kept, plain paths are made absolute
+/// against the current directory.
+pub fn absolute_url(location: &str) -> Result<Url> {
+    let location = location.trim();
+    if location.is_empty() {
+        return Err(SluiceError::user("empty path"));
+    }
+    if let Ok(url) = Url::parse(location) {
+        if url.scheme().len() > 1 {
+            return Ok(url);
+        }
+    }
+    let path = std::path::Path::new(location);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| SluiceError::external(format!("cannot read the current directory: {e}")))?
+            .join(path)
+    };
+    let normalized = normalize(&abs);
+    Url::from_directory_path(&normalized)
+        .or_else(|_| Url::from_file_path(&normalized))
+        .map_err(|_| SluiceError::user(format!("invalid path '{location}'")))
+        .map(|mut u| {
+            // Directory URLs end with '/', which object_store paths do not want.
+            let p = u.path().trim_end_matches('/').to_string();
+            u.set_path(if p.is_empty() { "/" } else { &p });
+            u
+        })
+}
+
+fn normalize(p: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Resolves a location (path or URL) to its store and in-store path.
+pub fn resolve(location: &str) -> Result<Location> {
+    let url = absolute_url(location)?;
+    resolve_url(&url)
+}
+
+/// Resolves an absolute URL to its store and in-store path.
+pub fn resolve_url(url: &Url) -> Result<Location> {
+    let store = store_for(url)?;
+    let path = Path::from_url_path(url.path())
+        .map_err(|e| SluiceError::user(format!("invalid path in '{url}': {e}")))?;
+    Ok(Location { url: url.clone(), store, path })
+}
+
+/// One store per scheme and authority for the whole process: connection pools are reused and
+/// `memory://` stores survive a query restart inside one process, like a real bucket would.
+fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let key = format!("{}://{}", url.scheme(), url.authority());
+    let stores = STORES.get_or_init(Default::default);
+    let mut stores = stores.lock().map_err(|_| SluiceError::internal("object store registry poisoned"))?;
+    if let Some(s) = stores.get(&key) {
+        return Ok(Arc::clone(s));
+    }
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "file" => Arc::new(LocalFileSystem::new()),
+        "memory" => Arc::new(InMemory::new()),
+        "s3" | "s3a" => {
+            let bucket = url
+                .host_str()
+                .ok_or_else(|| SluiceError::user(format!("'{url}' names no bucket")))?;
+            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
+            if let Ok(endpoint) = endpoint {
+                builder = builder
+                    .with_endpoint(&endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+                builder = builder.with_region("us-east-1");
+            }
+            Arc::new(
+                builder
+                    .build()
+                    .map_err(|e| SluiceError::user(format!("cannot use '{url}': {e}")))?,
+            )
+        }
+        other => {
+            return Err(SluiceError::user(format!(
+                "unsupported storage scheme '{other}' in '{url}'; use a local path, file://, s3:// or memory://"
+            )))
+        }
+    };
+    stores.insert(key, Arc::clone(&store));
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_become_absolute_file_urls() {
+        let u = absolute_url("data/./chk/../chk2").unwrap();
+        assert_eq!(u.scheme(), "file");
+        assert!(u.path().ends_with("/data/chk2"), "{u}");
+        assert_eq!(absolute_url("s3://b/x").unwrap().as_str(), "s3://b/x");
+    }
+
+    #[test]
+    fn url_of_round_trips_object_paths() {
+        let loc = resolve("/tmp/out").unwrap();
+        let p = loc.child("a=1/part-0.json");
+        assert_eq!(loc.url_of(&p), "file:///tmp/out/a=1/part-0.json");
+    }
+}

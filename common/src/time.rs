@@ -1,0 +1,179 @@
+//! Spark's time arithmetic: interval strings, delay conversion and timestamp rendering.
+//!
+//! Spark measures event time in microseconds but watermarks in milliseconds, converts with
+//! `floorDiv`, counts a month as 31 days when turning a watermark delay into milliseconds, and
+//! renders progress timestamps as `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`. Getting any of these subtly
+//! different shifts which rows are late, so they live here, once (spec §0, §3).
+
+use crate::error::{Result, SluiceError};
+
+/// A Spark `CalendarInterval`: months, days and microseconds kept apart, as Spark does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Interval {
+    /// Whole months (years count 12).
+    pub months: i32,
+    /// Whole days (weeks count 7).
+    pub days: i32,
+    /// Everything below a day.
+    pub micros: i64,
+}
+
+pub const MICROS_PER_MILLI: i64 = 1_000;
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+impl Interval {
+    /// The watermark delay in milliseconds (`EventTimeWatermark.getDelayMs`): a month is 31 days.
+    pub fn delay_ms(&self) -> i64 {
+        (self.months as i64 * 31 + self.days as i64) * MILLIS_PER_DAY + self.micros / MICROS_PER_MILLI
+    }
+
+    /// Total microseconds for intervals without months (window durations); months are rejected
+    /// because their length varies.
+    pub fn fixed_micros(&self, what: &str) -> Result<i64> {
+        if self.months != 0 {
+            return Err(SluiceError::user(format!(
+                "Intervals greater than or equal to a month is not supported ({what})."
+            )));
+        }
+        Ok(self.days as i64 * MICROS_PER_DAY + self.micros)
+    }
+
+    /// True for a negative interval; Spark rejects these as watermark delays.
+    pub fn is_negative(&self) -> bool {
+        self.months < 0 || self.days < 0 || self.micros < 0
+    }
+}
+
+/// Parses Spark interval text: `10 seconds`, `1 hour 30 minutes`, `interval 5 minutes`,
+/// `2 days`, `500 milliseconds`, `1 week`, `-3 hours`.
+pub fn parse_interval(text: &str) -> Result<Interval> {
+    let bad = |why: &str| SluiceError::user(format!("invalid interval '{text}': {why}"));
+    let mut words = text.split_whitespace().peekable();
+    if words.peek().is_some_and(|w| w.eq_ignore_ascii_case("interval")) {
+        words.next();
+    }
+    let mut iv = Interval::default();
+    let mut any = false;
+    while let Some(num) = words.next() {
+        let (num, unit_inline) = split_number(num);
+        let unit = match unit_inline {
+            Some(u) => u.to_string(),
+            None => words.next().ok_or_else(|| bad("a number needs a unit"))?.to_string(),
+        };
+        let unit = unit.trim_matches('\'').to_ascii_lowercase();
+        let (whole, frac) = parse_decimal(num).ok_or_else(|| bad("not a number"))?;
+        let per_unit_micros: Option<i64> = match unit.trim_end_matches('s') {
+            "year" | "y" => {
+                iv.months += checked_i32(whole * 12).ok_or_else(|| bad("too large"))?;
+                None
+            }
+            "month" | "mon" => {
+                iv.months += checked_i32(whole).ok_or_else(|| bad("too large"))?;
+                None
+            }
+            "week" | "w" => {
+                iv.days += checked_i32(whole * 7).ok_or_else(|| bad("too large"))?;
+                None
+            }
+            "day" | "d" => {
+                iv.days += checked_i32(whole).ok_or_else(|| bad("too large"))?;
+                None
+            }
+            "hour" | "h" | "hr" => Some(3_600 * MICROS_PER_SECOND),
+            "minute" | "min" | "m" => Some(60 * MICROS_PER_SECOND),
+            "second" | "sec" | "" => Some(MICROS_PER_SECOND),
+            "millisecond" | "milli" | "ms" => Some(MICROS_PER_MILLI),
+            "microsecond" | "micro" | "us" => Some(1),
+            _ => return Err(bad(&format!("unknown unit '{unit}'"))),
+        };
+        if let Some(per) = per_unit_micros {
+            iv.micros += whole * per + (frac * per as f64).round() as i64;
+        } else if frac != 0.0 {
+            return Err(bad("fractions are only allowed for hours and smaller units"));
+        }
+        any = true;
+    }
+    if !any {
+        return Err(bad("empty"));
+    }
+    Ok(iv)
+}
+
+fn split_number(word: &str) -> (&str, Option<&str>) {
+    let end = word
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '-' || *c == '+'))))
+        .map(|(i, _)| i)
+        .unwrap_or(word.len());
+    if end == word.len() {
+        (word, None)
+    } else {
+        (&word[..end], Some(&word[end..]))
+    }
+}
+
+fn parse_decimal(s: &str) -> Option<(i64, f64)> {
+    let s = s.trim_matches('\'');
+    if s.contains('.') {
+        let v: f64 = s.parse().ok()?;
+        let whole = v.trunc();
+        Some((whole as i64, v - whole))
+    } else {
+        Some((s.parse().ok()?, 0.0))
+    }
+}
+
+fn checked_i32(v: i64) -> Option<i32> {
+    i32::try_from(v).ok()
+}
+
+/// Spark's `DateTimeUtils.microsToMillis`: floor division, also for negative values.
+pub fn micros_to_millis(micros: i64) -> i64 {
+    micros.div_euclid(MICROS_PER_MILLI)
+}
+
+/// Renders epoch milliseconds as Spark's progress timestamp `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`.
+pub fn format_iso_millis(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => ms.to_string(),
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_counts_a_month_as_31_days() {
+        assert_eq!(parse_interval("1 month").unwrap().delay_ms(), 31 * 86_400_000);
+        assert_eq!(parse_interval("1 year").unwrap().delay_ms(), 12 * 31 * 86_400_000);
+        assert_eq!(parse_interval("10 seconds").unwrap().delay_ms(), 10_000);
+        assert_eq!(parse_interval("interval 1 hour 30 minutes").unwrap().delay_ms(), 5_400_000);
+        assert_eq!(parse_interval("500 milliseconds").unwrap().delay_ms(), 500);
+        assert_eq!(parse_interval("2 days").unwrap().fixed_micros("w").unwrap(), 2 * MICROS_PER_DAY);
+        assert_eq!(parse_interval("10s").unwrap().micros, 10 * MICROS_PER_SECOND);
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(parse_interval("ten seconds").is_err());
+        assert!(parse_interval("10 parsecs").is_err());
+        assert!(parse_interval("").is_err());
+        assert!(parse_interval("1 month").unwrap().fixed_micros("window").is_err());
+    }
+
+    #[test]
+    fn millis_floor_like_spark() {
+        assert_eq!(micros_to_millis(-1), -1);
+        assert_eq!(micros_to_millis(1_999), 1);
+        assert_eq!(format_iso_millis(15_000), "1970-01-01T00:00:15.000Z");
+    }
+}

@@ -1,0 +1,75 @@
+//! The `sluice` command line.
+
+mod cat;
+mod run;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice_common::error::SluiceError;
+
+/// sluice: Spark Structured Streaming semantics, without a JVM.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default `warn`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "SLUICE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every query of a job file on an embedded cluster (one driver + N executors in this
+    /// process, over gRPC on 127.0.0.1) until the queries end; Ctrl-C stops after the current
+    /// batch, a second Ctrl-C aborts.
+    Run(run::RunArgs),
+    /// Print the committed rows of a file-sink output directory (what `_spark_metadata` lists),
+    /// one JSON object per line.
+    Cat(cat::CatArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("sluice").build() {
+        Ok(r) => r,
+        Err(e) => return fail(&SluiceError::internal(format!("cannot start the async runtime: {e}"))),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Cat(args) => cat::cat(args).await,
+        }
+    });
+    // Tasks may still hold the runtime (aborted queries); do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &SluiceError) -> ExitCode {
+    eprintln!("sluice: error: {}", e.one_line());
+    ExitCode::FAILURE
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

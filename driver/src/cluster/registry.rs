@@ -1,0 +1,130 @@
+//! Which executors the driver can use: registration, heartbeats and liveness.
+//!
+//! In the embedded cluster and in a plain multi-process cluster executors register here
+//! directly over gRPC; the registry is the driver's view of membership either way.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_executor::service::MAX_MESSAGE_BYTES;
+use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
+use tokio::sync::{watch, Mutex};
+use tonic::transport::Channel;
+
+/// A registered executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorInfo {
+    pub id: String,
+    pub endpoint: String,
+    pub task_slots: usize,
+    pub client: ExecutorServiceClient<Channel>,
+    last_seen: Instant,
+}
+
+/// The live executors, with a change counter that schedulers can wait on.
+#[derive(Debug, Clone)]
+pub struct ExecutorRegistry {
+    inner: Arc<Mutex<BTreeMap<String, ExecutorInfo>>>,
+    changes: watch::Sender<u64>,
+    /// An executor that has not heartbeated for this long is considered gone.
+    pub liveness_timeout: Duration,
+}
+
+impl Default for ExecutorRegistry {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10))
+    }
+}
+
+impl ExecutorRegistry {
+    /// An empty registry.
+    pub fn new(liveness_timeout: Duration) -> Self {
+        Self { inner: Arc::default(), changes: watch::channel(0).0, liveness_timeout }
+    }
+
+    /// Adds or refreshes an executor; connects lazily.
+    pub async fn register(&self, id: &str, endpoint: &str, task_slots: usize) -> Result<()> {
+        let channel = Channel::from_shared(endpoint.to_string())
+            .map_err(|e| SluiceError::user(format!("executor endpoint '{endpoint}' is not a URL: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let client = ExecutorServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let info = ExecutorInfo {
+            id: id.to_string(),
+            endpoint: endpoint.to_string(),
+            task_slots: task_slots.max(1),
+            client,
+            last_seen: Instant::now(),
+        };
+        self.inner.lock().await.insert(id.to_string(), info);
+        tracing::info!(executor = %id, %endpoint, task_slots, "executor registered");
+        self.changes.send_modify(|c| *c += 1);
+        Ok(())
+    }
+
+    /// Records a heartbeat; false when the executor is unknown and must register again.
+    pub async fn heartbeat(&self, id: &str) -> bool {
+        match self.inner.lock().await.get_mut(id) {
+            Some(info) => {
+                info.last_seen = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops an executor (it failed or stopped heartbeating).
+    pub async fn remove(&self, id: &str, why: &str) {
+        if self.inner.lock().await.remove(id).is_some() {
+            tracing::warn!(executor = %id, reason = why, "executor removed");
+            self.changes.send_modify(|c| *c += 1);
+        }
+    }
+
+    /// Live executors, oldest id order; expires those past the liveness timeout.
+    pub async fn live(&self) -> Vec<ExecutorInfo> {
+        let mut map = self.inner.lock().await;
+        let now = Instant::now();
+        let expired: Vec<String> =
+            map.values().filter(|e| now.duration_since(e.last_seen) > self.liveness_timeout).map(|e| e.id.clone()).collect();
+        for id in &expired {
+            map.remove(id);
+            tracing::warn!(executor = %id, "executor missed its heartbeats; removed");
+        }
+        if !expired.is_empty() {
+            self.changes.send_modify(|c| *c += 1);
+        }
+        map.values().cloned().collect()
+    }
+
+    /// Total task slots of the live executors.
+    pub async fn total_slots(&self) -> usize {
+        self.live().await.iter().map(|e| e.task_slots).sum()
+    }
+
+    /// Waits until at least `n` executors are live, or fails after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<ExecutorInfo>> {
+        let mut rx = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let live = self.live().await;
+            if live.len() >= n.max(1) {
+                return Ok(live);
+            }
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(SluiceError::external(format!(
+                        "no executors available: {} registered after {}s (need {n}); start executors pointing at this driver",
+                        live.len(),
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `StreamingQuery`: what a user (or a test) holds to watch and control a running query.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::progress::StreamingQueryProgress;
+use tokio::sync::watch;
+
+/// How many progress reports a query keeps (Spark's `recentProgress` default).
+pub const PROGRESS_RETAINED: usize = 100;
+
+/// Lifecycle of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryState {
+    /// Reading the checkpoint, opening sources.
+    Initializing,
+    /// Running batches.
+    Active,
+    /// Stopped; with the error that stopped it, if any.
+    Terminated(Option<SluiceError>),
+}
+
+/// State shared between a query's loop and its handles.
+#[derive(Debug)]
+pub struct QueryShared {
+    pub id: uuid::Uuid,
+    pub run_id: uuid::Uuid,
+    pub name: Option<String>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) state: watch::Sender<QueryState>,
+    /// Start time of the most recent trigger that found nothing to do.
+    pub(crate) idle_since: watch::Sender<Option<Instant>>,
+    pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
+}
+
+impl QueryShared {
+    pub(crate) fn new(id: uuid::Uuid, run_id: uuid::Uuid, name: Option<String>) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            run_id,
+            name,
+            stop: watch::channel(false).0,
+            state: watch::channel(QueryState::Initializing).0,
+            idle_since: watch::channel(None).0,
+            progress: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    pub(crate) fn push_progress(&self, p: StreamingQueryProgress) {
+        if let Ok(mut q) = self.progress.lock() {
+            if q.len() == PROGRESS_RETAINED {
+                q.pop_front();
+            }
+            q.push_back(p);
+        }
+    }
+}
+
+/// A handle to a running (or finished) query.
+#[derive(Debug, Clone)]
+pub struct StreamingQuery {
+    pub(crate) shared: Arc<QueryShared>,
+}
+
+impl StreamingQuery {
+    /// The persistent query id (from the checkpoint).
+    pub fn id(&self) -> uuid::Uuid {
+        self.shared.id
+    }
+
+    /// This run's id.
+    pub fn run_id(&self) -> uuid::Uuid {
+        self.shared.run_id
+    }
+
+    /// `queryName`, if set.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
+    /// A name for messages: the query name, or its id.
+    pub fn display_name(&self) -> String {
+        self.shared.name.clone().unwrap_or_else(|| self.shared.id.to_string())
+    }
+
+    /// The current lifecycle state.
+    pub fn state(&self) -> QueryState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// True until the query terminates.
+    pub fn is_active(&self) -> bool {
+        !matches!(self.state(), QueryState::Terminated(_))
+    }
+
+    /// The last `PROGRESS_RETAINED` progress reports, oldest first.
+    pub fn recent_progress(&self) -> Vec<StreamingQueryProgress> {
+        self.shared.progress.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The newest progress report.
+    pub fn last_progress(&self) -> Option<StreamingQueryProgress> {
+        self.shared.progress.lock().ok().and_then(|q| q.back().cloned())
+    }
+
+    /// Asks the query to stop after the batch in flight; returns at once.
+    pub fn request_stop(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// Stops the query and waits for it to terminate.
+    pub async fn stop(&self) -> Result<()> {
+        self.request_stop();
+        self.await_termination().await
+    }
+
+    /// Waits for termination; the query's error, if it failed.
+    pub async fn await_termination(&self) -> Result<()> {
+        let mut rx = self.shared.state.subscribe();
+        let state = rx
+            .wait_for(|s| matches!(s, QueryState::Terminated(_)))
+            .await
+            .map_err(|_| SluiceError::internal("query loop vanished"))?
+            .clone();
+        match state {
+            QueryState::Terminated(Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spark's `processAllAvailable`: waits until every row available when called is processed,
+    /// including the no-data batches it triggers — i.e. until a trigger that *started after this
+    /// call* found nothing left to do. Fails if the query terminates with an error first.
+    pub async fn process_all_available(&self, timeout: Duration) -> Result<()> {
+        let called = Instant::now();
+        let mut idle = self.shared.idle_since.subscribe();
+        let mut state = self.shared.state.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if idle.borrow_and_update().is_some_and(|t| t > called) {
+                return Ok(());
+            }
+            if let QueryState::Terminated(e) = state.borrow_and_update().clone() {
+                return match e {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                };
+            }
+            tokio::select! {
+                _ = idle.changed() => {}
+                _ = state.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(SluiceError::internal(format!(
+                        "query {} did not process all available data within {}s",
+                        self.display_name(),
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The micro-batch loop of one query: Spark's `MicroBatchExecution` (spec §2).
+//!
+//! Per trigger: ask sources how far data goes, write `offsets/N` *before* anything runs, plan and
+//! run the batch's tasks, commit the sink (idempotent by batch id), then write `commits/N` with
+//! the next watermark. A restart resumes exactly as spec §1 "Restart" says — a batch in the WAL
+//! but not committed re-runs with its recorded offsets, watermark and timestamp.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use sluice_common::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
+use sluice_common::connectors::sinks::{SinkCommitter, TaskSinkResult};
+use sluice_common::connectors::source::{AvailableNowSupport, ReadLimit, Source, SourceCheckpoint};
+use sluice_common::error::{ErrorKind, Result, SluiceError};
+use sluice_common::plan::{EventTimeStats, QuerySpec, TaskKind};
+use sluice_common::progress::StreamingQueryProgress;
+use sluice_common::time::now_ms;
+
+use super::handle::{QueryShared, QueryState};
+use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
+use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler, TaskSpec};
+use super::trigger::{next_batch_time, Trigger};
+use super::watermark::WatermarkTracker;
+
+/// Spark's `pollingDelay`: how long an idle default trigger waits before asking again.
+const POLLING_DELAY: Duration = Duration::from_millis(10);
+/// Attempts of one batch before the query fails (each with the same offsets and timestamp).
+const MAX_BATCH_ATTEMPTS: u32 = 3;
+
+/// Called with every progress report (CLI status line, `--progress-json`, logs).
+pub type ProgressListener = Arc<dyn Fn(&StreamingQueryProgress) + Send + Sync>;
+
+/// A batch whose offsets are in the WAL.
+#[derive(Debug, Clone)]
+struct PlannedBatch {
+    id: u64,
+    start: Vec<Option<String>>,
+    end: Vec<Option<String>>,
+    /// What `latestOffset` answered (for progress); equal to `end` for recovered batches.
+    latest: Vec<Option<String>>,
+    metadata: OffsetSeqMetadata,
+}
+
+/// Everything one query's loop owns.
+pub struct MicroBatchExecution {
+    pub(crate) spec: Arc<QuerySpec>,
+    pub(crate) run: QueryRun,
+    pub(crate) checkpoint: Checkpoint,
+    /// Delete the checkpoint when the query ends (temporary checkpoints only).
+    pub(crate) delete_checkpoint_on_exit: bool,
+    pub(crate) sources: Vec<Box<dyn Source>>,
+    pub(crate) sink: Box<dyn SinkCommitter>,
+    pub(crate) schema: SchemaRef,
+    pub(crate) trigger: Trigger,
+    pub(crate) scheduler: TaskScheduler,
+    pub(crate) shared: Arc<QueryShared>,
+    pub(crate) listener: Option<ProgressListener>,
+    // Loop state.
+    watermark: WatermarkTracker,
+    /// For each watermark node, the source index it watches.
+    watermark_sources: Vec<usize>,
+    batch_id: u64,
+    committed: Vec<Option<String>>,
+    /// Watermark of the previous batch (late-row filter of stateful operators).
+    previous_batch_watermark_ms: i64,
+    recovered: Option<PlannedBatch>,
+    last_trigger_start_ms: Option<i64>,
+}
+
+impl MicroBatchExecution {
+    /// Assembles a query loop; nothing is read or written until [`Self::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        spec: Arc<QuerySpec>,
+        checkpoint: Checkpoint,
+        delete_checkpoint_on_exit: bool,
+        sources: Vec<Box<dyn Source>>,
+        sink: Box<dyn SinkCommitter>,
+        schema: SchemaRef,
+        trigger: Trigger,
+        scheduler: TaskScheduler,
+        shared: Arc<QueryShared>,
+        listener: Option<ProgressListener>,
+    ) -> Result<Self> {
+        let spec_json = Bytes::from(serde_json::to_vec(spec.as_ref())?);
+        let run = QueryRun { run_id: spec.run_id.to_string(), spec_hash: spec.fingerprint()?, spec_json };
+        let watermark_sources: Vec<usize> =
+            spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.index).collect();
+        let delays = spec.sources.iter().filter_map(|s| s.watermark.as_ref().map(|w| w.delay_ms)).collect();
+        let n = sources.len();
+        Ok(Self {
+            watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
+            watermark_sources,
+            spec,
+            run,
+            checkpoint,
+            delete_checkpoint_on_exit,
+            sources,
+            sink,
+            schema,
+            trigger,
+            scheduler,
+            shared,
+            listener,
+            batch_id: 0,
+            committed: vec![None; n],
+            previous_batch_watermark_ms: 0,
+            recovered: None,
+            last_trigger_start_ms: None,
+        })
+    }
+
+    /// Runs the query until its trigger ends it, it is stopped, or it fails; the outcome is also
+    /// published on the query's handle.
+    pub async fn run(mut self) -> Result<()> {
+        let result = self.run_inner().await;
+        for s in &mut self.sources {
+            s.stop().await;
+        }
+        if self.delete_checkpoint_on_exit {
+            let _ = tokio::fs::remove_dir_all(self.checkpoint.location.url.path()).await;
+        }
+        let error = result.as_ref().err().cloned();
+        if let Some(e) = &error {
+            tracing::error!(query = %self.shared.id, error = %e, "query terminated with an error");
+        }
+        self.shared.state.send_replace(QueryState::Terminated(error));
+        result
+    }
+
+    fn stop_requested(&self) -> bool {
+        *self.shared.stop.borrow()
+    }
+
+    async fn run_inner(&mut self) -> Result<()> {
+        self.start().await?;
+        self.shared.state.send_replace(QueryState::Active);
+        match self.trigger {
+            Trigger::ProcessingTime(interval) => {
+                let interval_ms = interval.as_millis() as i64;
+                while !self.stop_requested() {
+                    let t0 = now_ms();
+                    let ran = self.execute_one_batch(ReadLimit::Default).await?;
+                    let wait = if interval_ms == 0 {
+                        if ran { Duration::ZERO } else { POLLING_DELAY }
+                    } else {
+                        let next = next_batch_time(t0, interval_ms);
+                        let now = now_ms();
+                        if now > next {
+                            tracing::warn!(
+                                query = %self.shared.id,
+                                "Current batch is falling behind. The trigger interval is {interval_ms} milliseconds, but spent {} milliseconds",
+                                now - t0
+                            );
+                        }
+                        Duration::from_millis((next - now).max(0) as u64)
+                    };
+                    if !wait.is_zero() {
+                        let mut stop = self.shared.stop.subscribe();
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.wait_for(|s| *s) => {}
+                        }
+                    }
+                }
+            }
+            Trigger::Once => {
+                self.execute_one_batch(ReadLimit::AllAvailable).await?;
+            }
+            Trigger::AvailableNow => {
+                let mut limit = ReadLimit::Default;
+                for s in &mut self.sources {
+                    if s.prepare_for_available_now().await? == AvailableNowSupport::Unsupported {
+                        tracing::warn!(source = %s.description(), "source does not support Trigger.AvailableNow; falling back to Trigger.Once semantics");
+                        limit = ReadLimit::AllAvailable;
+                    }
+                }
+                while !self.stop_requested() && self.execute_one_batch(limit).await? {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the checkpoint and decides where to resume.
+    async fn start(&mut self) -> Result<()> {
+        let shape = QueryShape {
+            sources: self.sources.iter().map(|s| s.identity()).collect(),
+            stateful_operators: Vec::new(),
+        };
+        self.checkpoint.check_shape(&shape).await?;
+        let decision = self.checkpoint.start_decision().await?;
+        let n = self.sources.len();
+        let check_len = |seq: &OffsetSeq, id: u64| -> Result<()> {
+            if seq.offsets.len() != n {
+                return Err(SluiceError::user(format!(
+                    "There are [{}] sources in the checkpoint offsets and now there are [{n}] sources requested by the query. Cannot continue. (offsets/{id} in {})",
+                    seq.offsets.len(),
+                    self.checkpoint.describe()
+                )));
+            }
+            Ok(())
+        };
+        match decision {
+            StartDecision::Fresh => {
+                tracing::info!(query = %self.shared.id, "starting new streaming query");
+            }
+            StartDecision::Next { batch_id, start_offsets, watermark_ms } => {
+                check_len(&start_offsets, batch_id - 1)?;
+                tracing::info!(query = %self.shared.id, batch_id, "resuming at batch {batch_id}");
+                self.batch_id = batch_id;
+                self.previous_batch_watermark_ms = start_offsets.metadata.batch_watermark_ms;
+                self.committed = start_offsets.offsets;
+                self.watermark.set(watermark_ms);
+            }
+            StartDecision::Rerun { batch_id, start_offsets, end_offsets, commit_log_lagging } => {
+                check_len(&end_offsets, batch_id)?;
+                if commit_log_lagging {
+                    tracing::warn!(query = %self.shared.id, batch_id, "the commit log lags the offsets log by more than one batch; re-running the last batch");
+                }
+                tracing::info!(query = %self.shared.id, batch_id, "re-running batch {batch_id} with its recorded offsets");
+                let start = match start_offsets {
+                    Some(s) => {
+                        self.previous_batch_watermark_ms = s.metadata.batch_watermark_ms;
+                        s.offsets
+                    }
+                    None => vec![None; n],
+                };
+                self.batch_id = batch_id;
+                self.committed = start.clone();
+                self.watermark.set(end_offsets.metadata.batch_watermark_ms);
+                self.recovered = Some(PlannedBatch {
+                    id: batch_id,
+                    start,
+                    latest: end_offsets.offsets.clone(),
+                    end: end_offsets.offsets,
+                    metadata: end_offsets.metadata,
+                });
+            }
+        }
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            let dir = SourceCheckpoint { dir: self.checkpoint.location.join(&format!("sources/{i}")) };
+            source
+                .open(&dir, self.committed[i].as_deref())
+                .await
+                .map_err(|e| e.context(format!("opening source {i} ({})", source.description())))?;
+        }
+        Ok(())
+    }
+
+    /// One trigger: construct (or recover) a batch and run it. False when there was nothing to do.
+    async fn execute_one_batch(&mut self, limit: ReadLimit) -> Result<bool> {
+        let mut timer = PhaseTimer::start();
+        let trigger_started = Instant::now();
+        let batch = match self.recovered.take() {
+            Some(b) => b,
+            None => match self.construct_next_batch(limit, &mut timer).await? {
+                Some(b) => b,
+                None => {
+                    self.shared.idle_since.send_replace(Some(trigger_started));
+                    return Ok(false);
+                }
+            },
+        };
+        self.run_batch(batch, timer).await?;
+        Ok(true)
+    }
+
+    async fn construct_next_batch(&mut self, limit: ReadLimit, timer: &mut PhaseTimer) -> Result<Option<PlannedBatch>> {
+        let t = Instant::now();
+        let mut latest = Vec::with_capacity(self.sources.len());
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            let end = source
+                .latest_offset(self.committed[i].as_deref(), limit)
+                .await
+                .map_err(|e| e.context(format!("source {i} ({})", source.description())))?;
+            latest.push(end.or_else(|| self.committed[i].clone()));
+        }
+        timer.record("latestOffset", t);
+        let has_new_data = latest.iter().zip(&self.committed).any(|(l, c)| l != c);
+        // Stateless queries never need a no-data batch; stateful operators will ask for one
+        // when the watermark moves past state they hold.
+        let needs_no_data_batch = false;
+        if !has_new_data && !needs_no_data_batch {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let metadata = OffsetSeqMetadata {
+            batch_watermark_ms: self.watermark.current_ms(),
+            batch_timestamp_ms: timer.trigger_start_ms,
+            conf: self.spec.conf.to_offset_conf(),
+        };
+        let seq = OffsetSeq { offsets: latest.clone(), metadata: metadata.clone() };
+        self.checkpoint.write_offsets(self.batch_id, &seq).await?;
+        // The previous batch is durable: let sources release its input (cleanSource).
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if let Some(prev) = &self.committed[i] {
+                source.commit(prev).await?;
+            }
+        }
+        let retain = self.spec.conf.min_batches_to_retain;
+        if retain < self.batch_id {
+            if let Err(e) = self.checkpoint.purge(self.batch_id - retain).await {
+                tracing::warn!(error = %e, "could not purge old checkpoint log entries");
+            }
+        }
+        timer.record("walCommit", t);
+        Ok(Some(PlannedBatch { id: self.batch_id, start: self.committed.clone(), end: latest.clone(), latest, metadata }))
+    }
+
+    async fn run_batch(&mut self, batch: PlannedBatch, mut timer: PhaseTimer) -> Result<()> {
+        let t = Instant::now();
+        let parallelism = self.scheduler.parallelism().await;
+        let mut tasks = Vec::new();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            let (start, end) = (&batch.start[i], &batch.end[i]);
+            let Some(end) = end else { continue };
+            if start.as_ref() == Some(end) {
+                continue;
+            }
+            for split in source.plan_splits(start.as_deref(), end, parallelism).await? {
+                tasks.push(TaskSpec {
+                    partition_index: tasks.len() as u32,
+                    kind: TaskKind::Stateless { source_index: i, split: split.spec },
+                    inline_rows: split.inline_rows,
+                });
+            }
+        }
+        timer.record("queryPlanning", t);
+
+        let t = Instant::now();
+        let (results, sink_rows) = self.run_attempts(&batch, tasks).await?;
+        timer.record("addBatch", t);
+
+        // Fold the batch's event-time stats into the watermark for the next batch.
+        let mut node_stats: Vec<Option<EventTimeStats>> = vec![None; self.watermark_sources.len()];
+        for r in &results {
+            for (src, s) in &r.metrics.event_time {
+                if let Some(node) = self.watermark_sources.iter().position(|x| x == src) {
+                    match &mut node_stats[node] {
+                        Some(acc) => acc.merge(s),
+                        None => node_stats[node] = Some(*s),
+                    }
+                }
+            }
+        }
+        self.watermark.update(&node_stats);
+
+        let t = Instant::now();
+        let commit = CommitMetadata { next_batch_watermark_ms: self.watermark.current_ms() };
+        self.checkpoint.write_commit(batch.id, &commit).await?;
+        timer.record("commitOffsets", t);
+
+        self.report(&batch, &results, &node_stats, sink_rows, timer);
+        self.previous_batch_watermark_ms = batch.metadata.batch_watermark_ms;
+        self.committed = batch.end;
+        self.batch_id = batch.id + 1;
+        Ok(())
+    }
+
+    /// Runs the batch's tasks and commits the sink, retrying the whole attempt on retryable
+    /// failures with the same offsets, watermark and timestamp.
+    async fn run_attempts(&mut self, batch: &PlannedBatch, tasks: Vec<TaskSpec>) -> Result<(Vec<TaskResult>, u64)> {
+        let mut attempt = 0;
+        loop {
+            let info = BatchInfo {
+                batch_id: batch.id,
+                attempt,
+                batch_timestamp_ms: batch.metadata.batch_timestamp_ms,
+                batch_watermark_ms: batch.metadata.batch_watermark_ms,
+                late_watermark_ms: self.previous_batch_watermark_ms,
+            };
+            let outcome = match self.scheduler.run_stage(&self.run, &info, tasks.clone()).await {
+                Ok(results) => {
+                    let sink_results: Vec<TaskSinkResult> = results
+                        .iter()
+                        .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone(), rows: r.rows.clone() })
+                        .collect();
+                    match self.sink.commit(batch.id, &self.schema, sink_results.clone()).await {
+                        Ok(rows) => Ok((results, rows)),
+                        Err(e) => {
+                            self.sink.abort(sink_results).await;
+                            Err(e.context(format!("committing batch {} to the sink", batch.id)))
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(done) => return Ok(done),
+                Err(e) if e.retryable && attempt + 1 < MAX_BATCH_ATTEMPTS => {
+                    attempt += 1;
+                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
+                    tracing::warn!(query = %self.shared.id, batch = batch.id, attempt, error = %e, "batch attempt failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => {
+                    let e = if e.kind == ErrorKind::External && e.retryable {
+                        e.context(format!("batch {} failed after {MAX_BATCH_ATTEMPTS} attempts", batch.id))
+                    } else {
+                        e
+                    };
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, batch: &PlannedBatch, results: &[TaskResult], node_stats: &[Option<EventTimeStats>], sink_rows: u64, timer: PhaseTimer) {
+        let trigger_start_ms = timer.trigger_start_ms;
+        let (durations, trigger_ms) = timer.finish();
+        let sources = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mine = results.iter().filter(|r| r.metrics.source_index == Some(i));
+                let (rows, malformed) = mine.fold((0, 0), |(a, b), r| (a + r.metrics.input_rows, b + r.metrics.malformed_rows));
+                SourceBatchFacts {
+                    description: s.description(),
+                    start: batch.start[i].clone(),
+                    end: batch.end[i].clone(),
+                    latest: batch.latest[i].clone(),
+                    input_rows: rows,
+                    malformed_rows: malformed,
+                }
+            })
+            .collect();
+        let facts = BatchFacts {
+            id: self.shared.id,
+            run_id: self.shared.run_id,
+            name: self.shared.name.clone(),
+            batch_id: batch.id,
+            trigger_start_ms,
+            previous_trigger_start_ms: self.last_trigger_start_ms,
+            durations,
+            trigger_ms,
+            sources,
+            batch_watermark_ms: self.watermark.has_watermark().then_some(batch.metadata.batch_watermark_ms),
+            event_time: node_stats.iter().flatten().find(|s| s.count > 0).copied(),
+            state_operators: Vec::new(),
+            sink_description: self.sink.description(),
+            sink_rows,
+        };
+        self.last_trigger_start_ms = Some(trigger_start_ms);
+        let progress = build_progress(&facts);
+        tracing::info!(target: "sluice::progress", query = %self.shared.id, batch = batch.id, "{}", progress.json());
+        if let Some(l) = &self.listener {
+            l(&progress);
+        }
+        self.shared.push_progress(progress);
+    }
+}

@@ -1,0 +1,14 @@
+//! Streaming queries on the driver: resolution, the micro-batch loop, triggers, watermarks,
+//! task scheduling and progress.
+
+pub mod handle;
+pub mod micro_batch;
+pub mod progress;
+pub mod resolve;
+pub mod scheduler;
+pub mod trigger;
+pub mod watermark;
+
+pub use handle::{QueryState, StreamingQuery};
+pub use resolve::{resolve_query, ResolvedQuery};
+pub use trigger::Trigger;

@@ -1,0 +1,153 @@
+//! Task scheduling: spreading a stage's tasks over the live executors and gathering results.
+//!
+//! Each executor runs at most its slot count of tasks at once; tasks are handed out in order to
+//! whichever executor has a free slot, so a slow executor gets fewer tasks. The first failure
+//! aborts the stage (the batch attempt), carrying the task's own typed error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use sluice_common::connectors::sinks::SinkTaskOutput;
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::plan::{TaskKind, TaskMetrics};
+use sluice_executor::wire::error_from_proto;
+use sluice_proto::v1::{task_response, TaskRequest};
+use tokio::sync::Semaphore;
+
+use crate::cluster::{ExecutorInfo, ExecutorRegistry};
+
+/// A task to run.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub partition_index: u32,
+    pub kind: TaskKind,
+    pub inline_rows: Option<Bytes>,
+}
+
+/// Batch-level facts every task of the batch carries.
+#[derive(Debug, Clone)]
+pub struct BatchInfo {
+    pub batch_id: u64,
+    pub attempt: u32,
+    pub batch_timestamp_ms: i64,
+    pub batch_watermark_ms: i64,
+    pub late_watermark_ms: i64,
+}
+
+/// The query run a stage belongs to.
+#[derive(Debug, Clone)]
+pub struct QueryRun {
+    pub run_id: String,
+    pub spec_json: Bytes,
+    pub spec_hash: u64,
+}
+
+/// A finished task.
+#[derive(Debug, Clone)]
+pub struct TaskResult {
+    pub partition_index: u32,
+    pub executor_id: String,
+    pub metrics: TaskMetrics,
+    pub sink_output: SinkTaskOutput,
+    pub rows: Option<Bytes>,
+}
+
+/// Runs stages on the registry's executors.
+#[derive(Debug, Clone)]
+pub struct TaskScheduler {
+    registry: ExecutorRegistry,
+    /// How long a stage waits for at least one executor.
+    pub executor_wait: Duration,
+}
+
+impl TaskScheduler {
+    /// A scheduler over `registry`.
+    pub fn new(registry: ExecutorRegistry) -> Self {
+        Self { registry, executor_wait: Duration::from_secs(60) }
+    }
+
+    /// Task slots the cluster offers (Spark's default parallelism).
+    pub async fn parallelism(&self) -> usize {
+        self.registry.total_slots().await.max(1)
+    }
+
+    /// Runs every task of a stage; results come back ordered by partition index.
+    pub async fn run_stage(&self, run: &QueryRun, batch: &BatchInfo, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let executors = self.registry.wait_for(1, self.executor_wait).await?;
+        let slots: Vec<(ExecutorInfo, Arc<Semaphore>)> =
+            executors.into_iter().map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)))).collect();
+        let mut pending = FuturesUnordered::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            // Round-robin by task index; each executor's semaphore bounds its concurrency.
+            let (exec, sem) = slots[i % slots.len()].clone();
+            let request = TaskRequest {
+                task_id: uuid::Uuid::new_v4().to_string(),
+                query_spec_json: run.spec_json.to_vec(),
+                spec_hash: run.spec_hash,
+                query_run_id: run.run_id.clone(),
+                batch_id: batch.batch_id,
+                attempt: batch.attempt,
+                batch_timestamp_ms: batch.batch_timestamp_ms,
+                batch_watermark_ms: batch.batch_watermark_ms,
+                late_watermark_ms: batch.late_watermark_ms,
+                partition_index: task.partition_index,
+                task_kind_json: serde_json::to_vec(&task.kind)?,
+                inline_rows: task.inline_rows.map(|b| b.to_vec()).unwrap_or_default(),
+            };
+            let registry = self.registry.clone();
+            pending.push(async move {
+                let _permit = sem.acquire_owned().await.map_err(|_| SluiceError::internal("scheduler semaphore closed"))?;
+                run_one(&registry, exec, request).await
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(r) = pending.next().await {
+            results.push(r?);
+        }
+        results.sort_by_key(|r| r.partition_index);
+        Ok(results)
+    }
+}
+
+async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskRequest) -> Result<TaskResult> {
+    let partition_index = request.partition_index;
+    let mut client = exec.client.clone();
+    let response = match client.run_task(request).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            // A transport failure means the executor is gone or unreachable: drop it so the
+            // retried attempt runs on the survivors.
+            if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) {
+                registry.remove(&exec.id, "task RPC failed").await;
+            }
+            return Err(SluiceError::external(format!(
+                "executor {} ({}) failed to run task {partition_index}: {}",
+                exec.id,
+                exec.endpoint,
+                status.message()
+            )));
+        }
+    };
+    match response.outcome {
+        Some(task_response::Outcome::Success(s)) => {
+            let metrics: TaskMetrics = serde_json::from_slice(&s.metrics_json)
+                .map_err(|e| SluiceError::internal(format!("unreadable task metrics: {e}")))?;
+            let sink_output: SinkTaskOutput = serde_json::from_slice(&s.sink_output_json)
+                .map_err(|e| SluiceError::internal(format!("unreadable task sink output: {e}")))?;
+            Ok(TaskResult {
+                partition_index,
+                executor_id: exec.id,
+                metrics,
+                sink_output,
+                rows: (!s.rows.is_empty()).then(|| Bytes::from(s.rows)),
+            })
+        }
+        Some(task_response::Outcome::Error(e)) => Err(error_from_proto(e)),
+        None => Err(SluiceError::internal(format!("executor {} returned an empty task response", exec.id))),
+    }
+}

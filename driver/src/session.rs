@@ -1,0 +1,156 @@
+//! A session: the place queries are started from, owning what they share — the cluster's
+//! scheduler, the memory streams and memory tables tests talk to, and where console output and
+//! progress reports go.
+
+use std::sync::Arc;
+
+use sluice_common::checkpoint::Checkpoint;
+use sluice_common::connectors::files::splits::SplitSizing;
+use sluice_common::connectors::memory::{MemoryStream, MemoryStreams};
+use sluice_common::connectors::sinks::console::{ConsoleCommitter, ConsoleOut};
+use sluice_common::connectors::sinks::files::FileSinkCommitter;
+use sluice_common::connectors::sinks::memory::{MemoryCommitter, MemoryTable, MemoryTables};
+use sluice_common::connectors::sinks::{SinkCommitter, SinkKind};
+use sluice_common::connectors::{create_source, resolve_stream, SourceContext};
+use sluice_common::error::Result;
+use sluice_common::sql::JobFile;
+
+use crate::cluster::ExecutorRegistry;
+use crate::query::handle::QueryShared;
+use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
+use crate::query::scheduler::TaskScheduler;
+use crate::query::{resolve_query, ResolvedQuery, StreamingQuery};
+
+/// Starts and tracks queries on one cluster.
+#[derive(Clone)]
+pub struct Session {
+    scheduler: TaskScheduler,
+    memory_streams: MemoryStreams,
+    memory_tables: MemoryTables,
+    console: ConsoleOut,
+    listener: Option<ProgressListener>,
+}
+
+impl Session {
+    /// A session scheduling on `registry`'s executors; console output goes to stdout.
+    pub fn new(registry: ExecutorRegistry) -> Self {
+        Self {
+            scheduler: TaskScheduler::new(registry),
+            memory_streams: MemoryStreams::default(),
+            memory_tables: MemoryTables::default(),
+            console: Arc::new(|text: &str| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }),
+            listener: None,
+        }
+    }
+
+    /// Sends console-sink output somewhere else (the CLI clears its status line first).
+    pub fn with_console(mut self, out: ConsoleOut) -> Self {
+        self.console = out;
+        self
+    }
+
+    /// Calls `listener` with every progress report of every query.
+    pub fn with_progress_listener(mut self, listener: ProgressListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Parses and validates every query of a job file without starting anything, so a mistake
+    /// in the last statement is reported before the first query writes a checkpoint.
+    pub async fn prepare_job(&self, origin: &str, text: &str) -> Result<Vec<ResolvedQuery>> {
+        let job = JobFile::parse(origin, text)?;
+        let mut out = Vec::with_capacity(job.queries.len());
+        for q in &job.queries {
+            out.push(resolve_query(&job, q).await?);
+        }
+        for (i, def) in job.streams.values().enumerate() {
+            if def.connector().ok().as_deref() == Some("memory") {
+                let spec = resolve_stream(def, i)?;
+                let name = spec.options.get("name").unwrap_or(&spec.name).to_string();
+                self.memory_streams.get_or_create(&name, &spec.declared_schema)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Prepares and starts every query of a job file.
+    pub async fn run_job(&self, origin: &str, text: &str) -> Result<Vec<StreamingQuery>> {
+        let prepared = self.prepare_job(origin, text).await?;
+        let mut queries = Vec::with_capacity(prepared.len());
+        for q in prepared {
+            queries.push(self.start(q).await?);
+        }
+        Ok(queries)
+    }
+
+    /// Starts one resolved query.
+    pub async fn start(&self, resolved: ResolvedQuery) -> Result<StreamingQuery> {
+        let (location, temporary) = match &resolved.checkpoint_location {
+            Some(l) => (l.clone(), false),
+            None => {
+                let dir = std::env::temp_dir().join(format!("sluice-checkpoint-{}", uuid::Uuid::new_v4()));
+                (dir.to_string_lossy().into_owned(), true)
+            }
+        };
+        let checkpoint = Checkpoint::open(&location)?;
+        let mut spec = resolved.spec.clone();
+        spec.query_id = checkpoint.query_id().await?;
+        spec.run_id = uuid::Uuid::new_v4();
+        if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
+            if let Ok(seq) = sluice_common::checkpoint::OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
+                spec.conf.restore_from_offsets(&seq.metadata.conf)?;
+            }
+        }
+        let ctx = SourceContext {
+            memory_streams: self.memory_streams.clone(),
+            sizing: SplitSizing {
+                max_partition_bytes: spec.conf.max_partition_bytes,
+                open_cost_bytes: spec.conf.open_cost_bytes,
+                parallelism: 1,
+            },
+        };
+        let sources = spec.sources.iter().map(|s| create_source(s, &ctx)).collect::<Result<Vec<_>>>()?;
+        let sink: Box<dyn SinkCommitter> = match spec.sink.kind()? {
+            SinkKind::Console(o) => Box::new(ConsoleCommitter::new(o, Arc::clone(&self.console))),
+            SinkKind::Files(o) => Box::new(FileSinkCommitter::new(&o)?),
+            SinkKind::Memory => Box::new(MemoryCommitter::new(spec.sink.name.clone(), self.memory_tables.clone(), spec.output_mode)),
+        };
+        let shared = QueryShared::new(spec.query_id, spec.run_id, spec.name.clone());
+        let exec = MicroBatchExecution::new(
+            Arc::new(spec),
+            checkpoint,
+            temporary,
+            sources,
+            sink,
+            Arc::clone(&resolved.output_schema),
+            resolved.trigger,
+            self.scheduler.clone(),
+            Arc::clone(&shared),
+            self.listener.clone(),
+        )?;
+        tokio::spawn(async move {
+            let _ = exec.run().await;
+        });
+        Ok(StreamingQuery { shared })
+    }
+
+    /// The memory stream called `name` (declared with `'connector' = 'memory'`).
+    pub fn memory_stream(&self, name: &str) -> Option<MemoryStream> {
+        self.memory_streams.get(name)
+    }
+
+    /// The contents of the memory sink called `name`.
+    pub fn memory_table(&self, name: &str) -> Option<MemoryTable> {
+        self.memory_tables.get(name)
+    }
+
+    /// Empties the memory sink called `name`.
+    pub fn clear_memory_table(&self, name: &str) {
+        self.memory_tables.clear(name);
+    }
+}

@@ -1,0 +1,217 @@
+//! The executor process: its gRPC service, registration with the driver and heartbeats.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_proto::v1::driver_service_client::DriverServiceClient;
+use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
+use sluice_proto::v1::{
+    task_response, HeartbeatRequest, RegisterExecutorRequest, ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest,
+    TaskResponse, TaskSuccess,
+};
+use sluice_proto::PROTOCOL_VERSION;
+use tokio::sync::{watch, Semaphore};
+use tonic::{Request, Response, Status};
+
+use crate::query_cache::QueryCache;
+use crate::task_runner::{run_task, TaskContext};
+use crate::wire::error_to_proto;
+
+/// Largest gRPC message an executor accepts or sends (task results may carry collected rows).
+pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
+
+/// How an executor is started.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// The driver's gRPC endpoint, e.g. `http://127.0.0.1:7077`.
+    pub driver_endpoint: String,
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Tasks run at once.
+    pub task_slots: usize,
+    /// Stable id; a random one when absent.
+    pub executor_id: Option<String>,
+    /// Interval between heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl ExecutorConfig {
+    /// Defaults for an executor of the driver at `driver_endpoint` on this machine.
+    pub fn local(driver_endpoint: impl Into<String>) -> Self {
+        Self {
+            driver_endpoint: driver_endpoint.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            task_slots: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            executor_id: None,
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+struct Service {
+    queries: QueryCache,
+    slots: Semaphore,
+}
+
+#[tonic::async_trait]
+impl ExecutorService for Service {
+    async fn run_task(&self, request: Request<TaskRequest>) -> Result<Response<TaskResponse>, Status> {
+        let req = request.into_inner();
+        let _permit = self.slots.acquire().await.map_err(|_| Status::unavailable("executor is shutting down"))?;
+        let outcome = self.execute(&req).await;
+        let response = match outcome {
+            Ok(success) => TaskResponse { outcome: Some(task_response::Outcome::Success(success)) },
+            Err(e) => {
+                tracing::warn!(task = %req.task_id, batch = req.batch_id, error = %e, "task failed");
+                TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }
+            }
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn release_query(&self, request: Request<ReleaseQueryRequest>) -> Result<Response<ReleaseQueryResponse>, Status> {
+        self.queries.release(&request.into_inner().query_run_id).await;
+        Ok(Response::new(ReleaseQueryResponse {}))
+    }
+}
+
+impl Service {
+    async fn execute(&self, req: &TaskRequest) -> Result<TaskSuccess> {
+        let query = self.queries.get_or_prepare(&req.query_run_id, req.spec_hash, &req.query_spec_json).await?;
+        let kind = serde_json::from_slice(&req.task_kind_json)
+            .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
+        let ctx = TaskContext {
+            batch_id: req.batch_id,
+            batch_timestamp_ms: req.batch_timestamp_ms,
+            partition_index: req.partition_index,
+        };
+        let outcome = run_task(&query, &kind, &req.inline_rows, &ctx)
+            .await
+            .map_err(|e| e.context(format!("batch {} task {}", req.batch_id, req.partition_index)))?;
+        Ok(TaskSuccess {
+            metrics_json: serde_json::to_vec(&outcome.metrics)?,
+            sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
+            rows: outcome.rows.map(|b| b.to_vec()).unwrap_or_default(),
+        })
+    }
+}
+
+/// A running executor.
+pub struct ExecutorHandle {
+    /// The id it registered with.
+    pub id: String,
+    /// Where the driver reaches it.
+    pub endpoint: String,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl ExecutorHandle {
+    /// Starts serving and registers with the driver (retrying until the driver answers).
+    pub async fn start(config: ExecutorConfig) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| SluiceError::external(format!("executor cannot listen on {}: {e}", config.bind)).with_retryable(false))?;
+        let addr = listener.local_addr()?;
+        let endpoint = format!("http://{addr}");
+        let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let (shutdown, mut stop_rx) = watch::channel(false);
+        let service = Service { queries: QueryCache::default(), slots: Semaphore::new(config.task_slots.max(1)) };
+        let server_svc = ExecutorServiceServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .add_service(server_svc)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "executor gRPC server stopped");
+            }
+        });
+        let heartbeat = tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), shutdown.subscribe()));
+        tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
+        Ok(Self { id, endpoint, shutdown, server, heartbeat })
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.heartbeat.abort();
+        let _ = self.server.await;
+    }
+
+    /// Waits until the executor stops (its server ends).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+        self.heartbeat.abort();
+    }
+}
+
+/// Registers, then heartbeats; re-registers whenever the driver forgets us or restarts.
+async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mut stop: watch::Receiver<bool>) {
+    let mut registered = false;
+    let mut backoff = Duration::from_millis(100);
+    let mut client: Option<DriverServiceClient<tonic::transport::Channel>> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let step = async {
+            if client.is_none() {
+                client = Some(DriverServiceClient::connect(config.driver_endpoint.clone()).await.map_err(|e| e.to_string())?);
+            }
+            let Some(client) = client.as_mut() else { return Err("no driver connection".to_string()) };
+            if !registered {
+                let resp = client
+                    .register_executor(RegisterExecutorRequest {
+                        protocol_version: PROTOCOL_VERSION,
+                        endpoint: endpoint.clone(),
+                        flight_endpoint: String::new(),
+                        task_slots: config.task_slots as u32,
+                        executor_id: id.clone(),
+                    })
+                    .await
+                    .map_err(|e| e.message().to_string())?
+                    .into_inner();
+                if resp.protocol_version != PROTOCOL_VERSION {
+                    return Err(format!(
+                        "driver speaks protocol {} but this executor speaks {PROTOCOL_VERSION}",
+                        resp.protocol_version
+                    ));
+                }
+                tracing::info!(executor = %id, "registered with the driver");
+                return Ok(true);
+            }
+            let resp = client
+                .heartbeat(HeartbeatRequest { executor_id: id.clone(), running_tasks: 0 })
+                .await
+                .map_err(|e| e.message().to_string())?
+                .into_inner();
+            Ok(!resp.reregister)
+        };
+        let wait = match step.await {
+            Ok(ok) => {
+                registered = ok;
+                backoff = Duration::from_millis(100);
+                config.heartbeat_interval
+            }
+            Err(e) => {
+                tracing::debug!(executor = %id, error = %e, "driver not reachable; retrying");
+                registered = false;
+                client = None;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
