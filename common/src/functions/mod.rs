@@ -3,6 +3,8 @@
 //! Users paste expressions from Spark jobs; `timestamp_seconds(v)`, `window(ts, '5 minutes')` or
 //! `CAST(ts AS BIGINT)` must mean in sluice what they mean in Spark.
 
+pub mod conversions;
+pub mod spark_cast;
 pub mod time;
 pub mod window;
 
@@ -22,9 +24,18 @@ pub fn register_spark_functions(state: &mut SessionState) {
         ScalarUDF::new_from_impl(window::WindowFunc::default()),
         ScalarUDF::new_from_impl(window::SessionWindowFunc::default()),
         ScalarUDF::new_from_impl(window::WindowTimeFunc::default()),
+        ScalarUDF::new_from_impl(conversions::ToTemporal::timestamp()),
+        ScalarUDF::new_from_impl(conversions::ToTemporal::date()),
+        ScalarUDF::new_from_impl(conversions::DateFormat::default()),
+        ScalarUDF::new_from_impl(conversions::UnixTime::new("unix_seconds", 1_000_000)),
+        ScalarUDF::new_from_impl(conversions::UnixTime::new("unix_millis", 1_000)),
+        ScalarUDF::new_from_impl(conversions::UnixTime::new("unix_micros", 1)),
+        ScalarUDF::new_from_impl(conversions::UnixTime::new("unix_timestamp", 1_000_000)),
+        ScalarUDF::new_from_impl(conversions::FromJson::default()),
     ];
     for udf in udfs {
         // Registration only fails for invalid names, which these are not.
         let _ = state.register_udf(Arc::new(udf));
     }
+    state.add_analyzer_rule(Arc::new(spark_cast::SparkCasts));
 }

@@ -42,6 +42,7 @@ pub fn base_session_state() -> SessionState {
         .with_information_schema(false)
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
         .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
         .set_str("datafusion.execution.time_zone", "UTC");
     config.options_mut().optimizer.repartition_joins = false;

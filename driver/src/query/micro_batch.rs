@@ -124,7 +124,8 @@ impl MicroBatchExecution {
         }
         let error = result.as_ref().err().cloned();
         if let Some(e) = &error {
-            tracing::error!(query = %self.shared.id, error = %e, "query terminated with an error");
+            // Reported to whoever holds the query handle (the CLI prints it as one line).
+            tracing::debug!(query = %self.shared.id, error = %e, "query terminated with an error");
         }
         self.shared.state.send_replace(QueryState::Terminated(error));
         result
@@ -293,6 +294,7 @@ impl MicroBatchExecution {
         };
         let seq = OffsetSeq { offsets: latest.clone(), metadata: metadata.clone() };
         self.checkpoint.write_offsets(self.batch_id, &seq).await?;
+        super::fault::pause_point("after-offsets", self.batch_id).await;
         // The previous batch is durable: let sources release its input (cleanSource).
         for (i, source) in self.sources.iter_mut().enumerate() {
             if let Some(prev) = &self.committed[i] {
@@ -350,6 +352,7 @@ impl MicroBatchExecution {
         let t = Instant::now();
         let commit = CommitMetadata { next_batch_watermark_ms: self.watermark.current_ms() };
         self.checkpoint.write_commit(batch.id, &commit).await?;
+        super::fault::pause_point("after-commit", batch.id).await;
         timer.record("commitOffsets", t);
 
         self.report(&batch, &results, &node_stats, sink_rows, timer);

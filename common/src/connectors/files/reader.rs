@@ -39,7 +39,7 @@ pub async fn read_file_range(range: &FileRange, format: &FileFormat, schema: &Sc
         }
         FileFormat::Csv(opts) => {
             let data = read_owned_lines(&loc, range).await?;
-            decode_csv(&data, range.start == 0, schema, opts)
+            decode_csv(&data, range.start == 0 && opts.header(), schema, opts)
         }
         FileFormat::Text => {
             let data = read_owned_lines(&loc, range).await?;

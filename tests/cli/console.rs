@@ -1,0 +1,142 @@
+//! The console sink's layout, `sluice cat`, and Ctrl-C.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_tests::binary::{run_sluice, spawn_sluice, stderr, stdout, wait_until};
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root")
+}
+
+#[test]
+fn quickstart_prints_sparks_console_layout() {
+    let out = run_sluice(repo_root(), &["run", "examples/quickstart.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    // The purchases of the three sample files, one file per batch; truncate=false left-aligns.
+    let expected = "\
+-------------------------------------------
+Batch: 0
+-------------------------------------------
++-------------------+-------+------+---------------+
+|event_time         |user_id|amount|amount_with_tax|
++-------------------+-------+------+---------------+
+|2024-05-01 10:03:21|u1     |140   |154.0          |
+|2024-05-01 10:06:42|u1     |280   |308.0          |
+|2024-05-01 10:07:49|u1     |80    |88.0           |
++-------------------+-------+------+---------------+
+
+-------------------------------------------
+Batch: 1
+-------------------------------------------
++-------------------+-------+------+---------------+
+|event_time         |user_id|amount|amount_with_tax|
++-------------------+-------+------+---------------+
+|2024-05-01 10:10:00|u2     |410   |451.0          |
+|2024-05-01 10:11:07|u1     |380   |418.0          |
+|2024-05-01 10:13:21|u1     |90    |99.0           |
+|2024-05-01 10:15:35|u1     |200   |220.0          |
++-------------------+-------+------+---------------+
+
+-------------------------------------------
+Batch: 2
+-------------------------------------------
++-------------------+-------+------+---------------+
+|event_time         |user_id|amount|amount_with_tax|
++-------------------+-------+------+---------------+
+|2024-05-01 10:20:00|u1     |40    |44.0           |
+|2024-05-01 10:26:42|u3     |320   |352.0          |
+|2024-05-01 10:27:49|u3     |290   |319.0          |
++-------------------+-------+------+---------------+
+
+";
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn truncated_cells_are_right_aligned_and_extra_rows_are_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        "CREATE STREAM r WITH ('connector'='rate-micro-batch','rowsPerBatch'='3','numPartitions'='1');
+         CREATE SINK c WITH ('connector'='console','numRows'='2');
+         SET 'trigger' = 'availableNow';
+         INSERT INTO c SELECT value, concat('a-very-long-label-', CAST(value AS STRING), '-end') AS label FROM r;",
+    )
+    .unwrap();
+    let out = run_sluice(dir.path(), &["run", "job.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "\
+-------------------------------------------
+Batch: 0
+-------------------------------------------
++-----+--------------------+
+|value|               label|
++-----+--------------------+
+|    0|a-very-long-label...|
+|    1|a-very-long-label...|
++-----+--------------------+
+only showing top 2 rows
+
+"
+    );
+}
+
+#[test]
+fn cat_prints_only_committed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        "CREATE STREAM r WITH ('connector'='rate-micro-batch','rowsPerBatch'='4','numPartitions'='2');
+         CREATE SINK o WITH ('connector'='files','format'='parquet','path'='out');
+         SET 'checkpointLocation' = 'chk';
+         SET 'trigger' = 'availableNow';
+         INSERT INTO o SELECT value FROM r;",
+    )
+    .unwrap();
+    let out = run_sluice(dir.path(), &["run", "job.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    // A part file no batch committed must not be printed.
+    std::fs::write(dir.path().join("out/part-00042-stray.c000.json"), "{\"value\":99}\n").unwrap();
+    let cat = run_sluice(dir.path(), &["cat", "out"]);
+    assert!(cat.status.success(), "stderr: {}", stderr(&cat));
+    let mut lines: Vec<String> = stdout(&cat).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["{\"value\":0}", "{\"value\":1}", "{\"value\":2}", "{\"value\":3}"]);
+    let bad = run_sluice(dir.path(), &["cat", "chk"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("is not a file-sink output directory"), "{}", stderr(&bad));
+}
+
+#[test]
+fn ctrl_c_stops_after_the_current_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        "CREATE STREAM r WITH ('connector'='rate-micro-batch','rowsPerBatch'='2');
+         CREATE SINK o WITH ('connector'='files','format'='json','path'='out');
+         SET 'checkpointLocation' = 'chk';
+         SET 'trigger' = 'processingTime=200 milliseconds';
+         INSERT INTO o SELECT value FROM r;",
+    )
+    .unwrap();
+    let mut child = spawn_sluice(dir.path(), &["run", "job.sql"], &[]);
+    assert!(wait_until(Duration::from_secs(60), || dir.path().join("chk/commits/2").exists()));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "exit {status:?}, stderr: {err}");
+    assert!(err.contains("stopping after the current batch"), "{err}");
+    // Every batch in the WAL was committed: the stop waited for the batch in flight.
+    let ids = |d: &str| {
+        let mut v: Vec<u64> = std::fs::read_dir(dir.path().join(d)).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("chk/offsets"), ids("chk/commits"));
+}

@@ -1,0 +1,130 @@
+//! The `files` sink: Spark's output layout and its `_spark_metadata` commit protocol.
+
+use std::fs;
+
+use sluice_tests::rows::{longs, multiset, sorted_rows};
+use sluice_tests::{path_lit, settle, Harness};
+
+fn manifest_files(out: &std::path::Path, batch: u64) -> Vec<String> {
+    let text = fs::read_to_string(out.join(format!("_spark_metadata/{batch}"))).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("v1"));
+    lines
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["action"], "add");
+            assert_eq!(v["isDir"], false);
+            v["path"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_follows_sparks_writer_and_is_committed_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let h = Harness::start().await;
+    let q = h
+        .run(&format!(
+            "CREATE STREAM s (value BIGINT) WITH ('connector'='memory');
+             CREATE SINK o WITH ('connector'='files','format'='json','path'='{}');
+             SET 'checkpointLocation' = '{}';
+             INSERT INTO o SELECT value, timestamp_seconds(value) AS ts, CASE WHEN value > 1 THEN 'big' END AS label,
+                    named_struct('a', value, 'b', 'x') AS st FROM s;",
+            path_lit(&out),
+            path_lit(&dir.path().join("chk"))
+        ))
+        .await
+        .remove(0);
+    let s = h.session.memory_stream("s").unwrap();
+    s.add_data(longs("value", &[1, 2])).unwrap();
+    settle(&q).await;
+    s.add_data(longs("value", &[3])).unwrap();
+    settle(&q).await;
+    q.stop().await.unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    for b in 0..2 {
+        for f in manifest_files(&out, b) {
+            assert!(f.starts_with("file:///") && f.contains("/part-") && f.ends_with(".json"), "{f}");
+            lines.extend(fs::read_to_string(f.trim_start_matches("file://")).unwrap().lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    // Spark's JSON writer: nulls omitted, timestamps ISO-8601 with millis and Z, structs nested.
+    assert_eq!(
+        lines,
+        vec![
+            r#"{"value":1,"ts":"1970-01-01T00:00:01.000Z","st":{"a":1,"b":"x"}}"#,
+            r#"{"value":2,"ts":"1970-01-01T00:00:02.000Z","label":"big","st":{"a":2,"b":"x"}}"#,
+            r#"{"value":3,"ts":"1970-01-01T00:00:03.000Z","label":"big","st":{"a":3,"b":"x"}}"#,
+        ]
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_by_writes_hive_directories_and_the_source_reads_only_committed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let h = Harness::start().await;
+    let q = h
+        .run(&format!(
+            "CREATE STREAM s (value BIGINT) WITH ('connector'='memory');
+             CREATE SINK o WITH ('connector'='files','format'='parquet','path'='{}','partitionBy'='parity');
+             SET 'checkpointLocation' = '{}';
+             INSERT INTO o SELECT value, CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END AS parity FROM s;",
+            path_lit(&out),
+            path_lit(&dir.path().join("chk"))
+        ))
+        .await
+        .remove(0);
+    h.session.memory_stream("s").unwrap().add_data(longs("value", &[1, 2, 3, 4, 5])).unwrap();
+    settle(&q).await;
+    q.stop().await.unwrap();
+    let files = manifest_files(&out, 0);
+    assert!(files.iter().any(|f| f.contains("/parity=even/")) && files.iter().any(|f| f.contains("/parity=odd/")), "{files:?}");
+    // A part file that no batch committed (a failed attempt's leftovers) must stay invisible.
+    let stray = out.join("parity=odd/part-99999-stray.c000.snappy.parquet");
+    fs::copy(files[0].trim_start_matches("file://"), &stray).unwrap();
+
+    let q = h
+        .run(&format!(
+            "CREATE STREAM back (value BIGINT) WITH ('connector'='files','format'='parquet','path'='{}');
+             CREATE SINK m WITH ('connector'='memory');
+             SET 'trigger' = 'availableNow';
+             INSERT INTO m SELECT value FROM back;",
+            path_lit(&out)
+        ))
+        .await
+        .remove(0);
+    q.await_termination().await.unwrap();
+    assert_eq!(sorted_rows(&h.session.memory_table("m").unwrap().all_rows()), multiset(&["(1)", "(2)", "(3)", "(4)", "(5)"]));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_output_and_file_sink_rejects_other_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let h = Harness::start().await;
+    let job = |mode: &str| {
+        format!(
+            "CREATE STREAM s (value BIGINT) WITH ('connector'='memory');
+             CREATE SINK o WITH ('connector'='files','format'='csv','header'='true','path'='{}');
+             SET 'checkpointLocation' = '{}';
+             SET 'outputMode' = '{mode}';
+             INSERT INTO o SELECT value, concat('v,', CAST(value AS STRING)) AS label FROM s;",
+            path_lit(&out),
+            path_lit(&dir.path().join("chk"))
+        )
+    };
+    let e = h.run_err(&job("update")).await;
+    assert!(e.contains("Data source csv does not support Update output mode"), "{e}");
+    let q = h.run(&job("append")).await.remove(0);
+    h.session.memory_stream("s").unwrap().add_data(longs("value", &[7])).unwrap();
+    settle(&q).await;
+    q.stop().await.unwrap();
+    let f = &manifest_files(&out, 0)[0];
+    assert_eq!(fs::read_to_string(f.trim_start_matches("file://")).unwrap(), "value,label\n7,\"v,7\"\n");
+    h.shutdown().await;
+}
