@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::FutureExt;
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
@@ -59,7 +60,18 @@ impl ExecutorService for Service {
     async fn run_task(&self, request: Request<TaskRequest>) -> Result<Response<TaskResponse>, Status> {
         let req = request.into_inner();
         let _permit = self.slots.acquire().await.map_err(|_| Status::unavailable("executor is shutting down"))?;
-        let outcome = self.execute(&req).await;
+        // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
+        let outcome = match std::panic::AssertUnwindSafe(self.execute(&req)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(SluiceError::internal(format!("task panicked: {what}")))
+            }
+        };
         let response = match outcome {
             Ok(success) => TaskResponse { outcome: Some(task_response::Outcome::Success(success)) },
             Err(e) => {

@@ -4,3 +4,4 @@
 mod console;
 mod errors;
 mod restart;
+mod s3;

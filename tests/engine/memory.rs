@@ -82,3 +82,70 @@ async fn progress_reports_rows_offsets_and_sink_counts() {
     q.stop().await.unwrap();
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_replayed_after_its_sink_commit_is_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let chk = dir.path().join("chk");
+    let job = format!(
+        "CREATE STREAM nums (value BIGINT) WITH ('connector' = 'memory');
+         CREATE SINK out WITH ('connector' = 'memory');
+         SET 'checkpointLocation' = '{}';
+         INSERT INTO out SELECT value FROM nums;",
+        sluice_tests::path_lit(&chk)
+    );
+    let h = Harness::start().await;
+    let q = h.run(&job).await.remove(0);
+    let nums = h.session.memory_stream("nums").unwrap();
+    nums.add_data(longs("value", &[1])).unwrap();
+    settle(&q).await;
+    nums.add_data(longs("value", &[2])).unwrap();
+    settle(&q).await;
+    q.stop().await.unwrap();
+    // A crash after the sink accepted batch 1 but before commits/1 was written.
+    std::fs::remove_file(chk.join("commits/1")).unwrap();
+    let q = h.run(&job).await.remove(0);
+    settle(&q).await;
+    let first = q.recent_progress().first().cloned().expect("batch 1 re-ran");
+    assert_eq!(first.batch_id, 1);
+    assert_eq!(first.sink.num_output_rows, 0, "the memory sink ignored the replayed batch id");
+    assert_eq!(sorted_rows(&h.session.memory_table("out").unwrap().all_rows()), multiset(&["(1)", "(2)"]));
+    assert!(chk.join("commits/1").exists());
+    q.stop().await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_functions_and_casts() {
+    let h = Harness::start().await;
+    let q = h
+        .run(
+            "CREATE STREAM j (value STRING) WITH ('connector' = 'memory');
+             CREATE SINK out WITH ('connector' = 'memory');
+             INSERT INTO out
+             SELECT p.a, p.b, CAST(p.ts AS BIGINT) AS secs, CAST(CAST(p.a AS TIMESTAMP) AS STRING) AS as_ts,
+                    date_format(to_timestamp(p.b, 'dd/MM/yyyy HH:mm'), 'yyyy-MM-dd''T''HH:mm') AS reformatted,
+                    CAST(p.a AS STRING) AS a_text, CAST(p.a * 1.5e10 AS STRING) AS big_double
+             FROM (SELECT from_json(value, 'a BIGINT, b STRING, ts TIMESTAMP') AS p FROM j);",
+        )
+        .await
+        .remove(0);
+    h.session
+        .memory_stream("j")
+        .unwrap()
+        .add_data(sluice_tests::rows::strings(
+            "value",
+            &[r#"{"a": 2, "b": "27/03/2016 19:39", "ts": "1970-01-01T00:00:15Z"}"#, "not json"],
+        ))
+        .unwrap();
+    settle(&q).await;
+    assert_eq!(
+        sorted_rows(&h.session.memory_table("out").unwrap().all_rows()),
+        multiset(&[
+            "(2, 27/03/2016 19:39, 15, 1970-01-01 00:00:02, 2016-03-27T19:39, 2, 3.0E10)",
+            "(null, null, null, null, null, null, null)",
+        ])
+    );
+    q.stop().await.unwrap();
+    h.shutdown().await;
+}

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod rows;
+pub mod services;
 
 use std::time::Duration;
 

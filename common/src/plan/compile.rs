@@ -63,7 +63,9 @@ pub fn parse_query(sql: &str) -> Result<Statement> {
         .try_with_sql(sql)
         .map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
     let query = parser.parse_query().map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
-    Ok(Statement::Query(query))
+    let mut stmt = Statement::Query(query);
+    crate::sql::literals::type_numeric_literals(&mut stmt);
+    Ok(stmt)
 }
 
 /// Plans `sql` against the tables registered in `state`.
@@ -223,7 +225,9 @@ fn parse_expr(sql: &str) -> Result<SqlExpr> {
     let mut parser = Parser::new(&SluiceDialect)
         .try_with_sql(sql)
         .map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
-    parser.parse_expr().map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))
+    let mut expr = parser.parse_expr().map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
+    crate::sql::literals::type_numeric_literals(&mut expr);
+    Ok(expr)
 }
 
 /// Runs `plan` over one task's input and returns its rows.

@@ -2,6 +2,7 @@
 
 pub mod dialect;
 pub mod job;
+pub mod literals;
 pub mod parser;
 
 pub use job::{JobFile, QueryDef, RelationDef, SinkDef};

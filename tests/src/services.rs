@@ -1,0 +1,76 @@
+//! Real services for tests, started on 127.0.0.1 on free ports and stopped on drop.
+//!
+//! `tests/run.sh` installs them; a test that needs one whose binary is missing fails loudly
+//! rather than skipping, so a green run always means the real service was exercised.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Finds an installed binary on PATH or in `~/.cargo/bin`.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn wait_for_port(port: u16) -> bool {
+    crate::binary::wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
+}
+
+/// An S3-compatible server (`s3s-fs`) serving a temporary directory.
+pub struct S3Server {
+    child: Child,
+    /// The directory behind the server: bucket `b` is `root/b`, object `b/k` is the file `root/b/k`.
+    pub root: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// Access key the test server accepts.
+pub const S3_ACCESS_KEY: &str = "sluice-test";
+/// Secret key the test server accepts.
+pub const S3_SECRET_KEY: &str = "sluice-test-secret";
+
+impl S3Server {
+    /// Starts `s3s-fs` with one bucket, `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        let bin = find_binary("s3s-fs").expect("s3s-fs is not installed; tests/run.sh installs it (cargo install s3s-fs@0.14.1 --locked --features binary)");
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join(bucket)).expect("bucket dir");
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        assert!(wait_for_port(port), "s3s-fs did not listen on 127.0.0.1:{port}");
+        Self { child, root, port }
+    }
+
+    /// Environment that points AWS clients (and sluice) at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
