@@ -100,6 +100,7 @@ impl Session {
         let checkpoint = Checkpoint::open(&location)?;
         let mut spec = resolved.spec.clone();
         spec.query_id = checkpoint.query_id().await?;
+        spec.checkpoint_url = checkpoint.location.url.to_string();
         spec.run_id = uuid::Uuid::new_v4();
         if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
             if let Ok(seq) = sluice_common::checkpoint::OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
@@ -129,6 +130,8 @@ impl Session {
             sink,
             Arc::clone(&resolved.output_schema),
             resolved.trigger,
+            resolved.operators.clone(),
+            resolved.needs_gather,
             self.scheduler.clone(),
             Arc::clone(&shared),
             self.listener.clone(),

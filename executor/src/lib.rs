@@ -10,6 +10,8 @@
 
 pub mod query_cache;
 pub mod service;
+pub mod shuffle;
+pub mod state_cache;
 pub mod task_runner;
 pub mod wire;
 

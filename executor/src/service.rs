@@ -1,6 +1,7 @@
 //! The executor process: its gRPC service, registration with the driver and heartbeats.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -16,7 +17,9 @@ use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::query_cache::QueryCache;
-use crate::task_runner::{run_task, TaskContext};
+use crate::shuffle::{BlockStore, ShuffleService};
+use crate::state_cache::StateCache;
+use crate::task_runner::{run_task, TaskContext, TaskEnv};
 use crate::wire::error_to_proto;
 
 /// Largest gRPC message an executor accepts or sends (task results may carry collected rows).
@@ -53,6 +56,10 @@ impl ExecutorConfig {
 struct Service {
     queries: QueryCache,
     slots: Semaphore,
+    blocks: Arc<BlockStore>,
+    states: StateCache,
+    /// This executor's endpoint, as the driver and other executors reach it.
+    endpoint: String,
 }
 
 #[tonic::async_trait]
@@ -83,7 +90,10 @@ impl ExecutorService for Service {
     }
 
     async fn release_query(&self, request: Request<ReleaseQueryRequest>) -> Result<Response<ReleaseQueryResponse>, Status> {
-        self.queries.release(&request.into_inner().query_run_id).await;
+        let run = request.into_inner().query_run_id;
+        self.queries.release(&run).await;
+        self.blocks.release(&run);
+        self.states.release(&run);
         Ok(Response::new(ReleaseQueryResponse {}))
     }
 }
@@ -94,11 +104,16 @@ impl Service {
         let kind = serde_json::from_slice(&req.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
         let ctx = TaskContext {
+            run_id: req.query_run_id.clone(),
             batch_id: req.batch_id,
+            attempt: req.attempt,
             batch_timestamp_ms: req.batch_timestamp_ms,
+            batch_watermark_ms: req.batch_watermark_ms,
+            late_watermark_ms: req.late_watermark_ms,
             partition_index: req.partition_index,
         };
-        let outcome = run_task(&query, &kind, &req.inline_rows, &ctx)
+        let env = TaskEnv { blocks: &self.blocks, states: &self.states, endpoint: &self.endpoint };
+        let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
             .await
             .map_err(|e| e.context(format!("batch {} task {}", req.batch_id, req.partition_index)))?;
         Ok(TaskSuccess {
@@ -130,14 +145,25 @@ impl ExecutorHandle {
         let endpoint = format!("http://{addr}");
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
-        let service = Service { queries: QueryCache::default(), slots: Semaphore::new(config.task_slots.max(1)) };
+        let blocks = Arc::new(BlockStore::default());
+        let service = Service {
+            queries: QueryCache::default(),
+            slots: Semaphore::new(config.task_slots.max(1)),
+            blocks: Arc::clone(&blocks),
+            states: StateCache::default(),
+            endpoint: endpoint.clone(),
+        };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        // Shuffle blocks are served over Arrow Flight on the same port.
+        let flight_svc = arrow_flight::flight_service_server::FlightServiceServer::new(ShuffleService { blocks })
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(server_svc)
+                .add_service(flight_svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop_rx.wait_for(|s| *s).await;
                 })
@@ -184,7 +210,7 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
                     .register_executor(RegisterExecutorRequest {
                         protocol_version: PROTOCOL_VERSION,
                         endpoint: endpoint.clone(),
-                        flight_endpoint: String::new(),
+                        flight_endpoint: endpoint.clone(),
                         task_slots: config.task_slots as u32,
                         executor_id: id.clone(),
                     })

@@ -1,7 +1,10 @@
 //! One task, start to finish: the data path of a micro-batch on an executor.
 //!
-//! read split → computed columns → event-time stats → DataFusion plan → sink (files written
-//! here, or rows handed back for the driver to print/store) → metrics.
+//! * stateless: read split → computed columns → event-time stats → query → sink.
+//! * map: read split → … → first operator's map side → shuffle blocks.
+//! * reduce: fetch blocks → merge with the state partition → commit state → next operator's map
+//!   side (blocks), or the query's output → sink (or a block for the gather task).
+//! * gather: fetch every partition's output → output fragment → sink.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -9,65 +12,218 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use sluice_common::connectors::sinks::{write_task_output, SinkTaskContext, SinkTaskOutput};
+use sluice_common::connectors::source::SplitSpec;
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::functions::time::to_micros;
-use sluice_common::plan::{execute, EventTimeStats, SourceProjection, TaskInput, TaskKind, TaskMetrics};
+use sluice_common::ops::aggregate::{reduce_aggregate, AggregateTask};
+use sluice_common::ops::dedup::reduce_dedup;
+use sluice_common::ops::session::reduce_sessions;
+use sluice_common::ops::{as_operator_output, map_side, CompiledOperator};
+use sluice_common::plan::streaming::OperatorKind;
+use sluice_common::plan::spec::BlockSource;
+use sluice_common::plan::{EventTimeStats, SourceProjection, StateOperatorMetrics, TaskInput, TaskKind, TaskMetrics};
+use sluice_common::state::hash::SPARK_SEED;
+use sluice_common::state::StatePolicy;
 use sluice_common::time::micros_to_millis;
 
 use crate::query_cache::PreparedQuery;
+use crate::shuffle::{fetch_blocks, BlockId, BlockStore};
+use crate::state_cache::StateCache;
 
-/// The immutable facts of one task.
+/// The facts of one task.
 #[derive(Debug, Clone)]
 pub struct TaskContext {
+    pub run_id: String,
     pub batch_id: u64,
+    pub attempt: u32,
     pub batch_timestamp_ms: i64,
+    pub batch_watermark_ms: i64,
+    pub late_watermark_ms: i64,
     pub partition_index: u32,
 }
 
 /// What a successful task returns.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TaskOutcome {
     pub metrics: TaskMetrics,
     pub sink_output: SinkTaskOutput,
     pub rows: Option<Bytes>,
 }
 
+/// Executor resources a task may use.
+pub struct TaskEnv<'a> {
+    pub blocks: &'a BlockStore,
+    pub states: &'a StateCache,
+    /// This executor's own endpoint (blocks produced here are read locally).
+    pub endpoint: &'a str,
+}
+
 /// Runs one task of `query`.
-pub async fn run_task(query: &PreparedQuery, kind: &TaskKind, inline_rows: &[u8], ctx: &TaskContext) -> Result<TaskOutcome> {
+pub async fn run_task(query: &PreparedQuery, kind: &TaskKind, inline_rows: &[u8], ctx: &TaskContext, env: &TaskEnv<'_>) -> Result<TaskOutcome> {
     let started = Instant::now();
-    match kind {
+    env.blocks.begin(&ctx.run_id, ctx.batch_id, ctx.attempt);
+    let mut outcome = match kind {
         TaskKind::Stateless { source_index, split } => {
-            let reader = query
-                .readers
-                .get(*source_index)
-                .ok_or_else(|| SluiceError::internal(format!("task for unknown source {source_index}")))?;
-            let projection = &query.compiled.source_projections[*source_index];
-            let data = reader.read(split, inline_rows).await?;
-            let batches: Vec<RecordBatch> = data.batches.iter().map(|b| projection.apply(b)).collect::<Result<_>>()?;
-            let input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-            let mut event_time = BTreeMap::new();
-            if let Some(stats) = event_time_stats(projection, &batches)? {
-                event_time.insert(*source_index, stats);
-            }
-            let input = TaskInput {
-                sources: HashMap::from([(*source_index, batches)]),
-                static_tables: query.static_tables(ctx.batch_id).await,
-            };
-            let output = execute(&query.compiled, input, ctx.batch_timestamp_ms).await?;
-            let sink_kind = query.compiled.spec.sink.kind()?;
-            let sink_ctx = SinkTaskContext { batch_id: ctx.batch_id, partition_index: ctx.partition_index };
-            let (sink_output, rows) = write_task_output(&sink_kind, &query.compiled.schema, &output, &sink_ctx).await?;
-            let metrics = TaskMetrics {
-                source_index: Some(*source_index),
-                input_rows,
-                malformed_rows: data.malformed_rows,
-                output_rows: sink_output.num_rows,
-                event_time,
-                duration_ms: started.elapsed().as_millis() as u64,
-            };
-            Ok(TaskOutcome { metrics, sink_output, rows })
+            let (input, mut metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
+            let rows = query.compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
+            let (sink_output, rows) = write_sink(query, &rows, ctx).await?;
+            metrics.output_rows = sink_output.num_rows;
+            TaskOutcome { metrics, sink_output, rows }
         }
+        TaskKind::Map { source_index, split } => {
+            let (input, metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
+            let state = query.compiled.task_state(input, ctx.batch_timestamp_ms);
+            let op = &query.compiled.pipeline.operators[0];
+            let blocks = map_side(&state, op, &query.compiled.operators[0], query.compiled.spec.conf.shuffle_partitions).await?;
+            store_blocks(env, ctx, 0, blocks);
+            TaskOutcome { metrics, ..Default::default() }
+        }
+        TaskKind::Reduce { op, partition, inputs } => run_reduce(query, *op, *partition, inputs, ctx, env).await?,
+        TaskKind::Gather { inputs } => {
+            let last = query.compiled.pipeline.operators.len() - 1;
+            let rows = fetch(env, ctx, (last + 1) as u32, 0, inputs).await?;
+            let input = TaskInput { operator_outputs: HashMap::from([(last, rows)]), ..Default::default() };
+            let out = query.compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
+            let (sink_output, rows) = write_sink(query, &out, ctx).await?;
+            TaskOutcome { metrics: TaskMetrics { output_rows: sink_output.num_rows, ..Default::default() }, sink_output, rows }
+        }
+    };
+    outcome.metrics.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(outcome)
+}
+
+fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, blocks: Vec<Vec<RecordBatch>>) {
+    for (partition, rows) in blocks.into_iter().enumerate() {
+        let id = BlockId {
+            run_id: ctx.run_id.clone(),
+            batch_id: ctx.batch_id,
+            attempt: ctx.attempt,
+            stage,
+            producer: ctx.partition_index,
+            partition: partition as u32,
+        };
+        env.blocks.put(id, rows);
     }
+}
+
+async fn fetch(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, partition: u32, inputs: &[BlockSource]) -> Result<Vec<RecordBatch>> {
+    let sources: Vec<(BlockId, String)> = inputs
+        .iter()
+        .map(|s| {
+            (
+                BlockId {
+                    run_id: ctx.run_id.clone(),
+                    batch_id: ctx.batch_id,
+                    attempt: ctx.attempt,
+                    stage,
+                    producer: s.producer,
+                    partition,
+                },
+                s.endpoint.clone(),
+            )
+        })
+        .collect();
+    fetch_blocks(env.blocks, env.endpoint, &sources).await
+}
+
+async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<(SinkTaskOutput, Option<Bytes>)> {
+    let sink_kind = query.compiled.spec.sink.kind()?;
+    let sink_ctx = SinkTaskContext { batch_id: ctx.batch_id, partition_index: ctx.partition_index };
+    write_task_output(&sink_kind, &query.compiled.schema, rows, &sink_ctx).await
+}
+
+/// Reads a split into a task input, with the source's metrics and event-time stats.
+async fn read_input(query: &PreparedQuery, source_index: usize, split: &SplitSpec, inline_rows: &[u8], ctx: &TaskContext) -> Result<(TaskInput, TaskMetrics)> {
+    let reader = query
+        .readers
+        .get(source_index)
+        .ok_or_else(|| SluiceError::internal(format!("task for unknown source {source_index}")))?;
+    let projection = &query.compiled.source_projections[source_index];
+    let data = reader.read(split, inline_rows).await?;
+    let batches: Vec<RecordBatch> = data.batches.iter().map(|b| projection.apply(b)).collect::<Result<_>>()?;
+    let input_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let mut event_time = BTreeMap::new();
+    if let Some(stats) = event_time_stats(projection, &batches)? {
+        event_time.insert(source_index, stats);
+    }
+    let input = TaskInput {
+        sources: HashMap::from([(source_index, batches)]),
+        operator_outputs: HashMap::new(),
+        static_tables: query.static_tables(ctx.batch_id).await,
+    };
+    let metrics = TaskMetrics {
+        source_index: Some(source_index),
+        input_rows,
+        malformed_rows: data.malformed_rows,
+        event_time,
+        ..Default::default()
+    };
+    Ok((input, metrics))
+}
+
+async fn run_reduce(query: &PreparedQuery, op_id: usize, partition: u32, inputs: &[BlockSource], ctx: &TaskContext, env: &TaskEnv<'_>) -> Result<TaskOutcome> {
+    let compiled = &query.compiled;
+    let spec = &compiled.spec;
+    let op = &compiled.pipeline.operators[op_id];
+    let operator = &compiled.operators[op_id];
+    let input = fetch(env, ctx, op_id as u32, partition, inputs).await?;
+    let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
+    let mut guard = env
+        .states
+        .checkout(&ctx.run_id, op_id, partition, ctx.batch_id, &checkpoint, operator.state_schemas())
+        .await?;
+    let part = guard.as_mut().ok_or_else(|| SluiceError::internal("state partition missing after checkout"))?;
+    let task_ctx = compiled.state.task_ctx();
+    let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = match (operator, &op.kind) {
+        (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
+            let holds_global_group = stages.group_count == 0 && (SPARK_SEED as i32).rem_euclid(spec.conf.shuffle_partitions as i32) as u32 == partition;
+            let task = AggregateTask {
+                mode: spec.output_mode,
+                event_time: *event_time,
+                late_watermark_ms: ctx.late_watermark_ms,
+                eviction_watermark_ms: ctx.batch_watermark_ms,
+                holds_global_group,
+            };
+            reduce_aggregate(stages, &mut part.state, input, task, &task_ctx).await?
+        }
+        (CompiledOperator::Session(stages), OperatorKind::SessionAggregate { .. }) => {
+            reduce_sessions(stages, &mut part.state, input, spec.output_mode, ctx.late_watermark_ms, ctx.batch_watermark_ms, &task_ctx).await?
+        }
+        (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => {
+            reduce_dedup(d, &mut part.state, &input, ctx.late_watermark_ms, ctx.batch_watermark_ms)?
+        }
+        _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
+    };
+    let policy = StatePolicy {
+        min_deltas_for_snapshot: spec.conf.min_deltas_for_snapshot,
+        min_batches_to_retain: spec.conf.min_batches_to_retain,
+    };
+    metrics.commit_time_ms = part.commit(policy).await?.commit_ms;
+    metrics.operator = op_id;
+    drop(guard);
+
+    let output_schema = op.output_table_schema();
+    let emitted = as_operator_output(emitted, &output_schema)?;
+    let mut outcome = TaskOutcome::default();
+    let last = op_id + 1 == compiled.pipeline.operators.len();
+    if !last {
+        let input = TaskInput { operator_outputs: HashMap::from([(op_id, emitted)]), ..Default::default() };
+        let state = compiled.task_state(input, ctx.batch_timestamp_ms);
+        let next = op_id + 1;
+        let blocks = map_side(&state, &compiled.pipeline.operators[next], &compiled.operators[next], spec.conf.shuffle_partitions).await?;
+        store_blocks(env, ctx, next as u32, blocks);
+    } else if compiled.pipeline.needs_gather {
+        store_blocks(env, ctx, (op_id + 1) as u32, vec![emitted]);
+    } else {
+        let input = TaskInput { operator_outputs: HashMap::from([(op_id, emitted)]), ..Default::default() };
+        let rows = compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
+        let (sink_output, rows) = write_sink(query, &rows, ctx).await?;
+        outcome.metrics.output_rows = sink_output.num_rows;
+        outcome.sink_output = sink_output;
+        outcome.rows = rows;
+    }
+    outcome.metrics.state = vec![metrics];
+    Ok(outcome)
 }
 
 /// Min/max/avg of the watermark column in ms (Spark's `EventTimeWatermarkExec`); null event

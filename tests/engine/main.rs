@@ -5,6 +5,7 @@ mod files;
 mod malformed;
 mod memory;
 mod modes;
+mod oracles;
 mod rate;
 mod sinks;
 mod socket;

@@ -24,6 +24,8 @@ pub fn register_spark_functions(state: &mut SessionState) {
         ScalarUDF::new_from_impl(window::WindowFunc::default()),
         ScalarUDF::new_from_impl(window::SessionWindowFunc::default()),
         ScalarUDF::new_from_impl(window::WindowTimeFunc::default()),
+        ScalarUDF::new_from_impl(window::WindowListFunc::default()),
+        ScalarUDF::new_from_impl(window::WithinWatermarkFunc::default()),
         ScalarUDF::new_from_impl(conversions::ToTemporal::timestamp()),
         ScalarUDF::new_from_impl(conversions::ToTemporal::date()),
         ScalarUDF::new_from_impl(conversions::DateFormat::default()),
@@ -36,6 +38,15 @@ pub fn register_spark_functions(state: &mut SessionState) {
     for udf in udfs {
         // Registration only fails for invalid names, which these are not.
         let _ = state.register_udf(Arc::new(udf));
+    }
+    // Spark's names for aggregates DataFusion calls differently.
+    let aliases = [
+        (datafusion::functions_aggregate::approx_distinct::approx_distinct_udaf(), "approx_count_distinct"),
+        (datafusion::functions_aggregate::first_last::first_value_udaf(), "first"),
+        (datafusion::functions_aggregate::first_last::last_value_udaf(), "last"),
+    ];
+    for (udaf, alias) in aliases {
+        let _ = state.register_udaf(Arc::new(udaf.as_ref().clone().with_aliases([alias])));
     }
     state.add_analyzer_rule(Arc::new(spark_cast::SparkCasts));
 }

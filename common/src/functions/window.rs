@@ -26,6 +26,16 @@ pub fn window_struct_type(time_type: &DataType) -> DataType {
     DataType::Struct(Fields::from(vec![Field::new("start", t.clone(), true), Field::new("end", t, true)]))
 }
 
+/// A window over an event-time column is itself an event-time column (Spark copies the
+/// watermark metadata onto the window), so grouping by it lets the watermark evict groups.
+fn with_event_time_metadata(field: Field, time_field: &FieldRef) -> FieldRef {
+    let key = crate::plan::streaming::WATERMARK_DELAY_KEY;
+    match time_field.metadata().get(key) {
+        Some(delay) => Arc::new(field.with_metadata([(key.to_string(), delay.clone())].into_iter().collect())),
+        None => Arc::new(field),
+    }
+}
+
 /// A duration argument as microseconds: interval text (`'10 seconds'`), an interval literal, or
 /// a number of microseconds (Spark treats numeric durations as µs).
 pub fn duration_micros(value: &ScalarValue, what: &str) -> DFResult<i64> {
@@ -157,7 +167,10 @@ impl ScalarUDFImpl for WindowFunc {
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
         WindowSpec::from_args(args.scalar_arguments)?;
-        Ok(Arc::new(Field::new(self.name(), window_struct_type(args.arg_fields[0].data_type()), true)))
+        Ok(with_event_time_metadata(
+            Field::new(self.name(), window_struct_type(args.arg_fields[0].data_type()), true),
+            &args.arg_fields[0],
+        ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let scalars: Vec<Option<ScalarValue>> = args
@@ -219,6 +232,12 @@ impl ScalarUDFImpl for SessionWindowFunc {
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
         Ok(window_struct_type(&arg_types[0]))
     }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        Ok(with_event_time_metadata(
+            Field::new(self.name(), window_struct_type(args.arg_fields[0].data_type()), true),
+            &args.arg_fields[0],
+        ))
+    }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let ts = to_micros(&args.args[0].to_array(args.number_rows)?)?;
         let gaps = gap_micros(&args.args[1].to_array(args.number_rows)?)?;
@@ -245,6 +264,94 @@ fn gap_micros(arr: &ArrayRef) -> DFResult<Vec<Option<i64>>> {
             .collect(),
         other => return exec_err!("session_window() gap has unsupported type {other}"),
     })
+}
+
+/// `window_list(ts, dur, slide[, start])`: every window containing each row, newest first — the
+/// expansion behind sliding windows (see `plan::sliding`); NULL times give no window.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct WindowListFunc {
+    signature: Signature,
+}
+
+impl Default for WindowListFunc {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for WindowListFunc {
+    fn name(&self) -> &str {
+        "window_list"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        WindowFunc::default().coerce_types(arg_types)
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::List(Arc::new(Field::new("item", window_struct_type(&arg_types[0]), true))))
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let item = with_event_time_metadata(Field::new("item", window_struct_type(args.arg_fields[0].data_type()), true), &args.arg_fields[0]);
+        Ok(with_event_time_metadata(Field::new(self.name(), DataType::List(item), true), &args.arg_fields[0]))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let scalars: Vec<Option<ScalarValue>> = args
+            .args
+            .iter()
+            .map(|a| match a {
+                ColumnarValue::Scalar(s) => Some(s.clone()),
+                ColumnarValue::Array(_) => None,
+            })
+            .collect();
+        let refs: Vec<Option<&ScalarValue>> = scalars.iter().map(Option::as_ref).collect();
+        let spec = WindowSpec::from_args(&refs)?;
+        let ts = to_micros(&args.args[0].to_array(args.number_rows)?)?;
+        let mut offsets = vec![0i32];
+        let (mut starts, mut ends) = (Vec::new(), Vec::new());
+        for t in ts.iter() {
+            if let Some(t) = t {
+                for (s, e) in spec.windows_of(t) {
+                    starts.push(s);
+                    ends.push(e);
+                }
+            }
+            offsets.push(starts.len() as i32);
+        }
+        let DataType::List(item) = args.return_type().clone() else { return exec_err!("window_list returns a list") };
+        let structs = window_struct(TimestampMicrosecondArray::from(starts), TimestampMicrosecondArray::from(ends), item.data_type())?;
+        let list = arrow::array::ListArray::try_new(item, arrow::buffer::OffsetBuffer::new(offsets.into()), structs, None)?;
+        Ok(ColumnarValue::Array(Arc::new(list)))
+    }
+}
+
+/// `within_watermark(k1, k2, …)`: marks the keys of `SELECT DISTINCT ON (…)` as Spark's
+/// `dropDuplicatesWithinWatermark(k1, k2, …)`. It has no meaning elsewhere.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct WithinWatermarkFunc {
+    signature: Signature,
+}
+
+impl Default for WithinWatermarkFunc {
+    fn default() -> Self {
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for WithinWatermarkFunc {
+    fn name(&self) -> &str {
+        "within_watermark"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        exec_err!("within_watermark(...) can only be used as the key list of SELECT DISTINCT ON (within_watermark(...)) on a stream")
+    }
 }
 
 /// `window_time(window)`: the window's end minus one microsecond.

@@ -47,11 +47,19 @@ pub fn base_session_state() -> SessionState {
         .set_str("datafusion.execution.time_zone", "UTC");
     config.options_mut().optimizer.repartition_joins = false;
     config.options_mut().optimizer.repartition_aggregations = false;
+    // Streaming aggregation splits DataFusion's partial and final aggregation across a shuffle,
+    // so the physical optimizer must not fuse them, nor answer COUNT(*) from statistics.
+    let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| !matches!(r.name(), "CombinePartialFinalAggregate" | "aggregate_statistics"))
+        .collect();
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
         .with_type_planner(Arc::new(SparkTypePlanner))
+        .with_physical_optimizer_rules(physical_rules)
         .build();
     register_spark_functions(&mut state);
     state
@@ -90,6 +98,10 @@ pub struct CompiledQuery {
     pub schema: SchemaRef,
     /// Per source index: computed columns and watermark applied to each split's rows.
     pub source_projections: Vec<SourceProjection>,
+    /// The plan cut at its stateful operators.
+    pub pipeline: crate::plan::streaming::StreamingPipeline,
+    /// Run-time form of each stateful operator, by operator id.
+    pub operators: Vec<crate::ops::CompiledOperator>,
 }
 
 impl CompiledQuery {
@@ -115,7 +127,12 @@ impl CompiledQuery {
         let state = ctx.state();
         let plan = plan_sql(&state, &spec.select_sql).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        Ok(Self { spec, state, plan, schema, source_projections })
+        let pipeline = crate::plan::streaming::build_pipeline(&plan)?;
+        let mut operators = Vec::with_capacity(pipeline.operators.len());
+        for op in &pipeline.operators {
+            operators.push(crate::ops::compile_operator(&state, op).await?);
+        }
+        Ok(Self { spec, state, plan, schema, source_projections, pipeline, operators })
     }
 
     /// Source indices in the order their scans appear in the plan (Spark's source order).
@@ -179,7 +196,7 @@ impl SourceProjection {
                 return Err(SluiceError::internal("computed columns did not plan to a projection"));
             };
             for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
-                computed.push(state.create_physical_expr(expr.clone(), &df_schema)?);
+                computed.push(state.create_physical_expr(expr.clone(), projection.input.schema())?);
                 fields.push(Arc::new(arrow::datatypes::Field::new(field.name(), field.data_type().clone(), true)));
             }
         }
@@ -200,6 +217,17 @@ impl SourceProjection {
                 }
                 Some(idx)
             }
+        };
+        // Mark the watermark column as event time (Spark's `spark.watermarkDelayMs` metadata), so
+        // windows over it and operators keyed by it know what the watermark evicts.
+        let schema = match (&source.watermark, watermark_column) {
+            (Some(wm), Some(idx)) => {
+                let mut fields: Vec<arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let key = crate::plan::streaming::WATERMARK_DELAY_KEY.to_string();
+                fields[idx] = fields[idx].clone().with_metadata([(key, wm.delay_ms.to_string())].into_iter().collect());
+                Arc::new(arrow::datatypes::Schema::new(fields))
+            }
+            _ => schema,
         };
         Ok(Self { schema, computed, watermark_column })
     }
@@ -230,11 +258,20 @@ fn parse_expr(sql: &str) -> Result<SqlExpr> {
     Ok(expr)
 }
 
-/// Runs `plan` over one task's input and returns its rows.
-pub async fn execute(compiled: &CompiledQuery, input: TaskInput, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
-    let mut state = compiled.state.clone();
-    state.config_mut().set_extension(Arc::new(input));
-    state.execution_props_mut().query_execution_start_time = chrono::DateTime::from_timestamp_millis(batch_timestamp_ms);
-    let physical = state.create_physical_plan(&compiled.plan).await?;
-    Ok(collect(physical, state.task_ctx()).await?)
+impl CompiledQuery {
+    /// A session for one task: its input rows and the batch timestamp (`current_timestamp()`).
+    pub fn task_state(&self, input: TaskInput, batch_timestamp_ms: i64) -> SessionState {
+        let mut state = self.state.clone();
+        state.config_mut().set_extension(Arc::new(input));
+        state.execution_props_mut().query_execution_start_time = chrono::DateTime::from_timestamp_millis(batch_timestamp_ms);
+        state
+    }
+
+    /// Runs the query's output fragment (the whole query when it is stateless) over a task's
+    /// input and returns its rows.
+    pub async fn execute_output(&self, input: TaskInput, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
+        let state = self.task_state(input, batch_timestamp_ms);
+        let physical = state.create_physical_plan(&self.pipeline.output).await?;
+        Ok(collect(physical, state.task_ctx()).await?)
+    }
 }

@@ -3,10 +3,12 @@
 
 pub mod checker;
 pub mod compile;
+pub mod sliding;
+pub mod streaming;
 pub mod spec;
 pub mod tables;
 
 pub use checker::{check_streaming_plan, StreamingShape};
-pub use compile::{base_session_state, execute, CompiledQuery, SourceProjection};
-pub use spec::{EventTimeStats, OutputMode, QueryConf, QuerySpec, TaskKind, TaskMetrics, WatermarkPolicy};
+pub use compile::{base_session_state, CompiledQuery, SourceProjection};
+pub use spec::{EventTimeStats, OutputMode, QueryConf, QuerySpec, StateOperatorMetrics, TaskKind, TaskMetrics, WatermarkPolicy};
 pub use tables::{StaticTableCache, TaskInput};

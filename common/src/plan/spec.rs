@@ -135,6 +135,8 @@ pub struct QuerySpec {
     pub sink: SinkSpec,
     pub output_mode: OutputMode,
     pub conf: QueryConf,
+    /// Absolute URL of the checkpoint (state files live under `state/`).
+    pub checkpoint_url: String,
 }
 
 impl QuerySpec {
@@ -154,6 +156,23 @@ impl QuerySpec {
 pub enum TaskKind {
     /// A stateless query: read one split, run the whole query over it, write to the sink.
     Stateless { source_index: usize, split: SplitSpec },
+    /// First stage of a stateful query: read one split, run the first operator's map side,
+    /// keep one shuffle block per state partition.
+    Map { source_index: usize, split: SplitSpec },
+    /// Operator `op` for state `partition`: merge the shuffled input with the partition's state,
+    /// then feed the next operator's map side, or the query's output (sink or gather block).
+    Reduce { op: usize, partition: u32, inputs: Vec<BlockSource> },
+    /// The output fragment over every partition's rows at once (e.g. complete mode ORDER BY).
+    Gather { inputs: Vec<BlockSource> },
+}
+
+/// Where a consumer task finds one producer's block.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockSource {
+    /// Task index of the producer in its stage.
+    pub producer: u32,
+    /// Flight endpoint of the executor that ran it.
+    pub endpoint: String,
 }
 
 /// Event-time statistics of one watermark node in one task (Spark's `EventTimeStats`).
@@ -204,6 +223,26 @@ pub struct TaskMetrics {
     pub event_time: BTreeMap<usize, EventTimeStats>,
     /// Wall time of the task in ms.
     pub duration_ms: u64,
+    /// State metrics of the stateful operators this task ran.
+    #[serde(default)]
+    pub state: Vec<StateOperatorMetrics>,
+}
+
+/// One stateful operator's metrics in one task (summed by the driver into Spark's
+/// `stateOperators` progress entries).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StateOperatorMetrics {
+    pub operator: usize,
+    pub num_rows_total: u64,
+    pub num_rows_updated: u64,
+    pub num_rows_removed: u64,
+    pub num_rows_dropped_by_watermark: u64,
+    pub memory_used_bytes: u64,
+    pub all_updates_time_ms: u64,
+    pub all_removals_time_ms: u64,
+    pub commit_time_ms: u64,
+    #[serde(default)]
+    pub custom: BTreeMap<String, i64>,
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use crate::connectors::{read_table, TableSpec};
 pub struct TaskInput {
     /// Rows of each source for this task; sources not listed are empty.
     pub sources: HashMap<usize, Vec<RecordBatch>>,
+    /// Rows a stateful operator emitted, by operator id, for the plan fragment above it.
+    pub operator_outputs: HashMap<usize, Vec<RecordBatch>>,
     /// Static tables read for this batch, shared by the batch's tasks on one executor.
     pub static_tables: Arc<StaticTableCache>,
 }
@@ -124,6 +126,48 @@ impl TableProvider for StaticTable {
             .unwrap_or_default();
         let rows = cache.get_or_read(&self.spec).await?;
         Ok(MemorySourceConfig::try_new_exec(&[rows.as_ref().clone()], Arc::clone(&self.spec.schema), projection.cloned())?)
+    }
+}
+
+/// The output of stateful operator `op`, as a table for the plan fragment above it.
+///
+/// Columns are named positionally (`c0`, `c1`, …) because the operator's output may hold
+/// equal names under different qualifiers; a projection above the scan restores the original
+/// qualified names (see `plan::streaming`).
+pub struct OperatorOutputTable {
+    pub op: usize,
+    pub schema: SchemaRef,
+}
+
+impl fmt::Debug for OperatorOutputTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OperatorOutput({})", self.op)
+    }
+}
+
+#[async_trait]
+impl TableProvider for OperatorOutputTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let rows = state
+            .config()
+            .get_extension::<TaskInput>()
+            .and_then(|input| input.operator_outputs.get(&self.op).cloned())
+            .unwrap_or_default();
+        Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.schema), projection.cloned())?)
     }
 }
 

@@ -12,15 +12,18 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use sluice_common::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
 use sluice_common::connectors::sinks::{SinkCommitter, TaskSinkResult};
-use sluice_common::connectors::source::{AvailableNowSupport, ReadLimit, Source, SourceCheckpoint};
+use sluice_common::connectors::source::{AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint};
 use sluice_common::error::{ErrorKind, Result, SluiceError};
-use sluice_common::plan::{EventTimeStats, QuerySpec, TaskKind};
+use sluice_common::plan::{EventTimeStats, QuerySpec};
+use sluice_common::progress::StateOperatorProgress;
 use sluice_common::progress::StreamingQueryProgress;
 use sluice_common::time::now_ms;
 
 use super::handle::{QueryShared, QueryState};
 use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
-use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler, TaskSpec};
+use super::resolve::OperatorInfo;
+use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler};
+use super::stages::StageRunner;
 use super::trigger::{next_batch_time, Trigger};
 use super::watermark::WatermarkTracker;
 
@@ -54,6 +57,7 @@ pub struct MicroBatchExecution {
     pub(crate) sink: Box<dyn SinkCommitter>,
     pub(crate) schema: SchemaRef,
     pub(crate) trigger: Trigger,
+    pub(crate) stages: StageRunner,
     pub(crate) scheduler: TaskScheduler,
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) listener: Option<ProgressListener>,
@@ -80,6 +84,8 @@ impl MicroBatchExecution {
         sink: Box<dyn SinkCommitter>,
         schema: SchemaRef,
         trigger: Trigger,
+        operators: Vec<OperatorInfo>,
+        needs_gather: bool,
         scheduler: TaskScheduler,
         shared: Arc<QueryShared>,
         listener: Option<ProgressListener>,
@@ -90,7 +96,9 @@ impl MicroBatchExecution {
             spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.index).collect();
         let delays = spec.sources.iter().filter_map(|s| s.watermark.as_ref().map(|w| w.delay_ms)).collect();
         let n = sources.len();
+        let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions);
         Ok(Self {
+            stages,
             watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
             watermark_sources,
             spec,
@@ -188,7 +196,7 @@ impl MicroBatchExecution {
     async fn start(&mut self) -> Result<()> {
         let shape = QueryShape {
             sources: self.sources.iter().map(|s| s.identity()).collect(),
-            stateful_operators: Vec::new(),
+            stateful_operators: self.stages.operators.iter().map(|o| o.shape.clone()).collect(),
         };
         self.checkpoint.check_shape(&shape).await?;
         let decision = self.checkpoint.start_decision().await?;
@@ -280,9 +288,13 @@ impl MicroBatchExecution {
         }
         timer.record("latestOffset", t);
         let has_new_data = latest.iter().zip(&self.committed).any(|(l, c)| l != c);
-        // Stateless queries never need a no-data batch; stateful operators will ask for one
-        // when the watermark moves past state they hold.
-        let needs_no_data_batch = false;
+        // A no-data batch runs when the watermark moved past what the last batch evicted with
+        // and some operator's state is evictable by it (Spark's `shouldRunAnotherBatch`).
+        let needs_no_data_batch = self.spec.conf.no_data_micro_batches
+            && self.batch_id > 0
+            && self.watermark.has_watermark()
+            && self.stages.operators.iter().any(|o| o.evicts_by_watermark)
+            && self.watermark.current_ms() > self.previous_batch_watermark_ms;
         if !has_new_data && !needs_no_data_batch {
             return Ok(None);
         }
@@ -314,7 +326,7 @@ impl MicroBatchExecution {
     async fn run_batch(&mut self, batch: PlannedBatch, mut timer: PhaseTimer) -> Result<()> {
         let t = Instant::now();
         let parallelism = self.scheduler.parallelism().await;
-        let mut tasks = Vec::new();
+        let mut splits = Vec::new();
         for (i, source) in self.sources.iter_mut().enumerate() {
             let (start, end) = (&batch.start[i], &batch.end[i]);
             let Some(end) = end else { continue };
@@ -322,17 +334,13 @@ impl MicroBatchExecution {
                 continue;
             }
             for split in source.plan_splits(start.as_deref(), end, parallelism).await? {
-                tasks.push(TaskSpec {
-                    partition_index: tasks.len() as u32,
-                    kind: TaskKind::Stateless { source_index: i, split: split.spec },
-                    inline_rows: split.inline_rows,
-                });
+                splits.push((i, split));
             }
         }
         timer.record("queryPlanning", t);
 
         let t = Instant::now();
-        let (results, sink_rows) = self.run_attempts(&batch, tasks).await?;
+        let (results, sink_rows) = self.run_attempts(&batch, &splits).await?;
         timer.record("addBatch", t);
 
         // Fold the batch's event-time stats into the watermark for the next batch.
@@ -364,7 +372,7 @@ impl MicroBatchExecution {
 
     /// Runs the batch's tasks and commits the sink, retrying the whole attempt on retryable
     /// failures with the same offsets, watermark and timestamp.
-    async fn run_attempts(&mut self, batch: &PlannedBatch, tasks: Vec<TaskSpec>) -> Result<(Vec<TaskResult>, u64)> {
+    async fn run_attempts(&mut self, batch: &PlannedBatch, splits: &[(usize, PlannedSplit)]) -> Result<(Vec<TaskResult>, u64)> {
         let mut attempt = 0;
         loop {
             let info = BatchInfo {
@@ -374,14 +382,15 @@ impl MicroBatchExecution {
                 batch_watermark_ms: batch.metadata.batch_watermark_ms,
                 late_watermark_ms: self.previous_batch_watermark_ms,
             };
-            let outcome = match self.scheduler.run_stage(&self.run, &info, tasks.clone()).await {
+            let outcome = match self.stages.run(&self.scheduler, &self.run, &info, splits).await {
                 Ok(results) => {
                     let sink_results: Vec<TaskSinkResult> = results
+                        .sink
                         .iter()
                         .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone(), rows: r.rows.clone() })
                         .collect();
                     match self.sink.commit(batch.id, &self.schema, sink_results.clone()).await {
-                        Ok(rows) => Ok((results, rows)),
+                        Ok(rows) => Ok((results.all, rows)),
                         Err(e) => {
                             self.sink.abort(sink_results).await;
                             Err(e.context(format!("committing batch {} to the sink", batch.id)))
@@ -442,7 +451,7 @@ impl MicroBatchExecution {
             sources,
             batch_watermark_ms: self.watermark.has_watermark().then_some(batch.metadata.batch_watermark_ms),
             event_time: node_stats.iter().flatten().find(|s| s.count > 0).copied(),
-            state_operators: Vec::new(),
+            state_operators: state_operator_progress(&self.stages, results),
             sink_description: self.sink.description(),
             sink_rows,
         };
@@ -454,4 +463,36 @@ impl MicroBatchExecution {
         }
         self.shared.push_progress(progress);
     }
+}
+
+/// Spark's `stateOperators` progress entries, topmost operator first: each operator's metrics
+/// summed over its partitions' tasks.
+fn state_operator_progress(stages: &StageRunner, results: &[TaskResult]) -> Vec<StateOperatorProgress> {
+    stages
+        .operators
+        .iter()
+        .rev()
+        .map(|op| {
+            let mut p = StateOperatorProgress {
+                operator_name: op.name.to_string(),
+                num_shuffle_partitions: stages.partitions as u64,
+                num_state_store_instances: stages.partitions as u64,
+                ..Default::default()
+            };
+            for m in results.iter().flat_map(|r| r.metrics.state.iter()).filter(|m| m.operator == op.id) {
+                p.num_rows_total += m.num_rows_total;
+                p.num_rows_updated += m.num_rows_updated;
+                p.num_rows_removed += m.num_rows_removed;
+                p.num_rows_dropped_by_watermark += m.num_rows_dropped_by_watermark;
+                p.memory_used_bytes += m.memory_used_bytes;
+                p.all_updates_time_ms += m.all_updates_time_ms;
+                p.all_removals_time_ms += m.all_removals_time_ms;
+                p.commit_time_ms += m.commit_time_ms;
+                for (k, v) in &m.custom {
+                    *p.custom_metrics.entry(k.clone()).or_default() += v;
+                }
+            }
+            p
+        })
+        .collect()
 }

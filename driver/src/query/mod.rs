@@ -3,10 +3,12 @@
 
 pub mod fault;
 pub mod handle;
+pub mod placement;
 pub mod micro_batch;
 pub mod progress;
 pub mod resolve;
 pub mod scheduler;
+pub mod stages;
 pub mod trigger;
 pub mod watermark;
 

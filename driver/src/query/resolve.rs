@@ -11,6 +11,7 @@ use sluice_common::connectors::sinks::{SinkKind, SinkSpec};
 use sluice_common::connectors::{resolve_stream, resolve_table, TableSpec};
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
+use sluice_common::plan::streaming::check_pipeline;
 use sluice_common::plan::{check_streaming_plan, CompiledQuery, OutputMode, QueryConf, QuerySpec, StreamingShape, WatermarkPolicy};
 use sluice_common::sql::{JobFile, QueryDef};
 
@@ -34,6 +35,18 @@ pub const SETTINGS: &[&str] = &[
     "spark.sql.files.openCostInBytes",
 ];
 
+/// What the driver needs to know about a stateful operator.
+#[derive(Debug, Clone)]
+pub struct OperatorInfo {
+    pub id: usize,
+    /// Spark's progress name (`stateStoreSave`, `dedupe`, …).
+    pub name: &'static str,
+    /// Whether a moving watermark evicts or emits its state (a reason for a no-data batch).
+    pub evicts_by_watermark: bool,
+    /// State description for the checkpoint's shape check.
+    pub shape: String,
+}
+
 /// A query ready to start.
 #[derive(Debug, Clone)]
 pub struct ResolvedQuery {
@@ -44,6 +57,10 @@ pub struct ResolvedQuery {
     pub trigger: Trigger,
     pub shape: StreamingShape,
     pub output_schema: SchemaRef,
+    /// Stateful operators, bottom-up.
+    pub operators: Vec<OperatorInfo>,
+    /// The output needs every partition at once (ORDER BY in complete mode).
+    pub needs_gather: bool,
 }
 
 /// Resolves the `index`-th query of `job`.
@@ -103,6 +120,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
         sink,
         output_mode,
         conf,
+        checkpoint_url: String::new(),
     };
     let probe = CompiledQuery::compile(Arc::new(spec.clone())).await?;
     let order = probe.sources_in_plan_order();
@@ -117,16 +135,30 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
         .collect();
     let compiled = CompiledQuery::compile(Arc::new(spec.clone())).await?;
     let shape = check_streaming_plan(&compiled.plan, output_mode)?;
-    if !shape.stateful_operators.is_empty() {
-        return Err(SluiceError::user(format!(
-            "stateful operators ({}) are not supported by this build of sluice",
-            shape.stateful_operators.join(", ")
-        )));
-    }
+    check_pipeline(&compiled.pipeline, output_mode)?;
     if let SinkKind::Files(f) = spec.sink.kind()? {
         f.check_schema(&compiled.schema)?;
     }
-    Ok(ResolvedQuery { output_schema: Arc::clone(&compiled.schema), spec, checkpoint_location, trigger, shape })
+    let operators = compiled
+        .pipeline
+        .operators
+        .iter()
+        .map(|op| OperatorInfo {
+            id: op.id,
+            name: op.progress_name(),
+            evicts_by_watermark: op.evicts_by_watermark(output_mode),
+            shape: op.shape(),
+        })
+        .collect();
+    Ok(ResolvedQuery {
+        output_schema: Arc::clone(&compiled.schema),
+        spec,
+        checkpoint_location,
+        trigger,
+        shape,
+        operators,
+        needs_gather: compiled.pipeline.needs_gather,
+    })
 }
 
 fn query_conf(settings: &Options) -> Result<QueryConf> {

@@ -24,6 +24,8 @@ pub struct TaskSpec {
     pub partition_index: u32,
     pub kind: TaskKind,
     pub inline_rows: Option<Bytes>,
+    /// The executor that must run the task (the owner of its state partition), if any.
+    pub executor: Option<String>,
 }
 
 /// Batch-level facts every task of the batch carries.
@@ -49,6 +51,8 @@ pub struct QueryRun {
 pub struct TaskResult {
     pub partition_index: u32,
     pub executor_id: String,
+    /// Where the executor serves the task's shuffle blocks.
+    pub endpoint: String,
     pub metrics: TaskMetrics,
     pub sink_output: SinkTaskOutput,
     pub rows: Option<Bytes>,
@@ -68,6 +72,11 @@ impl TaskScheduler {
         Self { registry, executor_wait: Duration::from_secs(60) }
     }
 
+    /// Ids of the live executors.
+    pub async fn live_executors(&self) -> Result<Vec<String>> {
+        Ok(self.registry.wait_for(1, self.executor_wait).await?.into_iter().map(|e| e.id).collect())
+    }
+
     /// Task slots the cluster offers (Spark's default parallelism).
     pub async fn parallelism(&self) -> usize {
         self.registry.total_slots().await.max(1)
@@ -82,9 +91,19 @@ impl TaskScheduler {
         let slots: Vec<(ExecutorInfo, Arc<Semaphore>)> =
             executors.into_iter().map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)))).collect();
         let mut pending = FuturesUnordered::new();
-        for (i, task) in tasks.into_iter().enumerate() {
-            // Round-robin by task index; each executor's semaphore bounds its concurrency.
-            let (exec, sem) = slots[i % slots.len()].clone();
+        let mut next = 0usize;
+        for task in tasks.into_iter() {
+            // Pinned tasks go to their partition's owner; the others round-robin. Each
+            // executor's semaphore bounds its concurrency.
+            let (exec, sem) = match &task.executor {
+                Some(id) => slots.iter().find(|(e, _)| &e.id == id).cloned().ok_or_else(|| {
+                    SluiceError::external(format!("executor {id}, owner of a state partition, is no longer available"))
+                })?,
+                None => {
+                    next += 1;
+                    slots[(next - 1) % slots.len()].clone()
+                }
+            };
             let request = TaskRequest {
                 task_id: uuid::Uuid::new_v4().to_string(),
                 query_spec_json: run.spec_json.to_vec(),
@@ -142,6 +161,7 @@ async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskR
             Ok(TaskResult {
                 partition_index,
                 executor_id: exec.id,
+                endpoint: exec.endpoint,
                 metrics,
                 sink_output,
                 rows: (!s.rows.is_empty()).then(|| Bytes::from(s.rows)),

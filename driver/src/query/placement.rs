@@ -1,0 +1,56 @@
+//! Which executor owns each state partition (pure logic).
+//!
+//! Ownership is sticky: a partition stays where it is while its executor lives, so its state
+//! stays in that executor's memory batch after batch. Orphaned partitions (their executor
+//! left) go to the live executor owning the fewest, which restores them from the checkpoint.
+
+use std::collections::BTreeMap;
+
+/// Assigns every one of `partitions` to a live executor, keeping current owners that are still
+/// live. `live` must not be empty.
+pub fn assign_partitions(current: &[Option<String>], partitions: usize, live: &[String]) -> Vec<String> {
+    let mut load: BTreeMap<&str, usize> = live.iter().map(|e| (e.as_str(), 0)).collect();
+    let mut out: Vec<Option<String>> = (0..partitions)
+        .map(|p| current.get(p).cloned().flatten().filter(|e| load.contains_key(e.as_str())))
+        .collect();
+    for owner in out.iter().flatten() {
+        if let Some(n) = load.get_mut(owner.as_str()) {
+            *n += 1;
+        }
+    }
+    for slot in out.iter_mut().filter(|s| s.is_none()) {
+        // Least-loaded live executor; ties go to the smallest id, so placement is deterministic.
+        let Some((&exec, _)) = load.iter().min_by_key(|(id, n)| (**n, **id)) else { break };
+        *slot = Some(exec.to_string());
+        if let Some(n) = load.get_mut(exec) {
+            *n += 1;
+        }
+    }
+    out.into_iter().map(|o| o.unwrap_or_default()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn first_placement_spreads_evenly() {
+        let p = assign_partitions(&[], 5, &ids(&["a", "b"]));
+        assert_eq!(p, ids(&["a", "b", "a", "b", "a"]));
+    }
+
+    #[test]
+    fn owners_are_sticky_and_orphans_go_to_the_least_loaded() {
+        let current: Vec<Option<String>> = ["a", "b", "c", "a", "b"].iter().map(|s| Some(s.to_string())).collect();
+        let p = assign_partitions(&current, 5, &ids(&["a", "b"]));
+        assert_eq!(&p[..2], &ids(&["a", "b"])[..]);
+        assert_eq!(p[2], "a", "c's partition moves to the least-loaded survivor (tie → smallest id)");
+        assert_eq!(&p[3..], &ids(&["a", "b"])[..]);
+        let p2 = assign_partitions(&p.iter().cloned().map(Some).collect::<Vec<_>>(), 5, &ids(&["a", "b"]));
+        assert_eq!(p2, p, "nothing moves while owners live");
+    }
+}

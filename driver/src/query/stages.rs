@@ -1,0 +1,102 @@
+//! The stages of one batch attempt, and which tasks run where.
+//!
+//! A stateless query is one stage: a task per input split. A stateful query runs a map stage
+//! (a task per split, each keeping one shuffle block per state partition), then per stateful
+//! operator a reduce stage of one task per state partition, pinned to the executor that owns the
+//! partition, then — when the output must see every partition at once — a single gather task.
+//! Each stage starts when the previous one has finished, and tells its tasks where the previous
+//! stage's blocks are.
+
+use sluice_common::connectors::source::PlannedSplit;
+use sluice_common::error::Result;
+use sluice_common::plan::spec::BlockSource;
+use sluice_common::plan::TaskKind;
+
+use super::placement::assign_partitions;
+use super::resolve::OperatorInfo;
+use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler, TaskSpec};
+
+/// What a batch attempt produced.
+#[derive(Debug, Default)]
+pub struct AttemptResults {
+    /// Every task's result (metrics).
+    pub all: Vec<TaskResult>,
+    /// The results carrying sink output, ordered by task index.
+    pub sink: Vec<TaskResult>,
+}
+
+/// Runs the stages of batch attempts for one query; keeps state-partition placement across
+/// batches.
+#[derive(Debug)]
+pub struct StageRunner {
+    pub operators: Vec<OperatorInfo>,
+    pub needs_gather: bool,
+    pub partitions: u32,
+    placement: Vec<Option<String>>,
+}
+
+fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
+    results.iter().map(|r| BlockSource { producer: r.partition_index, endpoint: r.endpoint.clone() }).collect()
+}
+
+impl StageRunner {
+    /// A runner for a query with these operators.
+    pub fn new(operators: Vec<OperatorInfo>, needs_gather: bool, partitions: u32) -> Self {
+        Self { operators, needs_gather, partitions, placement: Vec::new() }
+    }
+
+    /// Runs one attempt of a batch over `splits` (source index, split).
+    pub async fn run(
+        &mut self,
+        scheduler: &TaskScheduler,
+        run: &QueryRun,
+        info: &BatchInfo,
+        splits: &[(usize, PlannedSplit)],
+    ) -> Result<AttemptResults> {
+        let stateful = !self.operators.is_empty();
+        let first: Vec<TaskSpec> = splits
+            .iter()
+            .enumerate()
+            .map(|(i, (source_index, split))| TaskSpec {
+                partition_index: i as u32,
+                kind: if stateful {
+                    TaskKind::Map { source_index: *source_index, split: split.spec.clone() }
+                } else {
+                    TaskKind::Stateless { source_index: *source_index, split: split.spec.clone() }
+                },
+                inline_rows: split.inline_rows.clone(),
+                executor: None,
+            })
+            .collect();
+        let first_results = scheduler.run_stage(run, info, first).await?;
+        if !stateful {
+            return Ok(AttemptResults { sink: first_results.clone(), all: first_results });
+        }
+        let live = scheduler.live_executors().await?;
+        let owners = assign_partitions(&self.placement, self.partitions as usize, &live);
+        self.placement = owners.iter().cloned().map(Some).collect();
+
+        let mut all = first_results;
+        let mut producers = sources_of(&all);
+        let mut last = Vec::new();
+        for op in 0..self.operators.len() {
+            let tasks = (0..self.partitions)
+                .map(|p| TaskSpec {
+                    partition_index: p,
+                    kind: TaskKind::Reduce { op, partition: p, inputs: producers.clone() },
+                    inline_rows: None,
+                    executor: Some(owners[p as usize].clone()),
+                })
+                .collect();
+            last = scheduler.run_stage(run, info, tasks).await?;
+            producers = sources_of(&last);
+            all.extend(last.iter().cloned());
+        }
+        if self.needs_gather {
+            let gather = vec![TaskSpec { partition_index: 0, kind: TaskKind::Gather { inputs: producers }, inline_rows: None, executor: None }];
+            last = scheduler.run_stage(run, info, gather).await?;
+            all.extend(last.iter().cloned());
+        }
+        Ok(AttemptResults { all, sink: last })
+    }
+}

@@ -1,0 +1,5 @@
+//! Spark's own test cases (spec §12), transcribed one for one and named after their oracle.
+
+mod aggregation;
+mod dedup;
+mod watermark;
