@@ -7,6 +7,7 @@ pub mod conversions;
 pub mod spark_cast;
 pub mod time;
 pub mod window;
+pub mod window_nulls;
 
 use std::sync::Arc;
 
@@ -49,4 +50,5 @@ pub fn register_spark_functions(state: &mut SessionState) {
         let _ = state.register_udaf(Arc::new(udaf.as_ref().clone().with_aliases([alias])));
     }
     state.add_analyzer_rule(Arc::new(spark_cast::SparkCasts));
+    state.add_analyzer_rule(Arc::new(window_nulls::DropNullWindowTimes));
 }

@@ -2,4 +2,6 @@
 
 mod aggregation;
 mod dedup;
+mod session;
 mod watermark;
+mod windows;
