@@ -1,12 +1,15 @@
 //! Engine tests on a real embedded cluster (driver + 2 executors over gRPC on 127.0.0.1),
 //! driven through the Rust API as Spark's StreamTest drives MemoryStream and MemorySink.
 
+mod aggregates;
 mod files;
 mod malformed;
 mod memory;
 mod modes;
 mod oracles;
+mod property;
 mod rate;
 mod sinks;
 mod socket;
+mod state;
 mod triggers;

@@ -51,6 +51,18 @@ impl Harness {
         }
     }
 
+    /// Stops one executor (its state partitions move to the others).
+    pub async fn stop_executor(&mut self, id: &str) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.stop_executor(id).await;
+        }
+    }
+
+    /// Ids of the running executors.
+    pub fn executor_ids(&self) -> Vec<String> {
+        self.cluster.as_ref().map(|c| c.executor_ids()).unwrap_or_default()
+    }
+
     /// Stops the cluster.
     pub async fn shutdown(mut self) {
         if let Some(c) = self.cluster.take() {

@@ -27,9 +27,14 @@ pub struct StreamTest {
 impl StreamTest {
     /// Starts `job` (which must declare `input` as a memory stream and `out` as a memory sink).
     pub async fn start(job: &str) -> Self {
+        Self::start_on(job, 2).await
+    }
+
+    /// Like [`Self::start`], on `executors` executors.
+    pub async fn start_on(job: &str, executors: usize) -> Self {
         let checkpoint = tempfile::tempdir().expect("temp dir");
         let job = format!("SET 'checkpointLocation' = '{}';\n{job}", crate::path_lit(checkpoint.path()));
-        let harness = Harness::start().await;
+        let harness = Harness::with_executors(executors, 2).await;
         let query = harness.run(&job).await.remove(0);
         Self { harness, checkpoint, job, query: Some(query), checked_batches: 0, history: Vec::new(), asserted_progress: 0 }
     }

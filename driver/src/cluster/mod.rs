@@ -85,6 +85,21 @@ impl EmbeddedCluster {
         self.driver.registry.clone()
     }
 
+    /// Ids of the running executors.
+    pub fn executor_ids(&self) -> Vec<String> {
+        self.executors.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// Stops executor `id` and takes it out of the membership, as the driver would on noticing
+    /// its loss; the state partitions it owned move to the others at the next batch.
+    pub async fn stop_executor(&mut self, id: &str) {
+        if let Some(i) = self.executors.iter().position(|e| e.id == id) {
+            let e = self.executors.remove(i);
+            e.shutdown().await;
+            self.driver.registry.remove(id, "stopped").await;
+        }
+    }
+
     /// Stops executors, then the driver.
     pub async fn shutdown(self) {
         for e in self.executors {
