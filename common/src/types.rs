@@ -239,6 +239,16 @@ mod tests {
     }
 
     #[test]
+    fn names_nested_types_like_spark() {
+        let st = DataType::Struct(Fields::from(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b", DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))), true),
+        ]));
+        assert_eq!(spark_type_name(&st), "struct<a:int,b:array<string>>");
+        assert_eq!(spark_type_name(&DataType::Decimal128(10, 2)), "decimal(10,2)");
+    }
+
+    #[test]
     fn ddl_schema_parses_like_struct_type_from_ddl() {
         let s = parse_ddl_schema("a INT, b STRING NOT NULL, c MAP<STRING, BIGINT>").unwrap();
         assert_eq!(s.fields().len(), 3);

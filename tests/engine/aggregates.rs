@@ -1,23 +1,8 @@
 //! Aggregate functions, HAVING and dynamic session gaps on streams, checked against values
 //! computed by hand from the inputs.
 
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use sluice_tests::oracle::StreamTest;
-
-fn kv(rows: &[(&str, i64)]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-        ],
-    )
-    .unwrap()
-}
+use sluice_tests::rows::str_long;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_aggregate_function_merges_across_batches_and_partitions() {
@@ -32,9 +17,9 @@ async fn every_aggregate_function_merges_across_batches_and_partitions() {
          FROM input GROUP BY k HAVING count(*) > 1;",
     )
     .await;
-    t.add_batch(kv(&[("x", 1), ("x", 5), ("y", 7), ("z", 2)]));
+    t.add_batch(str_long("k", "v", &[("x", 1), ("x", 5), ("y", 7), ("z", 2)]));
     t.check_last_batch(&["(x, 2, 2, 6, 3.0, 1, 5, 1, 5, 2)"]).await;
-    t.add_batch(kv(&[("x", 5), ("y", 3), ("z", 2)]));
+    t.add_batch(str_long("k", "v", &[("x", 5), ("y", 3), ("z", 2)]));
     // first/last follow arrival order across batches; approx_count_distinct is exact at this size.
     t.check_last_batch(&["(x, 3, 3, 11, 3.6666666666666665, 1, 5, 1, 5, 2)", "(y, 2, 2, 10, 5.0, 3, 7, 7, 3, 2)", "(z, 2, 2, 4, 2.0, 2, 2, 2, 2, 1)"])
         .await;
@@ -57,10 +42,10 @@ async fn session_gap_can_be_a_per_row_expression() {
            GROUP BY session_window(eventTime, CASE WHEN k = 'a' THEN '10 seconds' WHEN k = 'b' THEN '2 seconds' ELSE '0 seconds' END), k);",
     )
     .await;
-    t.add_batch(kv(&[("a", 1), ("a", 8), ("b", 1), ("b", 5), ("c", 3)]));
+    t.add_batch(str_long("k", "v", &[("a", 1), ("a", 8), ("b", 1), ("b", 5), ("c", 3)]));
     // a: [1,11) and [8,18) overlap → [1,18); b: [1,3) and [5,7) stay apart; c has no session.
     t.check_last_batch(&["(a, 1, 18, 2)", "(b, 1, 3, 1)", "(b, 5, 7, 1)"]).await;
-    t.add_batch(kv(&[("b", 3)]));
+    t.add_batch(str_long("k", "v", &[("b", 3)]));
     // [3,5) touches both b sessions (start <= end is inclusive): all three merge into [1,7).
     t.check_last_batch(&["(a, 1, 18, 2)", "(b, 1, 7, 3)"]).await;
     t.finish().await;

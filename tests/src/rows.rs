@@ -54,3 +54,23 @@ pub fn strings(name: &str, values: &[&str]) -> RecordBatch {
 pub fn count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
+
+/// A batch from named columns (nullable, in order).
+pub fn batch(columns: Vec<(&str, arrow::array::ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter_with_nullable(columns.into_iter().map(|(n, a)| (n, a, true))).expect("batch")
+}
+
+/// A BIGINT column.
+pub fn long_col(values: impl IntoIterator<Item = i64>) -> arrow::array::ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+
+/// A STRING column.
+pub fn str_col<'a>(values: impl IntoIterator<Item = &'a str>) -> arrow::array::ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+/// A (STRING, BIGINT) batch with the given column names.
+pub fn str_long(a: &str, b: &str, rows: &[(&str, i64)]) -> RecordBatch {
+    batch(vec![(a, str_col(rows.iter().map(|r| r.0))), (b, long_col(rows.iter().map(|r| r.1)))])
+}

@@ -10,13 +10,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Result, ResultExt, SluiceError};
 
-use super::metadata_log::AddOutcome;
+use super::metadata_log::{list_numbered, AddOutcome};
 use super::offset_seq::check_version;
 
 /// Spark's default `compactInterval` for both logs.
@@ -87,21 +86,10 @@ impl CompactibleLog {
 
     /// Batch ids present (plain or `.compact`), ascending.
     pub async fn list_ids(&self) -> Result<Vec<u64>> {
-        let prefix = self.dir.clone();
-        let mut ids: Vec<u64> = self
-            .store
-            .list(Some(&prefix))
-            .try_filter_map(|meta| {
-                let name = meta.location.filename().unwrap_or_default().to_string();
-                let id = name.strip_suffix(".compact").unwrap_or(&name).parse::<u64>().ok();
-                futures::future::ready(Ok(id))
-            })
-            .try_collect()
-            .await
-            .context_with(|| format!("listing {}", self.name))?;
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        list_numbered(&self.store, &self.dir, &self.name, |name| {
+            name.strip_suffix(".compact").unwrap_or(name).parse().ok()
+        })
+        .await
     }
 
     /// Newest batch id.

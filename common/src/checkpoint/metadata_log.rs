@@ -69,26 +69,7 @@ impl MetadataLog {
     /// All batch ids present, ascending. Names that are not decimal numbers are skipped, as
     /// Spark skips Hadoop's `.N.crc` files.
     pub async fn list_ids(&self) -> Result<Vec<u64>> {
-        let prefix = self.dir.clone();
-        let mut ids: Vec<u64> = self
-            .store
-            .list(Some(&prefix))
-            .try_filter_map(|meta| {
-                let id = meta
-                    .location
-                    .prefix_match(&prefix)
-                    .and_then(|mut parts| {
-                        let first = parts.next()?;
-                        parts.next().is_none().then_some(first)
-                    })
-                    .and_then(|name| name.as_ref().parse::<u64>().ok());
-                futures::future::ready(Ok(id))
-            })
-            .try_collect()
-            .await
-            .context_with(|| format!("listing {}", self.name))?;
-        ids.sort_unstable();
-        Ok(ids)
+        list_numbered(&self.store, &self.dir, &self.name, |name| name.parse().ok()).await
     }
 
     /// The newest id and its content (`getLatest`).
@@ -122,6 +103,34 @@ impl MetadataLog {
             Err(e) => Err(SluiceError::from(e).context(format!("deleting {}/{batch_id}", self.name))),
         }
     }
+}
+
+/// Ids of the files directly in `dir` whose names `parse` accepts, ascending and distinct.
+pub(crate) async fn list_numbered(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    what: &str,
+    parse: impl Fn(&str) -> Option<u64>,
+) -> Result<Vec<u64>> {
+    let mut ids: Vec<u64> = store
+        .list(Some(dir))
+        .try_filter_map(|meta| {
+            let id = meta
+                .location
+                .prefix_match(dir)
+                .and_then(|mut parts| {
+                    let first = parts.next()?;
+                    parts.next().is_none().then_some(first)
+                })
+                .and_then(|name| parse(name.as_ref()));
+            futures::future::ready(Ok(id))
+        })
+        .try_collect()
+        .await
+        .context_with(|| format!("listing {what}"))?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 #[cfg(test)]

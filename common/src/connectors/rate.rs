@@ -81,6 +81,17 @@ pub fn rate_schema() -> SchemaRef {
     ]))
 }
 
+/// A batch of the rate schema from timestamps (µs) and values.
+pub fn rate_batch(timestamps_micros: Vec<i64>, values: Vec<i64>) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        rate_schema(),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(timestamps_micros).with_timezone(UTC)),
+            Arc::new(Int64Array::from(values)),
+        ],
+    )?)
+}
+
 /// `RateStreamProvider.valueAtSecond`.
 pub fn value_at_second(seconds: i64, rows_per_second: i64, ramp_up_seconds: i64) -> i64 {
     let speed_delta_per_second = rows_per_second / (ramp_up_seconds + 1);
@@ -116,13 +127,7 @@ pub fn read_rate_split(split: &RateSplit) -> Result<RecordBatch> {
         ts.push((relative + split.local_start_time_ms) * 1000);
         v += split.num_partitions as i64;
     }
-    Ok(RecordBatch::try_new(
-        rate_schema(),
-        vec![
-            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone(UTC)),
-            Arc::new(Int64Array::from(values)),
-        ],
-    )?)
+    rate_batch(ts, values)
 }
 
 /// Driver side of the rate source.

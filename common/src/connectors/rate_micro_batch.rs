@@ -1,16 +1,12 @@
 //! `rate-micro-batch`: exactly `rowsPerBatch` rows per batch with a fixed timestamp per batch,
 //! deterministic across replays (spec §9 "Rate per micro-batch").
 
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
 use crate::error::{Result, SluiceError};
 use crate::options::Options;
-use crate::types::UTC;
-
-use super::rate::rate_schema;
+use super::rate::rate_batch;
 use super::source::{
     check_source_options, AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint, SplitSpec,
 };
@@ -92,13 +88,7 @@ pub fn read_rate_micro_batch_split(split: &RateMicroBatchSplit) -> Result<Record
         .step_by(split.num_partitions.max(1) as usize)
         .collect();
     let ts = vec![split.timestamp_ms * 1000; values.len()];
-    Ok(RecordBatch::try_new(
-        rate_schema(),
-        vec![
-            Arc::new(TimestampMicrosecondArray::from(ts).with_timezone(UTC)),
-            Arc::new(Int64Array::from(values)),
-        ],
-    )?)
+    rate_batch(ts, values)
 }
 
 /// Driver side.
@@ -195,6 +185,7 @@ impl Source for RateMicroBatchSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
 
     #[tokio::test]
     async fn each_batch_advances_by_rows_and_millis() {

@@ -12,7 +12,7 @@ use super::csv_convert::{convert_text, TextCx};
 use super::csv_tokenizer::{Dialect, Special, Tokenizer};
 use super::failure_safe::RowSink;
 use super::read_options::CommonReadOptions;
-use super::spark_types::catalog_string;
+use crate::types::spark_type_name as catalog_string;
 use super::{DecodeResult, ParseMode};
 use crate::error::{Result, SluiceError};
 use crate::options::Options;

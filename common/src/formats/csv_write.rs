@@ -12,7 +12,7 @@ use super::csv_read::{optional_char, separator};
 use super::datetime::WriteFormats;
 use super::read_options::check_utf8;
 use super::scalar::Scalar;
-use super::spark_types::catalog_string;
+use crate::types::spark_type_name as catalog_string;
 use crate::error::{Result, SluiceError};
 use crate::options::Options;
 

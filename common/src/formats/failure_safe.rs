@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Fields, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::builder::{Bytes, ColumnBuilder, StructCol};
-use super::spark_types::catalog_string;
+use crate::types::spark_type_name as catalog_string;
 use super::ParseMode;
 use crate::error::{Result, SluiceError};
 

@@ -15,7 +15,7 @@ use super::decimal::big_decimal_to_string;
 use super::json_text::{write_double, write_float, write_string};
 use super::read_options::check_utf8;
 use super::scalar::Scalar;
-use super::spark_types::catalog_string;
+use crate::types::spark_type_name as catalog_string;
 use crate::error::{Result, SluiceError};
 use crate::options::Options;
 

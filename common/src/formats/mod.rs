@@ -29,7 +29,6 @@ mod scalar;
 pub mod show;
 pub mod spark_string;
 mod spark_time;
-mod spark_types;
 mod zone;
 
 use arrow::record_batch::RecordBatch;

@@ -98,6 +98,18 @@ impl WindowSpec {
         Self::new(window, slide, start)
     }
 
+    /// Parses the window arguments of an invocation (constants after the time column).
+    pub fn from_columnar(args: &[ColumnarValue]) -> DFResult<Self> {
+        let scalars: Vec<Option<&ScalarValue>> = args
+            .iter()
+            .map(|a| match a {
+                ColumnarValue::Scalar(s) => Some(s),
+                ColumnarValue::Array(_) => None,
+            })
+            .collect();
+        Self::from_args(&scalars)
+    }
+
     /// Number of windows each timestamp falls into.
     pub fn windows_per_row(&self) -> i64 {
         (self.window + self.slide - 1) / self.slide
@@ -173,16 +185,7 @@ impl ScalarUDFImpl for WindowFunc {
         ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalars: Vec<Option<ScalarValue>> = args
-            .args
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Scalar(s) => Some(s.clone()),
-                ColumnarValue::Array(_) => None,
-            })
-            .collect();
-        let refs: Vec<Option<&ScalarValue>> = scalars.iter().map(Option::as_ref).collect();
-        let spec = WindowSpec::from_args(&refs)?;
+        let spec = WindowSpec::from_columnar(&args.args)?;
         if spec.window != spec.slide {
             return exec_err!(
                 "a sliding window() can only be used as a GROUP BY key, where each row is assigned to all its windows"
@@ -297,16 +300,7 @@ impl ScalarUDFImpl for WindowListFunc {
         Ok(with_event_time_metadata(Field::new(self.name(), DataType::List(item), true), &args.arg_fields[0]))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalars: Vec<Option<ScalarValue>> = args
-            .args
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Scalar(s) => Some(s.clone()),
-                ColumnarValue::Array(_) => None,
-            })
-            .collect();
-        let refs: Vec<Option<&ScalarValue>> = scalars.iter().map(Option::as_ref).collect();
-        let spec = WindowSpec::from_args(&refs)?;
+        let spec = WindowSpec::from_columnar(&args.args)?;
         let ts = to_micros(&args.args[0].to_array(args.number_rows)?)?;
         let mut offsets = vec![0i32];
         let (mut starts, mut ends) = (Vec::new(), Vec::new());

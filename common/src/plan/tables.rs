@@ -52,6 +52,17 @@ impl StaticTableCache {
     }
 }
 
+/// A scan of rows the task's [`TaskInput`] holds for one table (none: an empty table).
+fn scan_task_rows(
+    state: &dyn Session,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    pick: impl FnOnce(&TaskInput) -> Option<Vec<RecordBatch>>,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let rows = state.config().get_extension::<TaskInput>().and_then(|input| pick(&input)).unwrap_or_default();
+    Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(schema), projection.cloned())?)
+}
+
 /// A stream name in a query: source `index`, rows from the task's [`TaskInput`].
 pub struct StreamTable {
     pub name: String,
@@ -82,12 +93,7 @@ impl TableProvider for StreamTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let rows = state
-            .config()
-            .get_extension::<TaskInput>()
-            .and_then(|input| input.sources.get(&self.index).cloned())
-            .unwrap_or_default();
-        Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.schema), projection.cloned())?)
+        scan_task_rows(state, &self.schema, projection, |input| input.sources.get(&self.index).cloned())
     }
 }
 
@@ -162,12 +168,7 @@ impl TableProvider for OperatorOutputTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let rows = state
-            .config()
-            .get_extension::<TaskInput>()
-            .and_then(|input| input.operator_outputs.get(&self.op).cloned())
-            .unwrap_or_default();
-        Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.schema), projection.cloned())?)
+        scan_task_rows(state, &self.schema, projection, |input| input.operator_outputs.get(&self.op).cloned())
     }
 }
 

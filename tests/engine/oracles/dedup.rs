@@ -1,35 +1,12 @@
 //! T10–T11: StreamingDeduplicationSuite and StreamingDeduplicationWithinWatermarkSuite
 //! (spec §12).
 
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::RecordBatch;
 use sluice_tests::oracle::StreamTest;
-use sluice_tests::rows::strings;
+use sluice_tests::rows::{batch, long_col, str_long, strings};
 
 fn pairs(a: &str, b: &str, rows: &[(i64, i64)]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new(a, DataType::Int64, true), Field::new(b, DataType::Int64, true)]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-        ],
-    )
-    .unwrap()
-}
-
-fn keyed(rows: &[(&str, i64)]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-        ],
-    )
-    .unwrap()
+    batch(vec![(a, long_col(rows.iter().map(|r| r.0))), (b, long_col(rows.iter().map(|r| r.1)))])
 }
 
 fn ten_to_fifteen_five_times() -> Vec<i64> {
@@ -182,23 +159,23 @@ async fn t11_within_watermark_on_a_key() {
          INSERT INTO out SELECT k, CAST(eventTime AS BIGINT) AS t FROM (SELECT DISTINCT ON (within_watermark(k)) * FROM input);",
     )
     .await;
-    t.add_batch(keyed(&[("a", 17)]));
+    t.add_batch(str_long("k", "v", &[("a", 17)]));
     t.check_new_answer(&["(a, 17)"]).await;
     t.assert_state_rows(&[1], &[1]);
-    t.add_batch(keyed(&[("a", 16)]));
+    t.add_batch(str_long("k", "v", &[("a", 16)]));
     t.check_new_answer(&[]).await;
     t.assert_state_rows(&[1], &[0]);
-    t.add_batch(keyed(&[("a", 13)]));
+    t.add_batch(str_long("k", "v", &[("a", 13)]));
     t.check_new_answer(&[]).await;
     assert_eq!(t.dropped_since_last_assert(), vec![1]);
     t.assert_state_rows(&[1], &[0]);
-    t.add_batch(keyed(&[("b", 22), ("c", 21)]));
+    t.add_batch(str_long("k", "v", &[("b", 22), ("c", 21)]));
     t.check_new_answer(&["(b, 22)", "(c, 21)"]).await;
     t.assert_state_rows(&[2], &[2]);
-    t.add_batch(keyed(&[("a", 21)]));
+    t.add_batch(str_long("k", "v", &[("a", 21)]));
     t.check_new_answer(&["(a, 21)"]).await;
     t.assert_state_rows(&[3], &[1]);
-    t.add_batch(keyed(&[("d", 25)]));
+    t.add_batch(str_long("k", "v", &[("d", 25)]));
     t.check_new_answer(&["(d, 25)"]).await;
     t.assert_state_rows(&[2], &[1]);
     t.finish().await;

@@ -1,22 +1,7 @@
 //! T12: StreamingSessionWindowSuite (spec §12).
 
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use sluice_tests::oracle::StreamTest;
-
-fn lines(rows: &[(&str, i64)]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true), Field::new("t", DataType::Int64, true)]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-        ],
-    )
-    .unwrap()
-}
+use sluice_tests::rows::str_long;
 
 /// Query S: words of each line are session ids; sessions with a 10-second gap; watermark 30 s.
 fn query_s(mode: &str) -> String {
@@ -48,13 +33,13 @@ const FIRST_FIVE: [&str; 5] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t12_session_window_complete_mode() {
     let mut t = StreamTest::start(&query_s("complete")).await;
-    t.add_batch(lines(&[("hello world spark streaming", 40), ("world hello structured streaming", 41)]));
+    t.add_batch(str_long("value", "t", &[("hello world spark streaming", 40), ("world hello structured streaming", 41)]));
     t.check_last_batch(&FIRST_FIVE).await;
-    t.add_batch(lines(&[("spark streaming", 25)]));
+    t.add_batch(str_long("value", "t", &[("spark streaming", 25)]));
     let mut expected: Vec<&str> = vec!["(spark, 25, 35, 10, 1)", "(streaming, 25, 35, 10, 1)"];
     expected.extend(FIRST_FIVE);
     t.check_last_batch(&expected).await;
-    t.add_batch(lines(&[("spark streaming", 30)]));
+    t.add_batch(str_long("value", "t", &[("spark streaming", 30)]));
     let merged = [
         "(spark, 25, 50, 25, 3)",
         "(streaming, 25, 51, 26, 4)",
@@ -63,11 +48,11 @@ async fn t12_session_window_complete_mode() {
         "(structured, 41, 51, 10, 1)",
     ];
     t.check_last_batch(&merged).await;
-    t.add_batch(lines(&[("hello apache spark", 60)]));
+    t.add_batch(str_long("value", "t", &[("hello apache spark", 60)]));
     let mut expected: Vec<&str> = merged.to_vec();
     expected.extend(["(hello, 60, 70, 10, 1)", "(apache, 60, 70, 10, 1)", "(spark, 60, 70, 10, 1)"]);
     t.check_last_batch(&expected).await;
-    t.add_batch(lines(&[("structured streaming", 90)]));
+    t.add_batch(str_long("value", "t", &[("structured streaming", 90)]));
     expected.extend(["(structured, 90, 100, 10, 1)", "(streaming, 90, 100, 10, 1)"]);
     t.check_last_batch(&expected).await;
     t.finish().await;
@@ -76,21 +61,21 @@ async fn t12_session_window_complete_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t12_session_window_append_mode() {
     let mut t = StreamTest::start(&query_s("append")).await;
-    t.add_batch(lines(&[("hello world spark streaming", 40), ("world hello structured streaming", 41)]));
+    t.add_batch(str_long("value", "t", &[("hello world spark streaming", 40), ("world hello structured streaming", 41)]));
     t.check_new_answer(&[]).await;
-    t.add_batch(lines(&[("spark streaming", 25)]));
+    t.add_batch(str_long("value", "t", &[("spark streaming", 25)]));
     t.check_new_answer(&[]).await;
     // The watermark is 11 now: sessions ending at or before it are late.
     let before: u64 = t.all_progress().iter().map(|p| p.state_operators[0].num_rows_dropped_by_watermark).sum();
-    t.add_batch(lines(&[("spark streaming", 0)]));
+    t.add_batch(str_long("value", "t", &[("spark streaming", 0)]));
     t.check_new_answer(&[]).await;
     let after: u64 = t.all_progress().iter().map(|p| p.state_operators[0].num_rows_dropped_by_watermark).sum();
     assert_eq!(after - before, 2);
-    t.add_batch(lines(&[("spark streaming", 30)]));
+    t.add_batch(str_long("value", "t", &[("spark streaming", 30)]));
     t.check_new_answer(&[]).await;
-    t.add_batch(lines(&[("hello apache spark", 60)]));
+    t.add_batch(str_long("value", "t", &[("hello apache spark", 60)]));
     t.check_new_answer(&[]).await;
-    t.add_batch(lines(&[("structured streaming", 90)]));
+    t.add_batch(str_long("value", "t", &[("structured streaming", 90)]));
     t.check_new_answer(&[
         "(spark, 25, 50, 25, 3)",
         "(streaming, 25, 51, 26, 4)",
