@@ -16,6 +16,7 @@
 pub use datafusion;
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod connectors;
 pub mod error;
 pub mod formats;

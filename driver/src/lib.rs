@@ -11,6 +11,8 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod daemon;
+pub mod manager;
 pub mod query;
 pub mod session;
 

@@ -16,6 +16,7 @@ use sluice_common::error::Result;
 use sluice_common::sql::JobFile;
 
 use crate::cluster::ExecutorRegistry;
+use crate::query::fence::{Fence, NoFence};
 use crate::query::handle::QueryShared;
 use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
 use crate::query::scheduler::TaskScheduler;
@@ -29,6 +30,7 @@ pub struct Session {
     memory_tables: MemoryTables,
     console: ConsoleOut,
     listener: Option<ProgressListener>,
+    fence: Arc<dyn Fence>,
 }
 
 impl Session {
@@ -45,7 +47,14 @@ impl Session {
                 let _ = out.flush();
             }),
             listener: None,
+            fence: Arc::new(NoFence),
         }
+    }
+
+    /// Fences every checkpoint write of queries started from now on (etcd leadership).
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Sends console-sink output somewhere else (the CLI clears its status line first).
@@ -135,6 +144,7 @@ impl Session {
             self.scheduler.clone(),
             Arc::clone(&shared),
             self.listener.clone(),
+            Arc::clone(&self.fence),
         )?;
         tokio::spawn(async move {
             let _ = exec.run().await;

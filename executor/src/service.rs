@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use sluice_common::cluster::etcd::register_executor;
+use sluice_common::cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
@@ -38,6 +40,10 @@ pub struct ExecutorConfig {
     pub executor_id: Option<String>,
     /// Interval between heartbeats.
     pub heartbeat_interval: Duration,
+    /// Address the driver and other executors use to reach this one (default: the bound one).
+    pub advertise: Option<String>,
+    /// Register in etcd (with a lease) instead of with the driver directly.
+    pub etcd: Option<EtcdConfig>,
 }
 
 impl ExecutorConfig {
@@ -49,6 +55,8 @@ impl ExecutorConfig {
             task_slots: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             executor_id: None,
             heartbeat_interval: Duration::from_secs(1),
+            advertise: None,
+            etcd: None,
         }
     }
 }
@@ -142,7 +150,7 @@ impl ExecutorHandle {
             .await
             .map_err(|e| SluiceError::external(format!("executor cannot listen on {}: {e}", config.bind)).with_retryable(false))?;
         let addr = listener.local_addr()?;
-        let endpoint = format!("http://{addr}");
+        let endpoint = config.advertise.clone().unwrap_or_else(|| format!("http://{addr}"));
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
         let blocks = Arc::new(BlockStore::default());
@@ -172,7 +180,13 @@ impl ExecutorHandle {
                 tracing::error!(error = %e, "executor gRPC server stopped");
             }
         });
-        let heartbeat = tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), shutdown.subscribe()));
+        let heartbeat = match &config.etcd {
+            Some(etcd) => {
+                let record = ExecutorRecord { id: id.clone(), endpoint: endpoint.clone(), task_slots: config.task_slots };
+                tokio::spawn(etcd_registration_loop(etcd.clone(), record, shutdown.subscribe()))
+            }
+            None => tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), shutdown.subscribe())),
+        };
         tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
         Ok(Self { id, endpoint, shutdown, server, heartbeat })
     }
@@ -188,6 +202,46 @@ impl ExecutorHandle {
     pub async fn wait(self) {
         let _ = self.server.await;
         self.heartbeat.abort();
+    }
+}
+
+/// Keeps this executor registered in etcd under a live lease, re-registering with a new lease
+/// whenever the old one is lost (etcd unreachable for longer than the TTL).
+async fn etcd_registration_loop(config: EtcdConfig, record: ExecutorRecord, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let attempt = async {
+            let mut session = LeaseSession::start(&config).await?;
+            register_executor(&mut session, &config, &record).await?;
+            Ok::<_, SluiceError>(session)
+        };
+        match attempt.await {
+            Ok(session) => {
+                tracing::info!(executor = %record.id, "registered in etcd");
+                backoff = Duration::from_millis(200);
+                let mut lost = session.lost();
+                let stopping = tokio::select! {
+                    _ = lost.wait_for(|l| *l) => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                };
+                if stopping {
+                    session.close().await;
+                    return;
+                }
+                tracing::warn!(executor = %record.id, "etcd lease lost; registering again");
+            }
+            Err(e) => {
+                tracing::warn!(executor = %record.id, error = %e, "cannot register in etcd; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 }
 

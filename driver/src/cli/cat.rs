@@ -23,6 +23,14 @@ pub struct CatArgs {
 }
 
 pub async fn cat(args: CatArgs) -> Result<()> {
+    match print_committed(args).await {
+        // `sluice cat dir | head` closes the pipe early: that is not an error.
+        Err(e) if e.message.contains("Broken pipe") => Ok(()),
+        other => other,
+    }
+}
+
+async fn print_committed(args: CatArgs) -> Result<()> {
     let dir = storage::resolve(&args.dir)?;
     let log = FileSinkLog::new(&dir);
     if !log.has_entries().await? {

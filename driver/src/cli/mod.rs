@@ -1,6 +1,8 @@
 //! The `sluice` command line.
 
+mod admin;
 mod cat;
+mod processes;
 mod run;
 mod status;
 
@@ -35,6 +37,17 @@ enum Command {
     /// Print the committed rows of a file-sink output directory (what `_spark_metadata` lists),
     /// one JSON object per line.
     Cat(cat::CatArgs),
+    /// Run a driver process: executors register with it (or in etcd), `sluice submit` sends it
+    /// jobs; with --etcd, drivers elect a leader and a standby takes over when it dies.
+    Driver(processes::DriverArgs),
+    /// Run an executor process that runs a driver's tasks and holds state partitions.
+    Executor(processes::ExecutorArgs),
+    /// Submit a job file to a running driver; its queries start at once.
+    Submit(admin::SubmitArgs),
+    /// List a driver's queries with their last progress.
+    Queries(admin::QueriesArgs),
+    /// Stop a query (by name or id) on a running driver.
+    Stop(admin::StopArgs),
 }
 
 /// Entry point of the binary.
@@ -49,6 +62,11 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Cat(args) => cat::cat(args).await,
+            Command::Driver(args) => processes::driver(args).await,
+            Command::Executor(args) => processes::executor(args).await,
+            Command::Submit(args) => admin::submit(args).await,
+            Command::Queries(args) => admin::queries(args).await,
+            Command::Stop(args) => admin::stop(args).await,
         }
     });
     // Tasks may still hold the runtime (aborted queries); do not wait for them.

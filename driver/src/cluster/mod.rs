@@ -5,7 +5,10 @@ pub mod registry;
 pub mod rpc;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::manager::Admin;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_executor::{ExecutorConfig, ExecutorHandle};
@@ -26,13 +29,18 @@ pub struct DriverServer {
 impl DriverServer {
     /// Listens on `bind` (port 0 picks a free port).
     pub async fn start(bind: SocketAddr, registry: ExecutorRegistry) -> Result<Self> {
+        Self::start_with_admin(bind, registry, Arc::new(Admin::default())).await
+    }
+
+    /// Listens on `bind`, also serving the query admin calls of `admin`.
+    pub async fn start_with_admin(bind: SocketAddr, registry: ExecutorRegistry, admin: Arc<Admin>) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| SluiceError::external(format!("driver cannot listen on {bind}: {e}")).with_retryable(false))?;
         let addr = listener.local_addr()?;
         let endpoint = format!("http://{addr}");
         let (shutdown, mut rx) = watch::channel(false);
-        let svc = DriverServiceServer::new(rpc::DriverRpc { registry: registry.clone() });
+        let svc = DriverServiceServer::new(rpc::DriverRpc { registry: registry.clone(), admin });
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
@@ -47,6 +55,11 @@ impl DriverServer {
         });
         tracing::info!(%endpoint, "driver listening");
         Ok(Self { endpoint, registry, shutdown, server })
+    }
+
+    /// Waits until the server stops (for a driver process).
+    pub async fn wait(self) {
+        let _ = self.server.await;
     }
 
     /// Stops the server.

@@ -21,6 +21,8 @@ pub struct ExecutorInfo {
     pub task_slots: usize,
     pub client: ExecutorServiceClient<Channel>,
     last_seen: Instant,
+    /// Not scheduled until then: a task RPC to it failed.
+    suspended_until: Option<Instant>,
 }
 
 /// The live executors, with a change counter that schedulers can wait on.
@@ -28,8 +30,11 @@ pub struct ExecutorInfo {
 pub struct ExecutorRegistry {
     inner: Arc<Mutex<BTreeMap<String, ExecutorInfo>>>,
     changes: watch::Sender<u64>,
-    /// An executor that has not heartbeated for this long is considered gone.
-    pub liveness_timeout: Duration,
+    /// An executor that has not heartbeated for this long is considered gone; `None` when
+    /// liveness comes from elsewhere (etcd leases).
+    pub liveness_timeout: Option<Duration>,
+    /// How long a failed executor is left out of scheduling.
+    pub suspension: Duration,
 }
 
 impl Default for ExecutorRegistry {
@@ -41,7 +46,12 @@ impl Default for ExecutorRegistry {
 impl ExecutorRegistry {
     /// An empty registry.
     pub fn new(liveness_timeout: Duration) -> Self {
-        Self { inner: Arc::default(), changes: watch::channel(0).0, liveness_timeout }
+        Self { inner: Arc::default(), changes: watch::channel(0).0, liveness_timeout: Some(liveness_timeout), suspension: liveness_timeout }
+    }
+
+    /// A registry whose membership is maintained externally (etcd): no heartbeat expiry.
+    pub fn external(suspension: Duration) -> Self {
+        Self { inner: Arc::default(), changes: watch::channel(0).0, liveness_timeout: None, suspension }
     }
 
     /// Adds or refreshes an executor; connects lazily.
@@ -49,6 +59,10 @@ impl ExecutorRegistry {
         let channel = Channel::from_shared(endpoint.to_string())
             .map_err(|e| SluiceError::user(format!("executor endpoint '{endpoint}' is not a URL: {e}")))?
             .connect_timeout(Duration::from_secs(5))
+            // Notice a dead or partitioned peer within seconds, even mid-task.
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
             .connect_lazy();
         let client = ExecutorServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -59,10 +73,26 @@ impl ExecutorRegistry {
             task_slots: task_slots.max(1),
             client,
             last_seen: Instant::now(),
+            suspended_until: None,
         };
         self.inner.lock().await.insert(id.to_string(), info);
         tracing::info!(executor = %id, %endpoint, task_slots, "executor registered");
         self.changes.send_modify(|c| *c += 1);
+        Ok(())
+    }
+
+    /// Makes membership exactly `records` (an etcd snapshot): registers the new, drops the gone.
+    pub async fn sync(&self, records: &[sluice_common::cluster::ExecutorRecord]) -> Result<()> {
+        let known: Vec<String> = self.inner.lock().await.keys().cloned().collect();
+        for id in known.iter().filter(|id| !records.iter().any(|r| &r.id == *id)) {
+            self.remove(id, "no longer registered in etcd").await;
+        }
+        for r in records {
+            let same = self.inner.lock().await.get(&r.id).is_some_and(|e| e.endpoint == r.endpoint);
+            if !same {
+                self.register(&r.id, &r.endpoint, r.task_slots).await?;
+            }
+        }
         Ok(())
     }
 
@@ -85,12 +115,25 @@ impl ExecutorRegistry {
         }
     }
 
-    /// Live executors, oldest id order; expires those past the liveness timeout.
+    /// Leaves an executor out of scheduling for a while after a failed task RPC; it comes back
+    /// when the suspension ends or it registers again (a restarted process).
+    pub async fn suspend(&self, id: &str, why: &str) {
+        if let Some(e) = self.inner.lock().await.get_mut(id) {
+            tracing::warn!(executor = %id, reason = why, "executor suspended from scheduling");
+            e.suspended_until = Some(Instant::now() + self.suspension);
+            self.changes.send_modify(|c| *c += 1);
+        }
+    }
+
+    /// Live executors that are not suspended, in id order; expires those past the heartbeat
+    /// timeout (when heartbeats are the liveness signal).
     pub async fn live(&self) -> Vec<ExecutorInfo> {
         let mut map = self.inner.lock().await;
         let now = Instant::now();
-        let expired: Vec<String> =
-            map.values().filter(|e| now.duration_since(e.last_seen) > self.liveness_timeout).map(|e| e.id.clone()).collect();
+        let expired: Vec<String> = match self.liveness_timeout {
+            Some(timeout) => map.values().filter(|e| now.duration_since(e.last_seen) > timeout).map(|e| e.id.clone()).collect(),
+            None => Vec::new(),
+        };
         for id in &expired {
             map.remove(id);
             tracing::warn!(executor = %id, "executor missed its heartbeats; removed");
@@ -98,7 +141,7 @@ impl ExecutorRegistry {
         if !expired.is_empty() {
             self.changes.send_modify(|c| *c += 1);
         }
-        map.values().cloned().collect()
+        map.values().filter(|e| e.suspended_until.is_none_or(|t| t <= now)).cloned().collect()
     }
 
     /// Total task slots of the live executors.

@@ -1,15 +1,32 @@
 //! The driver's gRPC service: executors register and heartbeat here.
 
+use std::sync::Arc;
+
+use sluice_common::error::{ErrorKind, SluiceError};
 use sluice_proto::v1::driver_service_server::DriverService;
-use sluice_proto::v1::{HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest, RegisterExecutorResponse};
+use sluice_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, ListQueriesRequest, ListQueriesResponse, RegisterExecutorRequest,
+    RegisterExecutorResponse, StopQueryRequest, StopQueryResponse, SubmitJobRequest, SubmitJobResponse,
+};
 use sluice_proto::PROTOCOL_VERSION;
 use tonic::{Request, Response, Status};
 
 use super::registry::ExecutorRegistry;
+use crate::manager::{status_of, Admin};
 
-/// gRPC front of the [`ExecutorRegistry`].
+/// gRPC front of the [`ExecutorRegistry`] and of the driver's queries.
 pub struct DriverRpc {
     pub registry: ExecutorRegistry,
+    pub admin: Arc<Admin>,
+}
+
+/// A user-facing error as a gRPC status (the message is the one line users see).
+fn status(e: SluiceError) -> Status {
+    match e.kind {
+        ErrorKind::User => Status::invalid_argument(e.one_line()),
+        ErrorKind::External => Status::unavailable(e.one_line()),
+        ErrorKind::Internal => Status::internal(e.one_line()),
+    }
 }
 
 #[tonic::async_trait]
@@ -35,5 +52,26 @@ impl DriverService for DriverRpc {
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let known = self.registry.heartbeat(&request.into_inner().executor_id).await;
         Ok(Response::new(HeartbeatResponse { reregister: !known }))
+    }
+
+    async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobResponse>, Status> {
+        let req = request.into_inner();
+        let manager = self.admin.manager().map_err(status)?;
+        let queries = manager.submit(&req.origin, &req.job).await.map_err(status)?;
+        Ok(Response::new(SubmitJobResponse { queries: queries.iter().map(status_of).collect() }))
+    }
+
+    async fn list_queries(&self, _: Request<ListQueriesRequest>) -> Result<Response<ListQueriesResponse>, Status> {
+        let response = match self.admin.manager() {
+            Ok(m) => ListQueriesResponse { queries: m.statuses().await, leader: String::new() },
+            Err(_) => ListQueriesResponse { queries: Vec::new(), leader: self.admin.leader() },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn stop_query(&self, request: Request<StopQueryRequest>) -> Result<Response<StopQueryResponse>, Status> {
+        let manager = self.admin.manager().map_err(status)?;
+        let stopped = manager.stop(&request.into_inner().query).await.map_err(status)?;
+        Ok(Response::new(StopQueryResponse { query: Some(stopped) }))
     }
 }

@@ -33,6 +33,8 @@ pub struct QueryShared {
     /// Start time of the most recent trigger that found nothing to do.
     pub(crate) idle_since: watch::Sender<Option<Instant>>,
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
+    /// Batch attempts retried after a failure.
+    pub(crate) batches_retried: std::sync::atomic::AtomicU64,
 }
 
 impl QueryShared {
@@ -45,6 +47,7 @@ impl QueryShared {
             state: watch::channel(QueryState::Initializing).0,
             idle_since: watch::channel(None).0,
             progress: Mutex::new(VecDeque::new()),
+            batches_retried: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -98,6 +101,11 @@ impl StreamingQuery {
     /// The last `PROGRESS_RETAINED` progress reports, oldest first.
     pub fn recent_progress(&self) -> Vec<StreamingQueryProgress> {
         self.shared.progress.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Batch attempts retried after failures.
+    pub fn batches_retried(&self) -> u64 {
+        self.shared.batches_retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The newest progress report.

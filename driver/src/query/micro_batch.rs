@@ -19,6 +19,7 @@ use sluice_common::progress::StateOperatorProgress;
 use sluice_common::progress::StreamingQueryProgress;
 use sluice_common::time::now_ms;
 
+use super::fence::Fence;
 use super::handle::{QueryShared, QueryState};
 use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
 use super::resolve::OperatorInfo;
@@ -30,7 +31,10 @@ use super::watermark::WatermarkTracker;
 /// Spark's `pollingDelay`: how long an idle default trigger waits before asking again.
 const POLLING_DELAY: Duration = Duration::from_millis(10);
 /// Attempts of one batch before the query fails (each with the same offsets and timestamp).
-const MAX_BATCH_ATTEMPTS: u32 = 3;
+const MAX_BATCH_ATTEMPTS: u32 = 6;
+/// Backoff before the second attempt; doubles per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 /// Called with every progress report (CLI status line, `--progress-json`, logs).
 pub type ProgressListener = Arc<dyn Fn(&StreamingQueryProgress) + Send + Sync>;
@@ -61,6 +65,7 @@ pub struct MicroBatchExecution {
     pub(crate) scheduler: TaskScheduler,
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) listener: Option<ProgressListener>,
+    pub(crate) fence: Arc<dyn Fence>,
     // Loop state.
     watermark: WatermarkTracker,
     /// For each watermark node, the source index it watches.
@@ -89,6 +94,7 @@ impl MicroBatchExecution {
         scheduler: TaskScheduler,
         shared: Arc<QueryShared>,
         listener: Option<ProgressListener>,
+        fence: Arc<dyn Fence>,
     ) -> Result<Self> {
         let spec_json = Bytes::from(serde_json::to_vec(spec.as_ref())?);
         let run = QueryRun { run_id: spec.run_id.to_string(), spec_hash: spec.fingerprint()?, spec_json };
@@ -112,6 +118,7 @@ impl MicroBatchExecution {
             scheduler,
             shared,
             listener,
+            fence,
             batch_id: 0,
             committed: vec![None; n],
             previous_batch_watermark_ms: 0,
@@ -157,7 +164,7 @@ impl MicroBatchExecution {
                     } else {
                         let next = next_batch_time(t0, interval_ms);
                         let now = now_ms();
-                        if now > next {
+                        if now - t0 > interval_ms {
                             tracing::warn!(
                                 query = %self.shared.id,
                                 "Current batch is falling behind. The trigger interval is {interval_ms} milliseconds, but spent {} milliseconds",
@@ -305,6 +312,7 @@ impl MicroBatchExecution {
             conf: self.spec.conf.to_offset_conf(),
         };
         let seq = OffsetSeq { offsets: latest.clone(), metadata: metadata.clone() };
+        self.fence.check().await?;
         self.checkpoint.write_offsets(self.batch_id, &seq).await?;
         super::fault::pause_point("after-offsets", self.batch_id).await;
         // The previous batch is durable: let sources release its input (cleanSource).
@@ -340,8 +348,12 @@ impl MicroBatchExecution {
         timer.record("queryPlanning", t);
 
         let t = Instant::now();
-        let (results, sink_rows) = self.run_attempts(&batch, &splits).await?;
+        let (results, sink_rows, recovery) = self.run_attempts(&batch, &splits).await?;
         timer.record("addBatch", t);
+        if let Some(recovery) = recovery {
+            // Time from the first failed attempt to this successful one: how long recovery took.
+            timer.set("recovery", recovery.as_millis() as u64);
+        }
 
         // Fold the batch's event-time stats into the watermark for the next batch.
         let mut node_stats: Vec<Option<EventTimeStats>> = vec![None; self.watermark_sources.len()];
@@ -359,6 +371,7 @@ impl MicroBatchExecution {
 
         let t = Instant::now();
         let commit = CommitMetadata { next_batch_watermark_ms: self.watermark.current_ms() };
+        self.fence.check().await?;
         self.checkpoint.write_commit(batch.id, &commit).await?;
         super::fault::pause_point("after-commit", batch.id).await;
         timer.record("commitOffsets", t);
@@ -372,8 +385,13 @@ impl MicroBatchExecution {
 
     /// Runs the batch's tasks and commits the sink, retrying the whole attempt on retryable
     /// failures with the same offsets, watermark and timestamp.
-    async fn run_attempts(&mut self, batch: &PlannedBatch, splits: &[(usize, PlannedSplit)]) -> Result<(Vec<TaskResult>, u64)> {
+    async fn run_attempts(
+        &mut self,
+        batch: &PlannedBatch,
+        splits: &[(usize, PlannedSplit)],
+    ) -> Result<(Vec<TaskResult>, u64, Option<Duration>)> {
         let mut attempt = 0;
+        let mut first_failure: Option<Instant> = None;
         loop {
             let info = BatchInfo {
                 batch_id: batch.id,
@@ -389,7 +407,11 @@ impl MicroBatchExecution {
                         .iter()
                         .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone(), rows: r.rows.clone() })
                         .collect();
-                    match self.sink.commit(batch.id, &self.schema, sink_results.clone()).await {
+                    let committed = match self.fence.check().await {
+                        Ok(()) => self.sink.commit(batch.id, &self.schema, sink_results.clone()).await,
+                        Err(e) => Err(e),
+                    };
+                    match committed {
                         Ok(rows) => Ok((results.all, rows)),
                         Err(e) => {
                             self.sink.abort(sink_results).await;
@@ -400,11 +422,13 @@ impl MicroBatchExecution {
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok(done) => return Ok(done),
+                Ok((results, rows)) => return Ok((results, rows, first_failure.map(|t| t.elapsed()))),
                 Err(e) if e.retryable && attempt + 1 < MAX_BATCH_ATTEMPTS => {
                     attempt += 1;
-                    let backoff = Duration::from_millis(200 * 2u64.pow(attempt));
-                    tracing::warn!(query = %self.shared.id, batch = batch.id, attempt, error = %e, "batch attempt failed; retrying");
+                    first_failure.get_or_insert_with(Instant::now);
+                    self.shared.batches_retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+                    tracing::warn!(query = %self.shared.id, batch = batch.id, attempt, error = %e, "batch attempt failed; retrying with the same offsets");
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) => {

@@ -2,6 +2,7 @@
 //! task scheduling and progress.
 
 pub mod fault;
+pub mod fence;
 pub mod handle;
 pub mod placement;
 pub mod micro_batch;

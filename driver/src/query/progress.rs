@@ -32,6 +32,11 @@ impl PhaseTimer {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Sets a phase to a measured value (e.g. `recovery`).
+    pub fn set(&mut self, phase: &str, ms: u64) {
+        self.phases.insert(phase.to_string(), ms);
+    }
+
     /// All phases plus `triggerExecution`.
     pub fn finish(mut self) -> (BTreeMap<String, u64>, u64) {
         let total = self.elapsed_ms();

@@ -139,10 +139,10 @@ async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskR
     let response = match client.run_task(request).await {
         Ok(r) => r.into_inner(),
         Err(status) => {
-            // A transport failure means the executor is gone or unreachable: drop it so the
-            // retried attempt runs on the survivors.
+            // A transport failure means the executor is gone or unreachable: leave it out so
+            // the retried attempt runs on the survivors.
             if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) {
-                registry.remove(&exec.id, "task RPC failed").await;
+                registry.suspend(&exec.id, "task RPC failed").await;
             }
             return Err(SluiceError::external(format!(
                 "executor {} ({}) failed to run task {partition_index}: {}",
