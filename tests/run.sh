@@ -2,7 +2,7 @@
 # Runs sluice's whole test suite (the README's test command).
 #
 # Installs what the tests need when it is missing, then runs every test of the workspace.
-# Tests start their own services (S3 server, …) on 127.0.0.1 on free ports and stop them.
+# Tests start their own services (S3 server, etcd, …) on 127.0.0.1 on free ports and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -11,6 +11,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "tests/run.sh: installing s3s-fs (S3 server for tests)"
   cargo install s3s-fs@0.14.1 --locked --features binary
+fi
+
+# etcd for the cluster and chaos tests (Debian's etcd-server package).
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "tests/run.sh: installing etcd (etcd-server)"
+  sudo_if_needed=""
+  if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
+  $sudo_if_needed apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -q etcd-server
 fi
 
 # Always build and test the whole workspace in one command: cargo unifies features per build,

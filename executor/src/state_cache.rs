@@ -4,6 +4,11 @@
 //! in memory from one batch to the next. An entry is reused only if it is at exactly the version
 //! the task needs; anything else — a retried batch, a partition that just moved here, a new run
 //! of the query — reloads that version from the checkpoint.
+//!
+//! A task changes its partition in memory before it commits the new version. If it fails or is
+//! cancelled (its batch attempt was abandoned) in between, the in-memory copy holds half a
+//! batch under the old version number, so a checked-out partition that is not marked committed
+//! is discarded when its guard drops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +27,32 @@ pub struct StateCache {
     parts: std::sync::Mutex<HashMap<Key, Arc<Mutex<Option<StatePartition>>>>>,
 }
 
-/// A checked-out partition: locked for the task's duration.
-pub type PartitionGuard = tokio::sync::OwnedMutexGuard<Option<StatePartition>>;
+/// A checked-out partition, locked for the task's duration; discarded on drop unless the task
+/// committed it (see the module docs).
+pub struct PartitionGuard {
+    slot: tokio::sync::OwnedMutexGuard<Option<StatePartition>>,
+    committed: bool,
+}
+
+impl PartitionGuard {
+    /// The partition, for the task to change and commit.
+    pub fn partition(&mut self) -> Result<&mut StatePartition> {
+        self.slot.as_mut().ok_or_else(|| sluice_common::SluiceError::internal("state partition missing after checkout"))
+    }
+
+    /// The task committed the partition's new version: keep it in memory for the next batch.
+    pub fn keep(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for PartitionGuard {
+    fn drop(&mut self) {
+        if !self.committed {
+            *self.slot = None;
+        }
+    }
+}
 
 impl StateCache {
     /// The partition at `version`, loading it from `checkpoint` when the cached copy is at
@@ -46,7 +75,7 @@ impl StateCache {
             let files = StateFiles::new(checkpoint, op, partition);
             *guard = Some(StatePartition::load(files, schemas.0, schemas.1, version).await?);
         }
-        Ok(guard)
+        Ok(PartitionGuard { slot: guard, committed: false })
     }
 
     /// Forgets every partition of a run.
@@ -54,5 +83,49 @@ impl StateCache {
         if let Ok(mut parts) = self.parts.lock() {
             parts.retain(|(r, _, _), _| r != run_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use sluice_common::state::StatePolicy;
+
+    fn schemas() -> (SchemaRef, SchemaRef) {
+        (
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)])),
+            Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)])),
+        )
+    }
+
+    fn put(p: &mut StatePartition, key: i64) {
+        let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap().row(0).owned();
+        let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap().row(0).owned();
+        p.state.put(k, v, None);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_task_leaves_no_half_applied_state() {
+        let chk = sluice_common::storage::resolve("memory://state-cache-test/chk").unwrap();
+        let cache = StateCache::default();
+        let policy = StatePolicy { min_deltas_for_snapshot: 10, min_batches_to_retain: 100 };
+
+        // Batch 0 commits one key.
+        let mut g = cache.checkout("run", 0, 0, 0, &chk, schemas()).await.unwrap();
+        put(g.partition().unwrap(), 1);
+        g.partition().unwrap().commit(policy).await.unwrap();
+        g.keep();
+
+        // Batch 1's first attempt changes the partition, then fails before committing.
+        let mut g = cache.checkout("run", 0, 0, 1, &chk, schemas()).await.unwrap();
+        put(g.partition().unwrap(), 2);
+        drop(g);
+
+        // The retry must see exactly version 1: one key.
+        let mut g = cache.checkout("run", 0, 0, 1, &chk, schemas()).await.unwrap();
+        assert_eq!(g.partition().unwrap().state.len(), 1);
+        assert_eq!(g.partition().unwrap().version(), 1);
     }
 }

@@ -172,7 +172,7 @@ async fn run_reduce(query: &PreparedQuery, op_id: usize, partition: u32, inputs:
         .states
         .checkout(&ctx.run_id, op_id, partition, ctx.batch_id, &checkpoint, operator.state_schemas())
         .await?;
-    let part = guard.as_mut().ok_or_else(|| SluiceError::internal("state partition missing after checkout"))?;
+    let part = guard.partition()?;
     let task_ctx = compiled.state.task_ctx();
     let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = match (operator, &op.kind) {
         (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
@@ -200,7 +200,7 @@ async fn run_reduce(query: &PreparedQuery, op_id: usize, partition: u32, inputs:
     };
     metrics.commit_time_ms = part.commit(policy).await?.commit_ms;
     metrics.operator = op_id;
-    drop(guard);
+    guard.keep();
 
     let output_schema = op.output_table_schema();
     let emitted = as_operator_output(emitted, &output_schema)?;

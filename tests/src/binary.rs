@@ -26,6 +26,18 @@ pub fn sluice_bin() -> PathBuf {
     .clone()
 }
 
+/// Makes a background process die with the test that started it: its Drop stops it normally,
+/// and this covers the test process itself being killed (a CI timeout), so no etcd, S3 server or
+/// `sluice` process outlives a test run.
+pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+    }
+    cmd
+}
+
 /// Runs `sluice args…` in `cwd` to completion.
 pub fn run_sluice(cwd: &Path, args: &[&str]) -> Output {
     Command::new(sluice_bin())
@@ -39,7 +51,7 @@ pub fn run_sluice(cwd: &Path, args: &[&str]) -> Output {
 /// Starts `sluice args…` in `cwd` in the background with extra environment.
 pub fn spawn_sluice(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(sluice_bin());
-    cmd.args(args).current_dir(cwd).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
+    dies_with_test(&mut cmd).args(args).current_dir(cwd).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -5,6 +5,7 @@
 //! computation in the test itself — never produced by calling the engine code under test.
 
 pub mod binary;
+pub mod cluster;
 pub mod oracle;
 pub mod rows;
 pub mod services;

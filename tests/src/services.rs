@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::binary::dies_with_test;
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
@@ -46,7 +48,7 @@ impl S3Server {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join(bucket)).expect("bucket dir");
         let port = free_port();
-        let child = Command::new(bin)
+        let child = dies_with_test(&mut Command::new(bin))
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
             .arg(root.path())
             .stdout(Stdio::null())
@@ -69,6 +71,49 @@ impl S3Server {
 }
 
 impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A single-node etcd on free 127.0.0.1 ports with a temporary data directory.
+pub struct EtcdServer {
+    child: Child,
+    _data: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl EtcdServer {
+    /// Starts etcd (installed by `tests/run.sh`: `apt-get install etcd-server`).
+    pub fn start() -> Self {
+        let bin = find_binary("etcd").expect("etcd is not installed; tests/run.sh installs it (apt-get install etcd-server)");
+        let data = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let peer = free_port();
+        let client_url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = dies_with_test(&mut Command::new(bin))
+            .args(["--name", "sluice-test", "--data-dir"])
+            .arg(data.path())
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("sluice-test={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd starts");
+        assert!(wait_for_port(port), "etcd did not listen on 127.0.0.1:{port}");
+        Self { child, _data: data, port }
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for EtcdServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

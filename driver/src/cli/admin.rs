@@ -91,11 +91,15 @@ pub async fn submit(args: SubmitArgs) -> Result<()> {
         .await
         .map_err(rpc_error)?
         .into_inner();
+    print_table(&resp.queries);
+    Ok(())
+}
+
+fn print_table(queries: &[QueryStatus]) {
     println!("{HEADER}");
-    for q in &resp.queries {
+    for q in queries {
         println!("{}", describe(q));
     }
-    Ok(())
 }
 
 pub async fn queries(args: QueriesArgs) -> Result<()> {
@@ -118,10 +122,7 @@ pub async fn queries(args: QueriesArgs) -> Result<()> {
         println!("(standby driver; the leader is at {})", resp.leader);
         return Ok(());
     }
-    println!("{HEADER}");
-    for q in &resp.queries {
-        println!("{}", describe(q));
-    }
+    print_table(&resp.queries);
     Ok(())
 }
 

@@ -1,0 +1,173 @@
+//! A real multi-process cluster for tests: etcd, driver processes and executor processes of the
+//! `sluice` binary on 127.0.0.1, each killable with SIGKILL, all stopped on drop (also when a
+//! test fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::binary::{dies_with_test, sigkill, sluice_bin, wait_until};
+use crate::services::{free_port, EtcdServer};
+
+/// One `sluice` process.
+struct Proc {
+    child: Child,
+}
+
+/// etcd + drivers + executors.
+pub struct ClusterProcs {
+    pub etcd: EtcdServer,
+    /// Logs of every process, kept for failure reports.
+    pub logs: tempfile::TempDir,
+    drivers: Vec<Option<Proc>>,
+    driver_ports: Vec<u16>,
+    executors: Vec<Option<Proc>>,
+    /// etcd lease TTL of the processes (seconds).
+    pub lease_ttl: u64,
+    launches: usize,
+}
+
+impl ClusterProcs {
+    /// Starts etcd, `drivers` driver processes (the first leads) and `executors` executors.
+    pub fn start(drivers: usize, executors: usize) -> Self {
+        let mut c = Self {
+            etcd: EtcdServer::start(),
+            logs: tempfile::tempdir().expect("temp dir"),
+            drivers: Vec::new(),
+            driver_ports: Vec::new(),
+            executors: Vec::new(),
+            lease_ttl: 2,
+            launches: 0,
+        };
+        for i in 0..drivers {
+            c.driver_ports.push(free_port());
+            c.drivers.push(None);
+            c.start_driver(i);
+            if i == 0 {
+                // Let the first driver win the election.
+                assert!(wait_until(Duration::from_secs(20), || c.has_leader()), "no driver became leader");
+            }
+        }
+        for i in 0..executors {
+            c.executors.push(None);
+            c.start_executor(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> Proc {
+        self.launches += 1;
+        let log = self.logs.path().join(format!("{name}-{}.log", self.launches));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = dies_with_test(&mut Command::new(sluice_bin()))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("SLUICE_ETCD", self.etcd.url())
+            .env("SLUICE_LEASE_TTL", self.lease_ttl.to_string())
+            .env("SLUICE_CLUSTER", "chaos")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("sluice starts");
+        Proc { child }
+    }
+
+    /// (Re)starts driver `i`.
+    pub fn start_driver(&mut self, i: usize) {
+        let args = vec!["driver".into(), "--listen".into(), format!("127.0.0.1:{}", self.driver_ports[i])];
+        let p = self.spawn(&format!("driver-{i}"), &args);
+        self.drivers[i] = Some(p);
+    }
+
+    /// SIGKILLs driver `i`.
+    pub fn kill_driver(&mut self, i: usize) {
+        if let Some(mut p) = self.drivers[i].take() {
+            sigkill(&mut p.child);
+        }
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) driver `i`.
+    pub fn signal_driver(&mut self, i: usize, signal: nix::sys::signal::Signal) {
+        if let Some(p) = &self.drivers[i] {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), signal);
+        }
+    }
+
+    /// True while driver `i`'s process runs.
+    pub fn driver_running(&mut self, i: usize) -> bool {
+        match &mut self.drivers[i] {
+            Some(p) => matches!(p.child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// (Re)starts executor `i` (same id, so a restart is the same executor coming back).
+    pub fn start_executor(&mut self, i: usize) {
+        let args = vec!["executor".into(), "--id".into(), format!("executor-{i}"), "--slots".into(), "2".into()];
+        let p = self.spawn(&format!("executor-{i}"), &args);
+        self.executors[i] = Some(p);
+    }
+
+    /// SIGKILLs executor `i`.
+    pub fn kill_executor(&mut self, i: usize) {
+        if let Some(mut p) = self.executors[i].take() {
+            sigkill(&mut p.child);
+        }
+    }
+
+    /// Executors currently running.
+    pub fn running_executors(&self) -> Vec<usize> {
+        self.executors.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(i, _)| i).collect()
+    }
+
+    /// Runs a `sluice` command against the cluster (leader found through etcd).
+    pub fn sluice(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new(sluice_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .env("SLUICE_ETCD", self.etcd.url())
+            .env("SLUICE_CLUSTER", "chaos")
+            .output()
+            .expect("sluice runs")
+    }
+
+    /// True when some driver leads (the CLI can reach it through etcd).
+    pub fn has_leader(&self) -> bool {
+        self.sluice(Path::new("."), &["queries"]).status.success()
+    }
+
+    /// `sluice queries --json` from the leader (empty when there is none).
+    pub fn queries(&self) -> Vec<serde_json::Value> {
+        let out = self.sluice(Path::new("."), &["queries", "--json"]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Every process log, for a failure report.
+    pub fn dump_logs(&self) -> String {
+        let mut out = String::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs.path()).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!("--- {}\n", f.display()));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ClusterProcs {
+    fn drop(&mut self) {
+        for p in self.drivers.iter_mut().chain(self.executors.iter_mut()).flatten() {
+            sigkill(&mut p.child);
+        }
+    }
+}
