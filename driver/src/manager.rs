@@ -52,6 +52,7 @@ pub fn status_of(q: &StreamingQuery) -> QueryStatus {
         error,
         last_progress_json: q.last_progress().map(|p| p.json()).unwrap_or_default(),
         batches_retried: q.batches_retried(),
+        state_partitions: q.state_partitions().into_iter().collect(),
     }
 }
 
@@ -91,15 +92,31 @@ impl QueryManager {
         Ok(query)
     }
 
-    /// Validates a whole job, then starts each of its queries.
+    /// Validates a whole job, then starts each of its queries. A query submitted under the name
+    /// of a stopped or failed one replaces it in the store (it usually resumes its checkpoint).
     pub async fn submit(&self, origin: &str, job: &str) -> Result<Vec<StreamingQuery>> {
-        let count = self.session.prepare_job(origin, job).await?.len();
-        let mut started = Vec::with_capacity(count);
-        for index in 0..count {
+        let prepared = self.session.prepare_job(origin, job).await?;
+        let mut started = Vec::with_capacity(prepared.len());
+        for (index, resolved) in prepared.iter().enumerate() {
+            let replaces = match &resolved.spec.name {
+                Some(name) => self.inactive_named(name).await,
+                None => None,
+            };
             let record = QueryRecord { job: job.to_string(), origin: origin.to_string(), index };
-            started.push(self.start_one(record, None).await?);
+            started.push(self.start_one(record, replaces).await?);
         }
         Ok(started)
+    }
+
+    /// The id of the latest inactive query named `name`, if any.
+    async fn inactive_named(&self, name: &str) -> Option<String> {
+        let queries = self.queries.lock().await;
+        queries
+            .iter()
+            .rev()
+            .find(|m| m.query.name() == Some(name))
+            .filter(|m| !m.query.is_active())
+            .map(|m| m.query.id().to_string())
     }
 
     /// Starts every query stored in the cluster (a new leader taking over). A query that cannot

@@ -103,9 +103,23 @@ impl ClusterProcs {
 
     /// (Re)starts executor `i` (same id, so a restart is the same executor coming back).
     pub fn start_executor(&mut self, i: usize) {
-        let args = vec!["executor".into(), "--id".into(), format!("executor-{i}"), "--slots".into(), "2".into()];
+        self.start_executor_with(i, &[]);
+    }
+
+    /// (Re)starts executor `i` with extra command-line arguments.
+    pub fn start_executor_with(&mut self, i: usize, extra: &[&str]) {
+        let mut args: Vec<String> = vec!["executor".into(), "--id".into(), format!("executor-{i}"), "--slots".into(), "2".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let p = self.spawn(&format!("executor-{i}"), &args);
+        if i >= self.executors.len() {
+            self.executors.resize_with(i + 1, || None);
+        }
         self.executors[i] = Some(p);
+    }
+
+    /// Driver `i`'s URL.
+    pub fn driver_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.driver_ports[i])
     }
 
     /// SIGKILLs executor `i`.

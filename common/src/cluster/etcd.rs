@@ -58,9 +58,12 @@ fn etcd_error(what: &str, e: etcd_client::Error) -> SluiceError {
 pub async fn connect(config: &EtcdConfig) -> Result<Client> {
     // No per-request timeout: a campaign blocks until this driver is elected. Keep-alives
     // notice a dead connection; callers bound the calls that must not hang (`still_leader`).
+    // etcd answers pings more frequent than its `--grpc-keepalive-min-time` (5 s), or pings
+    // without an open stream, with GOAWAY "too many pings", which cuts every watch: stay above.
     let options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(3));
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+        .with_keep_alive_while_idle(false);
     Client::connect(&config.endpoints, Some(options))
         .await
         .map_err(|e| etcd_error(&format!("cannot connect to {}", config.endpoints.join(",")), e))

@@ -149,7 +149,8 @@ impl ExecutorRegistry {
         self.live().await.iter().map(|e| e.task_slots).sum()
     }
 
-    /// Waits until at least `n` executors are live, or fails after `timeout`.
+    /// Waits until at least `n` executors are live, or fails after `timeout`. Wakes on
+    /// membership changes and when a suspension ends.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<ExecutorInfo>> {
         let mut rx = self.changes.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -158,14 +159,21 @@ impl ExecutorRegistry {
             if live.len() >= n.max(1) {
                 return Ok(live);
             }
+            let (registered, next_resume) = {
+                let map = self.inner.lock().await;
+                (map.len(), map.values().filter_map(|e| e.suspended_until).filter(|t| *t > Instant::now()).min())
+            };
+            let wake = next_resume.map(tokio::time::Instant::from_std).unwrap_or(deadline).min(deadline);
             tokio::select! {
                 _ = rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(SluiceError::external(format!(
-                        "no executors available: {} registered after {}s (need {n}); start executors pointing at this driver",
-                        live.len(),
-                        timeout.as_secs()
-                    )));
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(SluiceError::external(format!(
+                            "no executors available after {}s (need {n}; {registered} registered, {} of them suspended after failed task RPCs)",
+                            timeout.as_secs(),
+                            registered - live.len()
+                        )));
+                    }
                 }
             }
         }

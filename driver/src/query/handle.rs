@@ -1,6 +1,6 @@
 //! `StreamingQuery`: what a user (or a test) holds to watch and control a running query.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub struct QueryShared {
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
     /// Batch attempts retried after a failure.
     pub(crate) batches_retried: std::sync::atomic::AtomicU64,
+    /// State partitions per executor id, as placed for the last batch.
+    pub(crate) state_partitions: Mutex<BTreeMap<String, u32>>,
 }
 
 impl QueryShared {
@@ -48,6 +50,7 @@ impl QueryShared {
             idle_since: watch::channel(None).0,
             progress: Mutex::new(VecDeque::new()),
             batches_retried: std::sync::atomic::AtomicU64::new(0),
+            state_partitions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -106,6 +109,12 @@ impl StreamingQuery {
     /// Batch attempts retried after failures.
     pub fn batches_retried(&self) -> u64 {
         self.shared.batches_retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many state partitions each executor owns (executor id → count): shows where state
+    /// lives and that a joining executor got its share.
+    pub fn state_partitions(&self) -> BTreeMap<String, u32> {
+        self.shared.state_partitions.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// The newest progress report.

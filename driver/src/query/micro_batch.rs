@@ -422,7 +422,12 @@ impl MicroBatchExecution {
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok((results, rows)) => return Ok((results, rows, first_failure.map(|t| t.elapsed()))),
+                Ok((results, rows)) => {
+                    if let Ok(mut placed) = self.shared.state_partitions.lock() {
+                        *placed = self.stages.partitions_by_executor();
+                    }
+                    return Ok((results, rows, first_failure.map(|t| t.elapsed())));
+                }
                 Err(e) if e.retryable && attempt + 1 < MAX_BATCH_ATTEMPTS => {
                     attempt += 1;
                     first_failure.get_or_insert_with(Instant::now);

@@ -45,6 +45,15 @@ impl StageRunner {
         Self { operators, needs_gather, partitions, placement: Vec::new() }
     }
 
+    /// How many state partitions each executor owns, after the last attempt's placement.
+    pub fn partitions_by_executor(&self) -> std::collections::BTreeMap<String, u32> {
+        let mut counts = std::collections::BTreeMap::new();
+        for owner in self.placement.iter().flatten() {
+            *counts.entry(owner.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Runs one attempt of a batch over `splits` (source index, split).
     pub async fn run(
         &mut self,

@@ -1,0 +1,164 @@
+//! Cluster mode through real processes: etcd, `sluice driver` and `sluice executor` processes on
+//! 127.0.0.1, driven with the CLI a user runs (`submit`, `queries`, `stop`, `cat`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_tests::binary::{run_sluice, stderr, stdout, wait_until};
+use sluice_tests::cluster::ClusterProcs;
+use sluice_tests::services::free_port;
+
+/// The status of the query named `name`, as `sluice queries --json` reports it.
+fn status(c: &ClusterProcs, name: &str) -> Option<serde_json::Value> {
+    c.queries().into_iter().rev().find(|q| q["name"] == name)
+}
+
+fn placement(q: &serde_json::Value) -> BTreeMap<String, u64> {
+    q["statePartitions"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default()
+}
+
+fn state_rows(q: &serde_json::Value) -> Option<u64> {
+    q.pointer("/lastProgress/stateOperators/0/numRowsTotal").and_then(|v| v.as_u64())
+}
+
+#[test]
+fn queries_are_listed_rebalanced_stopped_and_forgotten() {
+    let mut c = ClusterProcs::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        format!(
+            "CREATE STREAM rates WITH ('connector' = 'rate', 'rowsPerSecond' = '100');
+             CREATE SINK out WITH ('connector' = 'console');
+             SET 'queryName' = 'counts';
+             SET 'outputMode' = 'update';
+             SET 'trigger' = 'processingTime=200 milliseconds';
+             SET 'checkpointLocation' = '{}';
+             SET 'spark.sql.shuffle.partitions' = '4';
+             INSERT INTO out SELECT value % 5 AS k, count(*) AS n FROM rates GROUP BY value % 5;",
+            dir.path().join("chk").display()
+        ),
+    )
+    .unwrap();
+
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    assert!(stdout(&out).contains("counts"), "submit lists the started query: {}", stdout(&out));
+
+    // One executor owns all 4 state partitions, holding the 5 groups.
+    let one = BTreeMap::from([("executor-0".to_string(), 4)]);
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| placement(&q) == one && state_rows(&q) == Some(5))),
+        "the query did not run on executor-0: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+
+    // Two executors join: at a batch boundary they take a fair share (4 partitions over 3
+    // executors: 2, 1, 1), restoring the moved partitions from the checkpoint — still 5 groups.
+    c.start_executor(1);
+    c.start_executor(2);
+    let spread = |q: &serde_json::Value| {
+        let mut counts: Vec<u64> = placement(q).into_values().collect();
+        counts.sort_unstable();
+        counts == [1, 1, 2] && state_rows(q) == Some(5)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| spread(&q))),
+        "partitions were not spread over the new executors: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+    let table = stdout(&c.sluice(dir.path(), &["queries"]));
+    assert!(table.lines().any(|l| l.starts_with("counts") && l.contains("active")), "queries table: {table}");
+
+    // Stop: the query ends and is forgotten by the cluster — a new leader does not resume it.
+    let out = c.sluice(dir.path(), &["stop", "counts"]);
+    assert!(out.status.success(), "stop: {}", stderr(&out));
+    assert_eq!(status(&c, "counts").map(|q| q["state"].clone()), Some("terminated".into()));
+    c.kill_driver(0);
+    c.start_driver(0);
+    assert!(wait_until(Duration::from_secs(20), || c.has_leader()), "the restarted driver did not lead");
+    assert_eq!(c.queries(), Vec::<serde_json::Value>::new(), "a stopped query came back");
+}
+
+#[test]
+fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_lost() {
+    let mut c = ClusterProcs::start(1, 0);
+    // The executor registers in etcd but advertises an address nothing listens on: a network
+    // cut between the driver and its only executor.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    c.start_executor_with(0, &["--advertise", &dead]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.json"), "{\"id\": 1}\n{\"id\": 2}\n").unwrap();
+    std::fs::write(input.join("b.json"), "{\"id\": 3}\n").unwrap();
+    let job = format!(
+        "CREATE STREAM nums (id BIGINT) WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
+         CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
+         SET 'queryName' = 'copy';
+         SET 'trigger' = 'availableNow';
+         SET 'checkpointLocation' = '{}';
+         INSERT INTO out SELECT id, id * 2 AS twice FROM nums;",
+        input.display(),
+        dir.path().join("out").display(),
+        dir.path().join("chk").display()
+    );
+    std::fs::write(dir.path().join("job.sql"), &job).unwrap();
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&c, "copy").is_some_and(|q| q["state"] == "failed")),
+        "the query did not fail: {:?}\n{}",
+        status(&c, "copy"),
+        c.dump_logs()
+    );
+    let q = status(&c, "copy").unwrap();
+    let error = q["error"].as_str().unwrap_or_default();
+    assert!(error.contains("batch 0 failed after 6 attempts"), "{error}");
+    assert!(error.contains(&dead), "the cause names the unreachable executor: {error}");
+    assert_eq!(q["batchesRetried"], 5);
+    // Batch 0 was planned (its offsets are in the WAL) but never committed.
+    assert!(dir.path().join("chk/offsets/0").exists());
+    assert!(!dir.path().join("chk/commits/0").exists());
+
+    // The network heals (a reachable executor); submitting again resumes the checkpoint.
+    c.kill_executor(0);
+    c.start_executor(1);
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "resubmit: {}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(60), || status(&c, "copy").is_some_and(|q| q["state"] == "terminated")),
+        "the resubmitted query did not finish: {:?}\n{}",
+        status(&c, "copy"),
+        c.dump_logs()
+    );
+    let cat = run_sluice(dir.path(), &["cat", "out"]);
+    let mut rows: Vec<String> = stdout(&cat).lines().map(str::to_string).collect();
+    rows.sort();
+    assert_eq!(rows, ["{\"id\":1,\"twice\":2}", "{\"id\":2,\"twice\":4}", "{\"id\":3,\"twice\":6}"]);
+    assert!(!dir.path().join("chk/offsets/1").exists(), "batch 0 re-ran with its recorded offsets");
+}
+
+#[test]
+fn a_standby_points_to_the_leader() {
+    let c = ClusterProcs::start(2, 0);
+    let standby = c.driver_url(1);
+    let here = Path::new(".");
+    assert!(wait_until(Duration::from_secs(20), || run_sluice(here, &["queries", "--driver", &standby]).status.success()));
+    let out = run_sluice(here, &["queries", "--driver", &standby]);
+    assert!(stdout(&out).contains(&format!("the leader is at {}", c.driver_url(0))), "{}", stdout(&out));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), "CREATE STREAM r WITH ('connector' = 'rate'); CREATE SINK s WITH ('connector' = 'console'); INSERT INTO s SELECT * FROM r;").unwrap();
+    let out = run_sluice(dir.path(), &["submit", "job.sql", "--driver", &standby]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("this driver is a standby; the leader is at {}", c.driver_url(0))), "{}", stderr(&out));
+}
