@@ -62,7 +62,9 @@ impl QueryManager {
         Self { session, queries: Mutex::new(Vec::new()), store: store.map(Mutex::new) }
     }
 
-    async fn start_one(&self, record: QueryRecord, replaces: Option<String>) -> Result<StreamingQuery> {
+    /// Starts query `record.index` of a job; `replaces` is the stored query it supersedes, and
+    /// `took_over` says a new leader is resuming it after its driver died.
+    async fn start_one(&self, record: QueryRecord, replaces: Option<String>, took_over: bool) -> Result<StreamingQuery> {
         let mut resolved = self.session.prepare_job(&record.origin, &record.job).await?;
         if record.index >= resolved.len() {
             return Err(SluiceError::user(format!("{} has no query #{}", record.origin, record.index + 1)));
@@ -78,7 +80,7 @@ impl QueryManager {
                 }
             }
         }
-        let query = self.session.start(r).await?;
+        let query = if took_over { self.session.take_over(r).await? } else { self.session.start(r).await? };
         if let Some(store) = &self.store {
             let mut store = store.lock().await;
             let QueryStore { client, config } = &mut *store;
@@ -103,7 +105,7 @@ impl QueryManager {
                 None => None,
             };
             let record = QueryRecord { job: job.to_string(), origin: origin.to_string(), index };
-            started.push(self.start_one(record, replaces).await?);
+            started.push(self.start_one(record, replaces, false).await?);
         }
         Ok(started)
     }
@@ -130,7 +132,7 @@ impl QueryManager {
         };
         let mut started = 0;
         for (id, record) in stored {
-            match self.start_one(record, Some(id.clone())).await {
+            match self.start_one(record, Some(id.clone()), true).await {
                 Ok(q) => {
                     started += 1;
                     tracing::info!(query = %q.id(), "resumed stored query");

@@ -99,6 +99,16 @@ impl Session {
 
     /// Starts one resolved query.
     pub async fn start(&self, resolved: ResolvedQuery) -> Result<StreamingQuery> {
+        self.start_run(resolved, false).await
+    }
+
+    /// Starts a query that a new leader takes over from a driver that died; its first batch
+    /// reports how long the query was down as `durationMs.recovery`.
+    pub async fn take_over(&self, resolved: ResolvedQuery) -> Result<StreamingQuery> {
+        self.start_run(resolved, true).await
+    }
+
+    async fn start_run(&self, resolved: ResolvedQuery, took_over: bool) -> Result<StreamingQuery> {
         let (location, temporary) = match &resolved.checkpoint_location {
             Some(l) => (l.clone(), false),
             None => {
@@ -131,7 +141,7 @@ impl Session {
             SinkKind::Memory => Box::new(MemoryCommitter::new(spec.sink.name.clone(), self.memory_tables.clone(), spec.output_mode)),
         };
         let shared = QueryShared::new(spec.query_id, spec.run_id, spec.name.clone());
-        let exec = MicroBatchExecution::new(
+        let mut exec = MicroBatchExecution::new(
             Arc::new(spec),
             checkpoint,
             temporary,
@@ -146,6 +156,7 @@ impl Session {
             self.listener.clone(),
             Arc::clone(&self.fence),
         )?;
+        exec.took_over = took_over;
         tokio::spawn(async move {
             let _ = exec.run().await;
         });

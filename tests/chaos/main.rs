@@ -61,6 +61,8 @@ struct Report {
     kills: usize,
     retried: u64,
     recoveries_ms: Vec<u128>,
+    /// `durationMs.recovery` the drivers reported.
+    reported_ms: Vec<u64>,
     batches: usize,
 }
 
@@ -74,8 +76,8 @@ impl Report {
             format!("recovery (kill → next committed batch) min {} ms, median {} ms, max {} ms", r[0], r[r.len() / 2], r[r.len() - 1])
         };
         println!(
-            "chaos [{}]: {} kills, {} batches committed, {} batch attempts retried, {stats}",
-            self.name, self.kills, self.batches, self.retried
+            "chaos [{}]: {} kills, {} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
+            self.name, self.kills, self.batches, self.retried, self.reported_ms
         );
     }
 }
@@ -184,13 +186,26 @@ fn executor_kills(world: &World) -> Result<Report, String> {
         kills < 1
     })?;
     world.check(&dir, "executor kills")?;
-    Ok(Report {
-        name: "executors SIGKILLed",
-        kills,
-        retried: status["batchesRetried"].as_u64().unwrap_or(0),
-        recoveries_ms: recoveries,
-        batches: commits(&dir).len(),
-    })
+    let retried = status["batchesRetried"].as_u64().unwrap_or(0);
+    let reported = cluster.reported_recoveries();
+    if retried > 0 && reported.is_empty() {
+        return Err("batches were retried but no progress report has durationMs.recovery".into());
+    }
+    Ok(Report { name: "executors SIGKILLed", kills, retried, recoveries_ms: recoveries, reported_ms: reported, batches: commits(&dir).len() })
+}
+
+/// Every takeover reports the outage in its first batch's `durationMs.recovery`. A new leader
+/// cannot start before the dead one's lease lapses — at least the TTL minus one keep-alive
+/// interval (a third of it) after the kill — so each outage is at least that long.
+fn check_takeover_recoveries(cluster: &ClusterProcs, reported: &[u64], takeovers: usize) -> Result<(), String> {
+    let floor_ms = cluster.lease_ttl * 1000 * 2 / 3;
+    let outages = reported.iter().filter(|ms| **ms >= floor_ms).count();
+    if outages < takeovers {
+        return Err(format!(
+            "{takeovers} takeovers but only {outages} progress reports with a durationMs.recovery of at least {floor_ms} ms: {reported:?}"
+        ));
+    }
+    Ok(())
 }
 
 fn driver_kills(world: &World) -> Result<Report, String> {
@@ -218,11 +233,14 @@ fn driver_kills(world: &World) -> Result<Report, String> {
         kills < 2
     })?;
     world.check(&dir, "driver kills")?;
+    let reported = cluster.reported_recoveries();
+    check_takeover_recoveries(&cluster, &reported, kills)?;
     Ok(Report {
         name: "driver SIGKILLed and restarted",
         kills,
         retried: retried + status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
+        reported_ms: reported,
         batches: commits(&dir).len(),
     })
 }
@@ -263,11 +281,14 @@ fn leader_failover(world: &World) -> Result<Report, String> {
         return Err("the scenario never paused the leader".into());
     }
     world.check(&dir, "leader failovers")?;
+    let reported = cluster.reported_recoveries();
+    check_takeover_recoveries(&cluster, &reported, kills + 1)?;
     Ok(Report {
         name: "leader paused then killed, standbys took over",
         kills: kills + 1,
         retried: status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
+        reported_ms: reported,
         batches: commits(&dir).len(),
     })
 }

@@ -72,9 +72,16 @@ impl ClusterProcs {
         Proc { child }
     }
 
-    /// (Re)starts driver `i`.
+    /// (Re)starts driver `i`; its progress reports go to `<logs>/<launch>-driver-<i>.progress`.
     pub fn start_driver(&mut self, i: usize) {
-        let args = vec!["driver".into(), "--listen".into(), format!("127.0.0.1:{}", self.driver_ports[i])];
+        let progress = self.logs.path().join(format!("{:04}-driver-{i}.progress", self.launches + 1));
+        let args = vec![
+            "driver".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.driver_ports[i]),
+            "--progress-json".into(),
+            progress.display().to_string(),
+        ];
         let p = self.spawn(&format!("driver-{i}"), &args);
         self.drivers[i] = Some(p);
     }
@@ -158,6 +165,23 @@ impl ClusterProcs {
             return Vec::new();
         }
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Every progress report any driver wrote, in launch order.
+    pub fn progress_reports(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs.path())
+            .map(|d| d.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "progress")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// `durationMs.recovery` of every progress report that has one (ms).
+    pub fn reported_recoveries(&self) -> Vec<u64> {
+        self.progress_reports().iter().filter_map(|p| p.pointer("/durationMs/recovery").and_then(|v| v.as_u64())).collect()
     }
 
     /// Every process log, for a failure report.

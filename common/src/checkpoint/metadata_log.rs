@@ -82,6 +82,16 @@ impl MetadataLog {
         Ok(None)
     }
 
+    /// When the newest entry was written (`None` for an empty log).
+    pub async fn latest_write_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let Some(&id) = self.list_ids().await?.last() else { return Ok(None) };
+        match self.store.head(&self.path_of(id)).await {
+            Ok(meta) => Ok(Some(meta.last_modified)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(SluiceError::from(e).context(format!("reading {}/{id}", self.name))),
+        }
+    }
+
     /// Deletes every entry with id `< threshold` (exclusive, as Spark's `purge`).
     pub async fn purge(&self, threshold: u64) -> Result<()> {
         for id in self.list_ids().await? {

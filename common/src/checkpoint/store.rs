@@ -57,6 +57,14 @@ impl Checkpoint {
         Self { location, offsets, commits }
     }
 
+    /// When the previous run last wrote to the offsets or commit log: a query resumed after its
+    /// driver died has been down since at most then.
+    pub async fn last_write_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let offsets = self.offsets.latest_write_time().await?;
+        let commits = self.commits.latest_write_time().await?;
+        Ok(offsets.max(commits))
+    }
+
     /// Human-readable name for messages.
     pub fn describe(&self) -> String {
         self.location.url.to_string()

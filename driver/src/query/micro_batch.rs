@@ -75,6 +75,11 @@ pub struct MicroBatchExecution {
     /// Watermark of the previous batch (late-row filter of stateful operators).
     previous_batch_watermark_ms: i64,
     recovered: Option<PlannedBatch>,
+    /// Set when this run takes over from a driver that died: the first committed batch reports
+    /// the outage, measured from the previous run's last checkpoint write.
+    pub(crate) took_over: bool,
+    /// Since when the query has been down, until the first batch of this run commits.
+    outage_since: Option<chrono::DateTime<chrono::Utc>>,
     last_trigger_start_ms: Option<i64>,
 }
 
@@ -123,6 +128,8 @@ impl MicroBatchExecution {
             committed: vec![None; n],
             previous_batch_watermark_ms: 0,
             recovered: None,
+            took_over: false,
+            outage_since: None,
             last_trigger_start_ms: None,
         })
     }
@@ -218,6 +225,11 @@ impl MicroBatchExecution {
             }
             Ok(())
         };
+        // A run that takes over from a dead driver, or finds a batch its predecessor never
+        // committed, is recovering: how long the query was down is part of its recovery time.
+        if self.took_over || matches!(decision, StartDecision::Rerun { .. }) {
+            self.outage_since = self.checkpoint.last_write_time().await?;
+        }
         match decision {
             StartDecision::Fresh => {
                 tracing::info!(query = %self.shared.id, "starting new streaming query");
@@ -350,9 +362,12 @@ impl MicroBatchExecution {
         let t = Instant::now();
         let (results, sink_rows, recovery) = self.run_attempts(&batch, &splits).await?;
         timer.record("addBatch", t);
-        if let Some(recovery) = recovery {
-            // Time from the first failed attempt to this successful one: how long recovery took.
-            timer.set("recovery", recovery.as_millis() as u64);
+        // Recovery: from the first failed attempt to this successful one, or — for the first
+        // batch after a driver died — from the previous run's last checkpoint write.
+        let outage_ms = self.outage_since.take().map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as u64);
+        let attempts_ms = recovery.map(|r| r.as_millis() as u64);
+        if let Some(ms) = outage_ms.max(attempts_ms) {
+            timer.set("recovery", ms);
         }
 
         // Fold the batch's event-time stats into the watermark for the next batch.
