@@ -22,6 +22,12 @@ if ! command -v etcd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -q etcd-server
 fi
 
+# Kafka-protocol broker for the Kafka connector tests (tansu, in-memory storage).
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "tests/run.sh: installing tansu (Kafka-protocol broker for tests)"
+  cargo install tansu@0.6.0 --locked --no-default-features --features dynostore
+fi
+
 # Always build and test the whole workspace in one command: cargo unifies features per build,
 # and a narrower build (-p, --test) would recompile the dependency graph with other features.
 cargo test --workspace "$@"

@@ -155,6 +155,7 @@ async fn read_input(query: &PreparedQuery, source_index: usize, split: &SplitSpe
         source_index: Some(source_index),
         input_rows,
         malformed_rows: data.malformed_rows,
+        lost_offsets: data.lost_offsets,
         event_time,
         ..Default::default()
     };

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod cluster;
+pub mod kafka;
 pub mod oracle;
 pub mod rows;
 pub mod services;

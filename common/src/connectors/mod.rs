@@ -5,6 +5,7 @@
 //! executors, which read splits with [`SplitReader`].
 
 pub mod files;
+pub mod kafka;
 pub mod memory;
 pub mod rate;
 pub mod rate_micro_batch;
@@ -22,6 +23,7 @@ use crate::sql::job::RelationDef;
 
 use self::files::options::{parse_format, FileFormat, FileSourceOptions, FILE_TABLE_OPTIONS};
 use self::files::splits::SplitSizing;
+use self::kafka::options::KafkaSourceOptions;
 use self::memory::{MemorySource, MemoryStreams};
 use self::rate::{RateOptions, RateSource};
 use self::rate_micro_batch::{RateMicroBatchOptions, RateMicroBatchSource};
@@ -29,7 +31,7 @@ use self::socket::{SocketOptions, SocketSource};
 use self::source::{Source, SourceSpec, SplitSpec};
 
 /// Connectors a stream may use.
-pub const SOURCE_CONNECTORS: &[&str] = &["files", "rate", "rate-micro-batch", "socket", "memory"];
+pub const SOURCE_CONNECTORS: &[&str] = &["files", "kafka", "rate", "rate-micro-batch", "socket", "memory"];
 
 /// What a source factory needs from the session.
 #[derive(Debug, Clone, Default)]
@@ -81,7 +83,10 @@ pub fn resolve_stream(def: &RelationDef, index: usize) -> Result<SourceSpec> {
             }
             None
         }
-        "kafka" => return Err(SluiceError::user(format!("{owner}: the kafka connector is not available in this build of sluice"))),
+        "kafka" => {
+            let o = KafkaSourceOptions::parse(&options).map_err(|e| e.context(owner.clone()))?;
+            Some(kafka::reader::kafka_schema(o.include_headers))
+        }
         other => {
             return Err(SluiceError::user(format!(
                 "{owner}: unknown connector '{other}'; available connectors: {}",
@@ -129,6 +134,7 @@ fn describe_schema(schema: &SchemaRef) -> String {
 pub fn create_source(spec: &SourceSpec, ctx: &SourceContext) -> Result<Box<dyn Source>> {
     Ok(match spec.connector.as_str() {
         "files" => Box::new(files::source::FileSource::new(FileSourceOptions::parse(&spec.options)?, ctx.sizing)?),
+        "kafka" => Box::new(kafka::source::KafkaSource::new(KafkaSourceOptions::parse(&spec.options)?)?),
         "rate" => Box::new(RateSource::new(RateOptions::parse(&spec.options)?)),
         "rate-micro-batch" => Box::new(RateMicroBatchSource::new(RateMicroBatchOptions::parse(&spec.options)?)),
         "socket" => Box::new(SocketSource::new(SocketOptions::parse(&spec.options)?)),
@@ -146,6 +152,8 @@ pub fn create_source(spec: &SourceSpec, ctx: &SourceContext) -> Result<Box<dyn S
 pub struct SplitData {
     pub batches: Vec<RecordBatch>,
     pub malformed_rows: u64,
+    /// Offsets skipped because they no longer existed (Kafka, `failOnDataLoss=false`).
+    pub lost_offsets: u64,
 }
 
 /// Executor side of a source: options parsed once per query, then any number of splits read.
@@ -153,6 +161,14 @@ pub struct SplitData {
 pub struct SplitReader {
     schema: SchemaRef,
     format: Option<FileFormat>,
+    kafka: Option<Arc<KafkaSplitReader>>,
+}
+
+/// What reading Kafka splits needs, parsed once per query.
+#[derive(Debug)]
+struct KafkaSplitReader {
+    options: KafkaSourceOptions,
+    group_id: String,
 }
 
 impl SplitReader {
@@ -162,7 +178,15 @@ impl SplitReader {
             "files" => Some(FileSourceOptions::parse(&spec.options)?.format),
             _ => None,
         };
-        Ok(Self { schema: Arc::clone(&spec.declared_schema), format })
+        let kafka = match spec.connector.as_str() {
+            "kafka" => {
+                let options = KafkaSourceOptions::parse(&spec.options)?;
+                let group_id = options.group_id();
+                Some(Arc::new(KafkaSplitReader { options, group_id }))
+            }
+            _ => None,
+        };
+        Ok(Self { schema: Arc::clone(&spec.declared_schema), format, kafka })
     }
 
     /// Reads one split; `inline` carries the rows of memory and socket splits.
@@ -177,13 +201,21 @@ impl SplitReader {
                     malformed_rows += r.malformed_rows;
                     batches.push(r.batch);
                 }
-                Ok(SplitData { batches, malformed_rows })
+                Ok(SplitData { batches, malformed_rows, lost_offsets: 0 })
             }
-            SplitSpec::Rate(s) => Ok(SplitData { batches: vec![rate::read_rate_split(s)?], malformed_rows: 0 }),
+            SplitSpec::Rate(s) => Ok(SplitData { batches: vec![rate::read_rate_split(s)?], malformed_rows: 0, lost_offsets: 0 }),
             SplitSpec::RateMicroBatch(s) => {
-                Ok(SplitData { batches: vec![rate_micro_batch::read_rate_micro_batch_split(s)?], malformed_rows: 0 })
+                Ok(SplitData { batches: vec![rate_micro_batch::read_rate_micro_batch_split(s)?], malformed_rows: 0, lost_offsets: 0 })
             }
-            SplitSpec::Inline => Ok(SplitData { batches: crate::ipc::decode(inline)?.1, malformed_rows: 0 }),
+            SplitSpec::Kafka(range) => {
+                let kafka = self.kafka.clone().ok_or_else(|| SluiceError::internal("kafka split for a non-kafka source"))?;
+                let range = range.clone();
+                let data = tokio::task::spawn_blocking(move || kafka::reader::read_split(&kafka.options, &kafka.group_id, &range))
+                    .await
+                    .map_err(|e| SluiceError::internal(format!("Kafka reader panicked: {e}")))??;
+                Ok(SplitData { batches: vec![data.batch], malformed_rows: 0, lost_offsets: data.lost_offsets })
+            }
+            SplitSpec::Inline => Ok(SplitData { batches: crate::ipc::decode(inline)?.1, malformed_rows: 0, lost_offsets: 0 }),
         }
     }
 }

@@ -73,6 +73,8 @@ pub enum SplitSpec {
     Rate(crate::connectors::rate::RateSplit),
     /// One partition of a rate-micro-batch batch.
     RateMicroBatch(crate::connectors::rate_micro_batch::RateMicroBatchSplit),
+    /// An offset range of one Kafka topic-partition.
+    Kafka(crate::connectors::kafka::offsets::OffsetRange),
     /// Rows shipped with the task.
     Inline,
 }
@@ -124,6 +126,17 @@ pub trait Source: Send + Sync {
     /// Trigger.AvailableNow: snapshot the current end of the input.
     async fn prepare_for_available_now(&mut self) -> Result<AvailableNowSupport> {
         Ok(AvailableNowSupport::Unsupported)
+    }
+
+    /// What progress reports as `latestOffset` when it differs from the batch end (Kafka
+    /// reports the brokers' latest offsets before rate limiting).
+    fn reported_latest_offset(&self) -> Option<String> {
+        None
+    }
+
+    /// Source-specific progress `metrics` for a batch ending at `end`.
+    fn progress_metrics(&self, _end: Option<&str>) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::new()
     }
 
     /// Stops background readers (socket).

@@ -216,6 +216,9 @@ pub struct TaskMetrics {
     pub input_rows: u64,
     /// Malformed input records, whatever the parse mode did with them.
     pub malformed_rows: u64,
+    /// Source offsets that no longer existed and were skipped (Kafka, `failOnDataLoss=false`).
+    #[serde(default)]
+    pub lost_offsets: u64,
     /// Rows the task produced for the sink.
     pub output_rows: u64,
     /// Event-time stats of the source's watermark column, per source index.

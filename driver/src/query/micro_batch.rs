@@ -340,7 +340,9 @@ impl MicroBatchExecution {
             }
         }
         timer.record("walCommit", t);
-        Ok(Some(PlannedBatch { id: self.batch_id, start: self.committed.clone(), end: latest.clone(), latest, metadata }))
+        // Progress shows what the source saw as available (Kafka: before rate limiting).
+        let reported = self.sources.iter().zip(&latest).map(|(s, l)| s.reported_latest_offset().or_else(|| l.clone())).collect();
+        Ok(Some(PlannedBatch { id: self.batch_id, start: self.committed.clone(), end: latest, latest: reported, metadata }))
     }
 
     async fn run_batch(&mut self, batch: PlannedBatch, mut timer: PhaseTimer) -> Result<()> {
@@ -472,7 +474,13 @@ impl MicroBatchExecution {
             .enumerate()
             .map(|(i, s)| {
                 let mine = results.iter().filter(|r| r.metrics.source_index == Some(i));
-                let (rows, malformed) = mine.fold((0, 0), |(a, b), r| (a + r.metrics.input_rows, b + r.metrics.malformed_rows));
+                let (rows, malformed, lost) = mine.fold((0, 0, 0), |(a, b, c), r| {
+                    (a + r.metrics.input_rows, b + r.metrics.malformed_rows, c + r.metrics.lost_offsets)
+                });
+                let mut metrics = s.progress_metrics(batch.end[i].as_deref());
+                if lost > 0 {
+                    metrics.insert("numLostOffsets".to_string(), lost.to_string());
+                }
                 SourceBatchFacts {
                     description: s.description(),
                     start: batch.start[i].clone(),
@@ -480,6 +488,7 @@ impl MicroBatchExecution {
                     latest: batch.latest[i].clone(),
                     input_rows: rows,
                     malformed_rows: malformed,
+                    metrics,
                 }
             })
             .collect();

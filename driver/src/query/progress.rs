@@ -54,6 +54,8 @@ pub struct SourceBatchFacts {
     pub latest: Option<String>,
     pub input_rows: u64,
     pub malformed_rows: u64,
+    /// Source-specific metrics (Kafka's offsets behind latest, lost offsets).
+    pub metrics: BTreeMap<String, String>,
 }
 
 /// Everything a progress report is made of.
@@ -92,7 +94,7 @@ pub fn build_progress(f: &BatchFacts) -> StreamingQueryProgress {
         .sources
         .iter()
         .map(|s| {
-            let mut metrics = BTreeMap::new();
+            let mut metrics = s.metrics.clone();
             if s.malformed_rows > 0 {
                 metrics.insert("numMalformedRecords".to_string(), s.malformed_rows.to_string());
             }
@@ -160,6 +162,7 @@ mod tests {
                 latest: Some("1".into()),
                 input_rows: 100,
                 malformed_rows: 2,
+                metrics: BTreeMap::new(),
             }],
             batch_watermark_ms: Some(5_000),
             event_time: Some(EventTimeStats { max_ms: 15_000, min_ms: 10_000, avg_ms: 12_000.0, count: 3 }),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use sluice_common::connectors::kafka::sink as kafka_sink;
 use sluice_common::connectors::sinks::{SinkKind, SinkSpec};
 use sluice_common::connectors::{resolve_stream, resolve_table, TableSpec};
 use sluice_common::error::{Result, SluiceError};
@@ -91,7 +92,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
         }
         (None, None) => match sink.kind()? {
             SinkKind::Console(_) | SinkKind::Memory => None,
-            SinkKind::Files(_) => {
+            SinkKind::Files(_) | SinkKind::Kafka(_) => {
                 return Err(SluiceError::user(
                     "checkpointLocation must be specified either through SET 'checkpointLocation' = '…' or SET 'spark.sql.streaming.checkpointLocation' = '…'",
                 ))
@@ -136,8 +137,14 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
     let compiled = CompiledQuery::compile(Arc::new(spec.clone())).await?;
     let shape = check_streaming_plan(&compiled.plan, output_mode)?;
     check_pipeline(&compiled.pipeline, output_mode)?;
-    if let SinkKind::Files(f) = spec.sink.kind()? {
-        f.check_schema(&compiled.schema)?;
+    match spec.sink.kind()? {
+        SinkKind::Files(f) => f.check_schema(&compiled.schema)?,
+        SinkKind::Kafka(k) => {
+            let owner = format!("sink '{}'", spec.sink.name);
+            kafka_sink::check_schema(&k, &compiled.schema).map_err(|e| e.context(owner.clone()))?;
+            kafka_sink::check_delivery_guarantee(&k).map_err(|e| e.context(owner))?;
+        }
+        SinkKind::Console(_) | SinkKind::Memory => {}
     }
     let operators = compiled
         .pipeline

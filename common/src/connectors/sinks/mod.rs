@@ -23,6 +23,7 @@ use crate::plan::OutputMode;
 use self::console::ConsoleOptions;
 use self::file_sink_log::SinkFileStatus;
 use self::files::FileSinkOptions;
+use crate::connectors::kafka::options::KafkaSinkOptions;
 
 /// A sink as declared, shipped to executors.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,11 +41,12 @@ pub struct SinkSpec {
 pub enum SinkKind {
     Console(ConsoleOptions),
     Files(FileSinkOptions),
+    Kafka(KafkaSinkOptions),
     Memory,
 }
 
 /// Connectors a sink may use.
-pub const SINK_CONNECTORS: &[&str] = &["console", "files", "memory"];
+pub const SINK_CONNECTORS: &[&str] = &["console", "files", "kafka", "memory"];
 
 impl SinkSpec {
     /// Validates the options and normalises paths; run on the driver.
@@ -74,7 +76,7 @@ impl SinkSpec {
                 self.options.check_known(&["connector"], "connector 'memory'")?;
                 Ok(SinkKind::Memory)
             }
-            "kafka" => Err(SluiceError::user("the kafka sink is not available in this build of sluice")),
+            "kafka" => Ok(SinkKind::Kafka(KafkaSinkOptions::parse(&self.options)?)),
             other => Err(SluiceError::user(format!(
                 "unknown sink connector '{other}'; available sinks: {}",
                 SINK_CONNECTORS.join(", ")
@@ -143,6 +145,10 @@ pub async fn write_task_output(
         SinkKind::Files(opts) => {
             let files = files::write_part_files(opts, schema, batches, ctx).await?;
             Ok((SinkTaskOutput { files, num_rows }, None))
+        }
+        SinkKind::Kafka(opts) => {
+            let sent = crate::connectors::kafka::sink::write_rows(opts, batches).await?;
+            Ok((SinkTaskOutput { files: vec![], num_rows: sent }, None))
         }
     }
 }
