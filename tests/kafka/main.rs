@@ -138,22 +138,51 @@ fn commits(chk: &Path) -> usize {
     std::fs::read_dir(chk.join("commits")).map(|d| d.count()).unwrap_or(0)
 }
 
+/// A broker holding the generated events (`seconds` of them) in topic `events`, an empty topic
+/// `counts`, and a directory with the pipeline job. Returns the records produced and the
+/// windows the job must emit.
+async fn pipeline_setup(seconds: i64, max_offsets: u32) -> (KafkaBroker, tempfile::TempDir, Vec<Event>, Vec<(i64, i64)>) {
+    let broker = KafkaBroker::start();
+    broker.create_topic("events", PARTITIONS).await;
+    broker.create_topic("counts", 2).await;
+    let (records, counted) = generate(seconds);
+    produce(&broker, "events", &records).await;
+    let expected = expected_windows(&counted, &records);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), pipeline_job(dir.path(), &broker.bootstrap(), max_offsets, "availableNow")).unwrap();
+    (broker, dir, records, expected)
+}
+
+/// The progress reports a `sluice run --progress-json progress.jsonl` wrote.
+fn read_progress(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("progress.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Writes `dir/job.sql`: an availableNow query copying the values of a Kafka stream with
+/// `options` into a JSON file sink `out`, checkpointed in `chk`.
+fn write_values_job(dir: &Path, servers: &str, options: &str) {
+    let job = format!(
+        "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{servers}', {options});
+         CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = 'out');
+         SET 'checkpointLocation' = 'chk';
+         SET 'trigger' = 'availableNow';
+         INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;"
+    );
+    std::fs::write(dir.join("job.sql"), job).unwrap();
+}
+
 fn assert_success(out: &Output) {
     assert!(out.status.success(), "sluice run failed:\n{}\n{}", stdout(out), stderr(out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_events_to_windowed_counts_in_files_and_kafka() {
-    let broker = KafkaBroker::start();
-    broker.create_topic("events", PARTITIONS).await;
-    broker.create_topic("counts", 2).await;
-    let (records, counted) = generate(300);
-    produce(&broker, "events", &records).await;
-    let expected = expected_windows(&counted, &records);
+    let (broker, dir, records, expected) = pipeline_setup(300, 40).await;
     assert!(expected.len() >= 3 && expected.iter().all(|(_, n)| *n > 0), "the generator yields several windows");
-
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), pipeline_job(dir.path(), &broker.bootstrap(), 40, "availableNow")).unwrap();
     let out = run_sluice(dir.path(), &["run", "job.sql", "--progress-json", "progress.jsonl"]);
     assert_success(&out);
 
@@ -169,11 +198,7 @@ async fn json_events_to_windowed_counts_in_files_and_kafka() {
     assert_eq!(initial, [b"\0v1\n".as_slice(), br#"{"events":{"0":0,"1":0,"2":0}}"#].concat());
 
     // Progress: every record was read once per query, Kafka's source description and metrics.
-    let progress: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("progress.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let progress = read_progress(dir.path());
     for name in ["to_files", "to_kafka"] {
         let mine: Vec<&serde_json::Value> = progress.iter().filter(|p| p["name"] == name).collect();
         let read: u64 = mine.iter().map(|p| p["numInputRows"].as_u64().unwrap()).sum();
@@ -186,15 +211,7 @@ async fn json_events_to_windowed_counts_in_files_and_kafka() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_and_duplicates_nothing_in_files() {
-    let broker = KafkaBroker::start();
-    broker.create_topic("events", PARTITIONS).await;
-    broker.create_topic("counts", 1).await;
-    let (records, counted) = generate(240);
-    produce(&broker, "events", &records).await;
-    let expected = expected_windows(&counted, &records);
-
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), pipeline_job(dir.path(), &broker.bootstrap(), 12, "availableNow")).unwrap();
+    let (broker, dir, _, expected) = pipeline_setup(240, 12).await;
     let mut first = spawn_sluice(dir.path(), &["run", "job.sql"], &[]);
     let (chk_files, chk_kafka) = (dir.path().join("chk-files"), dir.path().join("chk-kafka"));
     let mid = wait_until(PATIENCE, || commits(&chk_files) >= 4 && commits(&chk_kafka) >= 4);
@@ -214,12 +231,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing_in_files() {
         let i = extra.iter().position(|r| r == row).unwrap_or_else(|| panic!("row {row:?} missing from the Kafka sink"));
         extra.remove(i);
     }
-    let progress: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("progress.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|p: &serde_json::Value| p["name"] == "to_kafka")
-        .collect();
+    let progress: Vec<serde_json::Value> = read_progress(dir.path()).into_iter().filter(|p| p["name"] == "to_kafka").collect();
     let rerun_rows = progress
         .iter()
         .find(|p| p["batchId"].as_u64() == Some(committed_before as u64))
@@ -324,16 +336,7 @@ async fn subscribe_pattern_discovers_new_topics() {
     broker.produce("other", &[(0, None, "not-matched")]).await;
 
     let h = Harness::start().await;
-    let q = h
-        .run(&format!(
-            "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{}', 'subscribePattern' = 'pat-.*',
-                                   'startingOffsets' = 'earliest');
-             CREATE SINK out WITH ('connector' = 'memory');
-             INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;",
-            broker.bootstrap()
-        ))
-        .await
-        .remove(0);
+    let q = values_query(&h, &broker, "'subscribePattern' = 'pat-.*', 'startingOffsets' = 'earliest'").await;
     settle(&q).await;
     assert_eq!(memory_values(&h), vec!["a0", "a1"]);
 
@@ -345,6 +348,27 @@ async fn subscribe_pattern_discovers_new_topics() {
     assert_eq!(memory_values(&h), vec!["a0", "a1", "b0"]);
     q.stop().await.unwrap();
     h.shutdown().await;
+}
+
+/// Starts a query that copies the values of a Kafka stream with `options` into memory sink `out`.
+async fn values_query(h: &Harness, broker: &KafkaBroker, options: &str) -> sluice_driver::StreamingQuery {
+    h.run(&format!(
+        "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{}', {options});
+         CREATE SINK out WITH ('connector' = 'memory');
+         INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;",
+        broker.bootstrap()
+    ))
+    .await
+    .remove(0)
+}
+
+/// The largest value a source metric reached in the query's progress reports.
+fn max_source_metric(q: &sluice_driver::StreamingQuery, name: &str) -> u64 {
+    q.recent_progress()
+        .iter()
+        .filter_map(|p| p.sources[0].metrics.get(name).and_then(|v| v.parse::<u64>().ok()))
+        .max()
+        .unwrap_or(0)
 }
 
 async fn wait_until_async(mut cond: impl FnMut() -> bool) -> bool {
@@ -367,16 +391,7 @@ async fn a_topic_recreated_with_more_partitions_is_read_from_the_new_partitions_
     broker.create_topic("grow", 1).await;
     broker.produce("grow", &[(0, None, "g0"), (0, None, "g1")]).await;
     let h = Harness::start().await;
-    let q = h
-        .run(&format!(
-            "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{}', 'subscribe' = 'grow',
-                                   'startingOffsets' = 'earliest', 'failOnDataLoss' = 'false');
-             CREATE SINK out WITH ('connector' = 'memory');
-             INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;",
-            broker.bootstrap()
-        ))
-        .await
-        .remove(0);
+    let q = values_query(&h, &broker, "'subscribe' = 'grow', 'startingOffsets' = 'earliest', 'failOnDataLoss' = 'false'").await;
     settle(&q).await;
     assert_eq!(memory_values(&h), vec!["g0", "g1"]);
     broker.delete_topic("grow").await;
@@ -390,12 +405,7 @@ async fn a_topic_recreated_with_more_partitions_is_read_from_the_new_partitions_
     // with the record (then offsets 0..1 are behind its position and lost) — as in Spark.
     let values = memory_values(&h);
     assert!(values == ["g0", "g1", "n0", "n1"] || values == ["g0", "g1", "n1"], "{values:?}");
-    let losses: u64 = q
-        .recent_progress()
-        .iter()
-        .filter_map(|p| p.sources[0].metrics.get("numDataLossEvents").and_then(|v| v.parse::<u64>().ok()))
-        .max()
-        .unwrap_or(0);
+    let losses = max_source_metric(&q, "numDataLossEvents");
     assert!(losses >= 1, "the rewound partition is counted as data loss");
     q.stop().await.unwrap();
     h.shutdown().await;
@@ -434,20 +444,11 @@ async fn read_vanished_offsets(fail_on_data_loss: bool) -> (Output, tempfile::Te
     let refs: Vec<(i32, Option<&str>, &str)> = records.iter().map(|v| (0, None, v.as_str())).collect();
     broker.produce("aged", &refs).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
-        format!(
-            "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{}', 'subscribe' = 'aged',
-                                   'startingOffsets' = 'earliest', 'maxOffsetsPerTrigger' = '2',
-                                   'kafkaConsumer.pollTimeoutMs' = '10000', 'failOnDataLoss' = '{fail_on_data_loss}');
-             CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = 'out');
-             SET 'checkpointLocation' = 'chk';
-             SET 'trigger' = 'availableNow';
-             INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;",
-            broker.bootstrap()
-        ),
-    )
-    .unwrap();
+    let options = format!(
+        "'subscribe' = 'aged', 'startingOffsets' = 'earliest', 'maxOffsetsPerTrigger' = '2', \
+         'kafkaConsumer.pollTimeoutMs' = '10000', 'failOnDataLoss' = '{fail_on_data_loss}'"
+    );
+    write_values_job(dir.path(), &broker.bootstrap(), &options);
     let child = spawn_sluice(dir.path(), &["run", "job.sql", "--progress-json", "progress.jsonl"], &[("SLUICE_FAULT_PAUSE", "after-offsets:1:4000")]);
     assert!(wait_until(PATIENCE, || dir.path().join("chk/offsets/1").exists()), "batch 1 planned");
     broker.delete_topic("aged").await;
@@ -483,35 +484,31 @@ async fn vanished_offsets_are_counted_and_skipped_without_fail_on_data_loss() {
     let (out, dir) = read_vanished_offsets(false).await;
     assert_success(&out);
     assert_eq!(committed_values(dir.path()), vec!["r0", "r1"], "batches 1 and 2 found nothing to read");
-    let lost: u64 = std::fs::read_to_string(dir.path().join("progress.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let lost: u64 = read_progress(dir.path())
+        .iter()
         .filter_map(|p| p["sources"][0]["metrics"]["numLostOffsets"].as_str().and_then(|v| v.parse::<u64>().ok()))
         .sum();
     assert_eq!(lost, 4, "offsets 2..6 of the old topic are counted as lost");
 }
 
-fn deleted_topic_job(servers: &str, fail_on_data_loss: bool) -> String {
-    format!(
-        "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{servers}', 'subscribe' = 'doomed,kept',
-                               'startingOffsets' = 'earliest', 'failOnDataLoss' = '{fail_on_data_loss}');
-         CREATE SINK out WITH ('connector' = 'memory');
-         INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;"
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_topic_fails_the_query_under_fail_on_data_loss() {
+/// A query over topics `doomed` (one record, read) and `kept`, and then `doomed` is deleted.
+async fn delete_a_subscribed_topic(fail_on_data_loss: bool) -> (KafkaBroker, Harness, sluice_driver::StreamingQuery) {
     let broker = KafkaBroker::start();
     broker.create_topic("doomed", 1).await;
     broker.create_topic("kept", 1).await;
     broker.produce("doomed", &[(0, None, "d0")]).await;
     let h = Harness::start().await;
-    let q = h.run(&deleted_topic_job(&broker.bootstrap(), true)).await.remove(0);
+    let options = format!("'subscribe' = 'doomed,kept', 'startingOffsets' = 'earliest', 'failOnDataLoss' = '{fail_on_data_loss}'");
+    let q = values_query(&h, &broker, &options).await;
     settle(&q).await;
     assert_eq!(memory_values(&h), vec!["d0"]);
     broker.delete_topic("doomed").await;
+    (broker, h, q)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topic_fails_the_query_under_fail_on_data_loss() {
+    let (broker, h, q) = delete_a_subscribed_topic(true).await;
     broker.produce("kept", &[(0, None, "k0")]).await;
     let err = tokio::time::timeout(PATIENCE, q.await_termination()).await.expect("the query stops").expect_err("the query fails");
     let line = err.one_line();
@@ -523,24 +520,12 @@ async fn a_deleted_topic_fails_the_query_under_fail_on_data_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_topic_is_counted_and_skipped_without_fail_on_data_loss() {
-    let broker = KafkaBroker::start();
-    broker.create_topic("doomed", 1).await;
-    broker.create_topic("kept", 1).await;
-    broker.produce("doomed", &[(0, None, "d0")]).await;
-    let h = Harness::start().await;
-    let q = h.run(&deleted_topic_job(&broker.bootstrap(), false)).await.remove(0);
-    settle(&q).await;
-    broker.delete_topic("doomed").await;
+    let (broker, h, q) = delete_a_subscribed_topic(false).await;
     broker.produce("kept", &[(0, None, "k0"), (0, None, "k1")]).await;
     let found = wait_until_async(|| memory_values(&h).len() == 3).await;
     assert!(found, "the query goes on with the remaining topic: {:?}", memory_values(&h));
     assert_eq!(memory_values(&h), vec!["d0", "k0", "k1"]);
-    let losses: u64 = q
-        .recent_progress()
-        .iter()
-        .filter_map(|p| p.sources[0].metrics.get("numDataLossEvents").and_then(|v| v.parse::<u64>().ok()))
-        .max()
-        .unwrap_or(0);
+    let losses = max_source_metric(&q, "numDataLossEvents");
     assert_eq!(losses, 1, "the deleted partition is counted once in progress");
     assert!(q.is_active(), "the query is still running");
     q.stop().await.unwrap();
@@ -551,18 +536,11 @@ async fn a_deleted_topic_is_counted_and_skipped_without_fail_on_data_loss() {
 fn a_broker_down_at_start_fails_with_a_clear_error_and_an_untouched_checkpoint() {
     let dead = sluice_tests::services::free_port();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
-        format!(
-            "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '127.0.0.1:{dead}', 'subscribe' = 'events',
-                                   'kafka.default.api.timeout.ms' = '1000', 'fetchOffset.numRetries' = '1');
-             CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = 'out');
-             SET 'checkpointLocation' = 'chk';
-             SET 'trigger' = 'availableNow';
-             INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;"
-        ),
-    )
-    .unwrap();
+    write_values_job(
+        dir.path(),
+        &format!("127.0.0.1:{dead}"),
+        "'subscribe' = 'events', 'kafka.default.api.timeout.ms' = '1000', 'fetchOffset.numRetries' = '1'",
+    );
     let out = run_sluice(dir.path(), &["run", "job.sql"]);
     assert!(!out.status.success(), "sluice run must fail");
     let err = stderr(&out);
@@ -579,20 +557,12 @@ async fn a_broker_lost_mid_stream_fails_the_batch_after_retries_and_commits_noth
     broker.create_topic("events", 2).await;
     broker.produce("events", &[(0, None, "a"), (1, None, "b"), (0, None, "c")]).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
-        format!(
-            "CREATE STREAM s WITH ('connector' = 'kafka', 'kafka.bootstrap.servers' = '{}', 'subscribe' = 'events',
-                                   'startingOffsets' = 'earliest', 'kafkaConsumer.pollTimeoutMs' = '1500',
-                                   'kafka.default.api.timeout.ms' = '1500');
-             CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = 'out');
-             SET 'checkpointLocation' = 'chk';
-             SET 'trigger' = 'availableNow';
-             INSERT INTO out SELECT CAST(value AS STRING) AS v FROM s;",
-            broker.bootstrap()
-        ),
-    )
-    .unwrap();
+    write_values_job(
+        dir.path(),
+        &broker.bootstrap(),
+        "'subscribe' = 'events', 'startingOffsets' = 'earliest', 'kafkaConsumer.pollTimeoutMs' = '1500', \
+         'kafka.default.api.timeout.ms' = '1500'",
+    );
     // The driver plans batch 0 while the broker is up, then waits 4 s before running it.
     let child = spawn_sluice(dir.path(), &["run", "job.sql"], &[("SLUICE_FAULT_PAUSE", "after-offsets:0:4000")]);
     assert!(wait_until(PATIENCE, || dir.path().join("chk/offsets/0").exists()), "batch 0 planned");
