@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""sluice's benchmark suite: the same streaming workloads on sluice and on Apache Spark, on this
+machine, side by side with the decode limit; plus sluice's recovery time after a SIGKILLed
+executor.
+
+    bench/run.py                 # 1M-row inputs (add --rows 10000000 for the 10M run)
+    bench/run.py --smoke         # tiny inputs, a few seconds per engine: checks the runner works
+    bench/run.py --no-spark      # sluice and the decode limit only
+
+Spark runs from a virtual environment outside the repository (~/.cache/sluice-bench/venv,
+created on first use with `pip install pyspark==4.0.1`; Java 17 must be installed). Results are
+printed as a table and written to bench/results/<name>.json and .png.
+
+Figures, for both engines, come from the engines' own progress reports:
+  * processing time = from the first batch's trigger start to the end of the last batch, so
+    process start-up (JVM, cluster) is excluded; start-up = wall time - processing time;
+  * rows/s = input rows / processing time;
+  * peak RSS = the largest summed resident set of the engine's process tree, sampled every 50 ms.
+The decode limit is the time sluice's own JSON decoder needs to turn the same files into Arrow
+on the same number of threads, with nothing else to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path.home() / ".cache" / "sluice-bench" / "venv"
+SLUICE = ROOT / "target" / "release" / "sluice"
+BENCH = ROOT / "target" / "release" / "sluice-bench"
+EVENT_COLUMNS = "event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, event_id STRING"
+WORKLOADS = {
+    "W0": "stateless: filter + projection -> parquet",
+    "W1": "window 5 min by action, count + sum, watermark 10 min, update",
+    "W2": "dedup with watermark -> window count, append -> parquet",
+    "W3": "per-batch overhead: 1 tiny file per batch, 50 batches",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_venv() -> Path:
+    """The virtual environment with PySpark, psutil, matplotlib and pyarrow; created once."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {VENV} (pip install pyspark==4.0.1 psutil matplotlib pyarrow)")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import pyspark, psutil, matplotlib, pyarrow"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "pyspark==4.0.1", "psutil", "matplotlib", "pyarrow"], check=True)
+    return python
+
+
+def reexec_in_venv(python: Path) -> None:
+    """The runner itself needs psutil and matplotlib: re-run it with the venv's Python."""
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
+
+
+def build() -> None:
+    log("building sluice and sluice-bench (release)")
+    subprocess.run(["cargo", "build", "--release", "--bin", "sluice", "--bin", "sluice-bench"], cwd=ROOT, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and its descendants."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, int]:
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rss = PeakRss(proc.pid)
+    out, err = proc.communicate()
+    wall = time.monotonic() - started
+    peak = rss.finish()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{err[-3000:]}")
+    return done, wall, peak
+
+
+def iso_ms(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000.0
+
+
+def summarize(progress: list[dict], wall: float, peak: int, input_rows: int) -> dict:
+    """The same figures for either engine, from its progress reports. Throughput counts the
+    input records (`input_rows`), not the engine's numInputRows: Spark pushes the W0 filter
+    into its JSON reader and reports only the rows that passed it."""
+    reported = sum(p["numInputRows"] for p in progress)
+    starts = [iso_ms(p["timestamp"]) for p in progress]
+    ends = [iso_ms(p["timestamp"]) + p["batchDuration"] for p in progress]
+    processing = max((max(ends) - min(starts)) / 1000.0, 1e-3) if progress else wall
+    parts = {}
+    for key in ("triggerExecution", "latestOffset", "walCommit", "queryPlanning", "addBatch", "commitOffsets"):
+        values = [p["durationMs"].get(key, 0) for p in progress if "durationMs" in p]
+        if values:
+            parts[key] = statistics.median(values)
+    return {
+        "batches": len(progress),
+        "input_rows": input_rows,
+        "reported_input_rows": reported,
+        "wall_s": round(wall, 3),
+        "processing_s": round(processing, 3),
+        "startup_s": round(max(wall - processing, 0.0), 3),
+        "rows_per_s": round(input_rows / processing, 1),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "median_ms": parts,
+    }
+
+
+def sluice_job(workload: str, input_dir: Path, out: Path, chk: Path, max_files: int, partitions: int) -> str:
+    watermark = ",\n  WATERMARK FOR event_time AS event_time - INTERVAL '10' MINUTE" if workload in ("W1", "W2") else ""
+    head = (
+        f"CREATE STREAM events ({EVENT_COLUMNS}{watermark})\n"
+        f"  WITH ('connector' = 'files', 'format' = 'json', 'path' = '{input_dir}', 'maxFilesPerTrigger' = '{max_files}');\n"
+        f"SET 'checkpointLocation' = '{chk}';\n"
+        "SET 'trigger' = 'availableNow';\n"
+        f"SET 'spark.sql.shuffle.partitions' = '{partitions}';\n"
+    )
+    parquet = f"CREATE SINK out WITH ('connector' = 'files', 'format' = 'parquet', 'path' = '{out}');\n"
+    if workload in ("W0", "W3"):
+        return head + parquet + "INSERT INTO out SELECT event_time, user_id, amount FROM events WHERE action = 'buy';\n"
+    if workload == "W1":
+        return (
+            head
+            + "CREATE SINK out WITH ('connector' = 'memory');\nSET 'outputMode' = 'update';\n"
+            + "INSERT INTO out SELECT window(event_time, '5 minutes') AS window, action, count(*) AS n, sum(amount) AS total\n"
+            + "FROM events GROUP BY window(event_time, '5 minutes'), action;\n"
+        )
+    return (
+        head
+        + parquet
+        + "INSERT INTO out SELECT w.start AS start, n FROM (\n"
+        + "  SELECT window(event_time, '5 minutes') AS w, count(*) AS n\n"
+        + "  FROM (SELECT DISTINCT ON (event_id, event_time) * FROM events)\n"
+        + "  GROUP BY window(event_time, '5 minutes'));\n"
+    )
+
+
+def run_sluice(workload: str, input_dir: Path, work: Path, max_files: int, partitions: int) -> dict:
+    job = work / "job.sql"
+    job.write_text(sluice_job(workload, input_dir, work / "out", work / "chk", max_files, partitions))
+    env = dict(os.environ, RUST_LOG="warn")
+    _, wall, peak = run_measured([str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(work / "progress.jsonl")], work, env)
+    progress = [json.loads(line) for line in (work / "progress.jsonl").read_text().splitlines() if line.strip()]
+    return summarize(progress, wall, peak, count_lines(input_dir))
+
+
+def run_spark(python: Path, workload: str, input_dir: Path, work: Path, max_files: int, partitions: int) -> dict:
+    cmd = [
+        str(python), str(ROOT / "bench" / "spark_job.py"), "--workload", workload, "--input", str(input_dir),
+        "--output", str(work / "out"), "--checkpoint", str(work / "chk"),
+        "--max-files-per-trigger", str(max_files), "--shuffle-partitions", str(partitions),
+    ]
+    done, wall, peak = run_measured(cmd, work, dict(os.environ, PYSPARK_PYTHON=str(python)))
+    line = next(l for l in done.stdout.splitlines() if l.startswith("SPARK-PROGRESS "))
+    return summarize(json.loads(line[len("SPARK-PROGRESS "):]), wall, peak, count_lines(input_dir))
+
+
+def count_lines(input_dir: Path) -> int:
+    """Input records: one JSON object per line."""
+    return sum(f.read_bytes().count(b"\n") for f in input_dir.iterdir() if f.suffix == ".json")
+
+
+def parquet_rows(directory: Path) -> list[tuple]:
+    """Rows of a file-sink directory, through its _spark_metadata (committed files only)."""
+    import pyarrow.parquet as pq
+
+    files = []
+    entries = [e for e in (directory / "_spark_metadata").iterdir() if e.name.split(".")[0].isdigit()]
+    for entry in sorted(entries, key=lambda p: p.name):
+        for line in entry.read_text().splitlines()[1:]:
+            files.append(json.loads(line)["path"].removeprefix("file://"))
+    def plain(v):
+        # Spark writes INT96 timestamps (read back naive), sluice microseconds in UTC.
+        if isinstance(v, datetime):
+            if v.tzinfo is None:
+                v = v.replace(tzinfo=timezone.utc)
+            return round(v.timestamp() * 1_000_000)
+        return v
+
+    rows = []
+    for f in files:
+        table = pq.read_table(f)
+        rows.extend(tuple(plain(v) for v in r.values()) for r in table.to_pylist())
+    return sorted(rows, key=repr)
+
+
+def decode_limit(input_dir: Path) -> dict:
+    done = subprocess.run([str(BENCH), "decode", "--dir", str(input_dir), "--threads", "2"], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
+    """W1 on a 3-executor local cluster; one executor SIGKILLed after three committed batches."""
+    env = dict(
+        os.environ,
+        SLUICE_BIN=str(SLUICE),
+        SLUICE_WORK=str(work / "cluster"),
+        SLUICE_DRIVER_PORT=str(free_port()),
+        SLUICE_ETCD_PORT=str(free_port()),
+        RUST_LOG="warn",
+    )
+    script = ROOT / "deploy" / "local" / "cluster.sh"
+    chk = work / "chk"
+    job = work / "job.sql"
+    job.write_text(sluice_job("W1", input_dir, work / "out", chk, 1, partitions))
+    subprocess.run([str(script), "start", "--executors", "3"], env=env, check=True, capture_output=True)
+    try:
+        driver = f"http://127.0.0.1:{env['SLUICE_DRIVER_PORT']}"
+        # The driver answers once it has been elected leader.
+        deadline = time.monotonic() + 60
+        while True:
+            submitted = subprocess.run([str(SLUICE), "submit", str(job), "--driver", driver], env=env, capture_output=True, text=True)
+            if submitted.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"submit failed: {submitted.stderr.strip()}")
+            time.sleep(0.5)
+        commits = lambda: len(list((chk / "commits").glob("*"))) if (chk / "commits").exists() else 0
+        deadline = time.monotonic() + 300
+        while commits() < 3:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the recovery run committed no batches")
+            time.sleep(0.02)
+        before = commits()
+        subprocess.run([str(script), "kill-executor", "1"], env=env, check=True, capture_output=True)
+        killed = time.monotonic()
+        while commits() <= before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no batch committed after the kill")
+            time.sleep(0.005)
+        return {"kill_to_next_commit_ms": round((time.monotonic() - killed) * 1000.0, 1), "batches_before_kill": before}
+    finally:
+        subprocess.run([str(script), "stop"], env=env, capture_output=True)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem, "kernel": platform.release()}
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [w for w in ("W0", "W1", "W2") if w in results["workloads"]]
+    series = [("sluice", "sluice"), ("spark", "Spark"), ("decode_limit", "decode limit")]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.27
+    for i, (key, label) in enumerate(series):
+        values = []
+        for w in names:
+            if key == "decode_limit":
+                values.append(results["decode_limit"]["rows_per_sec"])
+            else:
+                values.append((results["workloads"][w].get(key) or {}).get("rows_per_s", 0))
+        ax.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=label)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yscale("log")
+    ax.set_ylabel("input rows / s (processing, start-up excluded; log scale)")
+    ax.set_title(f"sluice vs Spark, {results['rows']:,} rows, {results['machine']['cores']} cores")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def table(results: dict) -> str:
+    lines = [
+        f"{'workload':<9}{'engine':<9}{'wall s':>9}{'startup s':>11}{'rows/s':>13}{'peak RSS MB':>13}{'sluice/Spark':>14}{'% of decode':>13}",
+    ]
+    limit = results["decode_limit"]["rows_per_sec"]
+    for w, r in results["workloads"].items():
+        s, k = r.get("sluice"), r.get("spark")
+        for engine, m in (("sluice", s), ("spark", k)):
+            if not m:
+                continue
+            ratio = f"{s['rows_per_s'] / k['rows_per_s']:.2f}x" if engine == "sluice" and k and k["rows_per_s"] else ""
+            pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w != "W3" else ""
+            lines.append(
+                f"{w:<9}{engine:<9}{m['wall_s']:>9.2f}{m['startup_s']:>11.2f}{m['rows_per_s']:>13,.0f}{m['peak_rss_mb']:>13.0f}{ratio:>14}{pct:>13}"
+            )
+        if w == "W3":
+            for engine, m in (("sluice", s), ("spark", k)):
+                if m:
+                    parts = ", ".join(f"{key} {v:g}" for key, v in m["median_ms"].items())
+                    lines.append(f"{'':<9}{engine:<9}median per batch (ms): {parts}")
+    lines.append(f"decode limit (sluice's JSON decoder, 2 threads): {limit:,.0f} rows/s")
+    rec = results.get("recovery", {})
+    if "kill_to_next_commit_ms" in rec:
+        lines.append(f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_next_commit_ms']:.0f} ms from kill to the next committed batch")
+    elif "error" in rec:
+        lines.append(f"recovery run failed: {rec['error']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--files", type=int, default=20)
+    p.add_argument("--smoke", action="store_true", help="tiny inputs: checks the runner end to end")
+    p.add_argument("--no-spark", action="store_true")
+    p.add_argument("--workloads", default="W0,W1,W2,W3")
+    p.add_argument("--shuffle-partitions", type=int, default=8)
+    p.add_argument("--name", default=None, help="results file name (default: <rows>-rows)")
+    p.add_argument("--report", type=Path, default=None, help="print the table and redraw the chart of a results file")
+    a = p.parse_args()
+    if a.report:
+        results = json.loads(a.report.read_text())
+        chart(results, a.report.with_suffix(".png"))
+        print(table(results))
+        return
+
+    python = ensure_venv()
+    reexec_in_venv(python)
+    build()
+    rows = 20_000 if a.smoke else a.rows
+    name = a.name or ("smoke" if a.smoke else f"{rows}-rows")
+    results: dict = {"rows": rows, "files": a.files, "machine": machine(), "date": datetime.now().isoformat(timespec="seconds"), "workloads": {}}
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        tmp_path = Path(tmp)
+        events = tmp_path / "events"
+        tiny = tmp_path / "tiny"
+        log(f"generating {rows:,} events in {a.files} files")
+        subprocess.run([str(BENCH), "gen", "--rows", str(rows), "--files", str(a.files), "--out", str(events)], check=True)
+        subprocess.run([str(BENCH), "gen", "--rows", "500", "--files", "50", "--out", str(tiny)], check=True)
+        results["input_bytes"] = sum(f.stat().st_size for f in events.iterdir())
+        results["decode_limit"] = decode_limit(events)
+        for w in a.workloads.split(","):
+            source, max_files = (tiny, 1) if w == "W3" else (events, max(a.files // 4, 1))
+            entry: dict = {"what": WORKLOADS[w]}
+            for engine in ("sluice", "spark"):
+                if engine == "spark" and a.no_spark:
+                    continue
+                work = tmp_path / f"{w}-{engine}"
+                work.mkdir()
+                log(f"{w} on {engine}")
+                if engine == "sluice":
+                    entry[engine] = run_sluice(w, source, work, max_files, a.shuffle_partitions)
+                else:
+                    entry[engine] = run_spark(python, w, source, work, max_files, a.shuffle_partitions)
+            if "spark" in entry and w in ("W0", "W2", "W3"):
+                same = parquet_rows(tmp_path / f"{w}-sluice" / "out") == parquet_rows(tmp_path / f"{w}-spark" / "out")
+                entry["same_output"] = same
+                if not same:
+                    log(f"{w}: sluice and Spark wrote different rows")
+            results["workloads"][w] = entry
+            save(results, name)
+        if not a.smoke:
+            log("recovery: W1 on a 3-executor cluster, one executor SIGKILLed")
+            rec = tmp_path / "recovery"
+            rec.mkdir()
+            try:
+                results["recovery"] = recovery(events, rec, a.shuffle_partitions)
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                results["recovery"] = {"error": str(e)}
+                log(f"recovery run failed: {e}")
+    out = save(results, name)
+    chart(results, out.with_suffix(".png"))
+    print(table(results))
+    print(f"\nresults: {out} and .png")
+
+
+def save(results: dict, name: str) -> Path:
+    """Writes the results so far, so a failure late in a long run keeps the earlier figures."""
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    main()
