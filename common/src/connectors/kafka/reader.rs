@@ -40,7 +40,7 @@ pub fn kafka_schema(include_headers: bool) -> SchemaRef {
         Field::new("timestampType", DataType::Int32, true),
     ];
     if include_headers {
-        fields.push(Field::new("headers", DataType::List(Arc::new(Field::new("item", header_type(), true))), true));
+        fields.push(Field::new("headers", headers_type(), true));
     }
     Arc::new(Schema::new(fields))
 }
@@ -51,6 +51,11 @@ fn header_fields() -> Fields {
 
 fn header_type() -> DataType {
     DataType::Struct(header_fields())
+}
+
+/// Spark's `headers` column type, `ARRAY<STRUCT<key STRING, value BINARY>>`.
+pub fn headers_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", header_type(), true)))
 }
 
 /// A split: one offset range of one partition.

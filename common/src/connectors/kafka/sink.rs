@@ -53,22 +53,21 @@ pub fn check_schema(options: &KafkaSinkOptions, schema: &SchemaRef) -> Result<()
         }
     }
     if let Some(t) = field("headers") {
-        if header_columns_of(&t).is_none() {
+        if !is_headers_type(&t) {
             return Err(SluiceError::user("headers attribute type must be an array<struct<key:string,value:binary>>"));
         }
     }
     Ok(())
 }
 
-fn header_columns_of(t: &DataType) -> Option<()> {
-    let DataType::List(item) = t else { return None };
-    let DataType::Struct(fields) = item.data_type() else { return None };
-    let ok = fields.len() == 2
+fn is_headers_type(t: &DataType) -> bool {
+    let DataType::List(item) = t else { return false };
+    let DataType::Struct(fields) = item.data_type() else { return false };
+    fields.len() == 2
         && fields[0].name() == "key"
         && matches!(fields[0].data_type(), DataType::Utf8)
         && fields[1].name() == "value"
-        && matches!(fields[1].data_type(), DataType::Binary | DataType::Utf8);
-    ok.then_some(())
+        && matches!(fields[1].data_type(), DataType::Binary | DataType::Utf8)
 }
 
 /// Refuses `deliveryGuarantee = 'exactly-once'` before anything runs. A Kafka transaction can
@@ -149,7 +148,8 @@ impl SinkColumns {
             key: column("key", true)?,
             topic: column("topic", false)?.map(|c| arrow::compute::cast(&c, &DataType::Utf8)).transpose()?,
             partition: column("partition", false)?,
-            headers: column("headers", false)?,
+            // Once per batch, so header values are bytes without a cast per row.
+            headers: column("headers", false)?.map(|c| arrow::compute::cast(&c, &super::reader::headers_type())).transpose()?,
         })
     }
 }
@@ -167,8 +167,7 @@ fn headers_at(array: &ArrayRef, row: usize) -> Option<OwnedHeaders> {
     let entries = list.value(row);
     let entries = entries.as_struct();
     let keys = entries.column(0).as_string::<i32>();
-    let values = arrow::compute::cast(entries.column(1), &DataType::Binary).ok()?;
-    let values = values.as_binary::<i32>();
+    let values = entries.column(1).as_binary::<i32>();
     let mut headers = OwnedHeaders::new_with_capacity(entries.len());
     for i in 0..entries.len() {
         let value = values.is_valid(i).then(|| values.value(i));
