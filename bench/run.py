@@ -6,6 +6,7 @@ executor.
     bench/run.py                 # 1M-row inputs (add --rows 10000000 for the 10M run)
     bench/run.py --smoke         # tiny inputs, a few seconds per engine: checks the runner works
     bench/run.py --no-spark      # sluice and the decode limit only
+    bench/run.py --workloads '' --no-spark --nexmark-events 10000000   # Nexmark only
 
 Spark runs from a virtual environment outside the repository (~/.cache/sluice-bench/venv,
 created on first use with `pip install pyspark==4.0.1`; Java 17 must be installed). Results are
@@ -18,6 +19,13 @@ Figures, for both engines, come from the engines' own progress reports:
   * peak RSS = the largest summed resident set of the engine's process tree, sampled every 50 ms.
 The decode limit is the time sluice's own JSON decoder needs to turn the same files into Arrow
 on the same number of threads, with nothing else to do.
+
+Nexmark (sluice only: Spark has no Nexmark source) runs the job files in bench/nexmark/ over
+`--nexmark-events` generated events (all types; the queries read the 92% that are bids) into
+the noop sink, and reports events/s over the processing time, events/s per core (the machine's
+cores, all of which the embedded engine uses) and events per CPU-second (user + system time of
+the whole run, start-up included). The generator limit is the time the nexmark connector's own
+split reader needs to generate the same events into Arrow on the same threads.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import socket
 import statistics
@@ -112,24 +122,33 @@ class PeakRss:
         return self.peak
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, int]:
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, int, float]:
+    """Runs `cmd`; returns its result, wall seconds, peak RSS bytes and CPU seconds (user +
+    system of the process and every descendant it waited for)."""
+    cpu_before = children_cpu_s()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
     out, err = proc.communicate()
     wall = time.monotonic() - started
     peak = rss.finish()
+    cpu = children_cpu_s() - cpu_before
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{err[-3000:]}")
-    return done, wall, peak
+    return done, wall, peak, cpu
 
 
 def iso_ms(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000.0
 
 
-def summarize(progress: list[dict], wall: float, peak: int, input_rows: int) -> dict:
+def summarize(progress: list[dict], wall: float, peak: int, cpu: float, input_rows: int) -> dict:
     """The same figures for either engine, from its progress reports. Throughput counts the
     input records (`input_rows`), not the engine's numInputRows: Spark pushes the W0 filter
     into its JSON reader and reports only the rows that passed it."""
@@ -151,6 +170,7 @@ def summarize(progress: list[dict], wall: float, peak: int, input_rows: int) -> 
         "startup_s": round(max(wall - processing, 0.0), 3),
         "rows_per_s": round(input_rows / processing, 1),
         "peak_rss_mb": round(peak / 2**20, 1),
+        "cpu_s": round(cpu, 2),
         "median_ms": parts,
     }
 
@@ -188,9 +208,9 @@ def run_sluice(workload: str, input_dir: Path, work: Path, max_files: int, parti
     job = work / "job.sql"
     job.write_text(sluice_job(workload, input_dir, work / "out", work / "chk", max_files, partitions))
     env = dict(os.environ, RUST_LOG="warn")
-    _, wall, peak = run_measured([str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(work / "progress.jsonl")], work, env)
+    _, wall, peak, cpu = run_measured([str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(work / "progress.jsonl")], work, env)
     progress = [json.loads(line) for line in (work / "progress.jsonl").read_text().splitlines() if line.strip()]
-    return summarize(progress, wall, peak, count_lines(input_dir))
+    return summarize(progress, wall, peak, cpu, count_lines(input_dir))
 
 
 def run_spark(python: Path, workload: str, input_dir: Path, work: Path, max_files: int, partitions: int) -> dict:
@@ -199,9 +219,44 @@ def run_spark(python: Path, workload: str, input_dir: Path, work: Path, max_file
         "--output", str(work / "out"), "--checkpoint", str(work / "chk"),
         "--max-files-per-trigger", str(max_files), "--shuffle-partitions", str(partitions),
     ]
-    done, wall, peak = run_measured(cmd, work, dict(os.environ, PYSPARK_PYTHON=str(python)))
+    done, wall, peak, cpu = run_measured(cmd, work, dict(os.environ, PYSPARK_PYTHON=str(python)))
     line = next(l for l in done.stdout.splitlines() if l.startswith("SPARK-PROGRESS "))
-    return summarize(json.loads(line[len("SPARK-PROGRESS "):]), wall, peak, count_lines(input_dir))
+    return summarize(json.loads(line[len("SPARK-PROGRESS "):]), wall, peak, cpu, count_lines(input_dir))
+
+
+def run_nexmark(query: str, events: int, work: Path) -> dict:
+    """One Nexmark job file over `events` events (its maxEvents rewritten), into the noop sink."""
+    text = (ROOT / "bench" / "nexmark" / f"{query}.sql").read_text()
+    text, n = re.subn(r"'maxEvents' = '\d+'", f"'maxEvents' = '{events}'", text)
+    if n != 1:
+        raise RuntimeError(f"bench/nexmark/{query}.sql: expected one 'maxEvents' option, found {n}")
+    job = work / f"{query}.sql"
+    job.write_text(text)
+    progress_file = work / f"{query}-progress.jsonl"
+    env = dict(os.environ, RUST_LOG="warn")
+    _, wall, peak, cpu = run_measured([str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(progress_file)], work, env)
+    progress = [json.loads(line) for line in progress_file.read_text().splitlines() if line.strip()]
+    summary = summarize(progress, wall, peak, cpu, events)
+    cores = os.cpu_count() or 1
+    return {
+        "events": events,
+        "bids": summary["reported_input_rows"],
+        "output_rows": sum(p["sink"].get("numOutputRows", 0) for p in progress),
+        "batches": summary["batches"],
+        "wall_s": summary["wall_s"],
+        "startup_s": summary["startup_s"],
+        "processing_s": summary["processing_s"],
+        "events_per_s": summary["rows_per_s"],
+        "events_per_s_per_core": round(summary["rows_per_s"] / cores, 1),
+        "events_per_cpu_s": round(events / max(cpu, 1e-3), 1),
+        "cpu_s": summary["cpu_s"],
+        "peak_rss_mb": summary["peak_rss_mb"],
+    }
+
+
+def nexmark_limit(events: int) -> dict:
+    done = subprocess.run([str(BENCH), "nexmark-gen", "--events", str(events), "--threads", "2"], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def count_lines(input_dir: Path) -> int:
@@ -305,9 +360,14 @@ def chart(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    nexmark = results.get("nexmark", {}).get("queries", {})
+    panels = 2 if nexmark else 1
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 4.5), squeeze=False)
+    ax = axes[0][0]
     names = [w for w in ("W0", "W1", "W2") if w in results["workloads"]]
+    if not names and nexmark:
+        ax.set_axis_off()
     series = [("sluice", "sluice"), ("spark", "Spark"), ("decode_limit", "decode limit")]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.27
     for i, (key, label) in enumerate(series):
         values = []
@@ -322,6 +382,14 @@ def chart(results: dict, path: Path) -> None:
     ax.set_ylabel("input rows / s (processing, start-up excluded; log scale)")
     ax.set_title(f"sluice vs Spark, {results['rows']:,} rows, {results['machine']['cores']} cores")
     ax.legend()
+    if nexmark:
+        nx = axes[0][1]
+        queries = list(nexmark)
+        nx.bar(queries, [nexmark[q]["events_per_s"] for q in queries], label="sluice")
+        nx.axhline(results["nexmark"]["generator_limit"]["events_per_sec"], color="gray", linestyle="--", label="generator limit")
+        nx.set_ylabel("events / s (processing, start-up excluded)")
+        nx.set_title(f"Nexmark on sluice, {results['nexmark']['events']:,} events, {results['machine']['cores']} cores")
+        nx.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -330,14 +398,14 @@ def table(results: dict) -> str:
     lines = [
         f"{'workload':<9}{'engine':<9}{'wall s':>9}{'startup s':>11}{'rows/s':>13}{'peak RSS MB':>13}{'sluice/Spark':>14}{'% of decode':>13}",
     ]
-    limit = results["decode_limit"]["rows_per_sec"]
+    limit = results.get("decode_limit", {}).get("rows_per_sec", 0)
     for w, r in results["workloads"].items():
         s, k = r.get("sluice"), r.get("spark")
         for engine, m in (("sluice", s), ("spark", k)):
             if not m:
                 continue
             ratio = f"{s['rows_per_s'] / k['rows_per_s']:.2f}x" if engine == "sluice" and k and k["rows_per_s"] else ""
-            pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w != "W3" else ""
+            pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w != "W3" and limit else ""
             lines.append(
                 f"{w:<9}{engine:<9}{m['wall_s']:>9.2f}{m['startup_s']:>11.2f}{m['rows_per_s']:>13,.0f}{m['peak_rss_mb']:>13.0f}{ratio:>14}{pct:>13}"
             )
@@ -346,12 +414,27 @@ def table(results: dict) -> str:
                 if m:
                     parts = ", ".join(f"{key} {v:g}" for key, v in m["median_ms"].items())
                     lines.append(f"{'':<9}{engine:<9}median per batch (ms): {parts}")
-    lines.append(f"decode limit (sluice's JSON decoder, 2 threads): {limit:,.0f} rows/s")
+    if limit:
+        lines.append(f"decode limit (sluice's JSON decoder, 2 threads): {limit:,.0f} rows/s")
     rec = results.get("recovery", {})
     if "kill_to_next_commit_ms" in rec:
         lines.append(f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_next_commit_ms']:.0f} ms from kill to the next committed batch")
     elif "error" in rec:
         lines.append(f"recovery run failed: {rec['error']}")
+    nexmark = results.get("nexmark")
+    if nexmark:
+        gen = nexmark["generator_limit"]["events_per_sec"]
+        lines.append("")
+        lines.append(f"Nexmark on sluice, {nexmark['events']:,} events (embedded, 2 executors, noop sink):")
+        lines.append(
+            f"{'query':<7}{'wall s':>8}{'startup s':>11}{'events/s':>13}{'/core':>11}{'/CPU-s':>11}{'peak RSS MB':>13}{'out rows':>11}{'% of gen':>10}"
+        )
+        for q, m in nexmark["queries"].items():
+            lines.append(
+                f"{q:<7}{m['wall_s']:>8.2f}{m['startup_s']:>11.2f}{m['events_per_s']:>13,.0f}{m['events_per_s_per_core']:>11,.0f}"
+                f"{m['events_per_cpu_s']:>11,.0f}{m['peak_rss_mb']:>13.0f}{m['output_rows']:>11,}{100.0 * m['events_per_s'] / gen:>9.0f}%"
+            )
+        lines.append(f"generator limit (nexmark connector's split reader, 2 threads): {gen:,.0f} events/s")
     return "\n".join(lines)
 
 
@@ -363,6 +446,8 @@ def main() -> None:
     p.add_argument("--no-spark", action="store_true")
     p.add_argument("--workloads", default="W0,W1,W2,W3")
     p.add_argument("--shuffle-partitions", type=int, default=8)
+    p.add_argument("--nexmark-events", type=int, default=10_000_000)
+    p.add_argument("--queries", default="q0,q1,q2,q5,q7", help="Nexmark queries ('' for none)")
     p.add_argument("--name", default=None, help="results file name (default: <rows>-rows)")
     p.add_argument("--report", type=Path, default=None, help="print the table and redraw the chart of a results file")
     a = p.parse_args()
@@ -382,12 +467,14 @@ def main() -> None:
         tmp_path = Path(tmp)
         events = tmp_path / "events"
         tiny = tmp_path / "tiny"
-        log(f"generating {rows:,} events in {a.files} files")
-        subprocess.run([str(BENCH), "gen", "--rows", str(rows), "--files", str(a.files), "--out", str(events)], check=True)
-        subprocess.run([str(BENCH), "gen", "--rows", "500", "--files", "50", "--out", str(tiny)], check=True)
-        results["input_bytes"] = sum(f.stat().st_size for f in events.iterdir())
-        results["decode_limit"] = decode_limit(events)
-        for w in a.workloads.split(","):
+        workloads = [w for w in a.workloads.split(",") if w]
+        if workloads:
+            log(f"generating {rows:,} events in {a.files} files")
+            subprocess.run([str(BENCH), "gen", "--rows", str(rows), "--files", str(a.files), "--out", str(events)], check=True)
+            subprocess.run([str(BENCH), "gen", "--rows", "500", "--files", "50", "--out", str(tiny)], check=True)
+            results["input_bytes"] = sum(f.stat().st_size for f in events.iterdir())
+            results["decode_limit"] = decode_limit(events)
+        for w in workloads:
             source, max_files = (tiny, 1) if w == "W3" else (events, max(a.files // 4, 1))
             entry: dict = {"what": WORKLOADS[w]}
             for engine in ("sluice", "spark"):
@@ -407,7 +494,17 @@ def main() -> None:
                     log(f"{w}: sluice and Spark wrote different rows")
             results["workloads"][w] = entry
             save(results, name)
-        if not a.smoke:
+        queries = [q for q in a.queries.split(",") if q]
+        if queries:
+            n = 200_000 if a.smoke else a.nexmark_events
+            results["nexmark"] = {"events": n, "generator_limit": nexmark_limit(n), "queries": {}}
+            nx_work = tmp_path / "nexmark"
+            nx_work.mkdir()
+            for q in queries:
+                log(f"Nexmark {q} over {n:,} events")
+                results["nexmark"]["queries"][q] = run_nexmark(q, n, nx_work)
+                save(results, name)
+        if not a.smoke and "W1" in workloads:
             log("recovery: W1 on a 3-executor cluster, one executor SIGKILLed")
             rec = tmp_path / "recovery"
             rec.mkdir()

@@ -1,7 +1,8 @@
 //! `sluice-bench`: the pieces of the benchmark suite that must be fast or must use sluice's own
-//! code — generating the tutorials' event files, and measuring the decode limit (how fast
-//! sluice's JSON decoder alone turns the same files into Arrow on the same cores). The workloads
-//! themselves run through the real `sluice` binary and PySpark, driven by `bench/run.py`.
+//! code — generating the tutorials' event files, measuring the decode limit (how fast sluice's
+//! JSON decoder alone turns the same files into Arrow on the same cores) and the Nexmark
+//! generator limit. The workloads themselves run through the real `sluice` binary and PySpark,
+//! driven by `bench/run.py`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use clap::{Parser, Subcommand};
 use sluice_common::connectors::files::options::{parse_format, FILE_TABLE_OPTIONS};
 use sluice_common::connectors::files::reader::read_file_range;
+use sluice_common::connectors::nexmark::{read_nexmark_split, NexmarkOptions, NexmarkSplit};
 use sluice_common::connectors::source::FileRange;
 use sluice_common::options::Options;
 use sluice_common::types::timestamp_type;
@@ -44,6 +46,20 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+    },
+    /// Generates Nexmark events of one type into Arrow with the `nexmark` connector's own split
+    /// reader on `threads` threads (the generator limit of the Nexmark queries) and prints
+    /// `{"events":…,"rows":…,"seconds":…}`.
+    NexmarkGen {
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value = "bid")]
+        event_type: String,
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// Events per batch, as the job files' maxEventsPerTrigger.
+        #[arg(long, default_value_t = 1_000_000)]
+        batch: u64,
     },
 }
 
@@ -162,6 +178,40 @@ async fn decode(dir: &Path, threads: usize) -> Result<serde_json::Value, String>
     Ok(serde_json::json!({"rows": rows, "bytes": bytes, "seconds": seconds, "rows_per_sec": rows as f64 / seconds}))
 }
 
+/// Generates `events` Nexmark events batch by batch, each batch split over `threads` threads
+/// exactly as the source plans it.
+fn nexmark_gen(events: u64, event_type: &str, threads: u32, batch: u64) -> Result<serde_json::Value, String> {
+    let options = Options::from_pairs([("eventType", event_type)]);
+    let table = NexmarkOptions::parse(&options).map_err(|e| e.one_line())?.table;
+    let threads = threads.max(1);
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut start = 0u64;
+    while start < events {
+        let end = (start + batch.max(1)).min(events);
+        let workers: Vec<_> = (0..threads)
+            .map(|partition| {
+                let split = NexmarkSplit {
+                    table,
+                    base_time_ms: 1_700_000_000_000,
+                    event_rate: 10_000,
+                    start_event: start,
+                    end_event: end,
+                    partition,
+                    num_partitions: threads,
+                };
+                std::thread::spawn(move || read_nexmark_split(&split).map(|b| b.num_rows() as u64))
+            })
+            .collect();
+        for w in workers {
+            rows += w.join().map_err(|_| "generator thread panicked".to_string())?.map_err(|e| e.one_line())?;
+        }
+        start = end;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(serde_json::json!({"events": events, "rows": rows, "seconds": seconds, "events_per_sec": events as f64 / seconds}))
+}
+
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -173,6 +223,9 @@ fn main() {
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(decode(&dir, threads)))
             .map(|v| println!("{v}")),
+        Command::NexmarkGen { events, event_type, threads, batch } => {
+            nexmark_gen(events, &event_type, threads, batch).map(|v| println!("{v}"))
+        }
     };
     if let Err(e) = outcome {
         eprintln!("sluice-bench: error: {e}");

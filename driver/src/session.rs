@@ -139,6 +139,7 @@ impl Session {
             SinkKind::Console(o) => Box::new(ConsoleCommitter::new(o, Arc::clone(&self.console))),
             SinkKind::Files(o) => Box::new(FileSinkCommitter::new(&o)?),
             SinkKind::Kafka(o) => Box::new(sluice_common::connectors::kafka::sink::KafkaCommitter::new(&o)),
+            SinkKind::Noop => Box::new(sluice_common::connectors::sinks::noop::NoopCommitter),
             SinkKind::Memory => Box::new(MemoryCommitter::new(spec.sink.name.clone(), self.memory_tables.clone(), spec.output_mode)),
         };
         let shared = QueryShared::new(spec.query_id, spec.run_id, spec.name.clone());

@@ -6,6 +6,7 @@ mod files;
 mod malformed;
 mod memory;
 mod modes;
+mod nexmark;
 mod oracles;
 mod property;
 mod rate;

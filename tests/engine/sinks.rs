@@ -1,4 +1,5 @@
-//! The `files` sink: Spark's output layout and its `_spark_metadata` commit protocol.
+//! The `files` sink: Spark's output layout and its `_spark_metadata` commit protocol; the `noop`
+//! sink's row counts.
 
 use std::fs;
 
@@ -126,5 +127,36 @@ async fn csv_output_and_file_sink_rejects_other_modes() {
     q.stop().await.unwrap();
     let f = &manifest_files(&out, 0)[0];
     assert_eq!(fs::read_to_string(f.trim_start_matches("file://")).unwrap(), "value,label\n7,\"v,7\"\n");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noop_sink_runs_the_query_and_counts_its_rows_in_any_mode() {
+    let h = Harness::start().await;
+    // 7 rows per batch, values 0..7 then 7..14: `value % 3` has 3 groups from the first batch.
+    let q = h
+        .run(
+            "CREATE STREAM r WITH ('connector'='rate-micro-batch','rowsPerBatch'='7','numPartitions'='2');
+             CREATE SINK out WITH ('connector' = 'noop');
+             SET 'outputMode' = 'complete';
+             SET 'trigger' = 'processingTime=50 milliseconds';
+             INSERT INTO out SELECT value % 3 AS k, count(*) AS n FROM r GROUP BY value % 3;",
+        )
+        .await
+        .remove(0);
+    while q.recent_progress().len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    q.stop().await.unwrap();
+    let progress = q.recent_progress();
+    assert_eq!(progress[0].sink.description, "NoopTable");
+    for p in &progress[..2] {
+        assert_eq!(p.num_input_rows, 7, "batch {}", p.batch_id);
+        assert_eq!(p.sink.num_output_rows, 3, "complete mode re-emits every group, batch {}", p.batch_id);
+    }
+    let err = h
+        .run_err("CREATE STREAM r WITH ('connector'='rate-micro-batch','rowsPerBatch'='1'); CREATE SINK out WITH ('connector'='noop','path'='/x'); INSERT INTO out SELECT * FROM r;")
+        .await;
+    assert!(err.contains("unknown option 'path' for connector 'noop'"), "{err}");
     h.shutdown().await;
 }

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod kafka;
 pub mod memory;
+pub mod nexmark;
 pub mod rate;
 pub mod rate_micro_batch;
 pub mod sinks;
@@ -25,13 +26,14 @@ use self::files::options::{parse_format, FileFormat, FileSourceOptions, FILE_TAB
 use self::files::splits::SplitSizing;
 use self::kafka::options::KafkaSourceOptions;
 use self::memory::{MemorySource, MemoryStreams};
+use self::nexmark::{NexmarkOptions, NexmarkSource};
 use self::rate::{RateOptions, RateSource};
 use self::rate_micro_batch::{RateMicroBatchOptions, RateMicroBatchSource};
 use self::socket::{SocketOptions, SocketSource};
 use self::source::{Source, SourceSpec, SplitSpec};
 
 /// Connectors a stream may use.
-pub const SOURCE_CONNECTORS: &[&str] = &["files", "kafka", "rate", "rate-micro-batch", "socket", "memory"];
+pub const SOURCE_CONNECTORS: &[&str] = &["files", "kafka", "nexmark", "rate", "rate-micro-batch", "socket", "memory"];
 
 /// What a source factory needs from the session.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +89,10 @@ pub fn resolve_stream(def: &RelationDef, index: usize) -> Result<SourceSpec> {
             let o = KafkaSourceOptions::parse(&options).map_err(|e| e.context(owner.clone()))?;
             Some(kafka::reader::kafka_schema(o.include_headers))
         }
+        "nexmark" => {
+            let o = NexmarkOptions::parse(&options).map_err(|e| e.context(owner.clone()))?;
+            Some(o.table.schema())
+        }
         other => {
             return Err(SluiceError::user(format!(
                 "{owner}: unknown connector '{other}'; available connectors: {}",
@@ -135,6 +141,7 @@ pub fn create_source(spec: &SourceSpec, ctx: &SourceContext) -> Result<Box<dyn S
     Ok(match spec.connector.as_str() {
         "files" => Box::new(files::source::FileSource::new(FileSourceOptions::parse(&spec.options)?, ctx.sizing)?),
         "kafka" => Box::new(kafka::source::KafkaSource::new(KafkaSourceOptions::parse(&spec.options)?)?),
+        "nexmark" => Box::new(NexmarkSource::new(NexmarkOptions::parse(&spec.options)?)),
         "rate" => Box::new(RateSource::new(RateOptions::parse(&spec.options)?)),
         "rate-micro-batch" => Box::new(RateMicroBatchSource::new(RateMicroBatchOptions::parse(&spec.options)?)),
         "socket" => Box::new(SocketSource::new(SocketOptions::parse(&spec.options)?)),
@@ -206,6 +213,13 @@ impl SplitReader {
             SplitSpec::Rate(s) => Ok(SplitData { batches: vec![rate::read_rate_split(s)?], malformed_rows: 0, lost_offsets: 0 }),
             SplitSpec::RateMicroBatch(s) => {
                 Ok(SplitData { batches: vec![rate_micro_batch::read_rate_micro_batch_split(s)?], malformed_rows: 0, lost_offsets: 0 })
+            }
+            SplitSpec::Nexmark(s) => {
+                let s = s.clone();
+                let batch = tokio::task::spawn_blocking(move || nexmark::read_nexmark_split(&s))
+                    .await
+                    .map_err(|e| SluiceError::internal(format!("Nexmark generator panicked: {e}")))??;
+                Ok(SplitData { batches: vec![batch], malformed_rows: 0, lost_offsets: 0 })
             }
             SplitSpec::Kafka(range) => {
                 let kafka = self.kafka.clone().ok_or_else(|| SluiceError::internal("kafka split for a non-kafka source"))?;

@@ -73,6 +73,8 @@ pub enum SplitSpec {
     Rate(crate::connectors::rate::RateSplit),
     /// One partition of a rate-micro-batch batch.
     RateMicroBatch(crate::connectors::rate_micro_batch::RateMicroBatchSplit),
+    /// Every n-th Nexmark event of one type in an event range.
+    Nexmark(crate::connectors::nexmark::NexmarkSplit),
     /// An offset range of one Kafka topic-partition.
     Kafka(crate::connectors::kafka::offsets::OffsetRange),
     /// Rows shipped with the task.

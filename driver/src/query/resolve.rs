@@ -91,7 +91,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
             Some(format!("{}/{leaf}", root.trim_end_matches('/')))
         }
         (None, None) => match sink.kind()? {
-            SinkKind::Console(_) | SinkKind::Memory => None,
+            SinkKind::Console(_) | SinkKind::Memory | SinkKind::Noop => None,
             SinkKind::Files(_) | SinkKind::Kafka(_) => {
                 return Err(SluiceError::user(
                     "checkpointLocation must be specified either through SET 'checkpointLocation' = '…' or SET 'spark.sql.streaming.checkpointLocation' = '…'",
@@ -144,7 +144,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef) -> Result<ResolvedQuery> {
             kafka_sink::check_schema(&k, &compiled.schema).map_err(|e| e.context(owner.clone()))?;
             kafka_sink::check_delivery_guarantee(&k).map_err(|e| e.context(owner))?;
         }
-        SinkKind::Console(_) | SinkKind::Memory => {}
+        SinkKind::Console(_) | SinkKind::Memory | SinkKind::Noop => {}
     }
     let operators = compiled
         .pipeline

@@ -10,6 +10,7 @@ pub mod console;
 pub mod file_sink_log;
 pub mod files;
 pub mod memory;
+pub mod noop;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -43,10 +44,11 @@ pub enum SinkKind {
     Files(FileSinkOptions),
     Kafka(KafkaSinkOptions),
     Memory,
+    Noop,
 }
 
 /// Connectors a sink may use.
-pub const SINK_CONNECTORS: &[&str] = &["console", "files", "kafka", "memory"];
+pub const SINK_CONNECTORS: &[&str] = &["console", "files", "kafka", "memory", "noop"];
 
 impl SinkSpec {
     /// Validates the options and normalises paths; run on the driver.
@@ -77,6 +79,10 @@ impl SinkSpec {
                 Ok(SinkKind::Memory)
             }
             "kafka" => Ok(SinkKind::Kafka(KafkaSinkOptions::parse(&self.options)?)),
+            "noop" => {
+                self.options.check_known(&["connector"], "connector 'noop'")?;
+                Ok(SinkKind::Noop)
+            }
             other => Err(SluiceError::user(format!(
                 "unknown sink connector '{other}'; available sinks: {}",
                 SINK_CONNECTORS.join(", ")
@@ -146,6 +152,7 @@ pub async fn write_task_output(
             let files = files::write_part_files(opts, schema, batches, ctx).await?;
             Ok((SinkTaskOutput { files, num_rows }, None))
         }
+        SinkKind::Noop => Ok((SinkTaskOutput { files: vec![], num_rows }, None)),
         SinkKind::Kafka(opts) => {
             let sent = crate::connectors::kafka::sink::write_rows(opts, batches).await?;
             Ok((SinkTaskOutput { files: vec![], num_rows: sent }, None))

@@ -1,0 +1,157 @@
+//! The Nexmark job files of `bench/nexmark/`, run as shipped (only the sink swapped for memory
+//! and the event count made small) and checked against a batch recomputation over the
+//! `nexmark` crate's own sequential event stream.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use nexmark::config::NexmarkConfig;
+use nexmark::event::Event;
+use nexmark::EventGenerator;
+use sluice_tests::{settle, Harness};
+
+const BASE_TIME_MS: i64 = 1_700_000_000_000;
+/// 20,000 events at 100 events/s of event time: 200 s of bids, so 20 tumbling windows of 10 s.
+const EVENTS: u64 = 20_000;
+const EVENT_RATE: u64 = 100;
+/// The job files' `WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND`.
+const DELAY_MS: i64 = 2_000;
+
+/// (auction, bidder, price, date_time ms) of every bid among the first `EVENTS` events.
+fn bids() -> Vec<(i64, i64, i64, i64)> {
+    let cfg = NexmarkConfig {
+        base_time: BASE_TIME_MS as u64,
+        first_rate: EVENT_RATE as usize,
+        next_rate: EVENT_RATE as usize,
+        ..NexmarkConfig::default()
+    };
+    EventGenerator::new(cfg)
+        .take(EVENTS as usize)
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some((b.auction as i64, b.bidder as i64, b.price as i64, b.date_time as i64)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `bench/nexmark/<query>.sql` into a memory sink; returns the rows and the final watermark.
+async fn run_job_file(query: &str) -> (Vec<RecordBatch>, Option<String>) {
+    let path = format!("{}/../bench/nexmark/{query}.sql", env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let job = shipped
+        .replace("'connector' = 'noop'", "'connector' = 'memory'")
+        .replace("'maxEvents' = '10000000'", &format!("'maxEvents' = '{EVENTS}', 'eventRate' = '{EVENT_RATE}'"))
+        .replace("'maxEventsPerTrigger' = '1000000'", "'maxEventsPerTrigger' = '6000'");
+    assert_ne!(job, shipped, "{path}: the options the test rewrites are gone");
+    let h = Harness::start().await;
+    let q = h.run(&job).await.remove(0);
+    q.await_termination().await.unwrap();
+    settle(&q).await;
+    let rows = h.session.memory_table("out").unwrap().all_rows();
+    let watermark = q.last_progress().and_then(|p| p.event_time.get("watermark").cloned());
+    h.shutdown().await;
+    (rows, watermark)
+}
+
+fn iso_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn longs(b: &RecordBatch, i: usize) -> Vec<i64> {
+    b.column(i).as_primitive::<Int64Type>().values().to_vec()
+}
+
+fn millis(b: &RecordBatch, i: usize) -> Vec<i64> {
+    b.column(i).as_primitive::<TimestampMicrosecondType>().values().iter().map(|us| us / 1000).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q2_selects_the_bids_on_every_123rd_auction() {
+    let (rows, _) = run_job_file("q2").await;
+    let mut got: Vec<(i64, i64)> = rows.iter().flat_map(|b| longs(b, 0).into_iter().zip(longs(b, 1))).collect();
+    got.sort_unstable();
+    let mut want: Vec<(i64, i64)> = bids().into_iter().filter(|b| b.0 % 123 == 0).map(|b| (b.0, b.2)).collect();
+    want.sort_unstable();
+    assert!(!want.is_empty(), "the generator bids on auctions divisible by 123 within {EVENTS} events");
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q7_reports_the_highest_bid_of_every_closed_tumbling_window() {
+    let (rows, watermark) = run_job_file("q7").await;
+    let bids = bids();
+    let max_time = bids.iter().map(|b| b.3).max().unwrap();
+    let final_watermark = max_time - DELAY_MS;
+    assert_eq!(watermark, Some(iso_ms(final_watermark)));
+
+    // Append mode: a window is emitted once the watermark reaches its end.
+    let mut best: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in &bids {
+        let end = b.3 - b.3.rem_euclid(10_000) + 10_000;
+        let top = best.entry(end).or_insert(i64::MIN);
+        *top = (*top).max(b.2);
+    }
+    let want: Vec<(i64, i64)> = best.into_iter().filter(|(end, _)| *end <= final_watermark).collect();
+    assert!(want.len() >= 15, "most of the 20 windows close: {}", want.len());
+
+    let mut got = Vec::new();
+    for b in &rows {
+        let (ends, prices, auctions, bidders, times) = (millis(b, 0), longs(b, 1), longs(b, 2), longs(b, 3), millis(b, 4));
+        for i in 0..b.num_rows() {
+            // The reported bid is one of the window's bids at the top price.
+            assert!(
+                bids.iter().any(|x| (x.0, x.1, x.2, x.3) == (auctions[i], bidders[i], prices[i], times[i]) && x.3 < ends[i] && x.3 >= ends[i] - 10_000),
+                "window ending {}: bid (auction {}, bidder {}, price {}) is not a bid of that window",
+                ends[i], auctions[i], bidders[i], prices[i]
+            );
+            got.push((ends[i], prices[i]));
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_reports_the_most_bid_on_auction_of_every_closed_sliding_window() {
+    let (rows, watermark) = run_job_file("q5").await;
+    let bids = bids();
+    let final_watermark = bids.iter().map(|b| b.3).max().unwrap() - DELAY_MS;
+    assert_eq!(watermark, Some(iso_ms(final_watermark)));
+
+    // Windows of 10 s every 2 s, aligned to the epoch: a bid at t is in the windows starting at
+    // the multiples of 2 s in (t - 10 s, t].
+    let mut counts: HashMap<(i64, i64), i64> = HashMap::new();
+    for b in &bids {
+        let last_start = b.3 - b.3.rem_euclid(2_000);
+        let mut start = last_start;
+        while start > b.3 - 10_000 {
+            *counts.entry((start, b.0)).or_default() += 1;
+            start -= 2_000;
+        }
+    }
+    let mut hottest: BTreeMap<i64, i64> = BTreeMap::new();
+    for ((start, _), n) in &counts {
+        let top = hottest.entry(*start).or_insert(0);
+        *top = (*top).max(*n);
+    }
+    let want: Vec<(i64, i64)> = hottest.into_iter().filter(|(start, _)| start + 10_000 <= final_watermark).collect();
+    assert!(want.len() >= 80, "most of the ~100 windows close: {}", want.len());
+
+    let mut got = Vec::new();
+    for b in &rows {
+        let (starts, ends, auctions, nums) = (millis(b, 0), millis(b, 1), longs(b, 2), longs(b, 3));
+        for i in 0..b.num_rows() {
+            assert_eq!(ends[i] - starts[i], 10_000);
+            assert_eq!(
+                counts.get(&(starts[i], auctions[i])).copied(),
+                Some(nums[i]),
+                "window starting {}: auction {} does not have {} bids",
+                starts[i], auctions[i], nums[i]
+            );
+            got.push((starts[i], nums[i]));
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, want);
+}
