@@ -101,9 +101,9 @@ mod tests {
     }
 
     fn put(p: &mut StatePartition, key: i64) {
-        let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap().row(0).owned();
-        let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap().row(0).owned();
-        p.state.put(k, v, None);
+        let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
+        let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
+        p.state.put(k.row(0).as_ref(), v.row(0).as_ref(), None);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! decides what is emitted (finalised by a `Final` aggregation): every group (complete), the
 //! changed groups (update), or the groups the watermark closed (append).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -134,23 +135,21 @@ pub async fn reduce_aggregate(
     let mut merged = None;
     if incoming.num_rows() > 0 {
         let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
-        let mut stored_keys = Vec::new();
-        let mut stored_values = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
         for i in 0..incoming.num_rows() {
-            let k = keys.row(i).owned();
-            if seen.insert(k.clone()) {
-                if let Some(e) = state.get(&k) {
-                    stored_values.push(e.value.clone());
-                    stored_keys.push(k);
+            let k = keys.row(i);
+            if seen.insert(k) {
+                if let Some((key, e)) = state.get_key_value(k.as_ref()) {
+                    stored.push((key, &e.value));
                 }
             }
         }
         let mut rows = Vec::with_capacity(2);
-        if !stored_keys.is_empty() {
-            let mut cols = state.decode_keys(&stored_keys)?;
-            cols.extend(state.decode_values(&stored_values)?);
-            rows.push(batch_of(&stages.partial_schema, cols, stored_keys.len())?);
+        if !stored.is_empty() {
+            let mut cols = state.decode_keys(stored.iter().map(|(k, _)| *k))?;
+            cols.extend(state.decode_values(stored.iter().map(|(_, v)| *v))?);
+            rows.push(batch_of(&stages.partial_schema, cols, stored.len())?);
         }
         rows.push(incoming);
         let m = stages.merge(rows, ctx).await?;
@@ -162,7 +161,7 @@ pub async fn reduce_aggregate(
             None => vec![None; m.num_rows()],
         };
         for i in 0..m.num_rows() {
-            state.put(mkeys.row(i).owned(), mvals.row(i).owned(), times[i]);
+            state.put(mkeys.row(i).as_ref(), mvals.row(i).as_ref(), times[i]);
         }
         metrics.num_rows_updated = m.num_rows() as u64;
         merged = Some(m);
@@ -174,13 +173,12 @@ pub async fn reduce_aggregate(
     let evict_us = task.eviction_watermark_ms.saturating_mul(1000);
     let emitted: Vec<RecordBatch> = match task.mode {
         OutputMode::Complete => {
-            let (keys, values): (Vec<_>, Vec<_>) = state.iter().map(|(k, e)| (k.clone(), e.value.clone())).unzip();
-            let rows = if keys.is_empty() {
+            let rows = if state.is_empty() {
                 Vec::new()
             } else {
-                let mut cols = state.decode_keys(&keys)?;
-                cols.extend(state.decode_values(&values)?);
-                vec![batch_of(&stages.partial_schema, cols, keys.len())?]
+                let mut cols = state.decode_keys(state.iter().map(|(k, _)| &k[..]))?;
+                cols.extend(state.decode_values(state.iter().map(|(_, e)| &e.value[..]))?);
+                vec![batch_of(&stages.partial_schema, cols, state.len())?]
             };
             if rows.is_empty() && (g > 0 || !task.holds_global_group) {
                 Vec::new()
@@ -204,8 +202,8 @@ pub async fn reduce_aggregate(
             if evicted.is_empty() {
                 Vec::new()
             } else {
-                let mut cols = state.decode_keys(evicted.iter().map(|(k, _)| k))?;
-                cols.extend(state.decode_values(evicted.iter().map(|(_, e)| &e.value))?);
+                let mut cols = state.decode_keys(evicted.iter().map(|(k, _)| &k[..]))?;
+                cols.extend(state.decode_values(evicted.iter().map(|(_, e)| &e.value[..]))?);
                 stages.finish(vec![batch_of(&stages.partial_schema, cols, evicted.len())?], ctx).await?
             }
         }

@@ -7,7 +7,7 @@
 //! when the watermark passes their event time — possible only if the event time is part of the
 //! key — or, within-watermark, when it passes `event time + delay`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,15 +75,13 @@ pub fn reduce_dedup(
     }
 
     let keys = state.encode_keys(&spec.key_columns(&rows)?, rows.num_rows())?;
-    let no_values: Vec<ArrayRef> = Vec::new();
-    let values = state.encode_values(&no_values, rows.num_rows())?;
     let delay_us = spec.event_time.map_or(0, |et| et.delay_ms.saturating_mul(1000));
     let mut keep = Vec::with_capacity(rows.num_rows());
-    let mut seen = HashSet::new();
     let mut duplicates = 0i64;
     for i in 0..rows.num_rows() {
-        let key = keys.row(i).owned();
-        if state.contains(&key) || !seen.insert(key.clone()) {
+        let key = keys.row(i);
+        // A key seen earlier in this batch is already in the state.
+        if state.contains(key.as_ref()) {
             duplicates += 1;
             keep.push(false);
             continue;
@@ -95,7 +93,8 @@ pub fn reduce_dedup(
         } else {
             None
         };
-        state.put(key, values.row(i).owned(), evict_at);
+        // Dedup state has no value columns: the value bytes are ignored.
+        state.put(key.as_ref(), &[], evict_at);
         keep.push(true);
     }
     let kept = filter_record_batch(&rows, &BooleanArray::from(keep))?;

@@ -15,13 +15,13 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatc
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::{concat_batches, filter_record_batch, take, take_record_batch};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use arrow::row::OwnedRow;
+use arrow::row::Row;
 use datafusion::execution::TaskContext;
 
 use crate::error::{Result, SluiceError};
 use crate::functions::time::to_micros;
 use crate::plan::{OutputMode, StateOperatorMetrics};
-use crate::state::KeyedState;
+use crate::state::{Entry, KeyedState, StateRow};
 
 use super::aggregate::AggregateStages;
 
@@ -69,15 +69,15 @@ impl SessionStages {
     }
 
     /// Partial rows (group columns with the session, then state) of the given keys' stored sessions.
-    fn stored_rows(&self, state: &KeyedState, keys: &[OwnedRow]) -> Result<RecordBatch> {
-        let values: Vec<&OwnedRow> = keys.iter().filter_map(|k| state.get(k).map(|e| &e.value)).collect();
+    fn stored_rows(&self, state: &KeyedState, keys: &[StateRow]) -> Result<RecordBatch> {
+        let values: Vec<&StateRow> = keys.iter().filter_map(|k| state.get(k).map(|e| &e.value)).collect();
         self.rows_of(state, keys, &values)
     }
 
     /// Partial rows of sessions given as (key, stored value) pairs.
-    fn rows_of(&self, state: &KeyedState, keys: &[OwnedRow], values: &[&OwnedRow]) -> Result<RecordBatch> {
-        let key_cols = state.decode_keys(keys)?;
-        let lists = state.decode_values(values.iter().copied())?;
+    fn rows_of(&self, state: &KeyedState, keys: &[StateRow], values: &[&StateRow]) -> Result<RecordBatch> {
+        let key_cols = state.decode_keys(keys.iter().map(|k| &k[..]))?;
+        let lists = state.decode_values(values.iter().map(|v| &v[..]))?;
         let list = lists[0].as_list::<i32>();
         let mut repeat = Vec::new();
         for i in 0..list.len() {
@@ -126,9 +126,9 @@ impl SessionStages {
     fn merge_sessions(&self, state: &KeyedState, rows: &RecordBatch) -> Result<RecordBatch> {
         let keys = state.encode_keys(&self.key_columns(rows), rows.num_rows())?;
         let bounds = self.bounds(rows)?;
-        let mut by_key: HashMap<OwnedRow, Vec<usize>> = HashMap::new();
+        let mut by_key: HashMap<Row<'_>, Vec<usize>> = HashMap::new();
         for i in 0..rows.num_rows() {
-            by_key.entry(keys.row(i).owned()).or_default().push(i);
+            by_key.entry(keys.row(i)).or_default().push(i);
         }
         let mut merged = vec![(0i64, 0i64); rows.num_rows()];
         for idx in by_key.values_mut() {
@@ -177,9 +177,9 @@ impl SessionStages {
         }
         let keys = state.encode_keys(&self.key_columns(merged), merged.num_rows())?;
         let bounds = self.bounds(merged)?;
-        let mut by_key: HashMap<OwnedRow, Vec<usize>> = HashMap::new();
+        let mut by_key: HashMap<Row<'_>, Vec<usize>> = HashMap::new();
         for i in 0..merged.num_rows() {
-            by_key.entry(keys.row(i).owned()).or_default().push(i);
+            by_key.entry(keys.row(i)).or_default().push(i);
         }
         for (key, mut idx) in by_key {
             idx.sort_by_key(|i| bounds[*i].map(|b| b.0));
@@ -187,7 +187,7 @@ impl SessionStages {
             let evict_at = idx.iter().filter_map(|i| bounds[*i].map(|b| b.1)).min();
             let value = self.list_value(&one)?;
             let encoded = state.encode_values(&[value], 1)?;
-            state.put(key, encoded.row(0).owned(), evict_at);
+            state.put(key.as_ref(), encoded.row(0).as_ref(), evict_at);
         }
         Ok(())
     }
@@ -229,12 +229,14 @@ pub async fn reduce_sessions(
 
     if incoming.num_rows() > 0 {
         let keys = state.encode_keys(&s.key_columns(&incoming), incoming.num_rows())?;
-        let mut touched: Vec<OwnedRow> = Vec::new();
+        let mut touched: Vec<StateRow> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for i in 0..incoming.num_rows() {
-            let k = keys.row(i).owned();
-            if seen.insert(k.clone()) && state.contains(&k) {
-                touched.push(k);
+            let k = keys.row(i);
+            if seen.insert(k) {
+                if let Some((key, _)) = state.get_key_value(k.as_ref()) {
+                    touched.push(StateRow::clone(key));
+                }
             }
         }
         let mut parts = Vec::new();
@@ -256,7 +258,7 @@ pub async fn reduce_sessions(
     let removal_started = Instant::now();
     let emitted = match mode {
         OutputMode::Complete => {
-            let keys: Vec<OwnedRow> = state.iter().map(|(k, _)| k.clone()).collect();
+            let keys: Vec<StateRow> = state.iter().map(|(k, _)| StateRow::clone(k)).collect();
             if keys.is_empty() {
                 Vec::new()
             } else {
@@ -266,7 +268,7 @@ pub async fn reduce_sessions(
         _ => {
             // Emit and drop every session ending at or before the watermark; keep the rest.
             let evict_us = eviction_watermark_ms.saturating_mul(1000);
-            let due: Vec<(OwnedRow, crate::state::Entry)> = state.evict_through(evict_us);
+            let due: Vec<(StateRow, Entry)> = state.evict_through(evict_us);
             let mut out_rows = Vec::new();
             for (key, entry) in due {
                 let rows = s.rows_of(state, std::slice::from_ref(&key), &[&entry.value])?;

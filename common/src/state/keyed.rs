@@ -3,23 +3,42 @@
 //!
 //! Keys and values are held in Arrow's row format (`arrow-row`), compact and hashable, so any
 //! combination of key columns — window structs, strings, numbers — works without per-type code.
+//! A key's bytes are allocated once and shared ([`StateRow`]) by the map, the eviction index and
+//! the change record; lookups take the borrowed bytes of a freshly encoded row, so probing the
+//! state for a batch's keys allocates nothing.
+//!
 //! Every entry may carry an *eviction time* (µs): the event time after which the watermark lets
-//! it go (a window's end, a timestamp key, a dedup entry's expiry). The index over it makes
-//! "remove everything at or below the watermark" a range scan instead of a full scan.
+//! it go (a window's end, a timestamp key, a dedup entry's expiry). The index over it is a
+//! min-heap of (time, key) that makes "remove everything at or below the watermark" cost only
+//! the entries removed. It is maintained lazily: removing an entry or moving its eviction time
+//! leaves the old heap item in place, and eviction skips items that no longer match their
+//! entry. Invariant: every entry with an eviction time `t` has at least one heap item `(t, key)`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, RowParser, Rows, SortField};
 
 use crate::error::{Result, SluiceError};
 
+/// A key or value in Arrow's row format, produced by this state's converters. Shared, so a
+/// clone is a reference-count increment rather than an allocation.
+pub type StateRow = Arc<[u8]>;
+
 /// Hash maps over row-format keys. The standard library's SipHash resists hash flooding by
-/// hostile keys but was the top hot spot of stateful queries (14% of a dedup → window run, in
-/// `put`); foldhash is much faster on short byte keys, and state keys come from the query.
-type RowMap<V> = HashMap<OwnedRow, V, foldhash::fast::RandomState>;
+/// hostile keys but was the top hot spot of stateful queries (14% of a dedup → window run);
+/// foldhash is much faster on short byte keys, and state keys come from the query.
+type RowMap<V> = HashMap<StateRow, V, foldhash::fast::RandomState>;
+
+/// Bytes counted per entry beyond its key and value (map slot, index item, change record).
+const ENTRY_OVERHEAD: usize = 48;
+
+/// Heap items beyond twice the number of entries (plus this slack) trigger a rebuild of the
+/// eviction index, bounding the stale items that moved eviction times leave behind.
+const STALE_INDEX_SLACK: usize = 1024;
 
 /// Column holding an entry's eviction time in state files.
 pub const EVICT_AT_COLUMN: &str = "__evict_at";
@@ -29,7 +48,7 @@ pub const DELETED_COLUMN: &str = "__deleted";
 /// A stored value and when the watermark evicts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub value: OwnedRow,
+    pub value: StateRow,
     /// Event time (µs) at or below which the watermark removes this entry.
     pub evict_at: Option<i64>,
 }
@@ -47,15 +66,21 @@ pub struct KeyedState {
     value_schema: SchemaRef,
     keys: RowConverter,
     values: RowConverter,
+    key_parser: RowParser,
+    value_parser: RowParser,
+    /// The one value row of a value-less state (dedup), shared by all its entries.
+    unit_value: Option<StateRow>,
     map: RowMap<Entry>,
-    evict_index: BTreeSet<(i64, OwnedRow)>,
+    /// Min-heap of (eviction time, key); may hold stale items (see the module docs).
+    evict_index: BinaryHeap<Reverse<(i64, StateRow)>>,
     changes: RowMap<Change>,
     bytes: usize,
 }
 
+/// A converter for `schema`'s columns. A value-less state (dedup) still needs a row per key;
+/// one boolean column stands in.
 fn converter(schema: &Schema) -> Result<RowConverter> {
     let fields = if schema.fields().is_empty() {
-        // A value-less state (dedup) still needs a row per key; one boolean stands in.
         vec![SortField::new(DataType::Boolean)]
     } else {
         schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect()
@@ -63,16 +88,32 @@ fn converter(schema: &Schema) -> Result<RowConverter> {
     Ok(RowConverter::new(fields)?)
 }
 
+/// Rows for a column-less schema: one `true` per row in the stand-in boolean column.
+fn placeholder_rows(converter: &RowConverter, num_rows: usize) -> Result<Rows> {
+    let column: ArrayRef = Arc::new(BooleanArray::from(vec![true; num_rows]));
+    Ok(converter.convert_columns(&[column])?)
+}
+
 impl KeyedState {
     /// Empty state for the given key and value columns.
     pub fn new(key_schema: SchemaRef, value_schema: SchemaRef) -> Result<Self> {
+        let keys = converter(&key_schema)?;
+        let values = converter(&value_schema)?;
+        let unit_value = if value_schema.fields().is_empty() {
+            Some(StateRow::from(placeholder_rows(&values, 1)?.row(0).as_ref()))
+        } else {
+            None
+        };
         Ok(Self {
-            keys: converter(&key_schema)?,
-            values: converter(&value_schema)?,
+            key_parser: keys.parser(),
+            value_parser: values.parser(),
+            keys,
+            values,
+            unit_value,
             key_schema,
             value_schema,
             map: RowMap::default(),
-            evict_index: BTreeSet::new(),
+            evict_index: BinaryHeap::new(),
             changes: RowMap::default(),
             bytes: 0,
         })
@@ -97,8 +138,7 @@ impl KeyedState {
     /// aggregation has one group with the empty key).
     pub fn encode_keys(&self, columns: &[ArrayRef], num_rows: usize) -> Result<Rows> {
         if self.key_schema.fields().is_empty() {
-            let dummy: ArrayRef = Arc::new(BooleanArray::from(vec![true; num_rows]));
-            return Ok(self.keys.convert_columns(&[dummy])?);
+            return placeholder_rows(&self.keys, num_rows);
         }
         Ok(self.keys.convert_columns(columns)?)
     }
@@ -106,69 +146,100 @@ impl KeyedState {
     /// Encodes value columns to rows (`num_rows` is needed for value-less state).
     pub fn encode_values(&self, columns: &[ArrayRef], num_rows: usize) -> Result<Rows> {
         if self.value_schema.fields().is_empty() {
-            let dummy: ArrayRef = Arc::new(BooleanArray::from(vec![true; num_rows]));
-            return Ok(self.values.convert_columns(&[dummy])?);
+            return placeholder_rows(&self.values, num_rows);
         }
         Ok(self.values.convert_columns(columns)?)
     }
 
-    /// The entry for `key`.
-    pub fn get(&self, key: &OwnedRow) -> Option<&Entry> {
+    /// The entry for `key` (row bytes from [`Self::encode_keys`]).
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.map.get(key)
     }
 
+    /// The stored key and entry for `key`: the shared key avoids copying its bytes.
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&StateRow, &Entry)> {
+        self.map.get_key_value(key)
+    }
+
     /// True when `key` is present.
-    pub fn contains(&self, key: &OwnedRow) -> bool {
+    pub fn contains(&self, key: &[u8]) -> bool {
         self.map.contains_key(key)
     }
 
-    /// Inserts or replaces `key`.
-    pub fn put(&mut self, key: OwnedRow, value: OwnedRow, evict_at: Option<i64>) {
-        let added = key.as_ref().len() + value.as_ref().len() + 48;
-        if let Some(old) = self.map.insert(key.clone(), Entry { value, evict_at }) {
-            self.bytes = self.bytes.saturating_sub(key.as_ref().len() + old.value.as_ref().len() + 48);
-            if let Some(t) = old.evict_at {
-                self.evict_index.remove(&(t, key.clone()));
+    /// Inserts or replaces `key`. A value-less state ignores `value` and shares its one row.
+    pub fn put(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) {
+        let value = match &self.unit_value {
+            Some(unit) => Arc::clone(unit),
+            None => StateRow::from(value),
+        };
+        let key = match self.map.get_key_value(key) {
+            Some((stored, _)) => Arc::clone(stored),
+            None => StateRow::from(key),
+        };
+        self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
+        let indexed = match self.map.insert(Arc::clone(&key), Entry { value, evict_at }) {
+            Some(old) => {
+                self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
+                // An aggregate's key (its window) fixes its eviction time: most updates keep
+                // their heap item as it is.
+                old.evict_at == evict_at
             }
-        }
-        self.bytes += added;
-        if let Some(t) = evict_at {
-            self.evict_index.insert((t, key.clone()));
+            None => false,
+        };
+        if let (false, Some(t)) = (indexed, evict_at) {
+            self.evict_index.push(Reverse((t, Arc::clone(&key))));
+            if self.evict_index.len() > 2 * self.map.len() + STALE_INDEX_SLACK {
+                self.rebuild_evict_index();
+            }
         }
         self.changes.insert(key, Change::Upsert);
     }
 
-    /// Removes `key`, returning its entry.
-    pub fn remove(&mut self, key: &OwnedRow) -> Option<Entry> {
-        let old = self.map.remove(key)?;
-        self.bytes = self.bytes.saturating_sub(key.as_ref().len() + old.value.as_ref().len() + 48);
-        if let Some(t) = old.evict_at {
-            self.evict_index.remove(&(t, key.clone()));
-        }
-        self.changes.insert(key.clone(), Change::Remove);
+    /// Removes `key`, returning its entry. Its heap item goes stale and is skipped later.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (key, old) = self.map.remove_entry(key)?;
+        self.forget(key, &old);
         Some(old)
     }
 
+    /// Accounts for an entry already taken out of the map.
+    fn forget(&mut self, key: StateRow, old: &Entry) {
+        self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
+        self.changes.insert(key, Change::Remove);
+    }
+
+    /// Drops stale heap items: one item per entry that has an eviction time.
+    fn rebuild_evict_index(&mut self) {
+        let items: Vec<_> = self.map.iter().filter_map(|(k, e)| e.evict_at.map(|t| Reverse((t, Arc::clone(k))))).collect();
+        self.evict_index = BinaryHeap::from(items);
+    }
+
     /// Removes and returns every entry whose eviction time is at or below `watermark_micros`
-    /// (inclusive, as Spark's eviction predicate), oldest first.
-    pub fn evict_through(&mut self, watermark_micros: i64) -> Vec<(OwnedRow, Entry)> {
-        let due: Vec<OwnedRow> = self
-            .evict_index
-            .iter()
-            .take_while(|(t, _)| *t <= watermark_micros)
-            .map(|(_, k)| k.clone())
-            .collect();
-        due.into_iter().filter_map(|k| self.remove(&k).map(|e| (k, e))).collect()
+    /// (inclusive, as Spark's eviction predicate), in (eviction time, key) order.
+    pub fn evict_through(&mut self, watermark_micros: i64) -> Vec<(StateRow, Entry)> {
+        let mut due = Vec::new();
+        while self.evict_index.peek().is_some_and(|Reverse((t, _))| *t <= watermark_micros) {
+            let Some(Reverse((t, key))) = self.evict_index.pop() else { break };
+            // A stale item: its entry is gone or now evicts at another time.
+            if self.map.get(&key).is_none_or(|e| e.evict_at != Some(t)) {
+                continue;
+            }
+            if let Some((key, old)) = self.map.remove_entry(&key) {
+                self.forget(Arc::clone(&key), &old);
+                due.push((key, old));
+            }
+        }
+        due
     }
 
     /// All entries (unspecified order).
-    pub fn iter(&self) -> impl Iterator<Item = (&OwnedRow, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&StateRow, &Entry)> {
         self.map.iter()
     }
 
     /// Decodes key rows back to columns.
-    pub fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a OwnedRow>) -> Result<Vec<ArrayRef>> {
-        let cols = self.keys.convert_rows(keys.into_iter().map(|k| k.row()))?;
+    pub fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
+        let cols = self.keys.convert_rows(keys.into_iter().map(|k| self.key_parser.parse(k)))?;
         if self.key_schema.fields().is_empty() {
             return Ok(Vec::new());
         }
@@ -176,8 +247,8 @@ impl KeyedState {
     }
 
     /// Decodes value rows back to columns.
-    pub fn decode_values<'a>(&self, values: impl IntoIterator<Item = &'a OwnedRow>) -> Result<Vec<ArrayRef>> {
-        let cols = self.values.convert_rows(values.into_iter().map(|v| v.row()))?;
+    pub fn decode_values<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
+        let cols = self.values.convert_rows(values.into_iter().map(|v| self.value_parser.parse(v)))?;
         if self.value_schema.fields().is_empty() {
             return Ok(Vec::new());
         }
@@ -197,10 +268,10 @@ impl KeyedState {
     }
 
     /// Rows as a state-file batch; removed keys (no entry) get NULL values.
-    fn to_batch(&self, rows: &[(&OwnedRow, Option<&Entry>)], with_deleted: bool) -> Result<RecordBatch> {
+    fn to_batch(&self, rows: &[(&[u8], Option<&Entry>)], with_deleted: bool) -> Result<RecordBatch> {
         let schema = self.file_schema(with_deleted);
         let mut columns = self.decode_keys(rows.iter().map(|(k, _)| *k))?;
-        let values = self.decode_values(rows.iter().filter_map(|(_, e)| e.map(|e| &e.value)))?;
+        let values = self.decode_values(rows.iter().filter_map(|(_, e)| e.map(|e| &e.value[..])))?;
         if rows.iter().all(|(_, e)| e.is_some()) {
             columns.extend(values);
         } else {
@@ -228,18 +299,18 @@ impl KeyedState {
 
     /// Everything, as a snapshot file's batch.
     pub fn snapshot_batch(&self) -> Result<RecordBatch> {
-        let rows: Vec<(&OwnedRow, Option<&Entry>)> = self.map.iter().map(|(k, e)| (k, Some(e))).collect();
+        let rows: Vec<(&[u8], Option<&Entry>)> = self.map.iter().map(|(k, e)| (&k[..], Some(e))).collect();
         self.to_batch(&rows, false)
     }
 
     /// The changes since the last call, as a delta file's batch; clears the change record.
     pub fn take_delta_batch(&mut self) -> Result<RecordBatch> {
         let changes = std::mem::take(&mut self.changes);
-        let rows: Vec<(&OwnedRow, Option<&Entry>)> = changes
+        let rows: Vec<(&[u8], Option<&Entry>)> = changes
             .iter()
             .map(|(k, c)| match c {
-                Change::Upsert => (k, self.map.get(k)),
-                Change::Remove => (k, None),
+                Change::Upsert => (&k[..], self.map.get(k)),
+                Change::Remove => (&k[..], None),
             })
             .collect();
         self.to_batch(&rows, true)
@@ -264,12 +335,12 @@ impl KeyedState {
         })?;
         let deleted = batch.schema().index_of(DELETED_COLUMN).ok().and_then(|i| batch.column(i).as_any().downcast_ref::<BooleanArray>().cloned());
         for i in 0..batch.num_rows() {
-            let key = keys.row(i).owned();
+            let key = keys.row(i);
             if deleted.as_ref().is_some_and(|d| d.value(i)) {
-                self.remove(&key);
+                self.remove(key.as_ref());
             } else {
                 let t = (!arrow::array::Array::is_null(evict, i)).then(|| evict.value(i));
-                self.put(key, values.row(i).owned(), t);
+                self.put(key.as_ref(), values.row(i).as_ref(), t);
             }
         }
         self.changes.clear();
@@ -298,10 +369,20 @@ mod tests {
         KeyedState::new(k, v).unwrap()
     }
 
+    fn key(s: &KeyedState, k: &str) -> StateRow {
+        StateRow::from(s.encode_keys(&[Arc::new(StringArray::from(vec![k])) as ArrayRef], 1).unwrap().row(0).as_ref())
+    }
+
     fn put(s: &mut KeyedState, k: &str, n: i64, t: Option<i64>) {
-        let keys = s.encode_keys(&[Arc::new(StringArray::from(vec![k])) as ArrayRef], 1).unwrap();
+        let key = key(s, k);
         let vals = s.encode_values(&[Arc::new(Int64Array::from(vec![n])) as ArrayRef], 1).unwrap();
-        s.put(keys.row(0).owned(), vals.row(0).owned(), t);
+        s.put(&key, vals.row(0).as_ref(), t);
+    }
+
+    fn names(s: &KeyedState, rows: &[(StateRow, Entry)]) -> Vec<String> {
+        let cols = s.decode_keys(rows.iter().map(|(k, _)| &k[..])).unwrap();
+        let keys = cols[0].as_any().downcast_ref::<StringArray>().unwrap();
+        keys.iter().map(|k| k.unwrap().to_string()).collect()
     }
 
     #[test]
@@ -319,13 +400,71 @@ mod tests {
     }
 
     #[test]
+    fn eviction_follows_moved_and_removed_entries() {
+        let mut s = state();
+        put(&mut s, "moved-later", 1, Some(10));
+        put(&mut s, "removed", 2, Some(10));
+        put(&mut s, "kept-time", 3, Some(30));
+        put(&mut s, "moved-earlier", 4, Some(40));
+        put(&mut s, "moved-later", 5, Some(50));
+        put(&mut s, "kept-time", 6, Some(30));
+        put(&mut s, "moved-earlier", 7, Some(20));
+        let removed = key(&s, "removed");
+        s.remove(&removed);
+        put(&mut s, "never", 8, None);
+
+        assert!(s.evict_through(19).is_empty(), "items left by moves and removals are skipped");
+        let gone = s.evict_through(49);
+        assert_eq!(names(&s, &gone), ["moved-earlier", "kept-time"], "oldest first");
+        assert_eq!(gone.iter().map(|(_, e)| e.evict_at).collect::<Vec<_>>(), [Some(20), Some(30)]);
+        assert!(s.evict_through(49).is_empty(), "an entry is evicted once");
+        let gone = s.evict_through(i64::MAX);
+        assert_eq!(names(&s, &gone), ["moved-later"]);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn equal_eviction_times_leave_in_key_order() {
+        let mut s = state();
+        for k in ["d", "b", "a", "c"] {
+            put(&mut s, k, 0, Some(7));
+        }
+        let gone = s.evict_through(7);
+        assert_eq!(names(&s, &gone), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn stale_index_items_are_bounded() {
+        let mut s = state();
+        for i in 0..10_000 {
+            put(&mut s, "session", i, Some(i));
+        }
+        assert!(s.evict_index.len() <= 2 * s.len() + STALE_INDEX_SLACK, "{} heap items", s.evict_index.len());
+        assert!(s.evict_through(9_998).is_empty());
+        assert_eq!(s.evict_through(9_999).len(), 1);
+    }
+
+    #[test]
+    fn value_less_state_shares_one_value() {
+        let k = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let mut s = KeyedState::new(k, Arc::new(Schema::empty())).unwrap();
+        let keys = s.encode_keys(&[Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef], 2).unwrap();
+        s.put(keys.row(0).as_ref(), &[], Some(1));
+        s.put(keys.row(1).as_ref(), &[], Some(2));
+        let (a, b) = (s.get(keys.row(0).as_ref()).unwrap(), s.get(keys.row(1).as_ref()).unwrap());
+        assert!(Arc::ptr_eq(&a.value, &b.value));
+        let snapshot = s.snapshot_batch().unwrap();
+        assert_eq!(snapshot.num_columns(), 2, "key and eviction time");
+    }
+
+    #[test]
     fn deltas_replay_to_the_same_state() {
         let mut s = state();
         put(&mut s, "a", 1, Some(10));
         put(&mut s, "b", 2, None);
         let d1 = s.take_delta_batch().unwrap();
         put(&mut s, "a", 5, Some(10));
-        let key_b = s.encode_keys(&[Arc::new(StringArray::from(vec!["b"])) as ArrayRef], 1).unwrap().row(0).owned();
+        let key_b = key(&s, "b");
         s.remove(&key_b);
         let d2 = s.take_delta_batch().unwrap();
         assert_eq!(d2.num_rows(), 2);
@@ -338,8 +477,8 @@ mod tests {
         let mut r2 = state();
         r2.apply_file_batch(&snap).unwrap();
         let (k, e) = r2.iter().next().unwrap();
-        assert_eq!(r2.decode_keys([k]).unwrap()[0].as_any().downcast_ref::<StringArray>().unwrap().value(0), "a");
-        assert_eq!(r2.decode_values([&e.value]).unwrap()[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 5);
+        assert_eq!(r2.decode_keys([&k[..]]).unwrap()[0].as_any().downcast_ref::<StringArray>().unwrap().value(0), "a");
+        assert_eq!(r2.decode_values([&e.value[..]]).unwrap()[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 5);
         assert_eq!(e.evict_at, Some(10));
     }
 }

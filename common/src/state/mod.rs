@@ -7,5 +7,5 @@ pub mod keyed;
 pub mod partition;
 
 pub use files::StateFiles;
-pub use keyed::{Entry, KeyedState};
+pub use keyed::{Entry, KeyedState, StateRow};
 pub use partition::{StatePartition, StatePolicy};
