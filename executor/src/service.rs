@@ -8,6 +8,7 @@ use futures::FutureExt;
 use sluice_common::cluster::etcd::register_executor;
 use sluice_common::cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
 use sluice_common::error::{Result, SluiceError};
+use sluice_common::plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
@@ -121,14 +122,32 @@ impl Service {
             partition_index: req.partition_index,
         };
         let env = TaskEnv { blocks: &self.blocks, states: &self.states, endpoint: &self.endpoint };
+        let started = std::time::Instant::now();
         let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
             .await
             .map_err(|e| e.context(format!("batch {} task {}", req.batch_id, req.partition_index)))?;
+        tracing::debug!(
+            task = %req.task_id,
+            batch = req.batch_id,
+            stage = kind_name(&kind),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "task finished"
+        );
         Ok(TaskSuccess {
             metrics_json: serde_json::to_vec(&outcome.metrics)?,
             sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
             rows: outcome.rows.map(|b| b.to_vec()).unwrap_or_default(),
         })
+    }
+}
+
+/// The kind of a task, for logs.
+fn kind_name(kind: &TaskKind) -> String {
+    match kind {
+        TaskKind::Stateless { .. } => "stateless".into(),
+        TaskKind::Map { .. } => "map".into(),
+        TaskKind::Reduce { op, partition, .. } => format!("reduce op {op} partition {partition}"),
+        TaskKind::Gather { .. } => "gather".into(),
     }
 }
 
@@ -167,7 +186,9 @@ impl ExecutorHandle {
         // Shuffle blocks are served over Arrow Flight on the same port.
         let flight_svc = arrow_flight::flight_service_server::FlightServiceServer::new(ShuffleService { blocks })
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY on every accepted connection (tonic sets it only on listeners it binds):
+        // without it Nagle's algorithm meets delayed ACKs and each small RPC waits ~40 ms.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(server_svc)

@@ -41,7 +41,9 @@ impl DriverServer {
         let endpoint = format!("http://{addr}");
         let (shutdown, mut rx) = watch::channel(false);
         let svc = DriverServiceServer::new(rpc::DriverRpc { registry: registry.clone(), admin });
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY on every accepted connection (tonic sets it only on listeners it binds):
+        // without it Nagle's algorithm meets delayed ACKs and each small RPC waits ~40 ms.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
                 .add_service(svc)
