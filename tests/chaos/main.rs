@@ -17,6 +17,11 @@ use model::{expected_output, generate_input, Lcg};
 /// Input files (one batch each).
 const FILES: usize = 24;
 
+/// Drivers pause this long after writing each batch's offsets: a batch of this small input
+/// takes tens of milliseconds, and the kills must land while the query runs — often between a
+/// batch's offsets and its commit, the window exactly-once recovery is about.
+const PACING: (&str, &str) = ("SLUICE_FAULT_PAUSE", "after-offsets:*:200");
+
 fn job(dir: &Path, input: &Path) -> String {
     format!(
         "CREATE STREAM events (event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, event_id STRING,
@@ -160,7 +165,7 @@ fn time_to_next_commit(dir: &Path, before: usize, kill: Instant) -> Option<u128>
 }
 
 fn executor_kills(world: &World) -> Result<Report, String> {
-    let mut cluster = ClusterProcs::start(1, 3);
+    let mut cluster = ClusterProcs::start_with_driver_env(1, 3, &[PACING]);
     let dir = world.run_dir("executor-kills");
     let mut rng = Lcg(world.seed ^ 7);
     let mut kills = 0;
@@ -209,7 +214,7 @@ fn check_takeover_recoveries(cluster: &ClusterProcs, reported: &[u64], takeovers
 }
 
 fn driver_kills(world: &World) -> Result<Report, String> {
-    let mut cluster = ClusterProcs::start(1, 3);
+    let mut cluster = ClusterProcs::start_with_driver_env(1, 3, &[PACING]);
     let dir = world.run_dir("driver-kills");
     let mut rng = Lcg(world.seed ^ 11);
     let mut kills = 0;
@@ -246,7 +251,7 @@ fn driver_kills(world: &World) -> Result<Report, String> {
 }
 
 fn leader_failover(world: &World) -> Result<Report, String> {
-    let mut cluster = ClusterProcs::start(2, 3);
+    let mut cluster = ClusterProcs::start_with_driver_env(2, 3, &[PACING]);
     let dir = world.run_dir("leader-failover");
     let mut kills = 0;
     let mut recoveries = Vec::new();

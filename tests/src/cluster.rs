@@ -24,12 +24,20 @@ pub struct ClusterProcs {
     executors: Vec<Option<Proc>>,
     /// etcd lease TTL of the processes (seconds).
     pub lease_ttl: u64,
+    /// Extra environment of every driver process, restarts included.
+    driver_env: Vec<(String, String)>,
     launches: usize,
 }
 
 impl ClusterProcs {
     /// Starts etcd, `drivers` driver processes (the first leads) and `executors` executors.
     pub fn start(drivers: usize, executors: usize) -> Self {
+        Self::start_with_driver_env(drivers, executors, &[])
+    }
+
+    /// As [`Self::start`], with extra environment for every driver process (e.g. a
+    /// `SLUICE_FAULT_PAUSE` that paces batches).
+    pub fn start_with_driver_env(drivers: usize, executors: usize, driver_env: &[(&str, &str)]) -> Self {
         let mut c = Self {
             etcd: EtcdServer::start(),
             logs: tempfile::tempdir().expect("temp dir"),
@@ -37,6 +45,7 @@ impl ClusterProcs {
             driver_ports: Vec::new(),
             executors: Vec::new(),
             lease_ttl: 2,
+            driver_env: driver_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             launches: 0,
         };
         for i in 0..drivers {
@@ -55,12 +64,13 @@ impl ClusterProcs {
         c
     }
 
-    fn spawn(&mut self, name: &str, args: &[String]) -> Proc {
+    fn spawn(&mut self, name: &str, args: &[String], env: &[(String, String)]) -> Proc {
         self.launches += 1;
         let log = self.logs.path().join(format!("{name}-{}.log", self.launches));
         let file = std::fs::File::create(&log).expect("log file");
         let child = dies_with_test(&mut Command::new(sluice_bin()))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .env("SLUICE_ETCD", self.etcd.url())
             .env("SLUICE_LEASE_TTL", self.lease_ttl.to_string())
@@ -82,7 +92,8 @@ impl ClusterProcs {
             "--progress-json".into(),
             progress.display().to_string(),
         ];
-        let p = self.spawn(&format!("driver-{i}"), &args);
+        let env = self.driver_env.clone();
+        let p = self.spawn(&format!("driver-{i}"), &args, &env);
         self.drivers[i] = Some(p);
     }
 
@@ -117,7 +128,7 @@ impl ClusterProcs {
     pub fn start_executor_with(&mut self, i: usize, extra: &[&str]) {
         let mut args: Vec<String> = vec!["executor".into(), "--id".into(), format!("executor-{i}"), "--slots".into(), "2".into()];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let p = self.spawn(&format!("executor-{i}"), &args);
+        let p = self.spawn(&format!("executor-{i}"), &args, &[]);
         if i >= self.executors.len() {
             self.executors.resize_with(i + 1, || None);
         }
