@@ -8,14 +8,14 @@
 //! state for a batch's keys allocates nothing.
 //!
 //! Every entry may carry an *eviction time* (µs): the event time after which the watermark lets
-//! it go (a window's end, a timestamp key, a dedup entry's expiry). The index over it is a
-//! min-heap of (time, key) that makes "remove everything at or below the watermark" cost only
-//! the entries removed. It is maintained lazily: removing an entry or moving its eviction time
-//! leaves the old heap item in place, and eviction skips items that no longer match their
-//! entry. Invariant: every entry with an eviction time `t` has at least one heap item `(t, key)`.
+//! it go (a window's end, a timestamp key, a dedup entry's expiry). The [`EvictionIndex`] over
+//! it makes "remove everything at or below the watermark" one sequential pass over a compact
+//! array (Spark iterates the whole state store for this) plus a sort of what is removed, and
+//! storing an entry an append. It is maintained lazily: removing an entry or moving its eviction
+//! time leaves the old item in place, and eviction skips items that no longer match their entry.
+//! Invariant: every entry with an eviction time `t` has at least one index item `(t, key)`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
@@ -36,7 +36,7 @@ type RowMap<V> = HashMap<StateRow, V, foldhash::fast::RandomState>;
 /// Bytes counted per entry beyond its key and value (map slot, index item, change record).
 const ENTRY_OVERHEAD: usize = 48;
 
-/// Heap items beyond twice the number of entries (plus this slack) trigger a rebuild of the
+/// Index items beyond twice the number of entries (plus this slack) trigger a rebuild of the
 /// eviction index, bounding the stale items that moved eviction times leave behind.
 const STALE_INDEX_SLACK: usize = 1024;
 
@@ -59,6 +59,53 @@ enum Change {
     Remove,
 }
 
+/// (eviction time, key) items in no particular order, with a lower bound on their times so
+/// that a watermark below every item costs nothing. May hold stale items (see the module docs).
+#[derive(Debug)]
+struct EvictionIndex {
+    items: Vec<(i64, StateRow)>,
+    /// No item evicts before this (`i64::MAX` when empty).
+    earliest: i64,
+}
+
+impl Default for EvictionIndex {
+    fn default() -> Self {
+        Self { items: Vec::new(), earliest: i64::MAX }
+    }
+}
+
+impl EvictionIndex {
+    fn push(&mut self, t: i64, key: StateRow) {
+        self.earliest = self.earliest.min(t);
+        self.items.push((t, key));
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Takes out every item at or below `watermark_micros`, in (time, key) order.
+    fn take_through(&mut self, watermark_micros: i64) -> Vec<(i64, StateRow)> {
+        if watermark_micros < self.earliest {
+            return Vec::new();
+        }
+        let mut earliest = i64::MAX;
+        let mut due: Vec<(i64, StateRow)> = self
+            .items
+            .extract_if(.., |(t, _)| {
+                let take = *t <= watermark_micros;
+                if !take {
+                    earliest = earliest.min(*t);
+                }
+                take
+            })
+            .collect();
+        self.earliest = earliest;
+        due.sort_unstable();
+        due
+    }
+}
+
 /// Keyed state of one partition.
 #[derive(Debug)]
 pub struct KeyedState {
@@ -71,8 +118,7 @@ pub struct KeyedState {
     /// The one value row of a value-less state (dedup), shared by all its entries.
     unit_value: Option<StateRow>,
     map: RowMap<Entry>,
-    /// Min-heap of (eviction time, key); may hold stale items (see the module docs).
-    evict_index: BinaryHeap<Reverse<(i64, StateRow)>>,
+    evict_index: EvictionIndex,
     changes: RowMap<Change>,
     bytes: usize,
 }
@@ -113,7 +159,7 @@ impl KeyedState {
             key_schema,
             value_schema,
             map: RowMap::default(),
-            evict_index: BinaryHeap::new(),
+            evict_index: EvictionIndex::default(),
             changes: RowMap::default(),
             bytes: 0,
         })
@@ -181,13 +227,13 @@ impl KeyedState {
             Some(old) => {
                 self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
                 // An aggregate's key (its window) fixes its eviction time: most updates keep
-                // their heap item as it is.
+                // their index item as it is.
                 old.evict_at == evict_at
             }
             None => false,
         };
         if let (false, Some(t)) = (indexed, evict_at) {
-            self.evict_index.push(Reverse((t, Arc::clone(&key))));
+            self.evict_index.push(t, Arc::clone(&key));
             if self.evict_index.len() > 2 * self.map.len() + STALE_INDEX_SLACK {
                 self.rebuild_evict_index();
             }
@@ -195,7 +241,7 @@ impl KeyedState {
         self.changes.insert(key, Change::Upsert);
     }
 
-    /// Removes `key`, returning its entry. Its heap item goes stale and is skipped later.
+    /// Removes `key`, returning its entry. Its index item goes stale and is skipped later.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (key, old) = self.map.remove_entry(key)?;
         self.forget(key, &old);
@@ -208,25 +254,30 @@ impl KeyedState {
         self.changes.insert(key, Change::Remove);
     }
 
-    /// Drops stale heap items: one item per entry that has an eviction time.
+    /// Drops stale index items: one item per entry that has an eviction time.
     fn rebuild_evict_index(&mut self) {
-        let items: Vec<_> = self.map.iter().filter_map(|(k, e)| e.evict_at.map(|t| Reverse((t, Arc::clone(k))))).collect();
-        self.evict_index = BinaryHeap::from(items);
+        let mut index = EvictionIndex::default();
+        for (k, e) in &self.map {
+            if let Some(t) = e.evict_at {
+                index.push(t, Arc::clone(k));
+            }
+        }
+        self.evict_index = index;
     }
 
     /// Removes and returns every entry whose eviction time is at or below `watermark_micros`
     /// (inclusive, as Spark's eviction predicate), in (eviction time, key) order.
     pub fn evict_through(&mut self, watermark_micros: i64) -> Vec<(StateRow, Entry)> {
-        let mut due = Vec::new();
-        while self.evict_index.peek().is_some_and(|Reverse((t, _))| *t <= watermark_micros) {
-            let Some(Reverse((t, key))) = self.evict_index.pop() else { break };
-            // A stale item: its entry is gone or now evicts at another time.
-            if self.map.get(&key).is_none_or(|e| e.evict_at != Some(t)) {
-                continue;
-            }
-            if let Some((key, old)) = self.map.remove_entry(&key) {
+        let items = self.evict_index.take_through(watermark_micros);
+        let mut due = Vec::with_capacity(items.len());
+        for (t, key) in items {
+            let Some((key, old)) = self.map.remove_entry(&key) else { continue };
+            if old.evict_at == Some(t) {
                 self.forget(Arc::clone(&key), &old);
                 due.push((key, old));
+            } else {
+                // A stale item: the entry now evicts at another time.
+                self.map.insert(key, old);
             }
         }
         due
@@ -414,6 +465,7 @@ mod tests {
         put(&mut s, "never", 8, None);
 
         assert!(s.evict_through(19).is_empty(), "items left by moves and removals are skipped");
+        assert_eq!(s.len(), 4, "skipping a stale item keeps its entry");
         let gone = s.evict_through(49);
         assert_eq!(names(&s, &gone), ["moved-earlier", "kept-time"], "oldest first");
         assert_eq!(gone.iter().map(|(_, e)| e.evict_at).collect::<Vec<_>>(), [Some(20), Some(30)]);
@@ -439,7 +491,7 @@ mod tests {
         for i in 0..10_000 {
             put(&mut s, "session", i, Some(i));
         }
-        assert!(s.evict_index.len() <= 2 * s.len() + STALE_INDEX_SLACK, "{} heap items", s.evict_index.len());
+        assert!(s.evict_index.len() <= 2 * s.len() + STALE_INDEX_SLACK, "{} index items", s.evict_index.len());
         assert!(s.evict_through(9_998).is_empty());
         assert_eq!(s.evict_through(9_999).len(), 1);
     }
