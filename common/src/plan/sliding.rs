@@ -4,6 +4,7 @@
 //! yields the row's windows (newest first, as Spark's Expand does) and `unnest` makes one row
 //! per window — while the key keeps its name, so the plan above is unchanged.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::common::{Column, ScalarValue};
@@ -45,6 +46,10 @@ pub fn expand_sliding_windows(agg: &Aggregate) -> Result<Option<Aggregate>> {
         return Ok(None);
     }
     let mut input = LogicalPlanBuilder::from(agg.input.as_ref().clone());
+    // Only the columns the aggregation reads go through the expansion: `unnest` copies every
+    // column it carries once per window, and wide unused columns (strings) dominated its cost.
+    let referenced: HashSet<&Column> = agg.group_expr.iter().chain(&agg.aggr_expr).flat_map(|e| e.column_refs()).collect();
+    let mut carried: Vec<Column> = input.schema().columns().into_iter().filter(|c| referenced.contains(c)).collect();
     let mut group_expr = Vec::with_capacity(agg.group_expr.len());
     for (i, e) in agg.group_expr.iter().enumerate() {
         match sliding_window(e) {
@@ -54,10 +59,10 @@ pub fn expand_sliding_windows(agg: &Aggregate) -> Result<Option<Aggregate>> {
                     Arc::new(ScalarUDF::new_from_impl(WindowListFunc::default())),
                     f.args.clone(),
                 ));
-                let mut exprs: Vec<Expr> =
-                    input.schema().columns().into_iter().map(Expr::Column).collect();
+                let mut exprs: Vec<Expr> = carried.iter().cloned().map(Expr::Column).collect();
                 exprs.push(list.alias(name.as_str()));
                 input = input.project(exprs)?.unnest_column(Column::from_name(name.as_str()))?;
+                carried.push(Column::from_name(name.as_str()));
                 // Keep the key's original name so the plan above resolves unchanged.
                 let original = agg.schema.field(i).name().clone();
                 group_expr.push(Expr::Column(Column::from_name(name)).alias(original));
