@@ -16,6 +16,8 @@ Figures, for both engines, come from the engines' own progress reports:
   * processing time = from the first batch's trigger start to the end of the last batch, so
     process start-up (JVM, cluster) is excluded; start-up = wall time - processing time;
   * rows/s = input rows / processing time;
+  * rows/CPU-s = input rows / CPU time (user + system) of the whole run, start-up included —
+    the engine's speed per core;
   * peak RSS = the largest summed resident set of the engine's process tree, sampled every 50 ms.
 The decode limit is the time sluice's own JSON decoder needs to turn the same files into Arrow
 on the same number of threads, with nothing else to do.
@@ -94,13 +96,16 @@ def free_port() -> int:
 
 
 class PeakRss:
-    """Samples the summed RSS of a process and its descendants."""
+    """Samples the summed RSS of a process and its descendants, and the CPU time each of them
+    has used (the JVM that PySpark starts is not a child the runner waits for, so the kernel's
+    accounting of waited-for children misses it)."""
 
     def __init__(self, pid: int):
         import psutil
 
         self.proc = psutil.Process(pid)
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -112,14 +117,18 @@ class PeakRss:
             try:
                 procs = [self.proc, *self.proc.children(recursive=True)]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                for p in procs:
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = t.user + t.system
             except psutil.Error:
                 pass
             time.sleep(0.05)
 
-    def finish(self) -> int:
+    def finish(self) -> tuple[int, float]:
+        """Peak RSS (bytes) and the CPU seconds seen (up to the last sample of each process)."""
         self.stop.set()
         self.thread.join()
-        return self.peak
+        return self.peak, sum(self.cpu.values())
 
 
 def children_cpu_s() -> float:
@@ -129,15 +138,15 @@ def children_cpu_s() -> float:
 
 def run_measured(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, int, float]:
     """Runs `cmd`; returns its result, wall seconds, peak RSS bytes and CPU seconds (user +
-    system of the process and every descendant it waited for)."""
+    system of the process and all its descendants)."""
     cpu_before = children_cpu_s()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
     out, err = proc.communicate()
     wall = time.monotonic() - started
-    peak = rss.finish()
-    cpu = children_cpu_s() - cpu_before
+    peak, sampled_cpu = rss.finish()
+    cpu = max(children_cpu_s() - cpu_before, sampled_cpu)
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{err[-3000:]}")
@@ -396,7 +405,7 @@ def chart(results: dict, path: Path) -> None:
 
 def table(results: dict) -> str:
     lines = [
-        f"{'workload':<9}{'engine':<9}{'wall s':>9}{'startup s':>11}{'rows/s':>13}{'peak RSS MB':>13}{'sluice/Spark':>14}{'% of decode':>13}",
+        f"{'workload':<9}{'engine':<9}{'wall s':>9}{'startup s':>11}{'rows/s':>13}{'rows/CPU-s':>12}{'peak RSS MB':>13}{'sluice/Spark':>14}{'% of decode':>13}",
     ]
     limit = results.get("decode_limit", {}).get("rows_per_sec", 0)
     for w, r in results["workloads"].items():
@@ -406,8 +415,9 @@ def table(results: dict) -> str:
                 continue
             ratio = f"{s['rows_per_s'] / k['rows_per_s']:.2f}x" if engine == "sluice" and k and k["rows_per_s"] else ""
             pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w != "W3" and limit else ""
+            per_cpu = m["input_rows"] / max(m["cpu_s"], 1e-3)
             lines.append(
-                f"{w:<9}{engine:<9}{m['wall_s']:>9.2f}{m['startup_s']:>11.2f}{m['rows_per_s']:>13,.0f}{m['peak_rss_mb']:>13.0f}{ratio:>14}{pct:>13}"
+                f"{w:<9}{engine:<9}{m['wall_s']:>9.2f}{m['startup_s']:>11.2f}{m['rows_per_s']:>13,.0f}{per_cpu:>12,.0f}{m['peak_rss_mb']:>13.0f}{ratio:>14}{pct:>13}"
             )
         if w == "W3":
             for engine, m in (("sluice", s), ("spark", k)):
