@@ -26,6 +26,8 @@ def main() -> None:
     spark = (
         SparkSession.builder.master("local[2]")
         .appName(f"sluice-bench-{a.workload}")
+        # The default 1 GiB heap runs out on W2's dedup state at 10M rows (java.lang.OutOfMemoryError).
+        .config("spark.driver.memory", "8g")
         .config("spark.sql.shuffle.partitions", a.shuffle_partitions)
         .config("spark.sql.streaming.numRecentProgressUpdates", 10000)
         .config("spark.ui.enabled", "false")
