@@ -7,7 +7,6 @@
 //! decides what is emitted (finalised by a `Final` aggregation): every group (complete), the
 //! changed groups (update), or the groups the watermark closed (append).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +14,7 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::memory::MemorySourceConfig;
+use hashbrown::HashSet;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
@@ -136,7 +136,7 @@ pub async fn reduce_aggregate(
     if incoming.num_rows() > 0 {
         let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
         let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
+        let mut seen = HashSet::new();
         for i in 0..incoming.num_rows() {
             let k = keys.row(i);
             if seen.insert(k) {

@@ -79,13 +79,6 @@ pub fn reduce_dedup(
     let mut keep = Vec::with_capacity(rows.num_rows());
     let mut duplicates = 0i64;
     for i in 0..rows.num_rows() {
-        let key = keys.row(i);
-        // A key seen earlier in this batch is already in the state.
-        if state.contains(key.as_ref()) {
-            duplicates += 1;
-            keep.push(false);
-            continue;
-        }
         let evict_at = if spec.within_watermark {
             times.get(i).copied().flatten().map(|t| t.saturating_add(delay_us))
         } else if spec.key_event_time.is_some() {
@@ -93,9 +86,13 @@ pub fn reduce_dedup(
         } else {
             None
         };
-        // Dedup state has no value columns: the value bytes are ignored.
-        state.put(key.as_ref(), &[], evict_at);
-        keep.push(true);
+        // Dedup state has no value columns: the value bytes are ignored. A key seen earlier
+        // in this batch is already in the state.
+        let first = state.insert_new(keys.row(i).as_ref(), &[], evict_at);
+        if !first {
+            duplicates += 1;
+        }
+        keep.push(first);
     }
     let kept = filter_record_batch(&rows, &BooleanArray::from(keep))?;
     metrics.num_rows_updated = kept.num_rows() as u64;

@@ -15,8 +15,9 @@
 //! time leaves the old item in place, and eviction skips items that no longer match their entry.
 //! Invariant: every entry with an eviction time `t` has at least one index item `(t, key)`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use hashbrown::hash_map::RawEntryMut;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -28,10 +29,12 @@ use crate::error::{Result, SluiceError};
 /// clone is a reference-count increment rather than an allocation.
 pub type StateRow = Arc<[u8]>;
 
-/// Hash maps over row-format keys. The standard library's SipHash resists hash flooding by
-/// hostile keys but was the top hot spot of stateful queries (14% of a dedup → window run);
-/// foldhash is much faster on short byte keys, and state keys come from the query.
-type RowMap<V> = HashMap<StateRow, V, foldhash::fast::RandomState>;
+/// Hash maps over row-format keys, with hashbrown's default hasher (foldhash). The standard
+/// library's SipHash resists hash flooding by hostile keys but was the top hot spot of stateful
+/// queries (14% of a dedup → window run); foldhash is much faster on byte keys, and state keys
+/// come from the query. hashbrown's raw entries look a borrowed key up once and allocate the
+/// owned key only when they insert.
+type RowMap<V> = hashbrown::HashMap<StateRow, V>;
 
 /// Bytes counted per entry beyond its key and value (map slot, index item, change record).
 const ENTRY_OVERHEAD: usize = 48;
@@ -119,7 +122,9 @@ pub struct KeyedState {
     unit_value: Option<StateRow>,
     map: RowMap<Entry>,
     evict_index: EvictionIndex,
-    changes: RowMap<Change>,
+    /// What changed since the last delta, in order. A key may appear more than once; the delta
+    /// writes each of its rows with the key's final state (see [`Self::take_delta_batch`]).
+    changes: Vec<(StateRow, Change)>,
     bytes: usize,
 }
 
@@ -160,7 +165,7 @@ impl KeyedState {
             value_schema,
             map: RowMap::default(),
             evict_index: EvictionIndex::default(),
-            changes: RowMap::default(),
+            changes: Vec::new(),
             bytes: 0,
         })
     }
@@ -214,31 +219,59 @@ impl KeyedState {
 
     /// Inserts or replaces `key`. A value-less state ignores `value` and shares its one row.
     pub fn put(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) {
-        let value = match &self.unit_value {
-            Some(unit) => Arc::clone(unit),
-            None => StateRow::from(value),
-        };
-        let key = match self.map.get_key_value(key) {
-            Some((stored, _)) => Arc::clone(stored),
-            None => StateRow::from(key),
-        };
-        self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
-        let indexed = match self.map.insert(Arc::clone(&key), Entry { value, evict_at }) {
-            Some(old) => {
-                self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
+        let entry = Entry { value: self.value_row(value), evict_at };
+        match self.map.raw_entry_mut().from_key(key) {
+            RawEntryMut::Occupied(mut slot) => {
+                let added = entry.value.len();
+                let old = slot.insert(entry);
+                let key = Arc::clone(slot.key());
+                self.bytes = (self.bytes + added).saturating_sub(old.value.len());
                 // An aggregate's key (its window) fixes its eviction time: most updates keep
                 // their index item as it is.
-                old.evict_at == evict_at
+                self.upserted(key, evict_at.filter(|_| old.evict_at != evict_at));
             }
-            None => false,
-        };
-        if let (false, Some(t)) = (indexed, evict_at) {
+            RawEntryMut::Vacant(slot) => {
+                let value_len = entry.value.len();
+                let key = Arc::clone(slot.insert(StateRow::from(key), entry).0);
+                self.inserted(key, value_len, evict_at);
+            }
+        }
+    }
+
+    /// Inserts `key` unless it is present, and says whether it did: a deduplication's whole
+    /// per-row work, in one hash lookup.
+    pub fn insert_new(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) -> bool {
+        let entry = Entry { value: self.value_row(value), evict_at };
+        let RawEntryMut::Vacant(slot) = self.map.raw_entry_mut().from_key(key) else { return false };
+        let value_len = entry.value.len();
+        let key = Arc::clone(slot.insert(StateRow::from(key), entry).0);
+        self.inserted(key, value_len, evict_at);
+        true
+    }
+
+    /// The stored form of a value.
+    fn value_row(&self, value: &[u8]) -> StateRow {
+        match &self.unit_value {
+            Some(unit) => Arc::clone(unit),
+            None => StateRow::from(value),
+        }
+    }
+
+    /// Accounts for a key just added to the map.
+    fn inserted(&mut self, key: StateRow, value_len: usize, evict_at: Option<i64>) {
+        self.bytes += key.len() + value_len + ENTRY_OVERHEAD;
+        self.upserted(key, evict_at);
+    }
+
+    /// Records an upsert; `index_at` is a new eviction time to index.
+    fn upserted(&mut self, key: StateRow, index_at: Option<i64>) {
+        if let Some(t) = index_at {
             self.evict_index.push(t, Arc::clone(&key));
             if self.evict_index.len() > 2 * self.map.len() + STALE_INDEX_SLACK {
                 self.rebuild_evict_index();
             }
         }
-        self.changes.insert(key, Change::Upsert);
+        self.changes.push((key, Change::Upsert));
     }
 
     /// Removes `key`, returning its entry. Its index item goes stale and is skipped later.
@@ -251,7 +284,7 @@ impl KeyedState {
     /// Accounts for an entry already taken out of the map.
     fn forget(&mut self, key: StateRow, old: &Entry) {
         self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
-        self.changes.insert(key, Change::Remove);
+        self.changes.push((key, Change::Remove));
     }
 
     /// Drops stale index items: one item per entry that has an eviction time.
@@ -355,6 +388,10 @@ impl KeyedState {
     }
 
     /// The changes since the last call, as a delta file's batch; clears the change record.
+    ///
+    /// Rows follow the change log and carry each key's state now: an upsert of a key removed
+    /// since is written as a removal. Replaying the rows in order (as [`Self::apply_file_batch`]
+    /// does) gives the current state, since a key's last row says what became of it.
     pub fn take_delta_batch(&mut self) -> Result<RecordBatch> {
         let changes = std::mem::take(&mut self.changes);
         let rows: Vec<(&[u8], Option<&Entry>)> = changes
@@ -365,11 +402,6 @@ impl KeyedState {
             })
             .collect();
         self.to_batch(&rows, true)
-    }
-
-    /// Number of keys changed since the last delta.
-    pub fn pending_changes(&self) -> usize {
-        self.changes.len()
     }
 
     /// Applies a snapshot or delta batch read from a state file (loading a version).
@@ -532,5 +564,39 @@ mod tests {
         assert_eq!(r2.decode_keys([&k[..]]).unwrap()[0].as_any().downcast_ref::<StringArray>().unwrap().value(0), "a");
         assert_eq!(r2.decode_values([&e.value[..]]).unwrap()[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 5);
         assert_eq!(e.evict_at, Some(10));
+    }
+
+    #[test]
+    fn a_delta_gives_each_key_its_final_state() {
+        let mut s = state();
+        put(&mut s, "gone", 1, Some(10));
+        put(&mut s, "back", 2, None);
+        put(&mut s, "gone", 3, Some(10));
+        let (gone, back) = (key(&s, "gone"), key(&s, "back"));
+        s.remove(&gone);
+        s.remove(&back);
+        put(&mut s, "back", 4, None);
+        let delta = s.take_delta_batch().unwrap();
+
+        let mut r = state();
+        put(&mut r, "gone", 9, None);
+        r.apply_file_batch(&delta).unwrap();
+        assert!(r.get(&gone).is_none(), "a key upserted then removed is removed");
+        let value = r.decode_values([&r.get(&back).unwrap().value[..]]).unwrap();
+        assert_eq!(value[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 4);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn insert_new_keeps_the_first_value() {
+        let mut s = state();
+        let k = key(&s, "k");
+        let vals = s.encode_values(&[Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef], 2).unwrap();
+        assert!(s.insert_new(&k, vals.row(0).as_ref(), Some(5)));
+        assert!(!s.insert_new(&k, vals.row(1).as_ref(), Some(9)));
+        let e = s.get(&k).unwrap();
+        assert_eq!(s.decode_values([&e.value[..]]).unwrap()[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 1);
+        assert_eq!(e.evict_at, Some(5));
+        assert_eq!(s.take_delta_batch().unwrap().num_rows(), 1);
     }
 }
