@@ -14,11 +14,11 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::memory::MemorySourceConfig;
-use hashbrown::HashSet;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{collect, ExecutionPlan};
+use hashbrown::HashSet;
 
 use crate::error::{Result, SluiceError};
 use crate::plan::streaming::EventTimeColumn;
@@ -160,8 +160,8 @@ pub async fn reduce_aggregate(
             Some(et) => event_time_micros(m.column(et.index), et.is_window)?,
             None => vec![None; m.num_rows()],
         };
-        for i in 0..m.num_rows() {
-            state.put(mkeys.row(i).as_ref(), mvals.row(i).as_ref(), times[i]);
+        for (i, evict_at) in times.into_iter().enumerate() {
+            state.put(mkeys.row(i).as_ref(), mvals.row(i).as_ref(), evict_at);
         }
         metrics.num_rows_updated = m.num_rows() as u64;
         merged = Some(m);
