@@ -107,6 +107,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port whose successor is free too (etcd's client and peer ports)."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 class PeakRss:
     """Samples the summed RSS of a process and its descendants, and the CPU time each of them
     has used (the JVM that PySpark starts is not a child the runner waits for, so the kernel's
@@ -321,14 +333,17 @@ def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
         SLUICE_BIN=str(SLUICE),
         SLUICE_WORK=str(work / "cluster"),
         SLUICE_DRIVER_PORT=str(free_port()),
-        SLUICE_ETCD_PORT=str(free_port()),
+        SLUICE_ETCD_PORT=str(free_port_pair()),
         RUST_LOG="warn",
     )
     script = ROOT / "deploy" / "local" / "cluster.sh"
     chk = work / "chk"
     job = work / "job.sql"
     job.write_text(sluice_job("W1", input_dir, work / "out", chk, 1, partitions))
-    subprocess.run([str(script), "start", "--executors", "3"], env=env, check=True, capture_output=True)
+    started = subprocess.run([str(script), "start", "--executors", "3"], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        subprocess.run([str(script), "stop"], env=env, capture_output=True)
+        raise RuntimeError(f"cluster.sh start failed: {(started.stdout + started.stderr).strip()}")
     try:
         driver = f"http://127.0.0.1:{env['SLUICE_DRIVER_PORT']}"
         # The driver answers once it has been elected leader.
@@ -550,7 +565,12 @@ def main() -> None:
             rec = tmp_path / "recovery"
             rec.mkdir()
             try:
-                results["recovery"] = recovery(events, rec, a.shuffle_partitions)
+                def recovery_run(i: int) -> dict:
+                    d = rec / str(i)
+                    d.mkdir()
+                    return recovery(events, d, a.shuffle_partitions)
+
+                results["recovery"] = repeated(a.repeat, "kill_to_next_commit_ms", recovery_run)
             except (RuntimeError, subprocess.CalledProcessError) as e:
                 results["recovery"] = {"error": str(e)}
                 log(f"recovery run failed: {e}")
