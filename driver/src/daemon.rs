@@ -99,7 +99,9 @@ pub async fn run_driver(
         }
     };
     tracing::info!(%endpoint, term = leadership.term, "elected leader");
-    admin.set_leader(&endpoint);
+    // This driver leads now: until its manager is active it answers "still starting", not
+    // "standby" with itself (or the dead leader) as the leader.
+    admin.set_leader("");
     let fence = Arc::new(LeaderFence::new(lease.client.clone(), leadership));
     let store = QueryStore::new(lease.client.clone(), etcd.clone());
     let manager = Arc::new(QueryManager::new(session.with_fence(fence), Some(store)));

@@ -62,8 +62,11 @@ impl DriverService for DriverRpc {
     }
 
     async fn list_queries(&self, _: Request<ListQueriesRequest>) -> Result<Response<ListQueriesResponse>, Status> {
+        // A standby names the leader; a driver that knows of none (still starting, or between
+        // leaders) says so rather than answer with an empty list as if it led.
         let response = match self.admin.manager() {
             Ok(m) => ListQueriesResponse { queries: m.statuses().await, leader: String::new() },
+            Err(e) if self.admin.leader().is_empty() => return Err(status(e)),
             Err(_) => ListQueriesResponse { queries: Vec::new(), leader: self.admin.leader() },
         };
         Ok(Response::new(response))
