@@ -241,10 +241,13 @@ impl KeyedState {
     /// Inserts `key` unless it is present, and says whether it did: a deduplication's whole
     /// per-row work, in one hash lookup.
     pub fn insert_new(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) -> bool {
-        let entry = Entry { value: self.value_row(value), evict_at };
+        // The map's slot borrows it mutably: take the shared unit row first, and allocate a
+        // value only for a key that is new.
+        let unit = self.unit_value.clone();
         let RawEntryMut::Vacant(slot) = self.map.raw_entry_mut().from_key(key) else { return false };
-        let value_len = entry.value.len();
-        let key = Arc::clone(slot.insert(StateRow::from(key), entry).0);
+        let value = unit.unwrap_or_else(|| StateRow::from(value));
+        let value_len = value.len();
+        let key = Arc::clone(slot.insert(StateRow::from(key), Entry { value, evict_at }).0);
         self.inserted(key, value_len, evict_at);
         true
     }

@@ -66,8 +66,10 @@ impl DriverService for DriverRpc {
         // leaders) says so rather than answer with an empty list as if it led.
         let response = match self.admin.manager() {
             Ok(m) => ListQueriesResponse { queries: m.statuses().await, leader: String::new() },
-            Err(e) if self.admin.leader().is_empty() => return Err(status(e)),
-            Err(_) => ListQueriesResponse { queries: Vec::new(), leader: self.admin.leader() },
+            Err(e) => match self.admin.leader() {
+                leader if leader.is_empty() => return Err(status(e)),
+                leader => ListQueriesResponse { queries: Vec::new(), leader },
+            },
         };
         Ok(Response::new(response))
     }
