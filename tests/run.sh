@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs sluice's whole test suite (the README's test command).
 #
-# Installs what the tests need when it is missing, then runs every test of the workspace.
-# Tests start their own services (S3 server, etcd, …) on 127.0.0.1 on free ports and stop them.
+# Checks formatting and lints first (a warning fails the suite), installs what the tests need
+# when it is missing, then runs every test of the workspace. Tests start their own services
+# (S3 server, etcd, …) on 127.0.0.1 on free ports and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "tests/run.sh: cargo fmt --check"
+cargo fmt --all --check
+echo "tests/run.sh: cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # S3-compatible server for the object-store tests.
 if ! command -v s3s-fs >/dev/null 2>&1; then

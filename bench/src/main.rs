@@ -10,12 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use clap::{Parser, Subcommand};
-use sluice_common::connectors::files::options::{parse_format, FILE_TABLE_OPTIONS};
-use sluice_common::connectors::files::reader::read_file_range;
-use sluice_common::connectors::nexmark::{read_nexmark_split, NexmarkOptions, NexmarkSplit};
-use sluice_common::connectors::source::FileRange;
 use sluice_common::options::Options;
 use sluice_common::types::timestamp_type;
+use sluice_connectors::files::options::{parse_format, FILE_TABLE_OPTIONS};
+use sluice_connectors::files::reader::read_file_range;
+use sluice_connectors::files::splits::FileRange;
+use sluice_connectors::nexmark::{read_nexmark_split, NexmarkOptions, NexmarkSplit};
 
 #[derive(Parser)]
 #[command(name = "sluice-bench", about = "Benchmark input generator and decode-limit probe")]
@@ -152,7 +152,8 @@ async fn decode(dir: &Path, threads: usize) -> Result<serde_json::Value, String>
         })
         .collect();
     files.sort();
-    let format = parse_format(&Options::from_pairs([("format", "json")]), FILE_TABLE_OPTIONS, "decode").map_err(|e| e.one_line())?;
+    let format =
+        parse_format(&Options::from_pairs([("format", "json")]), FILE_TABLE_OPTIONS, "decode").map_err(|e| e.one_line())?;
     let schema = event_schema();
     let bytes: u64 = files.iter().map(|(_, s)| s).sum();
     let started = Instant::now();
@@ -215,7 +216,9 @@ fn nexmark_gen(events: u64, event_type: &str, threads: u32, batch: u64) -> Resul
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Gen { rows, files, out, seed } => generate(rows, files, &out, seed).map_err(|e| format!("{}: {e}", out.display())),
+        Command::Gen { rows, files, out, seed } => {
+            generate(rows, files, &out, seed).map_err(|e| format!("{}: {e}", out.display()))
+        }
         Command::Decode { dir, threads } => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .enable_all()

@@ -123,12 +123,8 @@ impl From<object_store::Error> for SluiceError {
         use object_store::Error as E;
         match &e {
             E::NotFound { path, .. } => SluiceError::user(format!("not found: {path}")),
-            E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => {
-                SluiceError::user(e.to_string())
-            }
-            E::AlreadyExists { .. } | E::Precondition { .. } => {
-                SluiceError::external(e.to_string()).with_retryable(false)
-            }
+            E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => SluiceError::user(e.to_string()),
+            E::AlreadyExists { .. } | E::Precondition { .. } => SluiceError::external(e.to_string()).with_retryable(false),
             _ => SluiceError::external(e.to_string()),
         }
     }

@@ -1,36 +1,36 @@
 //! # sluice-common
 //!
-//! What the sluice driver and executors share. sluice runs Spark Structured Streaming
-//! semantics — micro-batches over unbounded tables, offsets WAL and commit log, watermarks,
-//! exactly-once sinks — on a Rust driver/executor cluster. This crate holds everything both
-//! roles need, with I/O kept at the edges so decision logic is testable on its own:
+//! What every sluice crate shares: the vocabulary of the engine, with no engine in it. sluice runs
+//! Spark Structured Streaming semantics — micro-batches over unbounded tables, an offsets WAL and
+//! commit log, watermarks, exactly-once sinks — on a Rust driver/executor cluster; the crates
+//! that do that (`sluice-driver`, `sluice-executor`, `sluice-connectors`, …) all speak in these
+//! terms:
 //!
-//! * [`sql`] — the job-file language (`CREATE STREAM`, `SET`, `INSERT INTO … SELECT`).
-//! * [`plan`] — a query's resolved spec, its DataFusion compilation and Spark's rules.
-//! * [`checkpoint`] — offsets WAL, commit log, restart decision (spec §1).
-//! * [`connectors`] — sources and sinks.
-//! * [`formats`] — Spark-exact JSON/CSV readers and writers, `show()` rendering.
-//! * [`functions`] — Spark's SQL functions where DataFusion's differ.
-//! * [`progress`] — `StreamingQueryProgress` JSON.
+//! * [`error`] — [`SluiceError`]: whose fault a failure is and whether a retry helps.
+//! * [`batch`] — [`BatchContext`]: a batch's id, attempt, timestamp and watermarks.
+//! * [`conf`] — the settings a query runs with ([`QueryConf`]) and its [`OutputMode`].
+//! * [`options`] — connector and setting options with Spark's case-insensitive names.
+//! * [`storage`] — locations on any `object_store` (local paths, `file://`, `s3://`, `memory://`).
+//! * [`log`] — Spark's metadata logs (`HDFSMetadataLog`, `CompactibleFileStreamLog`).
+//! * [`types`], [`dialect`], [`schema_serde`] — Spark's SQL types in Arrow, its SQL dialect, and
+//!   schemas as JSON.
+//! * [`time`] — Spark's time arithmetic (intervals, µs ↔ ms, progress timestamps).
+//! * [`ipc`] — rows as Arrow IPC bytes, for rows that travel with tasks and results.
 
 pub use datafusion;
 
-pub mod checkpoint;
-pub mod cluster;
-pub mod connectors;
+pub mod batch;
+pub mod conf;
+pub mod dialect;
 pub mod error;
-pub mod formats;
-pub mod functions;
 pub mod ipc;
-pub mod ops;
+pub mod log;
 pub mod options;
-pub mod plan;
-pub mod progress;
 pub mod schema_serde;
-pub mod sql;
-pub mod state;
 pub mod storage;
 pub mod time;
 pub mod types;
 
+pub use batch::{BatchContext, BatchId, BatchWatermarks, StateVersion};
+pub use conf::{OutputMode, QueryConf, WatermarkPolicy};
 pub use error::{ErrorKind, Result, SluiceError};

@@ -54,8 +54,7 @@ impl Options {
 
     /// The value of a required option, or a user error naming it.
     pub fn required(&self, key: &str, owner: &str) -> Result<&str> {
-        self.get(key)
-            .ok_or_else(|| SluiceError::user(format!("{owner}: option '{key}' is required")))
+        self.get(key).ok_or_else(|| SluiceError::user(format!("{owner}: option '{key}' is required")))
     }
 
     /// Parses `key` with `FromStr`, or returns `default` when unset.
@@ -84,9 +83,7 @@ impl Options {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(SluiceError::user(format!(
-                    "{owner}: option '{key}' must be true or false, got '{v}'"
-                ))),
+                _ => Err(SluiceError::user(format!("{owner}: option '{key}' must be true or false, got '{v}'"))),
             },
         }
     }
@@ -121,9 +118,42 @@ fn parse_value<T: FromStr>(key: &str, v: &str, owner: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    v.trim()
-        .parse::<T>()
-        .map_err(|e| SluiceError::user(format!("{owner}: invalid value '{v}' for option '{key}': {e}")))
+    v.trim().parse::<T>().map_err(|e| SluiceError::user(format!("{owner}: invalid value '{v}' for option '{key}': {e}")))
+}
+
+/// Spark's `Utils.timeStringAsMs`: `7d`, `12h`, `30m`, `10s`, `500ms`; a bare number is ms.
+pub fn parse_duration_ms(text: &str) -> Result<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num.parse().map_err(|_| SluiceError::user(format!("invalid duration '{text}'")))?;
+    let mult = match unit.trim() {
+        "" | "ms" => 1,
+        "s" | "sec" | "secs" => 1000,
+        "m" | "min" | "mins" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        "us" => return Ok(n / 1000),
+        other => return Err(SluiceError::user(format!("invalid duration unit '{other}' in '{text}'"))),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
+/// Spark's `Utils.byteStringAsBytes`: `1024`, `64k`, `128m`, `1g`, `10mb`.
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| SluiceError::user(format!("invalid byte size '{text}'")))?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        other => return Err(SluiceError::user(format!("invalid byte unit '{other}' in '{text}'"))),
+    };
+    Ok(n.saturating_mul(mult))
 }
 
 #[cfg(test)]
@@ -145,5 +175,13 @@ mod tests {
             e.message,
             "unknown option 'maxFilePerTrigger' for connector 'files'; valid options are: maxFilesPerTrigger, path"
         );
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration_ms("7d").unwrap(), 604_800_000);
+        assert_eq!(parse_duration_ms("1500").unwrap(), 1500);
+        assert_eq!(parse_bytes("128m").unwrap(), 128 << 20);
+        assert!(parse_bytes("12 parsecs").is_err());
     }
 }

@@ -74,9 +74,7 @@ pub fn absolute_url(location: &str) -> Result<Url> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| SluiceError::external(format!("cannot read the current directory: {e}")))?
-            .join(path)
+        std::env::current_dir().map_err(|e| SluiceError::external(format!("cannot read the current directory: {e}")))?.join(path)
     };
     let normalized = normalize(&abs);
     Url::from_directory_path(&normalized)
@@ -114,8 +112,7 @@ pub fn resolve(location: &str) -> Result<Location> {
 /// Resolves an absolute URL to its store and in-store path.
 pub fn resolve_url(url: &Url) -> Result<Location> {
     let store = store_for(url)?;
-    let path = Path::from_url_path(url.path())
-        .map_err(|e| SluiceError::user(format!("invalid path in '{url}': {e}")))?;
+    let path = Path::from_url_path(url.path()).map_err(|e| SluiceError::user(format!("invalid path in '{url}': {e}")))?;
     Ok(Location { url: url.clone(), store, path })
 }
 
@@ -133,9 +130,7 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         "file" => Arc::new(LocalFileSystem::new()),
         "memory" => Arc::new(InMemory::new()),
         "s3" | "s3a" => {
-            let bucket = url
-                .host_str()
-                .ok_or_else(|| SluiceError::user(format!("'{url}' names no bucket")))?;
+            let bucket = url.host_str().ok_or_else(|| SluiceError::user(format!("'{url}' names no bucket")))?;
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
             let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
             if let Ok(endpoint) = endpoint {
@@ -147,11 +142,7 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
             if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
                 builder = builder.with_region("us-east-1");
             }
-            Arc::new(
-                builder
-                    .build()
-                    .map_err(|e| SluiceError::user(format!("cannot use '{url}': {e}")))?,
-            )
+            Arc::new(builder.build().map_err(|e| SluiceError::user(format!("cannot use '{url}': {e}")))?)
         }
         other => {
             return Err(SluiceError::user(format!(

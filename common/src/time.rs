@@ -3,7 +3,7 @@
 //! Spark measures event time in microseconds but watermarks in milliseconds, converts with
 //! `floorDiv`, counts a month as 31 days when turning a watermark delay into milliseconds, and
 //! renders progress timestamps as `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`. Getting any of these subtly
-//! different shifts which rows are late, so they live here, once (spec §0, §3).
+//! different shifts which rows are late, so they live here, once (docs/semantics.md §0, §3).
 
 use crate::error::{Result, SluiceError};
 
@@ -33,9 +33,7 @@ impl Interval {
     /// because their length varies.
     pub fn fixed_micros(&self, what: &str) -> Result<i64> {
         if self.months != 0 {
-            return Err(SluiceError::user(format!(
-                "Intervals greater than or equal to a month is not supported ({what})."
-            )));
+            return Err(SluiceError::user(format!("Intervals greater than or equal to a month is not supported ({what}).")));
         }
         Ok(self.days as i64 * MICROS_PER_DAY + self.micros)
     }
@@ -145,6 +143,22 @@ pub fn format_iso_millis(ms: i64) -> String {
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Converts any Arrow timestamp array to microseconds (Spark's unit), keeping nulls.
+pub fn to_micros(array: &arrow::array::ArrayRef) -> datafusion::common::Result<arrow::array::TimestampMicrosecondArray> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, TimeUnit};
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Ok(array.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().clone().with_timezone_opt(None::<String>))
+        }
+        DataType::Timestamp(_, _) => {
+            let c = arrow::compute::cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            Ok(c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().clone())
+        }
+        other => datafusion::common::exec_err!("expected a timestamp, got {other}"),
+    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,9 @@
 
 use std::sync::Arc;
 
+use crate::dialect::SluiceDialect;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
-use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, StructField, TimezoneInfo,
-};
-use crate::sql::dialect::SluiceDialect;
+use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, StructField, TimezoneInfo};
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
@@ -44,17 +42,19 @@ pub fn arrow_type(sql: &SqlType) -> Result<DataType> {
         S::Decimal(info) | S::Numeric(info) | S::Dec(info) => match info {
             ExactNumberInfo::None => DataType::Decimal128(10, 0),
             ExactNumberInfo::Precision(p) => DataType::Decimal128(narrow(*p, "precision")?, 0),
-            ExactNumberInfo::PrecisionAndScale(p, s) => {
-                DataType::Decimal128(narrow(*p, "precision")?, narrow_scale(*s)?)
-            }
+            ExactNumberInfo::PrecisionAndScale(p, s) => DataType::Decimal128(narrow(*p, "precision")?, narrow_scale(*s)?),
         },
-        S::String(_) | S::Text | S::Varchar(_) | S::Char(_) | S::Character(_) | S::CharacterVarying(_)
-        | S::CharVarying(_) | S::Nvarchar(_) => DataType::Utf8,
+        S::String(_)
+        | S::Text
+        | S::Varchar(_)
+        | S::Char(_)
+        | S::Character(_)
+        | S::CharacterVarying(_)
+        | S::CharVarying(_)
+        | S::Nvarchar(_) => DataType::Utf8,
         S::Binary(_) | S::Varbinary(_) | S::Bytea | S::Blob(_) => DataType::Binary,
         S::Date => DataType::Date32,
-        S::Timestamp(_, TimezoneInfo::WithoutTimeZone) | S::TimestampNtz(_) => {
-            DataType::Timestamp(TimeUnit::Microsecond, None)
-        }
+        S::Timestamp(_, TimezoneInfo::WithoutTimeZone) | S::TimestampNtz(_) => DataType::Timestamp(TimeUnit::Microsecond, None),
         S::Timestamp(_, _) => timestamp_type(),
         S::Array(ArrayElemTypeDef::AngleBracket(inner))
         | S::Array(ArrayElemTypeDef::SquareBracket(inner, None))
@@ -63,18 +63,16 @@ pub fn arrow_type(sql: &SqlType) -> Result<DataType> {
         }
         S::Map(k, v) => map_type(arrow_type(k)?, arrow_type(v)?),
         S::Struct(fields, _) => DataType::Struct(struct_fields(fields)?),
-        S::Custom(name, modifiers) if modifiers.is_empty() => {
-            match name.to_string().to_ascii_uppercase().as_str() {
-                "BYTE" => DataType::Int8,
-                "SHORT" => DataType::Int16,
-                "LONG" => DataType::Int64,
-                "TIMESTAMP_LTZ" => timestamp_type(),
-                "TIMESTAMP_NTZ" => DataType::Timestamp(TimeUnit::Microsecond, None),
-                other => {
-                    return Err(SluiceError::user(format!("unsupported data type '{other}'")));
-                }
+        S::Custom(name, modifiers) if modifiers.is_empty() => match name.to_string().to_ascii_uppercase().as_str() {
+            "BYTE" => DataType::Int8,
+            "SHORT" => DataType::Int16,
+            "LONG" => DataType::Int64,
+            "TIMESTAMP_LTZ" => timestamp_type(),
+            "TIMESTAMP_NTZ" => DataType::Timestamp(TimeUnit::Microsecond, None),
+            other => {
+                return Err(SluiceError::user(format!("unsupported data type '{other}'")));
             }
-        }
+        },
         other => return Err(SluiceError::user(format!("unsupported data type '{other}'"))),
     })
 }
@@ -83,10 +81,7 @@ pub fn arrow_type(sql: &SqlType) -> Result<DataType> {
 pub fn map_type(key: DataType, value: DataType) -> DataType {
     let entries = Field::new(
         "entries",
-        DataType::Struct(Fields::from(vec![
-            Field::new("key", key, false),
-            Field::new("value", value, true),
-        ])),
+        DataType::Struct(Fields::from(vec![Field::new("key", key, false), Field::new("value", value, true)])),
         false,
     );
     DataType::Map(Arc::new(entries), false)
@@ -119,12 +114,9 @@ fn narrow_scale(v: i64) -> Result<i8> {
 
 /// Parses one Spark type name such as `STRUCT<a: INT, b: ARRAY<STRING>>`.
 pub fn parse_type(text: &str) -> Result<DataType> {
-    let mut parser = Parser::new(&SluiceDialect)
-        .try_with_sql(text)
-        .map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
-    let sql = parser
-        .parse_data_type()
-        .map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
+    let mut parser =
+        Parser::new(&SluiceDialect).try_with_sql(text).map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
+    let sql = parser.parse_data_type().map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
     if parser.peek_token().token != Token::EOF {
         return Err(SluiceError::user(format!("invalid type '{text}': unexpected trailing text")));
     }
@@ -188,18 +180,12 @@ pub fn spark_type_name(dt: &DataType) -> String {
         DataType::List(f) | DataType::LargeList(f) => format!("array<{}>", spark_type_name(f.data_type())),
         DataType::Struct(fields) => format!(
             "struct<{}>",
-            fields
-                .iter()
-                .map(|f| format!("{}:{}", f.name(), spark_type_name(f.data_type())))
-                .collect::<Vec<_>>()
-                .join(",")
+            fields.iter().map(|f| format!("{}:{}", f.name(), spark_type_name(f.data_type()))).collect::<Vec<_>>().join(",")
         ),
         DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => format!(
-                "map<{},{}>",
-                spark_type_name(kv[0].data_type()),
-                spark_type_name(kv[1].data_type())
-            ),
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("map<{},{}>", spark_type_name(kv[0].data_type()), spark_type_name(kv[1].data_type()))
+            }
             other => other.to_string(),
         },
         DataType::Null => "void".into(),
@@ -232,9 +218,7 @@ mod tests {
         assert_eq!(parse_type("TIMESTAMP").unwrap(), timestamp_type());
         assert_eq!(parse_type("decimal").unwrap(), DataType::Decimal128(10, 0));
         assert_eq!(parse_type("DECIMAL(12,2)").unwrap(), DataType::Decimal128(12, 2));
-        let DataType::Struct(f) = parse_type("STRUCT<a: INT, b: ARRAY<STRING>>").unwrap() else {
-            panic!("not a struct")
-        };
+        let DataType::Struct(f) = parse_type("STRUCT<a: INT, b: ARRAY<STRING>>").unwrap() else { panic!("not a struct") };
         assert_eq!(f[1].data_type(), &DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))));
     }
 

@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_common::cluster::etcd::{campaign, watch_executors};
-use sluice_common::cluster::{EtcdConfig, LeaseSession, MembershipEvent};
+use sluice_cluster::etcd::{campaign, watch_executors};
+use sluice_cluster::{EtcdConfig, LeaseSession, MembershipEvent};
 use sluice_common::error::{Result, SluiceError};
 
-use crate::cluster::{DriverServer, ExecutorRegistry};
 use crate::manager::{Admin, QueryManager, QueryStore};
 use crate::query::fence::LeaderFence;
 use crate::query::micro_batch::ProgressListener;
+use crate::registry::ExecutorRegistry;
+use crate::server::DriverServer;
 use crate::session::Session;
 
 /// How a driver process runs.
@@ -85,7 +86,7 @@ pub async fn run_driver(
 
     let mut lease = LeaseSession::start(&etcd).await?;
     let lost = lease.lost();
-    if let Ok(Some(leader)) = sluice_common::cluster::etcd::leader_endpoint(&etcd).await {
+    if let Ok(Some(leader)) = sluice_cluster::etcd::leader_endpoint(&etcd).await {
         admin.set_leader(&leader);
         tracing::info!(%leader, "standing by: another driver leads this cluster");
     }

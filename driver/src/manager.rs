@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use sluice_common::cluster::etcd::{delete_query, list_queries, put_query};
-use sluice_common::cluster::{EtcdConfig, QueryRecord};
+use sluice_cluster::etcd::{delete_query, list_queries, put_query};
+use sluice_cluster::{EtcdConfig, QueryRecord};
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::QueryStatus;
 use tokio::sync::Mutex;
@@ -152,10 +152,8 @@ impl QueryManager {
     pub async fn stop(&self, which: &str) -> Result<QueryStatus> {
         let query = {
             let queries = self.queries.lock().await;
-            let found: Vec<&ManagedQuery> = queries
-                .iter()
-                .filter(|m| m.query.id().to_string() == which || m.query.name() == Some(which))
-                .collect();
+            let found: Vec<&ManagedQuery> =
+                queries.iter().filter(|m| m.query.id().to_string() == which || m.query.name() == Some(which)).collect();
             match found.as_slice() {
                 [] => return Err(SluiceError::user(format!("no query named or with id '{which}'"))),
                 [one] => one.query.clone(),

@@ -4,31 +4,26 @@
 
 use std::sync::Arc;
 
-use sluice_common::checkpoint::Checkpoint;
-use sluice_common::connectors::files::splits::SplitSizing;
-use sluice_common::connectors::memory::{MemoryStream, MemoryStreams};
-use sluice_common::connectors::sinks::console::{ConsoleCommitter, ConsoleOut};
-use sluice_common::connectors::sinks::files::FileSinkCommitter;
-use sluice_common::connectors::sinks::memory::{MemoryCommitter, MemoryTable, MemoryTables};
-use sluice_common::connectors::sinks::{SinkCommitter, SinkKind};
-use sluice_common::connectors::{create_source, resolve_stream, SourceContext};
 use sluice_common::error::Result;
-use sluice_common::sql::JobFile;
+use sluice_connectors::console::ConsoleOut;
+use sluice_connectors::memory::{MemoryStream, MemoryTable};
+use sluice_connectors::{Connectors, InProcessIo};
 
-use crate::cluster::ExecutorRegistry;
+use crate::checkpoint::{Checkpoint, OffsetSeq};
+use crate::job::JobFile;
 use crate::query::fence::{Fence, NoFence};
 use crate::query::handle::QueryShared;
 use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
 use crate::query::scheduler::TaskScheduler;
-use crate::query::{resolve_query, ResolvedQuery, StreamingQuery};
+use crate::query::{resolve_query, resolve_stream, ResolvedQuery, StreamingQuery};
+use crate::registry::ExecutorRegistry;
 
 /// Starts and tracks queries on one cluster.
 #[derive(Clone)]
 pub struct Session {
     scheduler: TaskScheduler,
-    memory_streams: MemoryStreams,
-    memory_tables: MemoryTables,
-    console: ConsoleOut,
+    io: InProcessIo,
+    connectors: Connectors,
     listener: Option<ProgressListener>,
     fence: Arc<dyn Fence>,
 }
@@ -36,16 +31,11 @@ pub struct Session {
 impl Session {
     /// A session scheduling on `registry`'s executors; console output goes to stdout.
     pub fn new(registry: ExecutorRegistry) -> Self {
+        let io = InProcessIo::default();
         Self {
             scheduler: TaskScheduler::new(registry),
-            memory_streams: MemoryStreams::default(),
-            memory_tables: MemoryTables::default(),
-            console: Arc::new(|text: &str| {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            }),
+            connectors: Connectors::builtin(&io),
+            io,
             listener: None,
             fence: Arc::new(NoFence),
         }
@@ -59,7 +49,8 @@ impl Session {
 
     /// Sends console-sink output somewhere else (the CLI clears its status line first).
     pub fn with_console(mut self, out: ConsoleOut) -> Self {
-        self.console = out;
+        self.io.console = out;
+        self.connectors = Connectors::builtin(&self.io);
         self
     }
 
@@ -75,14 +66,11 @@ impl Session {
         let job = JobFile::parse(origin, text)?;
         let mut out = Vec::with_capacity(job.queries.len());
         for q in &job.queries {
-            out.push(resolve_query(&job, q).await?);
+            out.push(resolve_query(&job, q, &self.connectors).await?);
         }
         for (i, def) in job.streams.values().enumerate() {
-            if def.connector().ok().as_deref() == Some("memory") {
-                let spec = resolve_stream(def, i)?;
-                let name = spec.options.get("name").unwrap_or(&spec.name).to_string();
-                self.memory_streams.get_or_create(&name, &spec.declared_schema)?;
-            }
+            let stream = resolve_stream(def, i, &self.connectors)?;
+            self.connectors.source(&stream.source.connector)?.prepare(&stream.source)?;
         }
         Ok(out)
     }
@@ -122,26 +110,16 @@ impl Session {
         spec.checkpoint_url = checkpoint.location.url.to_string();
         spec.run_id = uuid::Uuid::new_v4();
         if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
-            if let Ok(seq) = sluice_common::checkpoint::OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
+            if let Ok(seq) = OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
                 spec.conf.restore_from_offsets(&seq.metadata.conf)?;
             }
         }
-        let ctx = SourceContext {
-            memory_streams: self.memory_streams.clone(),
-            sizing: SplitSizing {
-                max_partition_bytes: spec.conf.max_partition_bytes,
-                open_cost_bytes: spec.conf.open_cost_bytes,
-                parallelism: 1,
-            },
-        };
-        let sources = spec.sources.iter().map(|s| create_source(s, &ctx)).collect::<Result<Vec<_>>>()?;
-        let sink: Box<dyn SinkCommitter> = match spec.sink.kind()? {
-            SinkKind::Console(o) => Box::new(ConsoleCommitter::new(o, Arc::clone(&self.console))),
-            SinkKind::Files(o) => Box::new(FileSinkCommitter::new(&o)?),
-            SinkKind::Kafka(o) => Box::new(sluice_common::connectors::kafka::sink::KafkaCommitter::new(&o)),
-            SinkKind::Noop => Box::new(sluice_common::connectors::sinks::noop::NoopCommitter),
-            SinkKind::Memory => Box::new(MemoryCommitter::new(spec.sink.name.clone(), self.memory_tables.clone(), spec.output_mode)),
-        };
+        let sources = spec
+            .sources
+            .iter()
+            .map(|s| self.connectors.source(&s.source.connector)?.create_source(&s.source, &spec.conf))
+            .collect::<Result<Vec<_>>>()?;
+        let sink = self.connectors.sink(&spec.sink.connector)?.committer(&spec.sink, spec.output_mode)?;
         let shared = QueryShared::new(spec.query_id, spec.run_id, spec.name.clone());
         let mut exec = MicroBatchExecution::new(
             Arc::new(spec),
@@ -167,16 +145,16 @@ impl Session {
 
     /// The memory stream called `name` (declared with `'connector' = 'memory'`).
     pub fn memory_stream(&self, name: &str) -> Option<MemoryStream> {
-        self.memory_streams.get(name)
+        self.io.memory_streams.get(name)
     }
 
     /// The contents of the memory sink called `name`.
     pub fn memory_table(&self, name: &str) -> Option<MemoryTable> {
-        self.memory_tables.get(name)
+        self.io.memory_tables.get(name)
     }
 
     /// Empties the memory sink called `name`.
     pub fn clear_memory_table(&self, name: &str) {
-        self.memory_tables.clear(name);
+        self.io.memory_tables.clear(name);
     }
 }

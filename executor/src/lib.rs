@@ -1,18 +1,22 @@
 //! # sluice-executor
 //!
 //! An executor runs the tasks the driver assigns it: it reads its input split, runs the query's
-//! DataFusion plan over it and hands the result to the sink, reporting metrics back. It registers
-//! with the driver over gRPC and heartbeats so the driver notices when it goes away.
+//! DataFusion plan over it, runs the stateful operators on the state partitions it owns, and
+//! hands the result to the sink, reporting metrics back. It registers with the driver (or in
+//! etcd) and heartbeats so the driver notices when it goes away.
 //!
 //! * [`service`] — the gRPC `ExecutorService` and process lifecycle (start, register, heartbeat).
 //! * [`task_runner`] — executing one task: the data path of a micro-batch.
+//! * [`operators`] — streaming aggregation, deduplication and session windows on state.
+//! * [`shuffle`] — blocks between stages, served over Arrow Flight.
+//! * [`state_cache`] — the state partitions this executor holds between batches.
 //! * [`query_cache`] — compiled query plans kept per query run.
 
+pub mod operators;
 pub mod query_cache;
 pub mod service;
 pub mod shuffle;
 pub mod state_cache;
 pub mod task_runner;
-pub mod wire;
 
 pub use service::{ExecutorConfig, ExecutorHandle};

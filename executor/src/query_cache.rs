@@ -4,40 +4,75 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sluice_common::connectors::SplitReader;
 use sluice_common::error::{Result, SluiceError};
-use sluice_common::plan::{CompiledQuery, QuerySpec, StaticTableCache};
+use sluice_common::BatchId;
+use sluice_connectors::{Connectors, SinkWriter, SplitReader};
+use sluice_plan::{CompiledQuery, QuerySpec, StaticTableCache, TaskInput};
 use tokio::sync::Mutex;
+
+use crate::operators::{compile_operator, CompiledOperator};
 
 /// A query as an executor runs it.
 #[derive(Debug)]
 pub struct PreparedQuery {
+    /// The query's plan.
     pub compiled: CompiledQuery,
+    /// Run-time form of each stateful operator, by operator id.
+    pub operators: Vec<CompiledOperator>,
     /// One reader per source index.
-    pub readers: Vec<SplitReader>,
-    /// Static tables of the batch currently running: (batch id, cache).
-    static_tables: Mutex<(u64, Arc<StaticTableCache>)>,
+    pub readers: Vec<Box<dyn SplitReader>>,
+    /// Writes task output to the query's sink.
+    pub sink: Box<dyn SinkWriter>,
+    connectors: Connectors,
+    /// Static tables of the batch currently running.
+    static_tables: Mutex<Option<(BatchId, Arc<StaticTableCache>)>>,
 }
 
 impl PreparedQuery {
-    /// The static-table cache for `batch_id`; a new batch starts with an empty one, as Spark
-    /// re-reads the static side every batch.
-    pub async fn static_tables(&self, batch_id: u64) -> Arc<StaticTableCache> {
-        let mut guard = self.static_tables.lock().await;
-        if guard.0 != batch_id {
-            *guard = (batch_id, Arc::default());
+    async fn prepare(spec: QuerySpec, connectors: &Connectors) -> Result<Self> {
+        let readers = spec
+            .sources
+            .iter()
+            .map(|s| connectors.source(&s.source.connector)?.split_reader(&s.source))
+            .collect::<Result<Vec<_>>>()?;
+        let sink = connectors.sink(&spec.sink.connector)?.writer(&spec.sink)?;
+        let compiled = CompiledQuery::compile(Arc::new(spec)).await?;
+        let mut operators = Vec::with_capacity(compiled.pipeline.operators.len());
+        for op in &compiled.pipeline.operators {
+            operators.push(compile_operator(&compiled.state, op).await?);
         }
-        Arc::clone(&guard.1)
+        Ok(Self { compiled, operators, readers, sink, connectors: connectors.clone(), static_tables: Mutex::new(None) })
+    }
+
+    /// An empty task input for `batch`. Its static tables are shared by the batch's tasks on
+    /// this executor; a new batch starts with an empty cache, as Spark re-reads the static side
+    /// every batch.
+    pub async fn task_input(&self, batch: BatchId) -> TaskInput {
+        let mut guard = self.static_tables.lock().await;
+        let tables = match guard.as_ref() {
+            Some((b, tables)) if *b == batch => Arc::clone(tables),
+            _ => {
+                let tables = Arc::new(StaticTableCache::new(self.connectors.clone()));
+                *guard = Some((batch, Arc::clone(&tables)));
+                tables
+            }
+        };
+        TaskInput::new(tables)
     }
 }
 
 /// Cache of prepared queries keyed by (run id, spec fingerprint).
-#[derive(Debug, Default)]
 pub struct QueryCache {
+    connectors: Connectors,
     entries: Mutex<HashMap<(String, u64), Arc<PreparedQuery>>>,
 }
 
 impl QueryCache {
+    /// An empty cache preparing queries with `connectors`.
+    pub fn new(connectors: Connectors) -> Self {
+        Self { connectors, entries: Mutex::default() }
+    }
+
     /// The prepared form of `spec_json`, compiling it on first use.
     pub async fn get_or_prepare(&self, run_id: &str, hash: u64, spec_json: &[u8]) -> Result<Arc<PreparedQuery>> {
         let key = (run_id.to_string(), hash);
@@ -47,9 +82,7 @@ impl QueryCache {
         }
         let spec: QuerySpec = serde_json::from_slice(spec_json)
             .map_err(|e| SluiceError::internal(format!("query spec from the driver is unreadable: {e}")))?;
-        let readers = spec.sources.iter().map(SplitReader::new).collect::<Result<Vec<_>>>()?;
-        let compiled = CompiledQuery::compile(Arc::new(spec)).await?;
-        let prepared = Arc::new(PreparedQuery { compiled, readers, static_tables: Mutex::new((u64::MAX, Arc::default())) });
+        let prepared = Arc::new(PreparedQuery::prepare(spec, &self.connectors).await?);
         // Specs of the same run replace each other; other runs keep theirs until released.
         entries.retain(|(r, _), _| r != run_id);
         entries.insert(key, Arc::clone(&prepared));

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use sluice_common::cluster::etcd::register_executor;
-use sluice_common::cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
+use sluice_cluster::etcd::register_executor;
+use sluice_cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
 use sluice_common::error::{Result, SluiceError};
-use sluice_common::plan::TaskKind;
+use sluice_connectors::{Connectors, InProcessIo};
+use sluice_plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
     task_response, HeartbeatRequest, RegisterExecutorRequest, ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest,
     TaskResponse, TaskSuccess,
 };
-use sluice_proto::PROTOCOL_VERSION;
+use sluice_proto::wire::error_to_proto;
+use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -23,10 +25,6 @@ use crate::query_cache::QueryCache;
 use crate::shuffle::{BlockStore, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv};
-use crate::wire::error_to_proto;
-
-/// Largest gRPC message an executor accepts or sends (task results may carry collected rows).
-pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
 
 /// How an executor is started.
 #[derive(Debug, Clone)]
@@ -91,7 +89,7 @@ impl ExecutorService for Service {
         let response = match outcome {
             Ok(success) => TaskResponse { outcome: Some(task_response::Outcome::Success(success)) },
             Err(e) => {
-                tracing::warn!(task = %req.task_id, batch = req.batch_id, error = %e, "task failed");
+                tracing::warn!(task = %req.task_id, batch = req.batch.as_ref().map(|b| b.batch_id), error = %e, "task failed");
                 TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }
             }
         };
@@ -112,23 +110,16 @@ impl Service {
         let query = self.queries.get_or_prepare(&req.query_run_id, req.spec_hash, &req.query_spec_json).await?;
         let kind = serde_json::from_slice(&req.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
-        let ctx = TaskContext {
-            run_id: req.query_run_id.clone(),
-            batch_id: req.batch_id,
-            attempt: req.attempt,
-            batch_timestamp_ms: req.batch_timestamp_ms,
-            batch_watermark_ms: req.batch_watermark_ms,
-            late_watermark_ms: req.late_watermark_ms,
-            partition_index: req.partition_index,
-        };
+        let batch = req.batch.as_ref().ok_or_else(|| SluiceError::internal("task from the driver has no batch context"))?;
+        let ctx = TaskContext { run_id: req.query_run_id.clone(), batch: batch.into(), partition_index: req.partition_index };
         let env = TaskEnv { blocks: &self.blocks, states: &self.states, endpoint: &self.endpoint };
         let started = std::time::Instant::now();
         let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
             .await
-            .map_err(|e| e.context(format!("batch {} task {}", req.batch_id, req.partition_index)))?;
+            .map_err(|e| e.context(format!("batch {} task {}", ctx.batch.id, req.partition_index)))?;
         tracing::debug!(
             task = %req.task_id,
-            batch = req.batch_id,
+            batch = ctx.batch.id.0,
             stage = kind_name(&kind),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "task finished"
@@ -136,7 +127,7 @@ impl Service {
         Ok(TaskSuccess {
             metrics_json: serde_json::to_vec(&outcome.metrics)?,
             sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
-            rows: outcome.rows.map(|b| b.to_vec()).unwrap_or_default(),
+            rows: outcome.sink_output.rows.map(|b| b.to_vec()).unwrap_or_default(),
         })
     }
 }
@@ -165,16 +156,16 @@ pub struct ExecutorHandle {
 impl ExecutorHandle {
     /// Starts serving and registers with the driver (retrying until the driver answers).
     pub async fn start(config: ExecutorConfig) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| SluiceError::external(format!("executor cannot listen on {}: {e}", config.bind)).with_retryable(false))?;
+        let listener = tokio::net::TcpListener::bind(config.bind).await.map_err(|e| {
+            SluiceError::external(format!("executor cannot listen on {}: {e}", config.bind)).with_retryable(false)
+        })?;
         let addr = listener.local_addr()?;
         let endpoint = config.advertise.clone().unwrap_or_else(|| format!("http://{addr}"));
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
         let blocks = Arc::new(BlockStore::default());
         let service = Service {
-            queries: QueryCache::default(),
+            queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
             slots: Semaphore::new(config.task_slots.max(1)),
             blocks: Arc::clone(&blocks),
             states: StateCache::default(),
@@ -285,7 +276,6 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
                     .register_executor(RegisterExecutorRequest {
                         protocol_version: PROTOCOL_VERSION,
                         endpoint: endpoint.clone(),
-                        flight_endpoint: endpoint.clone(),
                         task_slots: config.task_slots as u32,
                         executor_id: id.clone(),
                     })
@@ -302,7 +292,7 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
                 return Ok(true);
             }
             let resp = client
-                .heartbeat(HeartbeatRequest { executor_id: id.clone(), running_tasks: 0 })
+                .heartbeat(HeartbeatRequest { executor_id: id.clone() })
                 .await
                 .map_err(|e| e.message().to_string())?
                 .into_inner();

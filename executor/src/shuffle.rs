@@ -17,22 +17,28 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
-    PollInfo, PutResult, SchemaResult, Ticket,
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo,
+    PutResult, SchemaResult, Ticket,
 };
 use futures::{Stream, TryStreamExt};
 use sluice_common::error::{Result, SluiceError};
+use sluice_common::BatchId;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Identity of one shuffle block.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BlockId {
+    /// The query run.
     pub run_id: String,
-    pub batch_id: u64,
+    /// The batch.
+    pub batch: BatchId,
+    /// The batch attempt: a retry never reads an abandoned attempt's blocks.
     pub attempt: u32,
     /// Consumer stage: 0 feeds the first operator, k feeds operator k (or the gather task).
     pub stage: u32,
+    /// Index of the task that produced the block in its stage.
     pub producer: u32,
+    /// The downstream (state) partition the block is for.
     pub partition: u32,
 }
 
@@ -41,17 +47,17 @@ pub struct BlockId {
 pub struct BlockStore {
     blocks: Mutex<HashMap<BlockId, Arc<Vec<RecordBatch>>>>,
     /// Per run: the (batch, attempt) whose blocks are current.
-    current: Mutex<HashMap<String, (u64, u32)>>,
+    current: Mutex<HashMap<String, (BatchId, u32)>>,
 }
 
 impl BlockStore {
     /// Marks (batch, attempt) current for its run, dropping that run's older blocks.
-    pub fn begin(&self, run_id: &str, batch_id: u64, attempt: u32) {
+    pub fn begin(&self, run_id: &str, batch: BatchId, attempt: u32) {
         let (Ok(mut cur), Ok(mut blocks)) = (self.current.lock(), self.blocks.lock()) else { return };
         let newest = cur.get(run_id).copied();
-        if newest.is_none_or(|n| (batch_id, attempt) > n) {
-            cur.insert(run_id.to_string(), (batch_id, attempt));
-            blocks.retain(|k, _| k.run_id != run_id || (k.batch_id, k.attempt) >= (batch_id, attempt));
+        if newest.is_none_or(|n| (batch, attempt) > n) {
+            cur.insert(run_id.to_string(), (batch, attempt));
+            blocks.retain(|k, _| k.run_id != run_id || (k.batch, k.attempt) >= (batch, attempt));
         }
     }
 
@@ -102,18 +108,18 @@ impl FlightService for ShuffleService {
     async fn do_get(&self, request: Request<Ticket>) -> std::result::Result<Response<Self::DoGetStream>, Status> {
         let id: BlockId = serde_json::from_slice(&request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("bad shuffle ticket: {e}")))?;
-        let rows = self
-            .blocks
-            .get(&id)
-            .ok_or_else(|| Status::not_found(format!("shuffle block {id:?} is not on this executor")))?;
+        let rows =
+            self.blocks.get(&id).ok_or_else(|| Status::not_found(format!("shuffle block {id:?} is not on this executor")))?;
         let batches: Vec<std::result::Result<RecordBatch, FlightError>> = rows.iter().cloned().map(Ok).collect();
-        let stream = FlightDataEncoderBuilder::new()
-            .build(futures::stream::iter(batches))
-            .map_err(|e| Status::internal(e.to_string()));
+        let stream =
+            FlightDataEncoderBuilder::new().build(futures::stream::iter(batches)).map_err(|e| Status::internal(e.to_string()));
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
+    async fn handshake(
+        &self,
+        _: Request<Streaming<HandshakeRequest>>,
+    ) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
         unsupported()
     }
     async fn list_flights(&self, _: Request<Criteria>) -> std::result::Result<Response<Self::ListFlightsStream>, Status> {
@@ -131,7 +137,10 @@ impl FlightService for ShuffleService {
     async fn do_put(&self, _: Request<Streaming<FlightData>>) -> std::result::Result<Response<Self::DoPutStream>, Status> {
         unsupported()
     }
-    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
+    async fn do_exchange(
+        &self,
+        _: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
         unsupported()
     }
     async fn do_action(&self, _: Request<Action>) -> std::result::Result<Response<Self::DoActionStream>, Status> {
@@ -144,17 +153,16 @@ impl FlightService for ShuffleService {
 
 /// Fetches blocks from their producers, reading local ones from memory. Results keep the
 /// order of `sources`, which is the producers' task order.
-pub async fn fetch_blocks(
-    local: &BlockStore,
-    self_endpoint: &str,
-    sources: &[(BlockId, String)],
-) -> Result<Vec<RecordBatch>> {
+pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(BlockId, String)]) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let mut clients: HashMap<String, FlightServiceClient<tonic::transport::Channel>> = HashMap::new();
     for (id, endpoint) in sources {
         if endpoint == self_endpoint {
             let rows = local.get(id).ok_or_else(|| {
-                SluiceError::external(format!("shuffle block of task {} (stage {}) is missing on this executor", id.producer, id.stage))
+                SluiceError::external(format!(
+                    "shuffle block of task {} (stage {}) is missing on this executor",
+                    id.producer, id.stage
+                ))
             })?;
             out.extend(rows.iter().cloned());
             continue;
@@ -166,14 +174,15 @@ pub async fn fetch_blocks(
                 .await
                 .map_err(|e| SluiceError::external(format!("cannot reach executor {endpoint} for shuffle data: {e}")))?;
             let client = FlightServiceClient::new(channel);
-            clients.insert(endpoint.clone(), client.max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES));
+            clients.insert(endpoint.clone(), client.max_decoding_message_size(sluice_proto::MAX_MESSAGE_BYTES));
         }
         let client = clients.get_mut(endpoint).ok_or_else(|| SluiceError::internal("flight client vanished"))?;
         let ticket = Ticket { ticket: serde_json::to_vec(id)?.into() };
         let response = client.do_get(ticket).await.map_err(|s| {
             SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
         })?;
-        let stream = FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
+        let stream =
+            FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
         let batches: Vec<RecordBatch> = stream
             .try_collect()
             .await

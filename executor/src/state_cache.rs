@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use sluice_common::error::Result;
-use sluice_common::state::{StateFiles, StatePartition};
 use sluice_common::storage::Location;
+use sluice_common::StateVersion;
+use sluice_state::{StateFiles, StatePartition};
 use tokio::sync::Mutex;
 
 type Key = (String, usize, u32);
@@ -62,7 +63,7 @@ impl StateCache {
         run_id: &str,
         op: usize,
         partition: u32,
-        version: u64,
+        version: StateVersion,
         checkpoint: &Location,
         schemas: (SchemaRef, SchemaRef),
     ) -> Result<PartitionGuard> {
@@ -91,7 +92,7 @@ mod tests {
     use super::*;
     use arrow::array::{ArrayRef, Int64Array};
     use arrow::datatypes::{DataType, Field, Schema};
-    use sluice_common::state::StatePolicy;
+    use sluice_state::StatePolicy;
 
     fn schemas() -> (SchemaRef, SchemaRef) {
         (
@@ -113,19 +114,19 @@ mod tests {
         let policy = StatePolicy { min_deltas_for_snapshot: 10, min_batches_to_retain: 100 };
 
         // Batch 0 commits one key.
-        let mut g = cache.checkout("run", 0, 0, 0, &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, StateVersion(0), &chk, schemas()).await.unwrap();
         put(g.partition().unwrap(), 1);
         g.partition().unwrap().commit(policy).await.unwrap();
         g.keep();
 
         // Batch 1's first attempt changes the partition, then fails before committing.
-        let mut g = cache.checkout("run", 0, 0, 1, &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, StateVersion(1), &chk, schemas()).await.unwrap();
         put(g.partition().unwrap(), 2);
         drop(g);
 
         // The retry must see exactly version 1: one key.
-        let mut g = cache.checkout("run", 0, 0, 1, &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, StateVersion(1), &chk, schemas()).await.unwrap();
         assert_eq!(g.partition().unwrap().state.len(), 1);
-        assert_eq!(g.partition().unwrap().version(), 1);
+        assert_eq!(g.partition().unwrap().version(), StateVersion(1));
     }
 }

@@ -6,26 +6,23 @@
 //!   side (blocks), or the query's output → sink (or a block for the gather task).
 //! * gather: fetch every partition's output → output fragment → sink.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use bytes::Bytes;
-use sluice_common::connectors::sinks::{write_task_output, SinkTaskContext, SinkTaskOutput};
-use sluice_common::connectors::source::SplitSpec;
 use sluice_common::error::{Result, SluiceError};
-use sluice_common::functions::time::to_micros;
-use sluice_common::ops::aggregate::{reduce_aggregate, AggregateTask};
-use sluice_common::ops::dedup::reduce_dedup;
-use sluice_common::ops::session::reduce_sessions;
-use sluice_common::ops::{as_operator_output, map_side, CompiledOperator};
-use sluice_common::plan::streaming::OperatorKind;
-use sluice_common::plan::spec::BlockSource;
-use sluice_common::plan::{EventTimeStats, SourceProjection, StateOperatorMetrics, TaskInput, TaskKind, TaskMetrics};
-use sluice_common::state::hash::SPARK_SEED;
-use sluice_common::state::StatePolicy;
-use sluice_common::time::micros_to_millis;
+use sluice_common::time::{micros_to_millis, to_micros};
+use sluice_common::BatchContext;
+use sluice_connectors::{SinkTaskContext, SinkTaskOutput, SplitDescriptor};
+use sluice_plan::streaming::OperatorKind;
+use sluice_plan::{BlockSource, EventTimeStats, SourceProjection, StateOperatorMetrics, TaskInput, TaskKind, TaskMetrics};
+use sluice_state::hash::SPARK_SEED;
+use sluice_state::StatePolicy;
 
+use crate::operators::aggregate::{reduce_aggregate, AggregateTask};
+use crate::operators::dedup::reduce_dedup;
+use crate::operators::session::reduce_sessions;
+use crate::operators::{as_operator_output, map_side, CompiledOperator};
 use crate::query_cache::PreparedQuery;
 use crate::shuffle::{fetch_blocks, BlockId, BlockStore};
 use crate::state_cache::StateCache;
@@ -33,48 +30,56 @@ use crate::state_cache::StateCache;
 /// The facts of one task.
 #[derive(Debug, Clone)]
 pub struct TaskContext {
+    /// The query run the task belongs to.
     pub run_id: String,
-    pub batch_id: u64,
-    pub attempt: u32,
-    pub batch_timestamp_ms: i64,
-    pub batch_watermark_ms: i64,
-    pub late_watermark_ms: i64,
+    /// The batch attempt the task belongs to.
+    pub batch: BatchContext,
+    /// The task's index in its stage.
     pub partition_index: u32,
 }
 
 /// What a successful task returns.
 #[derive(Debug, Default)]
 pub struct TaskOutcome {
+    /// Rows read and written, event-time statistics, state metrics.
     pub metrics: TaskMetrics,
+    /// The sink writer's report (with collected rows, for console and memory sinks).
     pub sink_output: SinkTaskOutput,
-    pub rows: Option<Bytes>,
 }
 
 /// Executor resources a task may use.
 pub struct TaskEnv<'a> {
+    /// Shuffle blocks held by this executor.
     pub blocks: &'a BlockStore,
+    /// State partitions held by this executor.
     pub states: &'a StateCache,
     /// This executor's own endpoint (blocks produced here are read locally).
     pub endpoint: &'a str,
 }
 
 /// Runs one task of `query`.
-pub async fn run_task(query: &PreparedQuery, kind: &TaskKind, inline_rows: &[u8], ctx: &TaskContext, env: &TaskEnv<'_>) -> Result<TaskOutcome> {
+pub async fn run_task(
+    query: &PreparedQuery,
+    kind: &TaskKind,
+    inline_rows: &[u8],
+    ctx: &TaskContext,
+    env: &TaskEnv<'_>,
+) -> Result<TaskOutcome> {
     let started = Instant::now();
-    env.blocks.begin(&ctx.run_id, ctx.batch_id, ctx.attempt);
+    env.blocks.begin(&ctx.run_id, ctx.batch.id, ctx.batch.attempt);
     let mut outcome = match kind {
         TaskKind::Stateless { source_index, split } => {
             let (input, mut metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
-            let rows = query.compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
-            let (sink_output, rows) = write_sink(query, &rows, ctx).await?;
+            let rows = query.compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+            let sink_output = write_sink(query, &rows, ctx).await?;
             metrics.output_rows = sink_output.num_rows;
-            TaskOutcome { metrics, sink_output, rows }
+            TaskOutcome { metrics, sink_output }
         }
         TaskKind::Map { source_index, split } => {
             let (input, metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
-            let state = query.compiled.task_state(input, ctx.batch_timestamp_ms);
+            let state = query.compiled.task_state(input, ctx.batch.timestamp_ms);
             let op = &query.compiled.pipeline.operators[0];
-            let blocks = map_side(&state, op, &query.compiled.operators[0], query.compiled.spec.conf.shuffle_partitions).await?;
+            let blocks = map_side(&state, op, &query.operators[0], query.compiled.spec.conf.shuffle_partitions).await?;
             store_blocks(env, ctx, 0, blocks);
             TaskOutcome { metrics, ..Default::default() }
         }
@@ -82,10 +87,10 @@ pub async fn run_task(query: &PreparedQuery, kind: &TaskKind, inline_rows: &[u8]
         TaskKind::Gather { inputs } => {
             let last = query.compiled.pipeline.operators.len() - 1;
             let rows = fetch(env, ctx, (last + 1) as u32, 0, inputs).await?;
-            let input = TaskInput { operator_outputs: HashMap::from([(last, rows)]), ..Default::default() };
-            let out = query.compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
-            let (sink_output, rows) = write_sink(query, &out, ctx).await?;
-            TaskOutcome { metrics: TaskMetrics { output_rows: sink_output.num_rows, ..Default::default() }, sink_output, rows }
+            let input = query.task_input(ctx.batch.id).await.with_operator_output(last, rows);
+            let out = query.compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+            let sink_output = write_sink(query, &out, ctx).await?;
+            TaskOutcome { metrics: TaskMetrics { output_rows: sink_output.num_rows, ..Default::default() }, sink_output }
         }
     };
     outcome.metrics.duration_ms = started.elapsed().as_millis() as u64;
@@ -96,8 +101,8 @@ fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, blocks: Vec<Ve
     for (partition, rows) in blocks.into_iter().enumerate() {
         let id = BlockId {
             run_id: ctx.run_id.clone(),
-            batch_id: ctx.batch_id,
-            attempt: ctx.attempt,
+            batch: ctx.batch.id,
+            attempt: ctx.batch.attempt,
             stage,
             producer: ctx.partition_index,
             partition: partition as u32,
@@ -106,15 +111,21 @@ fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, blocks: Vec<Ve
     }
 }
 
-async fn fetch(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, partition: u32, inputs: &[BlockSource]) -> Result<Vec<RecordBatch>> {
+async fn fetch(
+    env: &TaskEnv<'_>,
+    ctx: &TaskContext,
+    stage: u32,
+    partition: u32,
+    inputs: &[BlockSource],
+) -> Result<Vec<RecordBatch>> {
     let sources: Vec<(BlockId, String)> = inputs
         .iter()
         .map(|s| {
             (
                 BlockId {
                     run_id: ctx.run_id.clone(),
-                    batch_id: ctx.batch_id,
-                    attempt: ctx.attempt,
+                    batch: ctx.batch.id,
+                    attempt: ctx.batch.attempt,
                     stage,
                     producer: s.producer,
                     partition,
@@ -126,14 +137,19 @@ async fn fetch(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, partition: u32,
     fetch_blocks(env.blocks, env.endpoint, &sources).await
 }
 
-async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<(SinkTaskOutput, Option<Bytes>)> {
-    let sink_kind = query.compiled.spec.sink.kind()?;
-    let sink_ctx = SinkTaskContext { batch_id: ctx.batch_id, partition_index: ctx.partition_index };
-    write_task_output(&sink_kind, &query.compiled.schema, rows, &sink_ctx).await
+async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<SinkTaskOutput> {
+    let task = SinkTaskContext { batch: ctx.batch.id, partition_index: ctx.partition_index };
+    query.sink.write(&query.compiled.schema, rows, &task).await
 }
 
 /// Reads a split into a task input, with the source's metrics and event-time stats.
-async fn read_input(query: &PreparedQuery, source_index: usize, split: &SplitSpec, inline_rows: &[u8], ctx: &TaskContext) -> Result<(TaskInput, TaskMetrics)> {
+async fn read_input(
+    query: &PreparedQuery,
+    source_index: usize,
+    split: &SplitDescriptor,
+    inline_rows: &[u8],
+    ctx: &TaskContext,
+) -> Result<(TaskInput, TaskMetrics)> {
     let reader = query
         .readers
         .get(source_index)
@@ -146,11 +162,7 @@ async fn read_input(query: &PreparedQuery, source_index: usize, split: &SplitSpe
     if let Some(stats) = event_time_stats(projection, &batches)? {
         event_time.insert(source_index, stats);
     }
-    let input = TaskInput {
-        sources: HashMap::from([(source_index, batches)]),
-        operator_outputs: HashMap::new(),
-        static_tables: query.static_tables(ctx.batch_id).await,
-    };
+    let input = query.task_input(ctx.batch.id).await.with_source(source_index, batches);
     let metrics = TaskMetrics {
         source_index: Some(source_index),
         input_rows,
@@ -162,36 +174,43 @@ async fn read_input(query: &PreparedQuery, source_index: usize, split: &SplitSpe
     Ok((input, metrics))
 }
 
-async fn run_reduce(query: &PreparedQuery, op_id: usize, partition: u32, inputs: &[BlockSource], ctx: &TaskContext, env: &TaskEnv<'_>) -> Result<TaskOutcome> {
+async fn run_reduce(
+    query: &PreparedQuery,
+    op_id: usize,
+    partition: u32,
+    inputs: &[BlockSource],
+    ctx: &TaskContext,
+    env: &TaskEnv<'_>,
+) -> Result<TaskOutcome> {
     let compiled = &query.compiled;
     let spec = &compiled.spec;
     let op = &compiled.pipeline.operators[op_id];
-    let operator = &compiled.operators[op_id];
+    let operator = &query.operators[op_id];
     let input = fetch(env, ctx, op_id as u32, partition, inputs).await?;
     let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
     let mut guard = env
         .states
-        .checkout(&ctx.run_id, op_id, partition, ctx.batch_id, &checkpoint, operator.state_schemas())
+        .checkout(&ctx.run_id, op_id, partition, ctx.batch.id.state_to_read(), &checkpoint, operator.state_schemas())
         .await?;
     let part = guard.partition()?;
     let task_ctx = compiled.state.task_ctx();
     let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = match (operator, &op.kind) {
         (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
-            let holds_global_group = stages.group_count == 0 && (SPARK_SEED as i32).rem_euclid(spec.conf.shuffle_partitions as i32) as u32 == partition;
+            let holds_global_group = stages.group_count == 0
+                && (SPARK_SEED as i32).rem_euclid(spec.conf.shuffle_partitions as i32) as u32 == partition;
             let task = AggregateTask {
                 mode: spec.output_mode,
                 event_time: *event_time,
-                late_watermark_ms: ctx.late_watermark_ms,
-                eviction_watermark_ms: ctx.batch_watermark_ms,
+                watermarks: ctx.batch.watermarks,
                 holds_global_group,
             };
             reduce_aggregate(stages, &mut part.state, input, task, &task_ctx).await?
         }
         (CompiledOperator::Session(stages), OperatorKind::SessionAggregate { .. }) => {
-            reduce_sessions(stages, &mut part.state, input, spec.output_mode, ctx.late_watermark_ms, ctx.batch_watermark_ms, &task_ctx).await?
+            reduce_sessions(stages, &mut part.state, input, spec.output_mode, &ctx.batch.watermarks, &task_ctx).await?
         }
         (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => {
-            reduce_dedup(d, &mut part.state, &input, ctx.late_watermark_ms, ctx.batch_watermark_ms)?
+            reduce_dedup(d, &mut part.state, &input, &ctx.batch.watermarks)?
         }
         _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
     };
@@ -208,20 +227,20 @@ async fn run_reduce(query: &PreparedQuery, op_id: usize, partition: u32, inputs:
     let mut outcome = TaskOutcome::default();
     let last = op_id + 1 == compiled.pipeline.operators.len();
     if !last {
-        let input = TaskInput { operator_outputs: HashMap::from([(op_id, emitted)]), ..Default::default() };
-        let state = compiled.task_state(input, ctx.batch_timestamp_ms);
+        let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
+        let state = compiled.task_state(input, ctx.batch.timestamp_ms);
         let next = op_id + 1;
-        let blocks = map_side(&state, &compiled.pipeline.operators[next], &compiled.operators[next], spec.conf.shuffle_partitions).await?;
+        let blocks =
+            map_side(&state, &compiled.pipeline.operators[next], &query.operators[next], spec.conf.shuffle_partitions).await?;
         store_blocks(env, ctx, next as u32, blocks);
     } else if compiled.pipeline.needs_gather {
         store_blocks(env, ctx, (op_id + 1) as u32, vec![emitted]);
     } else {
-        let input = TaskInput { operator_outputs: HashMap::from([(op_id, emitted)]), ..Default::default() };
-        let rows = compiled.execute_output(input, ctx.batch_timestamp_ms).await?;
-        let (sink_output, rows) = write_sink(query, &rows, ctx).await?;
+        let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
+        let rows = compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+        let sink_output = write_sink(query, &rows, ctx).await?;
         outcome.metrics.output_rows = sink_output.num_rows;
         outcome.sink_output = sink_output;
-        outcome.rows = rows;
     }
     outcome.metrics.state = vec![metrics];
     Ok(outcome)

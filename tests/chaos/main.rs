@@ -78,7 +78,12 @@ impl Report {
         let stats = if r.is_empty() {
             "no recovery measured".to_string()
         } else {
-            format!("recovery (kill → next committed batch) min {} ms, median {} ms, max {} ms", r[0], r[r.len() / 2], r[r.len() - 1])
+            format!(
+                "recovery (kill → next committed batch) min {} ms, median {} ms, max {} ms",
+                r[0],
+                r[r.len() / 2],
+                r[r.len() - 1]
+            )
         };
         println!(
             "chaos [{}]: {} kills, {} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
@@ -196,7 +201,14 @@ fn executor_kills(world: &World) -> Result<Report, String> {
     if retried > 0 && reported.is_empty() {
         return Err("batches were retried but no progress report has durationMs.recovery".into());
     }
-    Ok(Report { name: "executors SIGKILLed", kills, retried, recoveries_ms: recoveries, reported_ms: reported, batches: commits(&dir).len() })
+    Ok(Report {
+        name: "executors SIGKILLed",
+        kills,
+        retried,
+        recoveries_ms: recoveries,
+        reported_ms: reported,
+        batches: commits(&dir).len(),
+    })
 }
 
 /// Every takeover reports the outage in its first batch's `durationMs.recovery`. A new leader

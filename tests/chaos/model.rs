@@ -1,6 +1,6 @@
 //! The chaos job's input generator and an independent batch recomputation of its output.
 //!
-//! The recomputation follows the spec, batch by batch, with plain Rust collections: batch `k`
+//! The recomputation follows docs/semantics.md, batch by batch, with plain Rust collections: batch `k`
 //! reads input file `k`; rows at or below the previous batch's watermark are late and dropped by
 //! the deduplication; deduplication keeps the first `(event_id, event_time)`; a 1-minute window
 //! is emitted (append mode) once the batch's watermark reaches its end; the watermark after

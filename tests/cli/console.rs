@@ -134,7 +134,8 @@ fn ctrl_c_stops_after_the_current_batch() {
     assert!(err.contains("stopping after the current batch"), "{err}");
     // Every batch in the WAL was committed: the stop waited for the batch in flight.
     let ids = |d: &str| {
-        let mut v: Vec<u64> = std::fs::read_dir(dir.path().join(d)).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        let mut v: Vec<u64> =
+            std::fs::read_dir(dir.path().join(d)).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         v.sort();
         v
     };

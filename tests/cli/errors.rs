@@ -42,9 +42,11 @@ const SINK: &str = "CREATE SINK out WITH ('connector'='console');";
 #[test]
 fn bad_sql_names_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let e = fails(dir.path(), &format!("{SINK}\nCREATE STREAM r WITH ('connector'='rate');\nINSERT INTO out SELEC value FROM r;"));
+    let e =
+        fails(dir.path(), &format!("{SINK}\nCREATE STREAM r WITH ('connector'='rate');\nINSERT INTO out SELEC value FROM r;"));
     assert!(e.contains("job.sql:3:"), "{e}");
-    let e = fails(dir.path(), &format!("{SINK}\nCREATE STREAM r WITH ('connector'='rate');\nINSERT INTO out SELECT nope FROM r;"));
+    let e =
+        fails(dir.path(), &format!("{SINK}\nCREATE STREAM r WITH ('connector'='rate');\nINSERT INTO out SELECT nope FROM r;"));
     assert!(e.contains("nope"), "{e}");
 }
 
@@ -53,25 +55,43 @@ fn unknown_connectors_formats_and_options_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let e = fails(dir.path(), &format!("{SINK} CREATE STREAM s WITH ('connector'='kinesis'); INSERT INTO out SELECT * FROM s;"));
     assert!(
-        e.contains("unknown connector 'kinesis'; available connectors: files, kafka, nexmark, rate, rate-micro-batch, socket, memory"),
+        e.contains(
+            "unknown connector 'kinesis'; available connectors: files, kafka, nexmark, rate, rate-micro-batch, socket, memory"
+        ),
         "{e}"
     );
     let e = fails(dir.path(), &format!("{SINK} CREATE STREAM s (a INT) WITH ('connector'='files','format'='avro','path'='x'); INSERT INTO out SELECT * FROM s;"));
     assert!(e.contains("unknown format 'avro'"), "{e}");
-    let e = fails(dir.path(), &format!("{SINK} CREATE STREAM s WITH ('connector'='rate','rowsPerSec'='5'); INSERT INTO out SELECT * FROM s;"));
+    let e = fails(
+        dir.path(),
+        &format!("{SINK} CREATE STREAM s WITH ('connector'='rate','rowsPerSec'='5'); INSERT INTO out SELECT * FROM s;"),
+    );
     assert!(e.contains("unknown option 'rowsPerSec'") && e.contains("rowsPerSecond"), "{e}");
     let e = fails(dir.path(), "CREATE SINK out WITH ('connector'='console','rows'='5'); CREATE STREAM s WITH ('connector'='rate'); INSERT INTO out SELECT * FROM s;");
     assert!(e.contains("unknown option 'rows'") && e.contains("numRows"), "{e}");
-    let e = fails(dir.path(), &format!("{SINK} SET 'outputMod' = 'append'; CREATE STREAM s WITH ('connector'='rate'); INSERT INTO out SELECT * FROM s;"));
+    let e = fails(
+        dir.path(),
+        &format!(
+            "{SINK} SET 'outputMod' = 'append'; CREATE STREAM s WITH ('connector'='rate'); INSERT INTO out SELECT * FROM s;"
+        ),
+    );
     assert!(e.contains("unknown option 'outputMod'") && e.contains("outputMode"), "{e}");
 }
 
 #[test]
 fn missing_schema_and_unsupported_shapes() {
     let dir = tempfile::tempdir().unwrap();
-    let e = fails(dir.path(), &format!("{SINK} CREATE STREAM s WITH ('connector'='files','format'='json','path'='in'); INSERT INTO out SELECT * FROM s;"));
+    let e = fails(
+        dir.path(),
+        &format!(
+            "{SINK} CREATE STREAM s WITH ('connector'='files','format'='json','path'='in'); INSERT INTO out SELECT * FROM s;"
+        ),
+    );
     assert!(e.contains("Schema must be specified when creating a streaming source DataFrame"), "{e}");
-    let e = fails(dir.path(), &format!("{SINK} CREATE STREAM s WITH ('connector'='rate'); INSERT INTO out SELECT value FROM s ORDER BY value;"));
+    let e = fails(
+        dir.path(),
+        &format!("{SINK} CREATE STREAM s WITH ('connector'='rate'); INSERT INTO out SELECT value FROM s ORDER BY value;"),
+    );
     assert!(e.contains("Sorting is not supported on streaming DataFrames/Datasets"), "{e}");
 }
 

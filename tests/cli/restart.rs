@@ -1,4 +1,4 @@
-//! Exactly-once across a SIGKILL between the offsets WAL and the commit log (spec §1 "Restart").
+//! Exactly-once across a SIGKILL between the offsets WAL and the commit log (docs/semantics.md §1 "Restart").
 
 use std::path::Path;
 use std::time::Duration;

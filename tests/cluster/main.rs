@@ -52,7 +52,8 @@ fn queries_are_listed_rebalanced_stopped_and_forgotten() {
     // One executor owns all 4 state partitions, holding the 5 groups.
     let one = BTreeMap::from([("executor-0".to_string(), 4)]);
     assert!(
-        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| placement(&q) == one && state_rows(&q) == Some(5))),
+        wait_until(Duration::from_secs(30), || status(&c, "counts")
+            .is_some_and(|q| placement(&q) == one && state_rows(&q) == Some(5))),
         "the query did not run on executor-0: {:?}\n{}",
         status(&c, "counts"),
         c.dump_logs()
@@ -160,5 +161,9 @@ fn a_standby_points_to_the_leader() {
     std::fs::write(dir.path().join("job.sql"), "CREATE STREAM r WITH ('connector' = 'rate'); CREATE SINK s WITH ('connector' = 'console'); INSERT INTO s SELECT * FROM r;").unwrap();
     let out = run_sluice(dir.path(), &["submit", "job.sql", "--driver", &standby]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("this driver is a standby; the leader is at {}", c.driver_url(0))), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("this driver is a standby; the leader is at {}", c.driver_url(0))),
+        "{}",
+        stderr(&out)
+    );
 }

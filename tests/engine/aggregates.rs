@@ -21,8 +21,12 @@ async fn every_aggregate_function_merges_across_batches_and_partitions() {
     t.check_last_batch(&["(x, 2, 2, 6, 3.0, 1, 5, 1, 5, 2)"]).await;
     t.add_batch(str_long("k", "v", &[("x", 5), ("y", 3), ("z", 2)]));
     // first/last follow arrival order across batches; approx_count_distinct is exact at this size.
-    t.check_last_batch(&["(x, 3, 3, 11, 3.6666666666666665, 1, 5, 1, 5, 2)", "(y, 2, 2, 10, 5.0, 3, 7, 7, 3, 2)", "(z, 2, 2, 4, 2.0, 2, 2, 2, 2, 1)"])
-        .await;
+    t.check_last_batch(&[
+        "(x, 3, 3, 11, 3.6666666666666665, 1, 5, 1, 5, 2)",
+        "(y, 2, 2, 10, 5.0, 3, 7, 7, 3, 2)",
+        "(z, 2, 2, 4, 2.0, 2, 2, 2, 2, 1)",
+    ])
+    .await;
     t.finish().await;
 }
 

@@ -5,7 +5,8 @@ use std::fs;
 use sluice_tests::rows::{multiset, sorted_rows};
 use sluice_tests::{path_lit, Harness};
 
-const JSON: &str = "{\"id\":1,\"name\":\"ok\"}\n{\"id\":\"two\",\"name\":\"bad type\"}\n{not json\n{\"id\":4,\"name\":\"fine\"}\n";
+const JSON: &str =
+    "{\"id\":1,\"name\":\"ok\"}\n{\"id\":\"two\",\"name\":\"bad type\"}\n{not json\n{\"id\":4,\"name\":\"fine\"}\n";
 const CSV: &str = "1,ok\nx,bad\n3\n4,fine\n";
 
 async fn run(format: &str, data: &str, mode: &str, corrupt_col: bool) -> Result<(Vec<String>, u64), String> {
@@ -27,11 +28,8 @@ async fn run(format: &str, data: &str, mode: &str, corrupt_col: bool) -> Result<
     let result = match outcome {
         Ok(()) => {
             let rows = sorted_rows(&h.session.memory_table("out").unwrap().all_rows());
-            let malformed = q.last_progress().unwrap().sources[0]
-                .metrics
-                .get("numMalformedRecords")
-                .map(|v| v.parse().unwrap())
-                .unwrap_or(0);
+            let malformed =
+                q.last_progress().unwrap().sources[0].metrics.get("numMalformedRecords").map(|v| v.parse().unwrap()).unwrap_or(0);
             Ok((rows, malformed))
         }
         Err(e) => Err(e.one_line()),

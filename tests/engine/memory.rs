@@ -25,12 +25,9 @@ async fn every_added_block_is_processed_exactly_once() {
     nums.add_data(longs("value", &[11, 12])).unwrap();
     settle(&q).await;
     let table = h.session.memory_table("out").unwrap();
-    assert_eq!(
-        sorted_rows(&table.all_rows()),
-        multiset(&["(1, 10)", "(3, 30)", "(5, 50)", "(7, 70)", "(9, 90)", "(11, 110)"])
-    );
+    assert_eq!(sorted_rows(&table.all_rows()), multiset(&["(1, 10)", "(3, 30)", "(5, 50)", "(7, 70)", "(9, 90)", "(11, 110)"]));
     // Each executed batch is stored with its own batch id, ascending.
-    let ids: Vec<u64> = table.batches.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<u64> = table.batches.iter().map(|(id, _)| id.0).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     q.stop().await.unwrap();
     h.shutdown().await;
@@ -40,9 +37,11 @@ async fn every_added_block_is_processed_exactly_once() {
 async fn a_block_split_into_partitions_keeps_row_order_within_the_batch() {
     let h = Harness::start().await;
     let q = h
-        .run("CREATE STREAM nums (value BIGINT) WITH ('connector' = 'memory', 'numPartitions' = '4');
+        .run(
+            "CREATE STREAM nums (value BIGINT) WITH ('connector' = 'memory', 'numPartitions' = '4');
               CREATE SINK out WITH ('connector' = 'memory');
-              INSERT INTO out SELECT value FROM nums;")
+              INSERT INTO out SELECT value FROM nums;",
+        )
         .await
         .remove(0);
     let values: Vec<i64> = (0..40).collect();
@@ -75,7 +74,19 @@ async fn progress_reports_rows_offsets_and_sink_counts() {
     assert_eq!(p1.sources[0].start_offset, serde_json::json!(0));
     assert_eq!(p1.sources[0].end_offset, serde_json::json!(1));
     let json: serde_json::Value = serde_json::from_str(&p1.json()).unwrap();
-    for key in ["id", "runId", "name", "timestamp", "batchId", "batchDuration", "numInputRows", "durationMs", "stateOperators", "sources", "sink"] {
+    for key in [
+        "id",
+        "runId",
+        "name",
+        "timestamp",
+        "batchId",
+        "batchDuration",
+        "numInputRows",
+        "durationMs",
+        "stateOperators",
+        "sources",
+        "sink",
+    ] {
         assert!(json.get(key).is_some(), "progress JSON lacks {key}: {json}");
     }
     assert!(json["durationMs"].get("walCommit").is_some() && json["durationMs"].get("addBatch").is_some());

@@ -1,4 +1,4 @@
-//! Spark's unsupported-operation checks for query shapes (spec §5), with Spark's messages.
+//! Spark's unsupported-operation checks for query shapes (docs/semantics.md §5), with Spark's messages.
 
 use sluice_tests::Harness;
 

@@ -101,9 +101,14 @@ async fn q7_reports_the_highest_bid_of_every_closed_tumbling_window() {
         for i in 0..b.num_rows() {
             // The reported bid is one of the window's bids at the top price.
             assert!(
-                bids.iter().any(|x| (x.0, x.1, x.2, x.3) == (auctions[i], bidders[i], prices[i], times[i]) && x.3 < ends[i] && x.3 >= ends[i] - 10_000),
+                bids.iter().any(|x| (x.0, x.1, x.2, x.3) == (auctions[i], bidders[i], prices[i], times[i])
+                    && x.3 < ends[i]
+                    && x.3 >= ends[i] - 10_000),
                 "window ending {}: bid (auction {}, bidder {}, price {}) is not a bid of that window",
-                ends[i], auctions[i], bidders[i], prices[i]
+                ends[i],
+                auctions[i],
+                bidders[i],
+                prices[i]
             );
             got.push((ends[i], prices[i]));
         }
@@ -147,7 +152,9 @@ async fn q5_reports_the_most_bid_on_auction_of_every_closed_sliding_window() {
                 counts.get(&(starts[i], auctions[i])).copied(),
                 Some(nums[i]),
                 "window starting {}: auction {} does not have {} bids",
-                starts[i], auctions[i], nums[i]
+                starts[i],
+                auctions[i],
+                nums[i]
             );
             got.push((starts[i], nums[i]));
         }

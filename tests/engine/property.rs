@@ -2,7 +2,7 @@
 //! aggregation in every output mode and through deduplication, checked against a model of
 //! Spark's semantics written here, independently of the engine's operators.
 //!
-//! The model (spec §3, §6): batches run one per `AddData`; after each data batch the watermark
+//! The model (docs/semantics.md §3, §6): batches run one per `AddData`; after each data batch the watermark
 //! becomes `max(previous, max event time − delay)`, and when it moved a no-data batch evicts
 //! with it, so every data batch filters late rows and evicts with the same (current) watermark.
 
@@ -161,7 +161,8 @@ fn check(mode: &'static str) -> impl Fn(Vec<Vec<Event>>) -> Result<(), TestCaseE
     move |steps| {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (got, want) = if mode == "dedup" {
-            let job = format!("{INPUT} INSERT INTO out SELECT key, t, id FROM (SELECT DISTINCT ON (key, eventTime) * FROM input);");
+            let job =
+                format!("{INPUT} INSERT INTO out SELECT key, t, id FROM (SELECT DISTINCT ON (key, eventTime) * FROM input);");
             (rt.block_on(run_steps(&job, &steps, false)), model_dedup(&steps))
         } else {
             (rt.block_on(run_steps(&aggregation_job(mode), &steps, mode == "complete")), model_aggregation(&steps, mode))

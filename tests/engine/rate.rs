@@ -1,4 +1,4 @@
-//! The `rate` and `rate-micro-batch` sources against Spark's formulas (spec §9).
+//! The `rate` and `rate-micro-batch` sources against Spark's formulas (docs/semantics.md §9).
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -65,7 +65,7 @@ async fn rate_micro_batch_is_deterministic_per_batch() {
     assert!(t.batches.len() >= 3);
     for (id, batch) in &t.batches {
         let rows = values_and_ts(batch);
-        let k = *id as i64;
+        let k = id.0 as i64;
         let want: Vec<(i64, i64)> = (5 * k..5 * k + 5).map(|v| (v, (1000 + 100 * k) * 1000)).collect();
         assert_eq!(rows, want, "batch {id}");
     }

@@ -48,14 +48,15 @@ async fn restart_over_an_uncommitted_batch_reruns_it_from_the_recorded_state_ver
     t.query.take().unwrap().stop().await.unwrap();
     // The driver died after the state was written for batch 1 but before commits/1.
     let commits = t.checkpoint.path().join("commits");
-    let last: u64 = std::fs::read_dir(&commits).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap();
+    let last: u64 =
+        std::fs::read_dir(&commits).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap();
     std::fs::remove_file(commits.join(last.to_string())).unwrap();
-    t.query = Some(t.harness.run(&format!(
-        "SET 'checkpointLocation' = '{}';\n{job}",
-        sluice_tests::path_lit(t.checkpoint.path())
-    ))
-    .await
-    .remove(0));
+    t.query = Some(
+        t.harness
+            .run(&format!("SET 'checkpointLocation' = '{}';\n{job}", sluice_tests::path_lit(t.checkpoint.path())))
+            .await
+            .remove(0),
+    );
     settle(t.query.as_ref().unwrap()).await;
     assert!(commits.join(last.to_string()).exists(), "the batch re-ran and committed");
     // Counts continue from exactly-once state: the re-run did not apply (3, 2) twice.

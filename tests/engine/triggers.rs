@@ -1,4 +1,4 @@
-//! Triggers (spec §8) and stateless output modes (spec §5).
+//! Triggers (docs/semantics.md §8) and stateless output modes (docs/semantics.md §5).
 
 use std::time::Duration;
 
@@ -82,7 +82,9 @@ async fn stateless_output_modes_follow_spark() {
 
     let e = h.run_err(&format!("{MEMORY_JOB} SET 'outputMode' = 'complete'; INSERT INTO out SELECT value FROM s;")).await;
     assert!(
-        e.contains("Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets"),
+        e.contains(
+            "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets"
+        ),
         "{e}"
     );
     h.shutdown().await;

@@ -30,7 +30,12 @@ struct Event {
 impl Event {
     fn json(&self) -> String {
         let t = chrono::DateTime::from_timestamp(self.second, 0).expect("valid time");
-        format!(r#"{{"event_time":"{}","user_id":"u{}","event_id":"{}"}}"#, t.format("%Y-%m-%dT%H:%M:%SZ"), self.second % 5, self.id)
+        format!(
+            r#"{{"event_time":"{}","user_id":"u{}","event_id":"{}"}}"#,
+            t.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.second % 5,
+            self.id
+        )
     }
 }
 
@@ -149,17 +154,14 @@ async fn pipeline_setup(seconds: i64, max_offsets: u32) -> (KafkaBroker, tempfil
     produce(&broker, "events", &records).await;
     let expected = expected_windows(&counted, &records);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), pipeline_job(dir.path(), &broker.bootstrap(), max_offsets, "availableNow")).unwrap();
+    std::fs::write(dir.path().join("job.sql"), pipeline_job(dir.path(), &broker.bootstrap(), max_offsets, "availableNow"))
+        .unwrap();
     (broker, dir, records, expected)
 }
 
 /// The progress reports a `sluice run --progress-json progress.jsonl` wrote.
 fn read_progress(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("progress.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(dir.join("progress.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Writes `dir/job.sql`: an availableNow query copying the values of a Kafka stream with
@@ -248,7 +250,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing_in_files() {
 }
 
 /// Rows per partition of each batch a memory sink received.
-fn partition_counts(batches: &[(u64, Vec<RecordBatch>)]) -> Vec<Vec<i64>> {
+fn partition_counts(batches: &[(sluice_common::BatchId, Vec<RecordBatch>)]) -> Vec<Vec<i64>> {
     batches
         .iter()
         .map(|(_, bs)| {
@@ -319,7 +321,10 @@ fn memory_values(h: &Harness) -> Vec<String> {
         .map(|t| {
             t.batches
                 .iter()
-                .flat_map(|(_, bs)| bs.iter().flat_map(|b| b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()))
+                .flat_map(|(_, bs)| {
+                    bs.iter()
+                        .flat_map(|b| b.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -449,7 +454,11 @@ async fn read_vanished_offsets(fail_on_data_loss: bool) -> (Output, tempfile::Te
          'kafkaConsumer.pollTimeoutMs' = '10000', 'failOnDataLoss' = '{fail_on_data_loss}'"
     );
     write_values_job(dir.path(), &broker.bootstrap(), &options);
-    let child = spawn_sluice(dir.path(), &["run", "job.sql", "--progress-json", "progress.jsonl"], &[("SLUICE_FAULT_PAUSE", "after-offsets:1:4000")]);
+    let child = spawn_sluice(
+        dir.path(),
+        &["run", "job.sql", "--progress-json", "progress.jsonl"],
+        &[("SLUICE_FAULT_PAUSE", "after-offsets:1:4000")],
+    );
     assert!(wait_until(PATIENCE, || dir.path().join("chk/offsets/1").exists()), "batch 1 planned");
     broker.delete_topic("aged").await;
     broker.create_topic("aged", 1).await;
@@ -498,7 +507,8 @@ async fn delete_a_subscribed_topic(fail_on_data_loss: bool) -> (KafkaBroker, Har
     broker.create_topic("kept", 1).await;
     broker.produce("doomed", &[(0, None, "d0")]).await;
     let h = Harness::start().await;
-    let options = format!("'subscribe' = 'doomed,kept', 'startingOffsets' = 'earliest', 'failOnDataLoss' = '{fail_on_data_loss}'");
+    let options =
+        format!("'subscribe' = 'doomed,kept', 'startingOffsets' = 'earliest', 'failOnDataLoss' = '{fail_on_data_loss}'");
     let q = values_query(&h, &broker, &options).await;
     settle(&q).await;
     assert_eq!(memory_values(&h), vec!["d0"]);

@@ -40,12 +40,7 @@ pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
 
 /// Runs `sluice args…` in `cwd` to completion.
 pub fn run_sluice(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(sluice_bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("sluice runs")
+    Command::new(sluice_bin()).args(args).current_dir(cwd).env("RUST_LOG", "warn").output().expect("sluice runs")
 }
 
 /// Starts `sluice args…` in `cwd` in the background with extra environment.

@@ -186,7 +186,13 @@ impl ClusterProcs {
         files.sort();
         files
             .iter()
-            .flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect::<Vec<_>>())
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -198,7 +204,8 @@ impl ClusterProcs {
     /// Every process log, for a failure report.
     pub fn dump_logs(&self) -> String {
         let mut out = String::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs.path()).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(self.logs.path()).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default();
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();

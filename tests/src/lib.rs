@@ -1,8 +1,9 @@
 //! Test harness for sluice's integration tests: an embedded cluster with a session, row
 //! rendering for multiset comparisons, the real `sluice` binary, and helpers for files.
 //!
-//! Expected values in tests are written out from the spec or derived by an independent
-//! computation in the test itself — never produced by calling the engine code under test.
+//! Expected values in tests are written out from Spark's tests and docs/semantics.md, or derived
+//! by an independent computation in the test itself — never produced by calling the engine code
+//! under test.
 
 pub mod binary;
 pub mod cluster;
@@ -13,7 +14,8 @@ pub mod services;
 
 use std::time::Duration;
 
-use sluice_driver::{EmbeddedCluster, Session, StreamingQuery};
+use sluice::EmbeddedCluster;
+use sluice_driver::{Session, StreamingQuery};
 
 /// How long a test waits for a query to catch up before failing.
 pub const PATIENCE: Duration = Duration::from_secs(60);

@@ -1,9 +1,9 @@
 //! Spark's StreamTest vocabulary — AddData, CheckAnswer, CheckNewAnswer, CheckLastBatch,
 //! StopStream/StartStream, assertNumStateRows — over a real embedded cluster, so test cases
-//! from Spark's suites transcribe one for one (spec §11).
+//! from Spark's suites transcribe one for one (docs/semantics.md §11).
 
 use arrow::array::RecordBatch;
-use sluice_common::progress::StreamingQueryProgress;
+use sluice_driver::progress::StreamingQueryProgress;
 use sluice_driver::StreamingQuery;
 
 use crate::rows::{multiset, sorted_rows};
@@ -60,7 +60,7 @@ impl StreamTest {
         settle(self.q()).await;
     }
 
-    fn table(&self) -> Vec<(u64, Vec<RecordBatch>)> {
+    fn table(&self) -> Vec<(sluice_common::BatchId, Vec<RecordBatch>)> {
         self.harness.session.memory_table("out").map(|t| t.batches).unwrap_or_default()
     }
 

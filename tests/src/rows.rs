@@ -5,7 +5,7 @@
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use sluice_common::formats::spark_string::value_to_spark_string;
+use sluice_formats::spark_string::value_to_spark_string;
 use std::sync::Arc;
 
 /// Each row as `(a, b, …)`, nulls as `null`, in batch order.
@@ -13,11 +13,8 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| value_to_spark_string(c.as_ref(), r).unwrap_or_else(|| "null".into()))
-                .collect();
+            let cells: Vec<String> =
+                b.columns().iter().map(|c| value_to_spark_string(c.as_ref(), r).unwrap_or_else(|| "null".into())).collect();
             out.push(format!("({})", cells.join(", ")));
         }
     }

@@ -44,12 +44,22 @@ pub const S3_SECRET_KEY: &str = "sluice-test-secret";
 impl S3Server {
     /// Starts `s3s-fs` with one bucket, `bucket`.
     pub fn start(bucket: &str) -> Self {
-        let bin = find_binary("s3s-fs").expect("s3s-fs is not installed; tests/run.sh installs it (cargo install s3s-fs@0.14.1 --locked --features binary)");
+        let bin = find_binary("s3s-fs")
+            .expect("s3s-fs is not installed; tests/run.sh installs it (cargo install s3s-fs@0.14.1 --locked --features binary)");
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join(bucket)).expect("bucket dir");
         let port = free_port();
         let child = dies_with_test(&mut Command::new(bin))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                S3_ACCESS_KEY,
+                "--secret-key",
+                S3_SECRET_KEY,
+            ])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

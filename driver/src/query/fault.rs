@@ -9,6 +9,7 @@
 //! tests pace a query that way, so that it is still running, with batches planned but not
 //! committed, when processes are killed at random moments. Unset in production.
 
+use sluice_common::BatchId;
 use std::time::Duration;
 
 /// Environment variable naming the pause point.
@@ -41,8 +42,9 @@ fn pause_for(spec: &str, point: &str, batch_id: u64) -> Option<Pause> {
 }
 
 /// Blocks (forever, or for the given time) if the fault variable names `point` for `batch_id`.
-pub async fn pause_point(point: &str, batch_id: u64) {
+pub async fn pause_point(point: &str, batch: BatchId) {
     let Ok(spec) = std::env::var(FAULT_ENV) else { return };
+    let batch_id = batch.0;
     match pause_for(&spec, point, batch_id) {
         None => {}
         Some(Pause::Forever) => {

@@ -7,7 +7,7 @@
 //! any race inside the remaining window. Without etcd there is one driver and nothing to fence.
 
 use async_trait::async_trait;
-use sluice_common::cluster::etcd::{still_leader, Leadership};
+use sluice_cluster::etcd::{still_leader, Leadership};
 use sluice_common::error::{Result, SluiceError};
 use tokio::sync::Mutex;
 

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::progress::StreamingQueryProgress;
 use sluice_common::error::{Result, SluiceError};
-use sluice_common::progress::StreamingQueryProgress;
 use tokio::sync::watch;
 
 /// How many progress reports a query keeps (Spark's `recentProgress` default).

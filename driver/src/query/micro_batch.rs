@@ -1,29 +1,30 @@
-//! The micro-batch loop of one query: Spark's `MicroBatchExecution` (spec §2).
+//! The micro-batch loop of one query: Spark's `MicroBatchExecution` (docs/semantics.md §2).
 //!
 //! Per trigger: ask sources how far data goes, write `offsets/N` *before* anything runs, plan and
 //! run the batch's tasks, commit the sink (idempotent by batch id), then write `commits/N` with
-//! the next watermark. A restart resumes exactly as spec §1 "Restart" says — a batch in the WAL
+//! the next watermark. A restart resumes exactly as docs/semantics.md §1 "Restart" says — a batch in the WAL
 //! but not committed re-runs with its recorded offsets, watermark and timestamp.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
+use crate::progress::StateOperatorProgress;
+use crate::progress::StreamingQueryProgress;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use sluice_common::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
-use sluice_common::connectors::sinks::{SinkCommitter, TaskSinkResult};
-use sluice_common::connectors::source::{AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint};
 use sluice_common::error::{ErrorKind, Result, SluiceError};
-use sluice_common::plan::{EventTimeStats, QuerySpec};
-use sluice_common::progress::StateOperatorProgress;
-use sluice_common::progress::StreamingQueryProgress;
 use sluice_common::time::now_ms;
+use sluice_common::{BatchContext, BatchId, BatchWatermarks};
+use sluice_connectors::source::{AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint};
+use sluice_connectors::{SinkCommitter, TaskSinkResult};
+use sluice_plan::{EventTimeStats, QuerySpec};
 
 use super::fence::Fence;
 use super::handle::{QueryShared, QueryState};
 use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
 use super::resolve::OperatorInfo;
-use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler};
+use super::scheduler::{QueryRun, TaskResult, TaskScheduler};
 use super::stages::StageRunner;
 use super::trigger::{next_batch_time, Trigger};
 use super::watermark::WatermarkTracker;
@@ -42,7 +43,7 @@ pub type ProgressListener = Arc<dyn Fn(&StreamingQueryProgress) + Send + Sync>;
 /// A batch whose offsets are in the WAL.
 #[derive(Debug, Clone)]
 struct PlannedBatch {
-    id: u64,
+    id: BatchId,
     start: Vec<Option<String>>,
     end: Vec<Option<String>>,
     /// What `latestOffset` answered (for progress); equal to `end` for recovered batches.
@@ -70,7 +71,7 @@ pub struct MicroBatchExecution {
     watermark: WatermarkTracker,
     /// For each watermark node, the source index it watches.
     watermark_sources: Vec<usize>,
-    batch_id: u64,
+    batch_id: BatchId,
     committed: Vec<Option<String>>,
     /// Watermark of the previous batch (late-row filter of stateful operators).
     previous_batch_watermark_ms: i64,
@@ -104,7 +105,7 @@ impl MicroBatchExecution {
         let spec_json = Bytes::from(serde_json::to_vec(spec.as_ref())?);
         let run = QueryRun { run_id: spec.run_id.to_string(), spec_hash: spec.fingerprint()?, spec_json };
         let watermark_sources: Vec<usize> =
-            spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.index).collect();
+            spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.source.index).collect();
         let delays = spec.sources.iter().filter_map(|s| s.watermark.as_ref().map(|w| w.delay_ms)).collect();
         let n = sources.len();
         let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions);
@@ -124,7 +125,7 @@ impl MicroBatchExecution {
             shared,
             listener,
             fence,
-            batch_id: 0,
+            batch_id: BatchId::FIRST,
             committed: vec![None; n],
             previous_batch_watermark_ms: 0,
             recovered: None,
@@ -167,7 +168,11 @@ impl MicroBatchExecution {
                     let t0 = now_ms();
                     let ran = self.execute_one_batch(ReadLimit::Default).await?;
                     let wait = if interval_ms == 0 {
-                        if ran { Duration::ZERO } else { POLLING_DELAY }
+                        if ran {
+                            Duration::ZERO
+                        } else {
+                            POLLING_DELAY
+                        }
                     } else {
                         let next = next_batch_time(t0, interval_ms);
                         let now = now_ms();
@@ -215,7 +220,7 @@ impl MicroBatchExecution {
         self.checkpoint.check_shape(&shape).await?;
         let decision = self.checkpoint.start_decision().await?;
         let n = self.sources.len();
-        let check_len = |seq: &OffsetSeq, id: u64| -> Result<()> {
+        let check_len = |seq: &OffsetSeq, id: BatchId| -> Result<()> {
             if seq.offsets.len() != n {
                 return Err(SluiceError::user(format!(
                     "There are [{}] sources in the checkpoint offsets and now there are [{n}] sources requested by the query. Cannot continue. (offsets/{id} in {})",
@@ -235,8 +240,8 @@ impl MicroBatchExecution {
                 tracing::info!(query = %self.shared.id, "starting new streaming query");
             }
             StartDecision::Next { batch_id, start_offsets, watermark_ms } => {
-                check_len(&start_offsets, batch_id - 1)?;
-                tracing::info!(query = %self.shared.id, batch_id, "resuming at batch {batch_id}");
+                check_len(&start_offsets, batch_id.previous().unwrap_or(batch_id))?;
+                tracing::info!(query = %self.shared.id, batch_id = batch_id.0, "resuming at batch {batch_id}");
                 self.batch_id = batch_id;
                 self.previous_batch_watermark_ms = start_offsets.metadata.batch_watermark_ms;
                 self.committed = start_offsets.offsets;
@@ -245,9 +250,9 @@ impl MicroBatchExecution {
             StartDecision::Rerun { batch_id, start_offsets, end_offsets, commit_log_lagging } => {
                 check_len(&end_offsets, batch_id)?;
                 if commit_log_lagging {
-                    tracing::warn!(query = %self.shared.id, batch_id, "the commit log lags the offsets log by more than one batch; re-running the last batch");
+                    tracing::warn!(query = %self.shared.id, batch_id = batch_id.0, "the commit log lags the offsets log by more than one batch; re-running the last batch");
                 }
-                tracing::info!(query = %self.shared.id, batch_id, "re-running batch {batch_id} with its recorded offsets");
+                tracing::info!(query = %self.shared.id, batch_id = batch_id.0, "re-running batch {batch_id} with its recorded offsets");
                 let start = match start_offsets {
                     Some(s) => {
                         self.previous_batch_watermark_ms = s.metadata.batch_watermark_ms;
@@ -310,7 +315,7 @@ impl MicroBatchExecution {
         // A no-data batch runs when the watermark moved past what the last batch evicted with
         // and some operator's state is evictable by it (Spark's `shouldRunAnotherBatch`).
         let needs_no_data_batch = self.spec.conf.no_data_micro_batches
-            && self.batch_id > 0
+            && self.batch_id > BatchId::FIRST
             && self.watermark.has_watermark()
             && self.stages.operators.iter().any(|o| o.evicts_by_watermark)
             && self.watermark.current_ms() > self.previous_batch_watermark_ms;
@@ -334,8 +339,8 @@ impl MicroBatchExecution {
             }
         }
         let retain = self.spec.conf.min_batches_to_retain;
-        if retain < self.batch_id {
-            if let Err(e) = self.checkpoint.purge(self.batch_id - retain).await {
+        if retain < self.batch_id.0 {
+            if let Err(e) = self.checkpoint.purge(self.batch_id.0 - retain).await {
                 tracing::warn!(error = %e, "could not purge old checkpoint log entries");
             }
         }
@@ -396,7 +401,7 @@ impl MicroBatchExecution {
         self.report(&batch, &results, &node_stats, sink_rows, timer);
         self.previous_batch_watermark_ms = batch.metadata.batch_watermark_ms;
         self.committed = batch.end;
-        self.batch_id = batch.id + 1;
+        self.batch_id = batch.id.next();
         Ok(())
     }
 
@@ -410,19 +415,21 @@ impl MicroBatchExecution {
         let mut attempt = 0;
         let mut first_failure: Option<Instant> = None;
         loop {
-            let info = BatchInfo {
-                batch_id: batch.id,
+            let context = BatchContext {
+                id: batch.id,
                 attempt,
-                batch_timestamp_ms: batch.metadata.batch_timestamp_ms,
-                batch_watermark_ms: batch.metadata.batch_watermark_ms,
-                late_watermark_ms: self.previous_batch_watermark_ms,
+                timestamp_ms: batch.metadata.batch_timestamp_ms,
+                watermarks: BatchWatermarks {
+                    late_ms: self.previous_batch_watermark_ms,
+                    eviction_ms: batch.metadata.batch_watermark_ms,
+                },
             };
-            let outcome = match self.stages.run(&self.scheduler, &self.run, &info, splits).await {
+            let outcome = match self.stages.run(&self.scheduler, &self.run, &context, splits).await {
                 Ok(results) => {
                     let sink_results: Vec<TaskSinkResult> = results
                         .sink
                         .iter()
-                        .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone(), rows: r.rows.clone() })
+                        .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone() })
                         .collect();
                     let committed = match self.fence.check().await {
                         Ok(()) => self.sink.commit(batch.id, &self.schema, sink_results.clone()).await,
@@ -450,7 +457,7 @@ impl MicroBatchExecution {
                     first_failure.get_or_insert_with(Instant::now);
                     self.shared.batches_retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
-                    tracing::warn!(query = %self.shared.id, batch = batch.id, attempt, error = %e, "batch attempt failed; retrying with the same offsets");
+                    tracing::warn!(query = %self.shared.id, batch = batch.id.0, attempt, error = %e, "batch attempt failed; retrying with the same offsets");
                     tokio::time::sleep(backoff).await;
                 }
                 Err(e) => {
@@ -465,7 +472,14 @@ impl MicroBatchExecution {
         }
     }
 
-    fn report(&mut self, batch: &PlannedBatch, results: &[TaskResult], node_stats: &[Option<EventTimeStats>], sink_rows: u64, timer: PhaseTimer) {
+    fn report(
+        &mut self,
+        batch: &PlannedBatch,
+        results: &[TaskResult],
+        node_stats: &[Option<EventTimeStats>],
+        sink_rows: u64,
+        timer: PhaseTimer,
+    ) {
         let trigger_start_ms = timer.trigger_start_ms;
         let (durations, trigger_ms) = timer.finish();
         let sources = self
@@ -510,7 +524,7 @@ impl MicroBatchExecution {
         };
         self.last_trigger_start_ms = Some(trigger_start_ms);
         let progress = build_progress(&facts);
-        tracing::info!(target: "sluice::progress", query = %self.shared.id, batch = batch.id, "{}", progress.json());
+        tracing::info!(target: "sluice::progress", query = %self.shared.id, batch = batch.id.0, "{}", progress.json());
         if let Some(l) = &self.listener {
             l(&progress);
         }

@@ -4,8 +4,8 @@
 pub mod fault;
 pub mod fence;
 pub mod handle;
-pub mod placement;
 pub mod micro_batch;
+pub mod placement;
 pub mod progress;
 pub mod resolve;
 pub mod scheduler;
@@ -14,5 +14,5 @@ pub mod trigger;
 pub mod watermark;
 
 pub use handle::{QueryState, StreamingQuery};
-pub use resolve::{resolve_query, ResolvedQuery};
+pub use resolve::{resolve_query, resolve_stream, ResolvedQuery};
 pub use trigger::Trigger;

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 /// live. `live` must not be empty.
 pub fn assign_partitions(current: &[Option<String>], partitions: usize, live: &[String]) -> Vec<String> {
     let mut load: BTreeMap<&str, usize> = live.iter().map(|e| (e.as_str(), 0)).collect();
-    let mut out: Vec<Option<String>> = (0..partitions)
-        .map(|p| current.get(p).cloned().flatten().filter(|e| load.contains_key(e.as_str())))
-        .collect();
+    let mut out: Vec<Option<String>> =
+        (0..partitions).map(|p| current.get(p).cloned().flatten().filter(|e| load.contains_key(e.as_str()))).collect();
     for owner in out.iter().flatten() {
         if let Some(n) = load.get_mut(owner.as_str()) {
             *n += 1;

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use sluice_common::plan::EventTimeStats;
-use sluice_common::progress::{offset_value, SinkProgress, SourceProgress, StateOperatorProgress, StreamingQueryProgress};
+use crate::progress::{offset_value, SinkProgress, SourceProgress, StateOperatorProgress, StreamingQueryProgress};
 use sluice_common::time::format_iso_millis;
+use sluice_common::BatchId;
+use sluice_plan::EventTimeStats;
 
 /// Accumulates `durationMs` phases of one trigger.
 #[derive(Debug)]
@@ -64,7 +65,7 @@ pub struct BatchFacts {
     pub id: uuid::Uuid,
     pub run_id: uuid::Uuid,
     pub name: Option<String>,
-    pub batch_id: u64,
+    pub batch_id: BatchId,
     pub trigger_start_ms: i64,
     /// Start of the previous executed trigger, for `inputRowsPerSecond`.
     pub previous_trigger_start_ms: Option<i64>,
@@ -124,7 +125,7 @@ pub fn build_progress(f: &BatchFacts) -> StreamingQueryProgress {
         run_id: f.run_id,
         name: f.name.clone(),
         timestamp: format_iso_millis(f.trigger_start_ms),
-        batch_id: f.batch_id,
+        batch_id: f.batch_id.0,
         batch_duration: f.trigger_ms,
         num_input_rows,
         input_rows_per_second: rate(num_input_rows, input_interval_ms),
@@ -150,7 +151,7 @@ mod tests {
             id: uuid::Uuid::nil(),
             run_id: uuid::Uuid::nil(),
             name: Some("q".into()),
-            batch_id: 1,
+            batch_id: BatchId(1),
             trigger_start_ms: 10_000,
             previous_trigger_start_ms: Some(8_000),
             durations: BTreeMap::new(),

@@ -9,53 +9,53 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use sluice_common::connectors::sinks::SinkTaskOutput;
 use sluice_common::error::{Result, SluiceError};
-use sluice_common::plan::{TaskKind, TaskMetrics};
-use sluice_executor::wire::error_from_proto;
+use sluice_common::BatchContext;
+use sluice_connectors::SinkTaskOutput;
+use sluice_plan::{TaskKind, TaskMetrics};
 use sluice_proto::v1::{task_response, TaskRequest};
+use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
 
-use crate::cluster::{ExecutorInfo, ExecutorRegistry};
+use crate::registry::{ExecutorInfo, ExecutorRegistry};
 
 /// A task to run.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
+    /// The task's index in its stage.
     pub partition_index: u32,
+    /// What it does.
     pub kind: TaskKind,
+    /// Rows that travel with it (memory and socket sources), Arrow IPC.
     pub inline_rows: Option<Bytes>,
     /// The executor that must run the task (the owner of its state partition), if any.
     pub executor: Option<String>,
 }
 
-/// Batch-level facts every task of the batch carries.
-#[derive(Debug, Clone)]
-pub struct BatchInfo {
-    pub batch_id: u64,
-    pub attempt: u32,
-    pub batch_timestamp_ms: i64,
-    pub batch_watermark_ms: i64,
-    pub late_watermark_ms: i64,
-}
-
 /// The query run a stage belongs to.
 #[derive(Debug, Clone)]
 pub struct QueryRun {
+    /// Id of this run of the query.
     pub run_id: String,
+    /// The query's spec as JSON, sent with every task.
     pub spec_json: Bytes,
+    /// Fingerprint of the spec, under which executors cache its compiled form.
     pub spec_hash: u64,
 }
 
 /// A finished task.
 #[derive(Debug, Clone)]
 pub struct TaskResult {
+    /// The task's index in its stage.
     pub partition_index: u32,
+    /// The executor that ran it.
     pub executor_id: String,
     /// Where the executor serves the task's shuffle blocks.
     pub endpoint: String,
+    /// What the task read and did.
     pub metrics: TaskMetrics,
+    /// What its sink writer reported, with the rows of collecting sinks.
     pub sink_output: SinkTaskOutput,
-    pub rows: Option<Bytes>,
 }
 
 /// Runs stages on the registry's executors.
@@ -83,7 +83,7 @@ impl TaskScheduler {
     }
 
     /// Runs every task of a stage; results come back ordered by partition index.
-    pub async fn run_stage(&self, run: &QueryRun, batch: &BatchInfo, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>> {
+    pub async fn run_stage(&self, run: &QueryRun, batch: &BatchContext, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -109,11 +109,7 @@ impl TaskScheduler {
                 query_spec_json: run.spec_json.to_vec(),
                 spec_hash: run.spec_hash,
                 query_run_id: run.run_id.clone(),
-                batch_id: batch.batch_id,
-                attempt: batch.attempt,
-                batch_timestamp_ms: batch.batch_timestamp_ms,
-                batch_watermark_ms: batch.batch_watermark_ms,
-                late_watermark_ms: batch.late_watermark_ms,
+                batch: Some(batch.into()),
                 partition_index: task.partition_index,
                 task_kind_json: serde_json::to_vec(&task.kind)?,
                 inline_rows: task.inline_rows.map(|b| b.to_vec()).unwrap_or_default(),
@@ -156,16 +152,10 @@ async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskR
         Some(task_response::Outcome::Success(s)) => {
             let metrics: TaskMetrics = serde_json::from_slice(&s.metrics_json)
                 .map_err(|e| SluiceError::internal(format!("unreadable task metrics: {e}")))?;
-            let sink_output: SinkTaskOutput = serde_json::from_slice(&s.sink_output_json)
+            let mut sink_output: SinkTaskOutput = serde_json::from_slice(&s.sink_output_json)
                 .map_err(|e| SluiceError::internal(format!("unreadable task sink output: {e}")))?;
-            Ok(TaskResult {
-                partition_index,
-                executor_id: exec.id,
-                endpoint: exec.endpoint,
-                metrics,
-                sink_output,
-                rows: (!s.rows.is_empty()).then(|| Bytes::from(s.rows)),
-            })
+            sink_output.rows = (!s.rows.is_empty()).then(|| Bytes::from(s.rows));
+            Ok(TaskResult { partition_index, executor_id: exec.id, endpoint: exec.endpoint, metrics, sink_output })
         }
         Some(task_response::Outcome::Error(e)) => Err(error_from_proto(e)),
         None => Err(SluiceError::internal(format!("executor {} returned an empty task response", exec.id))),

@@ -7,14 +7,15 @@
 //! Each stage starts when the previous one has finished, and tells its tasks where the previous
 //! stage's blocks are.
 
-use sluice_common::connectors::source::PlannedSplit;
 use sluice_common::error::Result;
-use sluice_common::plan::spec::BlockSource;
-use sluice_common::plan::TaskKind;
+use sluice_common::BatchContext;
+use sluice_connectors::PlannedSplit;
+use sluice_plan::BlockSource;
+use sluice_plan::TaskKind;
 
 use super::placement::assign_partitions;
 use super::resolve::OperatorInfo;
-use super::scheduler::{BatchInfo, QueryRun, TaskResult, TaskScheduler, TaskSpec};
+use super::scheduler::{QueryRun, TaskResult, TaskScheduler, TaskSpec};
 
 /// What a batch attempt produced.
 #[derive(Debug, Default)]
@@ -59,7 +60,7 @@ impl StageRunner {
         &mut self,
         scheduler: &TaskScheduler,
         run: &QueryRun,
-        info: &BatchInfo,
+        batch: &BatchContext,
         splits: &[(usize, PlannedSplit)],
     ) -> Result<AttemptResults> {
         let stateful = !self.operators.is_empty();
@@ -69,15 +70,15 @@ impl StageRunner {
             .map(|(i, (source_index, split))| TaskSpec {
                 partition_index: i as u32,
                 kind: if stateful {
-                    TaskKind::Map { source_index: *source_index, split: split.spec.clone() }
+                    TaskKind::Map { source_index: *source_index, split: split.split.clone() }
                 } else {
-                    TaskKind::Stateless { source_index: *source_index, split: split.spec.clone() }
+                    TaskKind::Stateless { source_index: *source_index, split: split.split.clone() }
                 },
                 inline_rows: split.inline_rows.clone(),
                 executor: None,
             })
             .collect();
-        let first_results = scheduler.run_stage(run, info, first).await?;
+        let first_results = scheduler.run_stage(run, batch, first).await?;
         if !stateful {
             return Ok(AttemptResults { sink: first_results.clone(), all: first_results });
         }
@@ -97,13 +98,18 @@ impl StageRunner {
                     executor: Some(owners[p as usize].clone()),
                 })
                 .collect();
-            last = scheduler.run_stage(run, info, tasks).await?;
+            last = scheduler.run_stage(run, batch, tasks).await?;
             producers = sources_of(&last);
             all.extend(last.iter().cloned());
         }
         if self.needs_gather {
-            let gather = vec![TaskSpec { partition_index: 0, kind: TaskKind::Gather { inputs: producers }, inline_rows: None, executor: None }];
-            last = scheduler.run_stage(run, info, gather).await?;
+            let gather = vec![TaskSpec {
+                partition_index: 0,
+                kind: TaskKind::Gather { inputs: producers },
+                inline_rows: None,
+                executor: None,
+            }];
+            last = scheduler.run_stage(run, batch, gather).await?;
             all.extend(last.iter().cloned());
         }
         Ok(AttemptResults { all, sink: last })

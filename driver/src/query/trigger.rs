@@ -1,4 +1,4 @@
-//! Triggers (spec §8): when the micro-batch loop runs its next batch, and when it stops.
+//! Triggers (docs/semantics.md §8): when the micro-batch loop runs its next batch, and when it stops.
 
 use std::time::Duration;
 
@@ -64,7 +64,10 @@ mod tests {
     fn parses_every_trigger_form() {
         assert_eq!(Trigger::parse("default").unwrap(), Trigger::ProcessingTime(Duration::ZERO));
         assert_eq!(Trigger::parse("processingTime=10 seconds").unwrap(), Trigger::ProcessingTime(Duration::from_secs(10)));
-        assert_eq!(Trigger::parse("ProcessingTime = 500 milliseconds").unwrap(), Trigger::ProcessingTime(Duration::from_millis(500)));
+        assert_eq!(
+            Trigger::parse("ProcessingTime = 500 milliseconds").unwrap(),
+            Trigger::ProcessingTime(Duration::from_millis(500))
+        );
         assert_eq!(Trigger::parse("Once").unwrap(), Trigger::Once);
         assert_eq!(Trigger::parse("availableNow").unwrap(), Trigger::AvailableNow);
         assert!(Trigger::parse("continuous=1 second").unwrap_err().message.contains("not supported"));

@@ -1,9 +1,10 @@
-//! The watermark tracker (spec §3): per watermark node, `max event time − delay`, combined by
+//! The watermark tracker (docs/semantics.md §3): per watermark node, `max event time − delay`, combined by
 //! the min/max policy, and never moving backwards.
 //!
 //! Pure state, updated once per batch by the driver from the event-time stats its tasks report.
 
-use sluice_common::plan::{EventTimeStats, WatermarkPolicy};
+use sluice_common::WatermarkPolicy;
+use sluice_plan::EventTimeStats;
 
 /// Spark's `WatermarkTracker`.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! T9: StreamingAggregationSuite (no watermark), spec §12.
+//! T9: StreamingAggregationSuite (no watermark), docs/semantics.md §12.
 
 use sluice_tests::oracle::StreamTest;
 

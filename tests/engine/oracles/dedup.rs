@@ -1,5 +1,5 @@
 //! T10–T11: StreamingDeduplicationSuite and StreamingDeduplicationWithinWatermarkSuite
-//! (spec §12).
+//! (docs/semantics.md §12).
 
 use arrow::array::RecordBatch;
 use sluice_tests::oracle::StreamTest;
@@ -48,7 +48,11 @@ async fn t10_deduplicate_with_watermark() {
     t.check_answer(&["(10)", "(11)", "(12)", "(13)", "(14)", "(15)"]).await;
     t.assert_state_rows(&[6], &[6]);
     // SPARK-35880: the 24 repeats are counted.
-    let dups: i64 = t.all_progress().iter().map(|p| p.state_operators[0].custom_metrics.get("numDroppedDuplicateRows").copied().unwrap_or(0)).sum();
+    let dups: i64 = t
+        .all_progress()
+        .iter()
+        .map(|p| p.state_operators[0].custom_metrics.get("numDroppedDuplicateRows").copied().unwrap_or(0))
+        .sum();
     assert_eq!(dups, 24);
     t.add_longs(&[25]);
     t.check_new_answer(&["(25)"]).await;

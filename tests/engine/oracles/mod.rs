@@ -1,4 +1,4 @@
-//! Spark's own test cases (spec §12), transcribed one for one and named after their oracle.
+//! Spark's own test cases (docs/semantics.md §12), transcribed one for one and named after their oracle.
 
 mod aggregation;
 mod dedup;

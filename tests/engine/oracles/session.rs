@@ -1,4 +1,4 @@
-//! T12: StreamingSessionWindowSuite (spec §12).
+//! T12: StreamingSessionWindowSuite (docs/semantics.md §12).
 
 use sluice_tests::oracle::StreamTest;
 use sluice_tests::rows::str_long;

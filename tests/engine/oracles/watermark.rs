@@ -1,4 +1,4 @@
-//! T1–T5: EventTimeWatermarkSuite over query W (spec §12).
+//! T1–T5: EventTimeWatermarkSuite over query W (docs/semantics.md §12).
 
 use sluice_tests::oracle::StreamTest;
 
@@ -158,7 +158,11 @@ async fn t5_trigger_once_watermark() {
         let p = t.last_progress();
         assert_eq!(p.num_input_rows, data.len() as u64, "Trigger.Once runs exactly one batch, with data");
         let e = &p.event_time;
-        assert_eq!((&e["min"], &e["max"], &e["avg"], &e["watermark"]), (&iso(min), &iso(max), &iso(avg), &iso(wm)), "after adding {data:?}");
+        assert_eq!(
+            (&e["min"], &e["max"], &e["avg"], &e["watermark"]),
+            (&iso(min), &iso(max), &iso(avg), &iso(wm)),
+            "after adding {data:?}"
+        );
     }
     t.finish().await;
 }

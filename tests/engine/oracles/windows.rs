@@ -1,4 +1,4 @@
-//! T14: window assignment (DataFrameTimeWindowingSuite, spec §12), on streams.
+//! T14: window assignment (DataFrameTimeWindowingSuite, docs/semantics.md §12), on streams.
 
 use std::sync::Arc;
 
@@ -19,7 +19,9 @@ fn rows(data: &[(Option<&str>, i64, &str)]) -> RecordBatch {
     RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(TimestampMicrosecondArray::from(data.iter().map(|r| r.0.map(micros)).collect::<Vec<_>>()).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from(data.iter().map(|r| r.0.map(micros)).collect::<Vec<_>>()).with_timezone("UTC"),
+            ),
             Arc::new(Int64Array::from(data.iter().map(|r| r.1).collect::<Vec<_>>())),
             Arc::new(StringArray::from(data.iter().map(|r| r.2).collect::<Vec<_>>())),
         ],

@@ -1,0 +1,142 @@
+//! `sluice submit`, `sluice queries`, `sluice stop`: talking to a running driver.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use sluice_common::error::{Result, SluiceError};
+use sluice_proto::v1::driver_service_client::DriverServiceClient;
+use sluice_proto::v1::{ListQueriesRequest, QueryStatus, StopQueryRequest, SubmitJobRequest};
+use tonic::transport::Channel;
+
+use super::processes::EtcdArgs;
+
+/// How to reach the driver.
+#[derive(Debug, Args)]
+pub struct DriverAddress {
+    /// The driver's URL (with --etcd: found as the elected leader instead).
+    #[arg(long, default_value = "http://127.0.0.1:7077", env = "SLUICE_DRIVER")]
+    driver: String,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+}
+
+impl DriverAddress {
+    async fn connect(&self) -> Result<DriverServiceClient<Channel>> {
+        let endpoint = match self.etcd.config() {
+            Some(cfg) => sluice_cluster::etcd::leader_endpoint(&cfg)
+                .await?
+                .ok_or_else(|| SluiceError::external(format!("no driver leads cluster '{}' in etcd", cfg.cluster)))?,
+            None => self.driver.clone(),
+        };
+        DriverServiceClient::connect(endpoint.clone())
+            .await
+            .map_err(|e| SluiceError::external(format!("cannot reach the driver at {endpoint}: {e}")))
+    }
+}
+
+fn rpc_error(status: tonic::Status) -> SluiceError {
+    SluiceError::external(status.message().to_string())
+}
+
+/// Arguments of `sluice submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The job file (SQL). Relative paths inside it are resolved by the driver, against its
+    /// working directory: prefer absolute paths or URLs.
+    job: PathBuf,
+    #[command(flatten)]
+    address: DriverAddress,
+}
+
+/// Arguments of `sluice queries`.
+#[derive(Debug, Args)]
+pub struct QueriesArgs {
+    /// Print the raw statuses as JSON lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    address: DriverAddress,
+}
+
+/// Arguments of `sluice stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Query name or id.
+    query: String,
+    #[command(flatten)]
+    address: DriverAddress,
+}
+
+fn describe(q: &QueryStatus) -> String {
+    let p: serde_json::Value = serde_json::from_str(&q.last_progress_json).unwrap_or(serde_json::Value::Null);
+    let batch = p.get("batchId").map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+    let rate = p.get("processedRowsPerSecond").and_then(|r| r.as_f64()).map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into());
+    let wm = p.pointer("/eventTime/watermark").and_then(|w| w.as_str()).unwrap_or("-").to_string();
+    let name = if q.name.is_empty() { "-" } else { &q.name };
+    let mut placed: Vec<String> = q.state_partitions.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+    placed.sort();
+    let placed = if placed.is_empty() { "-".to_string() } else { placed.join(",") };
+    let mut line =
+        format!("{name:<20} {:<36} {:<12} {batch:>6} {rate:>12} {wm:<24} {:>7} {placed}", q.id, q.state, q.batches_retried);
+    if !q.error.is_empty() {
+        line.push_str(&format!("  {}", q.error));
+    }
+    line
+}
+
+const HEADER: &str = "NAME                 ID                                   STATE         BATCH  PROCESSED/S WATERMARK                RETRIED STATE PARTITIONS";
+
+pub async fn submit(args: SubmitArgs) -> Result<()> {
+    let job = std::fs::read_to_string(&args.job)
+        .map_err(|e| SluiceError::user(format!("cannot read job file {}: {e}", args.job.display())))?;
+    let mut client = args.address.connect().await?;
+    let resp = client
+        .submit_job(SubmitJobRequest { job, origin: args.job.display().to_string() })
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    print_table(&resp.queries);
+    Ok(())
+}
+
+fn print_table(queries: &[QueryStatus]) {
+    println!("{HEADER}");
+    for q in queries {
+        println!("{}", describe(q));
+    }
+}
+
+pub async fn queries(args: QueriesArgs) -> Result<()> {
+    let mut client = args.address.connect().await?;
+    let resp = client.list_queries(ListQueriesRequest {}).await.map_err(rpc_error)?.into_inner();
+    if args.json {
+        for q in &resp.queries {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": q.id, "name": q.name, "state": q.state, "error": q.error,
+                    "batchesRetried": q.batches_retried,
+                    "statePartitions": q.state_partitions,
+                    "lastProgress": serde_json::from_str::<serde_json::Value>(&q.last_progress_json).unwrap_or(serde_json::Value::Null),
+                })
+            );
+        }
+        return Ok(());
+    }
+    if resp.queries.is_empty() && !resp.leader.is_empty() {
+        println!("(standby driver; the leader is at {})", resp.leader);
+        return Ok(());
+    }
+    print_table(&resp.queries);
+    Ok(())
+}
+
+pub async fn stop(args: StopArgs) -> Result<()> {
+    let mut client = args.address.connect().await?;
+    let resp = client.stop_query(StopQueryRequest { query: args.query }).await.map_err(rpc_error)?.into_inner();
+    if let Some(q) = resp.query {
+        println!("{HEADER}");
+        println!("{}", describe(&q));
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! One driver and N executors in one process, talking gRPC over 127.0.0.1 exactly as separate
+//! processes do: what `sluice run` and the integration tests use.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sluice_common::error::Result;
+use sluice_driver::{DriverServer, ExecutorRegistry};
+use sluice_executor::{ExecutorConfig, ExecutorHandle};
+
+/// One driver and N executors in this process, talking gRPC over 127.0.0.1 exactly as separate
+/// processes do.
+pub struct EmbeddedCluster {
+    /// The driver's gRPC server.
+    pub driver: DriverServer,
+    executors: Vec<ExecutorHandle>,
+}
+
+impl EmbeddedCluster {
+    /// Starts the driver and `executors` executors with `slots` task slots each, and waits until
+    /// all have registered.
+    pub async fn start(executors: usize, slots: usize) -> Result<Self> {
+        let registry = ExecutorRegistry::default();
+        let driver = DriverServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), registry.clone()).await?;
+        let mut handles = Vec::with_capacity(executors);
+        for i in 0..executors {
+            let mut cfg = ExecutorConfig::local(driver.endpoint.clone());
+            cfg.task_slots = slots;
+            cfg.executor_id = Some(format!("executor-{i}"));
+            handles.push(ExecutorHandle::start(cfg).await?);
+        }
+        registry.wait_for(executors, Duration::from_secs(30)).await?;
+        Ok(Self { driver, executors: handles })
+    }
+
+    /// The membership view queries schedule on.
+    pub fn registry(&self) -> ExecutorRegistry {
+        self.driver.registry.clone()
+    }
+
+    /// Ids of the running executors.
+    pub fn executor_ids(&self) -> Vec<String> {
+        self.executors.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// Stops executor `id` and takes it out of the membership, as the driver would on noticing
+    /// its loss; the state partitions it owned move to the others at the next batch.
+    pub async fn stop_executor(&mut self, id: &str) {
+        if let Some(i) = self.executors.iter().position(|e| e.id == id) {
+            let e = self.executors.remove(i);
+            e.shutdown().await;
+            self.driver.registry.remove(id, "stopped").await;
+        }
+    }
+
+    /// Stops executors, then the driver.
+    pub async fn shutdown(self) {
+        for e in self.executors {
+            e.shutdown().await;
+        }
+        self.driver.shutdown().await;
+    }
+}

@@ -1,0 +1,4 @@
+//! The `sluice` command.
+fn main() -> std::process::ExitCode {
+    sluice::commands::main()
+}

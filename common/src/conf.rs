@@ -1,0 +1,182 @@
+//! The settings a query runs with and the output mode it emits in: what the driver, the
+//! executors and the connectors all read.
+//!
+//! Settings come from a job file's `SET` statements with Spark's names; the ones that change
+//! what a checkpoint means (the shuffle partition count, the watermark policy) are recorded in
+//! `offsets/N` and win over the job file when a query restarts, as in Spark.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, SluiceError};
+use crate::options::{parse_bytes, Options};
+
+/// Spark's default `spark.sql.files.maxPartitionBytes` (128 MiB).
+pub const DEFAULT_MAX_PARTITION_BYTES: u64 = 128 * 1024 * 1024;
+/// Spark's default `spark.sql.files.openCostInBytes` (4 MiB).
+pub const DEFAULT_OPEN_COST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Spark's output modes (docs/semantics.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum OutputMode {
+    /// Only rows that will never change.
+    Append,
+    /// Rows changed in this batch.
+    Update,
+    /// The whole result, every batch.
+    Complete,
+}
+
+impl OutputMode {
+    /// Parses Spark's names, case-insensitively.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "append" => Ok(Self::Append),
+            "update" => Ok(Self::Update),
+            "complete" => Ok(Self::Complete),
+            other => Err(SluiceError::user(format!(
+                "Unknown output mode {other}. Accepted output modes are 'append', 'complete', 'update'"
+            ))),
+        }
+    }
+
+    /// Spark's capitalised name (`Append`), as in its error messages.
+    pub fn spark_name(self) -> &'static str {
+        match self {
+            Self::Append => "Append",
+            Self::Update => "Update",
+            Self::Complete => "Complete",
+        }
+    }
+}
+
+/// Spark's `multipleWatermarkPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WatermarkPolicy {
+    Min,
+    Max,
+}
+
+/// Settings that shape execution, from `SET` statements and the checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueryConf {
+    /// State partitions per stateful operator (`spark.sql.shuffle.partitions`).
+    pub shuffle_partitions: u32,
+    /// Log entries kept (`spark.sql.streaming.minBatchesToRetain`).
+    pub min_batches_to_retain: u64,
+    /// Run no-data batches when the watermark would evict (`noDataMicroBatches.enabled`).
+    pub no_data_micro_batches: bool,
+    pub watermark_policy: WatermarkPolicy,
+    /// `spark.sql.files.maxPartitionBytes`.
+    pub max_partition_bytes: u64,
+    /// `spark.sql.files.openCostInBytes`.
+    pub open_cost_bytes: u64,
+    /// `spark.sql.streaming.stateStore.minDeltasForSnapshot`.
+    pub min_deltas_for_snapshot: u64,
+}
+
+impl Default for QueryConf {
+    fn default() -> Self {
+        Self {
+            shuffle_partitions: 200,
+            min_batches_to_retain: 100,
+            no_data_micro_batches: true,
+            watermark_policy: WatermarkPolicy::Min,
+            max_partition_bytes: DEFAULT_MAX_PARTITION_BYTES,
+            open_cost_bytes: DEFAULT_OPEN_COST_BYTES,
+            min_deltas_for_snapshot: 10,
+        }
+    }
+}
+
+impl QueryConf {
+    /// The settings a job file's `SET`s ask for, with Spark's names, validated.
+    pub fn from_settings(settings: &Options) -> Result<QueryConf> {
+        let mut c = QueryConf::default();
+        let pick = |a: &str, b: &str| settings.get(a).or_else(|| settings.get(b));
+        if let Some(p) = pick("spark.sql.shuffle.partitions", "shufflePartitions") {
+            c.shuffle_partitions = p.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                SluiceError::user(format!("spark.sql.shuffle.partitions must be a positive integer, got '{p}'"))
+            })?;
+        }
+        if let Some(v) = pick("spark.sql.streaming.minBatchesToRetain", "minBatchesToRetain") {
+            c.min_batches_to_retain = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| SluiceError::user(format!("minBatchesToRetain must be a positive integer, got '{v}'")))?;
+        }
+        c.no_data_micro_batches = settings.bool_or("spark.sql.streaming.noDataMicroBatches.enabled", true, "SET")?;
+        if let Some(p) = settings.get("spark.sql.streaming.multipleWatermarkPolicy") {
+            c.watermark_policy = match p.trim().to_ascii_lowercase().as_str() {
+                "min" => WatermarkPolicy::Min,
+                "max" => WatermarkPolicy::Max,
+                other => return Err(SluiceError::user(format!(
+                    "Invalid value '{other}' for spark.sql.streaming.multipleWatermarkPolicy: valid values are 'min' and 'max'"
+                ))),
+            };
+        }
+        if let Some(v) = settings.get("spark.sql.files.maxPartitionBytes") {
+            c.max_partition_bytes = parse_bytes(v)?.max(1);
+        }
+        if let Some(v) = settings.get("spark.sql.files.openCostInBytes") {
+            c.open_cost_bytes = parse_bytes(v)?;
+        }
+        if let Some(v) = settings.get("spark.sql.streaming.stateStore.minDeltasForSnapshot") {
+            c.min_deltas_for_snapshot =
+                v.trim().parse().map_err(|_| SluiceError::user(format!("minDeltasForSnapshot must be an integer, got '{v}'")))?;
+        }
+        Ok(c)
+    }
+
+    /// The confs recorded in `offsets/N` (Spark's keys), which override the session's on restart.
+    pub fn to_offset_conf(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("spark.sql.shuffle.partitions".into(), self.shuffle_partitions.to_string());
+        m.insert(
+            "spark.sql.streaming.multipleWatermarkPolicy".into(),
+            match self.watermark_policy {
+                WatermarkPolicy::Min => "min".into(),
+                WatermarkPolicy::Max => "max".into(),
+            },
+        );
+        m.insert("spark.sql.streaming.aggregation.stateFormatVersion".into(), "2".into());
+        m.insert("spark.sql.streaming.join.stateFormatVersion".into(), "2".into());
+        m.insert("spark.sql.streaming.stateStore.providerClass".into(), "sluice.ArrowStateStoreProvider".into());
+        m
+    }
+
+    /// Applies confs recorded in a checkpoint (docs/semantics.md §1: they win over the session's), with
+    /// Spark's legacy defaults for missing keys.
+    pub fn restore_from_offsets(&mut self, conf: &BTreeMap<String, String>) -> Result<()> {
+        if let Some(p) = conf.get("spark.sql.shuffle.partitions") {
+            self.shuffle_partitions = p
+                .parse()
+                .map_err(|_| SluiceError::user(format!("checkpoint records an invalid shuffle partition count '{p}'")))?;
+        }
+        self.watermark_policy = match conf.get("spark.sql.streaming.multipleWatermarkPolicy").map(String::as_str) {
+            Some("max") => WatermarkPolicy::Max,
+            _ => WatermarkPolicy::Min,
+        };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_modes_parse_with_spark_message() {
+        assert_eq!(OutputMode::parse("Complete").unwrap(), OutputMode::Complete);
+        assert!(OutputMode::parse("upsert").unwrap_err().message.contains("Accepted output modes"));
+    }
+
+    #[test]
+    fn offset_conf_restores_shuffle_partitions() {
+        let mut c = QueryConf { shuffle_partitions: 7, ..Default::default() };
+        let recorded = QueryConf { shuffle_partitions: 5, ..Default::default() }.to_offset_conf();
+        c.restore_from_offsets(&recorded).unwrap();
+        assert_eq!(c.shuffle_partitions, 5);
+    }
+}

@@ -1,0 +1,148 @@
+//! Spark's `CompactibleFileStreamLog`, shared by the file source log (`sources/i/`) and the file
+//! sink log (`<out>/_spark_metadata/`).
+//!
+//! Each batch appends one file holding `v1` and one JSON entry per line. Every
+//! `compactInterval`-th batch — ids with `(id + 1) % interval == 0` — is instead written as
+//! `<id>.compact` holding every entry so far, so a reader needs the newest compact file plus the
+//! deltas after it. Spark readers *expect* the `.compact` names at those ids, so a log that Spark
+//! must read (a sluice file-sink output) has to follow the rule exactly.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Result, ResultExt, SluiceError};
+
+use super::metadata_log::check_version;
+use super::metadata_log::{list_numbered, AddOutcome};
+
+/// Spark's default `compactInterval` for both logs.
+pub const DEFAULT_COMPACT_INTERVAL: u64 = 10;
+
+/// A compactible log of JSON-line entries.
+#[derive(Debug, Clone)]
+pub struct CompactibleLog {
+    store: Arc<dyn ObjectStore>,
+    dir: Path,
+    name: String,
+    interval: u64,
+}
+
+impl CompactibleLog {
+    /// A log in `dir`; `name` is used in messages.
+    pub fn new(store: Arc<dyn ObjectStore>, dir: Path, name: impl Into<String>, interval: u64) -> Self {
+        Self { store, dir, name: name.into(), interval: interval.max(1) }
+    }
+
+    /// True when `id` is written as a `.compact` file.
+    pub fn is_compaction(&self, id: u64) -> bool {
+        (id + 1) % self.interval == 0
+    }
+
+    fn path_of(&self, id: u64) -> Path {
+        if self.is_compaction(id) {
+            self.dir.clone().join(format!("{id}.compact"))
+        } else {
+            self.dir.clone().join(id.to_string())
+        }
+    }
+
+    /// Appends batch `id`; a compaction batch folds in every earlier entry. Never overwrites.
+    pub async fn add(&self, id: u64, entries: &[String]) -> Result<AddOutcome> {
+        let mut lines: Vec<String> = Vec::new();
+        if self.is_compaction(id) {
+            lines = self.entries_through(id.checked_sub(1)).await?;
+        }
+        lines.extend(entries.iter().cloned());
+        let mut text = String::from("v1");
+        for l in &lines {
+            text.push('\n');
+            text.push_str(l);
+        }
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path_of(id), PutPayload::from(Bytes::from(text)), opts).await {
+            Ok(_) => Ok(AddOutcome::Added),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(AddOutcome::AlreadyExists),
+            Err(e) => Err(SluiceError::from(e).context(format!("writing {}/{id}", self.name))),
+        }
+    }
+
+    /// The entries stored in batch `id`'s own file (for a compaction batch: all entries so far).
+    pub async fn get(&self, id: u64) -> Result<Option<Vec<String>>> {
+        let path = self.path_of(id);
+        let bytes = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.context_with(|| format!("reading {}/{id}", self.name))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(SluiceError::from(e).context(format!("reading {}/{id}", self.name))),
+        };
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| SluiceError::user(format!("{}/{id} is corrupt: not UTF-8", self.name)))?;
+        let mut lines = text.split('\n');
+        check_version(lines.next(), &format!("{}/{id}", self.name))?;
+        Ok(Some(lines.filter(|l| !l.trim().is_empty()).map(str::to_string).collect()))
+    }
+
+    /// Batch ids present (plain or `.compact`), ascending.
+    pub async fn list_ids(&self) -> Result<Vec<u64>> {
+        list_numbered(&self.store, &self.dir, &self.name, |name| name.strip_suffix(".compact").unwrap_or(name).parse().ok()).await
+    }
+
+    /// Newest batch id.
+    pub async fn latest_id(&self) -> Result<Option<u64>> {
+        Ok(self.list_ids().await?.last().copied())
+    }
+
+    /// Every entry of batches `0..=through` (`None` = none): newest compact file at or below
+    /// `through`, then the deltas after it.
+    pub async fn entries_through(&self, through: Option<u64>) -> Result<Vec<String>> {
+        let Some(through) = through else { return Ok(Vec::new()) };
+        let ids: Vec<u64> = self.list_ids().await?.into_iter().filter(|i| *i <= through).collect();
+        let base = ids.iter().rev().find(|i| self.is_compaction(**i)).copied();
+        let mut out = Vec::new();
+        let first_delta = match base {
+            Some(b) => {
+                out.extend(self.get(b).await?.unwrap_or_default());
+                b + 1
+            }
+            None => 0,
+        };
+        for id in ids.into_iter().filter(|i| *i >= first_delta) {
+            match self.get(id).await? {
+                Some(entries) => out.extend(entries),
+                None => return Err(SluiceError::user(format!("{}/{id} vanished while reading the log", self.name))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// All entries of the log.
+    pub async fn all_entries(&self) -> Result<Vec<String>> {
+        let latest = self.latest_id().await?;
+        self.entries_through(latest).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn every_tenth_batch_is_a_compact_file_with_everything() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = CompactibleLog::new(Arc::clone(&store), Path::from("out/_spark_metadata"), "sink log", 10);
+        for id in 0..12u64 {
+            log.add(id, &[format!("{{\"b\":{id}}}")]).await.unwrap();
+        }
+        assert!(store.head(&Path::from("out/_spark_metadata/9.compact")).await.is_ok());
+        assert!(store.head(&Path::from("out/_spark_metadata/9")).await.is_err());
+        assert_eq!(log.get(9).await.unwrap().unwrap().len(), 10);
+        let all = log.all_entries().await.unwrap();
+        assert_eq!(all.len(), 12);
+        assert_eq!(all[11], "{\"b\":11}");
+        assert_eq!(log.latest_id().await.unwrap(), Some(11));
+        assert_eq!(log.add(11, &[]).await.unwrap(), AddOutcome::AlreadyExists);
+    }
+}

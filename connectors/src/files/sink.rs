@@ -1,0 +1,314 @@
+//! `files` sink: part files written by tasks, committed by the driver in `_spark_metadata`
+//! (docs/semantics.md §1 "File sink log"). Append mode only, as in Spark.
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::options::Options;
+use sluice_common::storage::{self, Location};
+use sluice_formats::csv_write::{write_csv, CsvWriteOptions};
+use sluice_formats::json_write::{write_json_lines, JsonWriteOptions};
+use sluice_formats::spark_string::value_to_spark_string;
+
+use super::sink_log::{FileSinkLog, SinkFileStatus};
+use crate::sink::{SinkCommitter, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult};
+use sluice_common::BatchId;
+
+/// Output format with its write options.
+#[derive(Debug, Clone)]
+pub enum OutputFormat {
+    Json(JsonWriteOptions),
+    Csv(CsvWriteOptions),
+    Parquet { compression: Compression, extension: &'static str },
+}
+
+/// Options of the `files` sink.
+#[derive(Debug, Clone)]
+pub struct FileSinkOptions {
+    /// Absolute URL of the output directory.
+    pub path: String,
+    pub format: OutputFormat,
+    /// Columns that become `col=value/` directories.
+    pub partition_by: Vec<String>,
+}
+
+const COMMON: &[&str] = &["connector", "path", "format", "partitionBy", "compression"];
+
+impl FileSinkOptions {
+    /// Parses and validates.
+    pub fn parse(options: &Options) -> Result<Self> {
+        let path = options.required("path", "connector 'files'")?.to_string();
+        let format_name = options
+            .get("format")
+            .ok_or_else(|| SluiceError::user("connector 'files': option 'format' is required (json, csv or parquet)"))?
+            .to_ascii_lowercase();
+        let format = match format_name.as_str() {
+            "json" => OutputFormat::Json(JsonWriteOptions::from_options(options, COMMON)?),
+            "csv" => OutputFormat::Csv(CsvWriteOptions::from_options(options, COMMON)?),
+            "parquet" => {
+                options.check_known(COMMON, "sink connector 'files' with format 'parquet'")?;
+                let (compression, extension) = match options.get("compression").map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("snappy") => (Compression::SNAPPY, "snappy.parquet"),
+                    Some("none") | Some("uncompressed") => (Compression::UNCOMPRESSED, "parquet"),
+                    Some("zstd") => (Compression::ZSTD(Default::default()), "zstd.parquet"),
+                    Some("lz4") => (Compression::LZ4_RAW, "lz4raw.parquet"),
+                    Some("gzip") => (Compression::GZIP(Default::default()), "gz.parquet"),
+                    Some(other) => {
+                        return Err(SluiceError::user(format!(
+                            "Codec [{other}] is not available. Available codecs are snappy, none, uncompressed, zstd, lz4, gzip."
+                        )))
+                    }
+                };
+                OutputFormat::Parquet { compression, extension }
+            }
+            other => {
+                return Err(SluiceError::user(format!(
+                    "connector 'files': unknown format '{other}'; supported output formats are json, csv, parquet"
+                )))
+            }
+        };
+        let partition_by = options
+            .get("partitionBy")
+            .map(|p| p.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default();
+        Ok(Self { path, format, partition_by })
+    }
+
+    /// `json`, `csv` or `parquet`.
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            OutputFormat::Json(_) => "json",
+            OutputFormat::Csv(_) => "csv",
+            OutputFormat::Parquet { .. } => "parquet",
+        }
+    }
+
+    fn extension(&self) -> &'static str {
+        match &self.format {
+            OutputFormat::Json(_) => "json",
+            OutputFormat::Csv(_) => "csv",
+            OutputFormat::Parquet { extension, .. } => extension,
+        }
+    }
+
+    /// Checks `partitionBy` against the query's output columns.
+    pub fn check_schema(&self, schema: &Schema) -> Result<()> {
+        for c in &self.partition_by {
+            if schema.index_of(c).is_err() {
+                return Err(SluiceError::user(format!(
+                    "Partition column `{c}` not found in schema {}",
+                    sluice_common::types::spark_type_name(&arrow::datatypes::DataType::Struct(schema.fields().clone()))
+                )));
+            }
+        }
+        if !self.partition_by.is_empty() && self.partition_by.len() == schema.fields().len() {
+            return Err(SluiceError::user("Cannot use all columns for partition columns"));
+        }
+        Ok(())
+    }
+}
+
+/// Spark's `ExternalCatalogUtils.escapePathName` + the Hive default partition for NULL/empty.
+fn partition_dir_value(v: Option<String>) -> String {
+    match v {
+        None => "__HIVE_DEFAULT_PARTITION__".into(),
+        Some(s) if s.is_empty() => "__HIVE_DEFAULT_PARTITION__".into(),
+        Some(s) => {
+            let mut out = String::with_capacity(s.len());
+            for c in s.chars() {
+                if (c as u32) < 0x20 || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
+                    out.push_str(&format!("%{:02X}", c as u32));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Executor side of the file sink: writes each task's rows as part files.
+#[derive(Debug)]
+pub struct FileSinkWriter {
+    options: FileSinkOptions,
+}
+
+impl FileSinkWriter {
+    /// A writer for a sink with these options.
+    pub fn new(options: FileSinkOptions) -> Self {
+        Self { options }
+    }
+}
+
+#[async_trait]
+impl SinkWriter for FileSinkWriter {
+    async fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], task: &SinkTaskContext) -> Result<SinkTaskOutput> {
+        let files = write_part_files(&self.options, schema, batches, task).await?;
+        Ok(SinkTaskOutput {
+            num_rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+            commit_message: serde_json::to_value(files)?,
+            rows: None,
+        })
+    }
+}
+
+/// The part files a task reported.
+fn files_of(result: &TaskSinkResult) -> Result<Vec<SinkFileStatus>> {
+    if result.output.commit_message.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_value(result.output.commit_message.clone())
+        .map_err(|e| SluiceError::internal(format!("file sink task {} reported unreadable files: {e}", result.partition_index)))
+}
+
+/// Writes one task's rows as part files, one per output partition directory.
+async fn write_part_files(
+    opts: &FileSinkOptions,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    ctx: &SinkTaskContext,
+) -> Result<Vec<SinkFileStatus>> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Ok(Vec::new());
+    }
+    let batch = arrow::compute::concat_batches(schema, batches)?;
+    let part_idx: Vec<usize> = opts.partition_by.iter().map(|c| schema.index_of(c)).collect::<Result<_, _>>()?;
+    let data_idx: Vec<usize> = (0..schema.fields().len()).filter(|i| !part_idx.contains(i)).collect();
+    // Group row indices by partition directory, keeping row order within each group.
+    let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for row in 0..batch.num_rows() {
+        let dir: Vec<String> = part_idx
+            .iter()
+            .map(|&i| {
+                let name = schema.field(i).name();
+                format!(
+                    "{}={}",
+                    partition_dir_value(Some(name.clone())),
+                    partition_dir_value(value_to_spark_string(batch.column(i).as_ref(), row))
+                )
+            })
+            .collect();
+        groups.entry(dir.join("/")).or_default().push(row as u32);
+    }
+    let out = storage::resolve(&opts.path)?;
+    let file_id = uuid::Uuid::new_v4();
+    let mut written = Vec::new();
+    for (dir, idx) in groups {
+        let selected = if part_idx.is_empty() {
+            batch.clone()
+        } else {
+            take_record_batch(&batch, &UInt32Array::from(idx))?.project(&data_idx)?
+        };
+        let bytes = encode(&opts.format, &selected)?;
+        let name = format!("part-{:05}-{file_id}.c000.{}", ctx.partition_index, opts.extension());
+        let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+        let path = out.child(&rel);
+        let size = bytes.len() as u64;
+        out.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|e| SluiceError::from(e).context(format!("writing {}", out.url_of(&path))))?;
+        let mtime = match out.store.head(&path).await {
+            Ok(meta) => meta.last_modified.timestamp_millis(),
+            Err(_) => sluice_common::time::now_ms(),
+        };
+        written.push(SinkFileStatus::added(out.url_of(&path), size, mtime));
+    }
+    Ok(written)
+}
+
+fn encode(format: &OutputFormat, batch: &RecordBatch) -> Result<Bytes> {
+    let mut buf = Vec::new();
+    match format {
+        OutputFormat::Json(o) => write_json_lines(batch, o, &mut buf)?,
+        OutputFormat::Csv(o) => write_csv(batch, o, o.header(), &mut buf)?,
+        OutputFormat::Parquet { compression, .. } => {
+            let props = WriterProperties::builder().set_compression(*compression).build();
+            let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+            w.write(batch)?;
+            w.close()?;
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Driver side of the file sink.
+pub struct FileSinkCommitter {
+    out: Location,
+    log: FileSinkLog,
+}
+
+impl FileSinkCommitter {
+    /// A committer for the output directory in `opts`.
+    pub fn new(opts: &FileSinkOptions) -> Result<Self> {
+        let out = storage::resolve(&opts.path)?;
+        let log = FileSinkLog::new(&out);
+        Ok(Self { out, log })
+    }
+
+    async fn delete_files(&self, results: &[TaskSinkResult]) {
+        for r in results {
+            for f in files_of(r).unwrap_or_default() {
+                if let Ok(url) = url::Url::parse(&f.path) {
+                    if let Ok(loc) = storage::resolve_url(&url) {
+                        let _ = loc.store.delete(&loc.path).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SinkCommitter for FileSinkCommitter {
+    fn description(&self) -> String {
+        format!("FileSink[{}]", self.out.url)
+    }
+
+    async fn commit(&mut self, batch: BatchId, _schema: &SchemaRef, results: Vec<TaskSinkResult>) -> Result<u64> {
+        let batch_id = batch.0;
+        if self.log.latest_batch_id().await?.is_some_and(|latest| batch_id <= latest) {
+            tracing::info!(batch_id, "Skipping already committed batch {batch_id}");
+            self.delete_files(&results).await;
+            return Ok(0);
+        }
+        let mut files: Vec<SinkFileStatus> = Vec::new();
+        for r in &results {
+            files.extend(files_of(r)?);
+        }
+        let rows = results.iter().map(|r| r.output.num_rows).sum();
+        if !self.log.commit(batch_id, &files).await? {
+            tracing::info!(batch_id, "Skipping already committed batch {batch_id}");
+            self.delete_files(&results).await;
+            return Ok(0);
+        }
+        Ok(rows)
+    }
+
+    async fn abort(&mut self, results: Vec<TaskSinkResult>) {
+        self.delete_files(&results).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_are_escaped_like_hive() {
+        assert_eq!(partition_dir_value(Some("a/b".into())), "a%2Fb");
+        assert_eq!(partition_dir_value(Some("x=1".into())), "x%3D1");
+        assert_eq!(partition_dir_value(None), "__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(partition_dir_value(Some("2024-01-01 10:00:00".into())), "2024-01-01 10%3A00%3A00");
+    }
+}

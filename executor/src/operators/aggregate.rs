@@ -1,0 +1,224 @@
+//! Streaming aggregation on a state partition (Spark's StateStoreRestore → merge →
+//! StateStoreSave, docs/semantics.md §6).
+//!
+//! Map tasks run DataFusion's `Partial` aggregation and ship per-key accumulator state; here the
+//! incoming partial rows for one partition are merged with the stored state of their keys by a
+//! `PartialReduce` aggregation, the result replaces the stored state, and the output mode
+//! decides what is emitted (finalised by a `Final` aggregation): every group (complete), the
+//! changed groups (update), or the groups the watermark closed (append).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::udaf::AggregateFunctionExpr;
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use hashbrown::HashSet;
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::{BatchWatermarks, OutputMode};
+use sluice_plan::streaming::EventTimeColumn;
+use sluice_plan::StateOperatorMetrics;
+use sluice_state::KeyedState;
+
+use super::event_time::{drop_late_rows, event_time_micros};
+
+/// The physical pieces of one streaming aggregation, taken from the `Partial` aggregation
+/// DataFusion planned for it, from which the reduce side builds its merge and final steps.
+#[derive(Debug, Clone)]
+pub struct AggregateStages {
+    group_by: PhysicalGroupBy,
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    input_schema: SchemaRef,
+    /// Layout of partial rows: group columns, then accumulator state columns.
+    pub partial_schema: SchemaRef,
+    pub group_count: usize,
+}
+
+impl AggregateStages {
+    /// Reads the pieces off a `Partial` aggregation.
+    pub fn from_partial(partial: &AggregateExec) -> Result<Self> {
+        if *partial.mode() != AggregateMode::Partial {
+            return Err(SluiceError::internal("expected a partial aggregation"));
+        }
+        Ok(Self {
+            group_by: partial.group_expr().clone(),
+            aggr_expr: partial.aggr_expr().to_vec(),
+            input_schema: partial.input_schema(),
+            partial_schema: partial.schema(),
+            group_count: partial.group_expr().expr().len(),
+        })
+    }
+
+    /// The key columns' schema.
+    pub fn key_schema(&self) -> SchemaRef {
+        Arc::new(
+            self.partial_schema
+                .project(&(0..self.group_count).collect::<Vec<_>>())
+                .unwrap_or_else(|_| arrow::datatypes::Schema::empty()),
+        )
+    }
+
+    /// The accumulator state columns' schema.
+    pub fn value_schema(&self) -> SchemaRef {
+        let n = self.partial_schema.fields().len();
+        Arc::new(
+            self.partial_schema
+                .project(&(self.group_count..n).collect::<Vec<_>>())
+                .unwrap_or_else(|_| arrow::datatypes::Schema::empty()),
+        )
+    }
+
+    fn exec(&self, mode: AggregateMode, rows: Vec<RecordBatch>) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.partial_schema), None)?;
+        let group_by = self.group_by.as_final();
+        let filters = vec![None; self.aggr_expr.len()];
+        Ok(Arc::new(AggregateExec::try_new(
+            mode,
+            group_by,
+            self.aggr_expr.clone(),
+            filters,
+            input,
+            Arc::clone(&self.input_schema),
+        )?))
+    }
+
+    /// Merges partial rows (several rows may share a key) into one state row per key.
+    pub async fn merge(&self, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<RecordBatch> {
+        let out = collect(self.exec(AggregateMode::PartialReduce, rows)?, Arc::clone(ctx)).await?;
+        Ok(concat_batches(&self.partial_schema, &out)?)
+    }
+
+    /// Final values (group columns, then each aggregate's result) for state rows.
+    pub async fn finish(&self, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
+        Ok(collect(self.exec(AggregateMode::Final, rows)?, Arc::clone(ctx)).await?)
+    }
+}
+
+/// Inputs of one aggregation task besides the state.
+#[derive(Debug, Clone, Copy)]
+pub struct AggregateTask {
+    pub mode: OutputMode,
+    pub event_time: Option<EventTimeColumn>,
+    /// Groups at or below the late watermark are dropped, at or below the eviction watermark
+    /// evicted.
+    pub watermarks: BatchWatermarks,
+    /// For an aggregation without keys: whether this partition holds the single group (the
+    /// others must not emit an empty-input row).
+    pub holds_global_group: bool,
+}
+
+fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
+/// Runs one partition's aggregation for a batch; returns the emitted rows (final values) and
+/// the operator's metrics.
+pub async fn reduce_aggregate(
+    stages: &AggregateStages,
+    state: &mut KeyedState,
+    input: Vec<RecordBatch>,
+    task: AggregateTask,
+    ctx: &Arc<TaskContext>,
+) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
+    let started = Instant::now();
+    let mut metrics = StateOperatorMetrics::default();
+    let g = stages.group_count;
+    let mut incoming = concat_batches(&stages.partial_schema, &input)?;
+
+    // Late groups: a key whose event time is at or below the previous batch's watermark.
+    // Complete mode keeps everything (its result is the whole table; nothing is ever evicted).
+    if let Some(et) = task.event_time.filter(|_| task.mode != OutputMode::Complete) {
+        let times = event_time_micros(incoming.column(et.index), et.is_window)?;
+        let on_time = drop_late_rows(&incoming, times, &task.watermarks)?;
+        metrics.num_rows_dropped_by_watermark = on_time.dropped;
+        incoming = on_time.rows;
+    }
+
+    // Restore: the stored state of every incoming key, then merge.
+    let mut merged = None;
+    if incoming.num_rows() > 0 {
+        let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
+        let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut seen = HashSet::new();
+        for i in 0..incoming.num_rows() {
+            let k = keys.row(i);
+            if seen.insert(k) {
+                if let Some((key, e)) = state.get_key_value(k.as_ref()) {
+                    stored.push((key, &e.value));
+                }
+            }
+        }
+        let mut rows = Vec::with_capacity(2);
+        if !stored.is_empty() {
+            let mut cols = state.decode_keys(stored.iter().map(|(k, _)| *k))?;
+            cols.extend(state.decode_values(stored.iter().map(|(_, v)| *v))?);
+            rows.push(batch_of(&stages.partial_schema, cols, stored.len())?);
+        }
+        rows.push(incoming);
+        let m = stages.merge(rows, ctx).await?;
+        // Save: each merged row replaces its key's state.
+        let mkeys = state.encode_keys(&m.columns()[..g], m.num_rows())?;
+        let mvals = state.encode_values(&m.columns()[g..], m.num_rows())?;
+        let times = match task.event_time {
+            Some(et) => event_time_micros(m.column(et.index), et.is_window)?,
+            None => vec![None; m.num_rows()],
+        };
+        for (i, evict_at) in times.into_iter().enumerate() {
+            state.put(mkeys.row(i).as_ref(), mvals.row(i).as_ref(), evict_at);
+        }
+        metrics.num_rows_updated = m.num_rows() as u64;
+        merged = Some(m);
+    }
+    metrics.all_updates_time_ms = started.elapsed().as_millis() as u64;
+
+    // Emit per output mode, and evict what the watermark closed.
+    let removal_started = Instant::now();
+    let evict_us = task.watermarks.eviction_micros();
+    let emitted: Vec<RecordBatch> = match task.mode {
+        OutputMode::Complete => {
+            let rows = if state.is_empty() {
+                Vec::new()
+            } else {
+                let mut cols = state.decode_keys(state.iter().map(|(k, _)| &k[..]))?;
+                cols.extend(state.decode_values(state.iter().map(|(_, e)| &e.value[..]))?);
+                vec![batch_of(&stages.partial_schema, cols, state.len())?]
+            };
+            if rows.is_empty() && (g > 0 || !task.holds_global_group) {
+                Vec::new()
+            } else {
+                stages.finish(rows, ctx).await?
+            }
+        }
+        OutputMode::Update => {
+            let out = match merged {
+                Some(m) => stages.finish(vec![m], ctx).await?,
+                None => Vec::new(),
+            };
+            if task.event_time.is_some() {
+                metrics.num_rows_removed = state.evict_through(evict_us).len() as u64;
+            }
+            out
+        }
+        OutputMode::Append => {
+            let evicted = if task.event_time.is_some() { state.evict_through(evict_us) } else { Vec::new() };
+            metrics.num_rows_removed = evicted.len() as u64;
+            if evicted.is_empty() {
+                Vec::new()
+            } else {
+                let mut cols = state.decode_keys(evicted.iter().map(|(k, _)| &k[..]))?;
+                cols.extend(state.decode_values(evicted.iter().map(|(_, e)| &e.value[..]))?);
+                stages.finish(vec![batch_of(&stages.partial_schema, cols, evicted.len())?], ctx).await?
+            }
+        }
+    };
+    metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
+    metrics.num_rows_total = state.len() as u64;
+    metrics.memory_used_bytes = state.memory_bytes() as u64;
+    Ok((emitted, metrics))
+}

@@ -1,0 +1,205 @@
+//! Stateful operators at run time: the map side (partial work and hash partitioning by key)
+//! and the reduce side (merging with a state partition), compiled once per query.
+//!
+//! The streaming planner (`sluice_plan::streaming`) decides *where* the plan is cut; this module
+//! decides *what runs* at each cut, using DataFusion's own aggregation machinery.
+
+pub mod aggregate;
+pub mod dedup;
+pub mod event_time;
+pub mod session;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_plan::streaming::{OperatorKind, StatefulOperator};
+use sluice_state::hash::partition_ids;
+
+use self::aggregate::AggregateStages;
+use self::dedup::DedupSpec;
+use self::session::SessionStages;
+
+/// An operator ready to run.
+#[derive(Debug, Clone)]
+pub enum CompiledOperator {
+    Aggregate(AggregateStages),
+    Session(SessionStages),
+    Dedup(DedupSpec),
+}
+
+impl CompiledOperator {
+    /// Key and value schemas of the operator's state.
+    pub fn state_schemas(&self) -> (SchemaRef, SchemaRef) {
+        match self {
+            CompiledOperator::Aggregate(a) => (a.key_schema(), a.value_schema()),
+            CompiledOperator::Session(s) => (s.key_schema(), s.value_schema()),
+            CompiledOperator::Dedup(d) => {
+                let fields: Vec<Field> = d
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        Field::new(
+                            format!("k{i}"),
+                            k.data_type(&d.input_schema).unwrap_or(arrow::datatypes::DataType::Null),
+                            true,
+                        )
+                    })
+                    .collect();
+                (Arc::new(Schema::new(fields)), Arc::new(Schema::empty()))
+            }
+        }
+    }
+}
+
+/// Finds the `Partial` aggregation DataFusion planned for an `Aggregate` node.
+async fn plan_partial(state: &SessionState, aggregate: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+    let physical = DefaultPhysicalPlanner::default().create_physical_plan(aggregate, state).await?;
+    let mut stack = vec![physical];
+    while let Some(node) = stack.pop() {
+        if let Some(agg) = node.downcast_ref::<AggregateExec>() {
+            if *agg.mode() == AggregateMode::Partial {
+                return Ok(node);
+            }
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    Err(SluiceError::internal("the streaming aggregation did not plan to a partial aggregation"))
+}
+
+/// Compiles one operator (the reduce side's fixed pieces).
+pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Result<CompiledOperator> {
+    match &op.kind {
+        OperatorKind::Aggregate { .. } => {
+            let partial = plan_partial(state, &op.plan).await?;
+            let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
+            Ok(CompiledOperator::Aggregate(AggregateStages::from_partial(agg)?))
+        }
+        OperatorKind::SessionAggregate { session_index, .. } => {
+            let partial = plan_partial(state, &op.plan).await?;
+            let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
+            Ok(CompiledOperator::Session(SessionStages::new(AggregateStages::from_partial(agg)?, *session_index)?))
+        }
+        OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark } => {
+            let input_schema: &DFSchema = op.plan.schema();
+            let keys = on.iter().map(|e| state.create_physical_expr(e.clone(), input_schema)).collect::<Result<Vec<_>, _>>()?;
+            let select_exprs =
+                select.iter().map(|e| state.create_physical_expr(e.clone(), input_schema)).collect::<Result<Vec<_>, _>>()?;
+            let output_schema = Arc::new(Schema::new(
+                select
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let (_, field) = e.to_field(input_schema)?;
+                        Ok(field.as_ref().clone().with_name(format!("c{i}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ));
+            Ok(CompiledOperator::Dedup(DedupSpec {
+                input_schema: Arc::new(input_schema.as_arrow().clone()),
+                output_schema,
+                keys,
+                select: select_exprs,
+                event_time: *event_time,
+                key_event_time: *key_event_time,
+                within_watermark: *within_watermark,
+            }))
+        }
+    }
+}
+
+/// Map side of an operator for one task: runs its input plan over the task's rows (already in
+/// `state`'s [`sluice_plan::TaskInput`]) and cuts the result into one block per state partition.
+pub async fn map_side(
+    state: &SessionState,
+    op: &StatefulOperator,
+    compiled: &CompiledOperator,
+    partitions: u32,
+) -> Result<Vec<Vec<RecordBatch>>> {
+    let (rows, keys_of): (Vec<RecordBatch>, Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>) = match compiled {
+        CompiledOperator::Aggregate(a) | CompiledOperator::Session(SessionStages { stages: a, .. }) => {
+            let partial = plan_partial(state, &op.plan).await?;
+            let rows = collect(partial, state.task_ctx()).await?;
+            let g = match compiled {
+                CompiledOperator::Session(s) => s.partition_key_indices(),
+                _ => (0..a.group_count).collect(),
+            };
+            (rows, Box::new(move |b: &RecordBatch| Ok(g.iter().map(|i| Arc::clone(b.column(*i))).collect())))
+        }
+        CompiledOperator::Dedup(d) => {
+            let physical = state.create_physical_plan(&op.plan).await?;
+            let rows = collect(physical, state.task_ctx()).await?;
+            let spec = d.clone();
+            (rows, Box::new(move |b: &RecordBatch| spec.key_columns(b)))
+        }
+    };
+    partition_rows(&rows, partitions, keys_of.as_ref())
+}
+
+/// Splits rows into `partitions` blocks by Spark's hash of their keys, keeping row order.
+pub fn partition_rows(
+    rows: &[RecordBatch],
+    partitions: u32,
+    keys_of: &dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>,
+) -> Result<Vec<Vec<RecordBatch>>> {
+    let mut blocks: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions as usize];
+    for batch in rows {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let ids = partition_ids(&keys_of(batch)?, batch.num_rows(), partitions)?;
+        let mut per: Vec<Vec<u32>> = vec![Vec::new(); partitions as usize];
+        for (row, p) in ids.iter().enumerate() {
+            per[*p as usize].push(row as u32);
+        }
+        for (p, idx) in per.into_iter().enumerate() {
+            if !idx.is_empty() {
+                blocks[p].push(take_record_batch(batch, &UInt32Array::from(idx))?);
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Re-labels an operator's emitted rows with the schema its output table declares (the
+/// positional `c0…` names), checking the types line up.
+pub fn as_operator_output(rows: Vec<RecordBatch>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    rows.into_iter()
+        .map(|b| {
+            if b.num_columns() != schema.fields().len() {
+                return Err(SluiceError::internal(format!(
+                    "operator emitted {} columns, its output has {}",
+                    b.num_columns(),
+                    schema.fields().len()
+                )));
+            }
+            let columns: Vec<ArrayRef> =
+                b.columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(Arc::clone(c))
+                        } else {
+                            Ok(arrow::compute::cast(c, f.data_type())?)
+                        }
+                    })
+                    .collect::<Result<_>>()?;
+            Ok(RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                columns,
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
+            )?)
+        })
+        .collect()
+}

@@ -1,0 +1,273 @@
+//! Turning a [`QuerySpec`] into a DataFusion plan, identically on the driver and on executors.
+//!
+//! The driver compiles to validate the query (names, types, Spark's unsupported operations) and
+//! to learn its output schema; executors compile the same spec once per query run and reuse the
+//! logical plan for every task (see [`super::tables`]). SQL is parsed with sqlparser's Spark
+//! dialect and handed to DataFusion as an AST, so `STRUCT<…>`, backticks and `LONG` mean what
+//! Spark users expect.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::DFSchema;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::{provider_as_source, source_as_provider, ViewTable};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::SessionStateDefaults;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::{collect, PhysicalExpr};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias, Statement};
+use datafusion::sql::sqlparser::parser::Parser;
+use sluice_common::dialect::SluiceDialect;
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::types::SparkTypePlanner;
+
+use super::tables::{as_stream_table, StaticTable, StreamTable, TaskInput};
+use crate::functions::register_spark_functions;
+use crate::spec::{QuerySpec, StreamSpec};
+
+/// A DataFusion session configured the way every sluice plan needs: one partition per task
+/// (parallelism comes from tasks, and row order within a split is preserved), case-preserving
+/// identifiers, plain `Utf8` strings, Spark types and functions.
+pub fn base_session_state() -> SessionState {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(false)
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_str("datafusion.execution.time_zone", "UTC");
+    config.options_mut().optimizer.repartition_joins = false;
+    config.options_mut().optimizer.repartition_aggregations = false;
+    // Streaming aggregation splits DataFusion's partial and final aggregation across a shuffle,
+    // so the physical optimizer must not fuse them, nor answer COUNT(*) from statistics.
+    let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| !matches!(r.name(), "CombinePartialFinalAggregate" | "aggregate_statistics"))
+        .collect();
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_scalar_functions(SessionStateDefaults::default_scalar_functions())
+        .with_type_planner(Arc::new(SparkTypePlanner))
+        .with_physical_optimizer_rules(physical_rules)
+        .build();
+    register_spark_functions(&mut state);
+    state
+}
+
+/// Parses one SELECT (or any query expression) with the Spark dialect.
+pub fn parse_query(sql: &str) -> Result<Statement> {
+    let mut parser = Parser::new(&SluiceDialect).try_with_sql(sql).map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
+    let query = parser.parse_query().map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
+    let mut stmt = Statement::Query(query);
+    crate::literals::type_numeric_literals(&mut stmt);
+    Ok(stmt)
+}
+
+/// Plans `sql` against the tables registered in `state`.
+pub async fn plan_sql(state: &SessionState, sql: &str) -> Result<LogicalPlan> {
+    let stmt = parse_query(sql)?;
+    let plan = state.statement_to_plan(DFStatement::Statement(Box::new(stmt))).await?;
+    // Run the analyzer now (view inlining, type coercion, Spark casts) so every consumer of the
+    // plan sees the final shape.
+    let analyzed = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?;
+    Ok(analyzed)
+}
+
+/// A compiled query: the session with its tables and the analyzed plan of the SELECT.
+#[derive(Debug, Clone)]
+pub struct CompiledQuery {
+    pub spec: Arc<QuerySpec>,
+    /// Session with the query's streams, tables and views registered.
+    pub state: SessionState,
+    /// The analyzed (not yet optimized) plan of the SELECT.
+    pub plan: LogicalPlan,
+    /// Output columns.
+    pub schema: SchemaRef,
+    /// Per source index: computed columns and watermark applied to each split's rows.
+    pub source_projections: Vec<SourceProjection>,
+    /// The plan cut at its stateful operators.
+    pub pipeline: crate::streaming::StreamingPipeline,
+}
+
+impl CompiledQuery {
+    /// Compiles `spec`.
+    pub async fn compile(spec: Arc<QuerySpec>) -> Result<Self> {
+        let ctx = SessionContext::new_with_state(base_session_state());
+        let mut source_projections = Vec::with_capacity(spec.sources.len());
+        for source in &spec.sources {
+            let projection = SourceProjection::compile(&ctx.state(), source)
+                .await
+                .map_err(|e| e.context(format!("stream '{}'", source.source.name)))?;
+            let table = StreamTable {
+                name: source.source.name.clone(),
+                index: source.source.index,
+                schema: Arc::clone(&projection.schema),
+            };
+            ctx.register_table(source.source.name.as_str(), Arc::new(table))?;
+            source_projections.push(projection);
+        }
+        for table in &spec.tables {
+            ctx.register_table(table.name.as_str(), Arc::new(StaticTable { spec: table.clone() }))?;
+        }
+        for (name, sql) in &spec.views {
+            let plan = plan_sql(&ctx.state(), sql).await.map_err(|e| e.context(format!("view '{name}'")))?;
+            ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan, Some(sql.clone()))))?;
+        }
+        let state = ctx.state();
+        let plan = plan_sql(&state, &spec.select_sql).await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let pipeline = crate::streaming::build_pipeline(&plan)?;
+        Ok(Self { spec, state, plan, schema, source_projections, pipeline })
+    }
+
+    /// Source indices in the order their scans appear in the plan (Spark's source order).
+    pub fn sources_in_plan_order(&self) -> Vec<usize> {
+        scanned_sources(&self.plan)
+    }
+}
+
+/// Stream source indices scanned by `plan`, in pre-order, each once.
+pub fn scanned_sources(plan: &LogicalPlan) -> Vec<usize> {
+    let mut out = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if let Some(stream) = as_stream_table(&provider) {
+                    if !out.contains(&stream.index) {
+                        out.push(stream.index);
+                    }
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// A stream's per-row preparation on executors: evaluate computed columns, then locate the
+/// watermark column whose event-time statistics drive the watermark.
+#[derive(Debug, Clone)]
+pub struct SourceProjection {
+    /// Declared columns followed by computed columns.
+    pub schema: SchemaRef,
+    /// Expressions for the computed columns, over the declared columns.
+    computed: Vec<Arc<dyn PhysicalExpr>>,
+    /// Index of the watermark column in `schema`, if any.
+    pub watermark_column: Option<usize>,
+}
+
+impl SourceProjection {
+    async fn compile(state: &SessionState, source: &StreamSpec) -> Result<Self> {
+        let declared = Arc::clone(source.declared_schema());
+        let df_schema = DFSchema::try_from(declared.as_ref().clone())?;
+        let mut fields: Vec<arrow::datatypes::FieldRef> = declared.fields().iter().cloned().collect();
+        let mut exprs = Vec::with_capacity(source.computed.len());
+        for c in &source.computed {
+            let sql_expr = parse_expr(&c.expr)?;
+            let expr = state
+                .create_logical_expr_from_sql_expr(ExprWithAlias { expr: sql_expr, alias: None }, &df_schema)
+                .map_err(|e| SluiceError::from(e).context(format!("computed column '{}'", c.name)))?;
+            exprs.push(expr.alias(c.name.as_str()));
+        }
+        let mut computed = Vec::with_capacity(exprs.len());
+        if !exprs.is_empty() {
+            // Plan the expressions as a projection so the analyzer (type coercion, Spark's cast
+            // rules) treats them exactly as it treats the query's own expressions.
+            let scan =
+                LogicalPlanBuilder::scan("__source", provider_as_source(Arc::new(EmptyTable::new(Arc::clone(&declared)))), None)?
+                    .project(exprs)?
+                    .build()?;
+            let analyzed = state.analyzer().execute_and_check(scan, state.config_options(), |_, _| {})?;
+            let LogicalPlan::Projection(projection) = analyzed else {
+                return Err(SluiceError::internal("computed columns did not plan to a projection"));
+            };
+            for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
+                computed.push(state.create_physical_expr(expr.clone(), projection.input.schema())?);
+                fields.push(Arc::new(arrow::datatypes::Field::new(field.name(), field.data_type().clone(), true)));
+            }
+        }
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let watermark_column = match &source.watermark {
+            None => None,
+            Some(wm) => {
+                let idx = schema
+                    .index_of(&wm.column)
+                    .map_err(|_| SluiceError::user(format!("WATERMARK FOR {}: no such column", wm.column)))?;
+                if !matches!(schema.field(idx).data_type(), arrow::datatypes::DataType::Timestamp(..)) {
+                    return Err(SluiceError::user(format!(
+                        "WATERMARK FOR {}: Event time must be defined on a window or a timestamp, but {} is of type {}",
+                        wm.column,
+                        wm.column,
+                        sluice_common::types::spark_type_name(schema.field(idx).data_type())
+                    )));
+                }
+                Some(idx)
+            }
+        };
+        // Mark the watermark column as event time (Spark's `spark.watermarkDelayMs` metadata), so
+        // windows over it and operators keyed by it know what the watermark evicts.
+        let schema = match (&source.watermark, watermark_column) {
+            (Some(wm), Some(idx)) => {
+                let mut fields: Vec<arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let key = crate::streaming::WATERMARK_DELAY_KEY.to_string();
+                fields[idx] = fields[idx].clone().with_metadata([(key, wm.delay_ms.to_string())].into_iter().collect());
+                Arc::new(arrow::datatypes::Schema::new(fields))
+            }
+            _ => schema,
+        };
+        Ok(Self { schema, computed, watermark_column })
+    }
+
+    /// Adds the computed columns to a batch of declared columns.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if self.computed.is_empty() {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        for expr in &self.computed {
+            columns.push(expr.evaluate(batch)?.into_array(batch.num_rows())?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<SqlExpr> {
+    let mut parser = Parser::new(&SluiceDialect)
+        .try_with_sql(sql)
+        .map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
+    let mut expr = parser.parse_expr().map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
+    crate::literals::type_numeric_literals(&mut expr);
+    Ok(expr)
+}
+
+impl CompiledQuery {
+    /// A session for one task: its input rows and the batch timestamp (`current_timestamp()`).
+    pub fn task_state(&self, input: TaskInput, batch_timestamp_ms: i64) -> SessionState {
+        let mut state = self.state.clone();
+        state.config_mut().set_extension(Arc::new(input));
+        state.execution_props_mut().query_execution_start_time = chrono::DateTime::from_timestamp_millis(batch_timestamp_ms);
+        state
+    }
+
+    /// Runs the query's output fragment (the whole query when it is stateless) over a task's
+    /// input and returns its rows.
+    pub async fn execute_output(&self, input: TaskInput, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
+        let state = self.task_state(input, batch_timestamp_ms);
+        let physical = state.create_physical_plan(&self.pipeline.output).await?;
+        Ok(collect(physical, state.task_ctx()).await?)
+    }
+}

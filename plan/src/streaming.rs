@@ -1,0 +1,338 @@
+//! Cutting a streaming query at its stateful operators — Spark's `IncrementalExecution`.
+//!
+//! A query plan is split into a chain: the stateless part below the first stateful operator
+//! (run by map tasks over input splits), each stateful operator (run by one task per state
+//! partition, on the executor owning that partition, after a shuffle by key), the stateless
+//! parts between them, and the part above the last one (run where that operator's output is,
+//! then written to the sink). Each stateful node is replaced in the plan by a scan of its
+//! output, so every fragment is an ordinary DataFusion plan.
+//!
+//! Event time travels as Spark's field metadata `spark.watermarkDelayMs`: the stream's watermark
+//! column carries it, `window()` and `session_window()` copy it to their result, and operators
+//! look for it among their keys to know what the watermark evicts.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, LogicalPlanBuilder};
+
+use sluice_common::error::{Result, SluiceError};
+
+use super::tables::{as_stream_table, OperatorOutputTable};
+use sluice_common::OutputMode;
+
+/// Spark's metadata key marking an event-time column and its watermark delay.
+pub const WATERMARK_DELAY_KEY: &str = "spark.watermarkDelayMs";
+
+/// An event-time column of an operator: where it is and how to read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeColumn {
+    /// Index among the operator's keys (aggregation) or input columns (dedup).
+    pub index: usize,
+    /// A `struct<start, end>` window, compared on `end`.
+    pub is_window: bool,
+    pub delay_ms: i64,
+}
+
+/// What a stateful operator does.
+#[derive(Debug, Clone)]
+pub enum OperatorKind {
+    /// `GROUP BY` with aggregates (Spark's StateStoreSave). `plan` is the `Aggregate` node.
+    Aggregate { group_count: usize, event_time: Option<EventTimeColumn> },
+    /// `GROUP BY session_window(…)`: sessions merged per key. `session_index` is the session
+    /// window's position among the group keys.
+    SessionAggregate { group_count: usize, session_index: usize },
+    /// `DISTINCT` / `DISTINCT ON (…)` (Spark's dropDuplicates). `plan` is the operator's input.
+    Dedup {
+        /// Key expressions over the input.
+        on: Vec<Expr>,
+        /// Output expressions over the input (the surviving rows' projection).
+        select: Vec<Expr>,
+        /// The input's event-time column, if any: late rows are dropped by it.
+        event_time: Option<EventTimeColumn>,
+        /// Index of the key that is the event-time column: only then can state be evicted.
+        key_event_time: Option<usize>,
+        /// `dropDuplicatesWithinWatermark`: entries expire `delay` after their event time.
+        within_watermark: bool,
+    },
+}
+
+/// One stateful operator of a query.
+#[derive(Debug, Clone)]
+pub struct StatefulOperator {
+    /// Position in the chain, bottom-up; names the state directory `state/<id>/`.
+    pub id: usize,
+    pub kind: OperatorKind,
+    /// Aggregate: the `Aggregate` node. Dedup: the operator's input.
+    pub plan: LogicalPlan,
+    /// What the operator emits (the replaced node's schema).
+    pub output_schema: DFSchemaRef,
+}
+
+impl StatefulOperator {
+    /// Spark's operator name in progress reports.
+    pub fn progress_name(&self) -> &'static str {
+        match &self.kind {
+            OperatorKind::Aggregate { .. } => "stateStoreSave",
+            OperatorKind::SessionAggregate { .. } => "sessionWindowStateStoreSaveExec",
+            OperatorKind::Dedup { within_watermark: false, .. } => "dedupe",
+            OperatorKind::Dedup { within_watermark: true, .. } => "dedupeWithinWatermark",
+        }
+    }
+
+    /// Schema of the table the plan above reads this operator's output from: the output's
+    /// types with positional names (`c0`, `c1`, …).
+    pub fn output_table_schema(&self) -> arrow::datatypes::SchemaRef {
+        positional_schema(&self.output_schema)
+    }
+
+    /// A description of the operator's state for the checkpoint's shape check.
+    pub fn shape(&self) -> String {
+        let fields: Vec<String> = self
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| format!("{}:{}", f.name(), sluice_common::types::spark_type_name(f.data_type())))
+            .collect();
+        format!("{}({})", self.progress_name(), fields.join(","))
+    }
+
+    /// True when the watermark can evict (or emit) this operator's state, so a moving watermark
+    /// justifies a no-data batch.
+    pub fn evicts_by_watermark(&self, mode: OutputMode) -> bool {
+        match &self.kind {
+            OperatorKind::Aggregate { event_time, .. } => event_time.is_some() && mode != OutputMode::Complete,
+            OperatorKind::SessionAggregate { .. } => mode != OutputMode::Complete,
+            OperatorKind::Dedup { key_event_time, within_watermark, .. } => key_event_time.is_some() || *within_watermark,
+        }
+    }
+}
+
+/// A query cut at its stateful operators.
+#[derive(Debug, Clone)]
+pub struct StreamingPipeline {
+    /// Stateful operators, bottom-up.
+    pub operators: Vec<StatefulOperator>,
+    /// The plan above the last operator (or the whole plan when there is none).
+    pub output: LogicalPlan,
+    /// The output fragment sorts or limits, so it must see every partition's rows at once.
+    pub needs_gather: bool,
+}
+
+/// True when `plan` reads a stream (directly or through an operator's output).
+pub fn is_streaming(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if as_stream_table(&provider).is_some() || (provider.as_ref() as &dyn std::any::Any).is::<OperatorOutputTable>() {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// The watermark delay a field carries, if it is an event-time column.
+pub fn watermark_delay(field: &Field) -> Option<i64> {
+    field.metadata().get(WATERMARK_DELAY_KEY).and_then(|v| v.parse().ok())
+}
+
+fn event_time_of(fields: impl Iterator<Item = (usize, Field)>) -> Option<EventTimeColumn> {
+    for (i, f) in fields {
+        if let Some(delay_ms) = watermark_delay(&f) {
+            return Some(EventTimeColumn { index: i, is_window: matches!(f.data_type(), DataType::Struct(_)), delay_ms });
+        }
+    }
+    None
+}
+
+fn function_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::ScalarFunction(f) => Some(f.func.name()),
+        Expr::Alias(a) => function_name(&a.expr),
+        _ => None,
+    }
+}
+
+/// Cuts `plan` into a pipeline.
+pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
+    let mut operators: Vec<StatefulOperator> = Vec::new();
+    let output = plan
+        .clone()
+        .transform_up(|node| {
+            let replaced = match &node {
+                LogicalPlan::Aggregate(agg) if is_streaming(&agg.input) => {
+                    let id = operators.len();
+                    let group_count = agg.group_expr.len();
+                    let session = agg.group_expr.iter().position(|e| function_name(e) == Some("session_window"));
+                    let kind = match session {
+                        Some(session_index) => OperatorKind::SessionAggregate { group_count, session_index },
+                        None => OperatorKind::Aggregate {
+                            group_count,
+                            event_time: event_time_of(
+                                (0..group_count).map(|i| (i, agg.schema.field(i).as_ref().clone())),
+                            ),
+                        },
+                    };
+                    let plan = match super::sliding::expand_sliding_windows(agg)? {
+                        Some(expanded) => LogicalPlan::Aggregate(expanded),
+                        None => node.clone(),
+                    };
+                    operators.push(StatefulOperator { id, kind, plan, output_schema: Arc::clone(&agg.schema) });
+                    Some((id, Arc::clone(&agg.schema)))
+                }
+                LogicalPlan::Distinct(Distinct::All(input)) if is_streaming(input) => {
+                    let id = operators.len();
+                    let cols: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
+                    let schema = node.schema();
+                    operators.push(dedup_operator(id, input, cols.clone(), cols, false, Arc::clone(schema))?);
+                    Some((id, Arc::clone(schema)))
+                }
+                LogicalPlan::Distinct(Distinct::On(on)) if is_streaming(&on.input) => {
+                    if on.sort_expr.is_some() {
+                        return Err(SluiceError::user(
+                            "DISTINCT ON ... ORDER BY is not supported on streams: the first row of each key in arrival order is kept",
+                        )
+                        .into());
+                    }
+                    let id = operators.len();
+                    let (keys, within) = match on.on_expr.as_slice() {
+                        [e] if function_name(e) == Some("within_watermark") => match e {
+                            Expr::ScalarFunction(f) => (f.args.clone(), true),
+                            _ => (on.on_expr.clone(), false),
+                        },
+                        _ => (on.on_expr.clone(), false),
+                    };
+                    operators.push(dedup_operator(id, &on.input, keys, on.select_expr.clone(), within, Arc::clone(&on.schema))?);
+                    Some((id, Arc::clone(&on.schema)))
+                }
+                _ => None,
+            };
+            match replaced {
+                Some((id, schema)) => Ok(Transformed::yes(operator_output_scan(id, &schema)?)),
+                None => Ok(Transformed::no(node)),
+            }
+        })?
+        .data;
+    let needs_gather = !operators.is_empty() && {
+        let mut found = false;
+        let _ = output.apply(|n| {
+            if matches!(n, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    };
+    Ok(StreamingPipeline { operators, output, needs_gather })
+}
+
+fn dedup_operator(
+    id: usize,
+    input: &Arc<LogicalPlan>,
+    on: Vec<Expr>,
+    select: Vec<Expr>,
+    within_watermark: bool,
+    output_schema: DFSchemaRef,
+) -> Result<StatefulOperator> {
+    let input_schema = input.schema();
+    let event_time = event_time_of(input_schema.fields().iter().enumerate().map(|(i, f)| (i, f.as_ref().clone())));
+    if within_watermark && event_time.is_none() {
+        return Err(SluiceError::user(
+            "dropDuplicatesWithinWatermark is not supported on streaming DataFrames/DataSets without watermark",
+        ));
+    }
+    // Evictable only when the event-time column itself is one of the keys.
+    let key_event_time = event_time.and_then(|et| {
+        let (q, f) = input_schema.qualified_field(et.index);
+        let et_col = Column::new(q.cloned(), f.name());
+        on.iter().position(|k| matches!(k, Expr::Column(c) if c == &et_col || (c.relation.is_none() && c.name == et_col.name)))
+    });
+    Ok(StatefulOperator {
+        id,
+        kind: OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark },
+        plan: input.as_ref().clone(),
+        output_schema,
+    })
+}
+
+/// A scan of operator `id`'s output that yields exactly `schema` (qualifiers included), so the
+/// plan above the operator resolves unchanged.
+fn positional_schema(schema: &DFSchemaRef) -> arrow::datatypes::SchemaRef {
+    let fields: Vec<Field> =
+        schema.fields().iter().enumerate().map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}"))).collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn operator_output_scan(id: usize, schema: &DFSchemaRef) -> Result<LogicalPlan> {
+    let table = format!("__op{id}");
+    let provider = Arc::new(OperatorOutputTable { op: id, schema: positional_schema(schema) });
+    let scan = LogicalPlanBuilder::scan(table.as_str(), provider_as_source(provider), None)?.build()?;
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            Expr::Column(Column::new(Some(table.clone()), format!("c{i}"))).alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Ok(LogicalPlanBuilder::from(scan).project(exprs)?.build()?)
+}
+
+/// Operator ids whose outputs feed `plan` (the scans [`build_pipeline`] inserted).
+pub fn operator_inputs(plan: &LogicalPlan) -> Vec<usize> {
+    let mut out = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if let Some(t) = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<OperatorOutputTable>() {
+                    out.push(t.op);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// Checks Spark's rules that depend on the stateful operators (docs/semantics.md §5).
+pub fn check_pipeline(pipeline: &StreamingPipeline, mode: OutputMode) -> Result<()> {
+    let ops = &pipeline.operators;
+    for (i, op) in ops.iter().enumerate() {
+        let below_another = i + 1 < ops.len();
+        match &op.kind {
+            OperatorKind::Aggregate { event_time, .. } => {
+                if mode == OutputMode::Append && event_time.is_none() {
+                    return Err(SluiceError::user(
+                        "Append output mode not supported when there are streaming aggregations on streaming DataFrames/DataSets without watermark",
+                    ));
+                }
+                if below_another && mode != OutputMode::Append {
+                    return Err(SluiceError::user(format!(
+                        "Detected pattern of possible 'correctness' issue due to global watermark. The query contains stateful operation which can emit rows older than the current watermark plus allowed late record delay, which are \"late rows\" in downstream stateful operations and these rows can be discarded. Please refer the programming guide doc for more details. If you understand the possible risk of correctness issue and still need to run the query, you can disable this check by setting the config `spark.sql.streaming.statefulOperator.checkCorrectness.enabled` to false. (aggregation in {} output mode below another stateful operator)",
+                        mode.spark_name()
+                    )));
+                }
+            }
+            OperatorKind::SessionAggregate { group_count, .. } => {
+                if mode == OutputMode::Update {
+                    return Err(SluiceError::user(
+                        "Update output mode not supported for session window on streaming DataFrames/DataSets",
+                    ));
+                }
+                if *group_count < 2 {
+                    return Err(SluiceError::user("Global aggregation with session window in streaming query is not supported."));
+                }
+            }
+            OperatorKind::Dedup { .. } => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! State files of one partition: `state/<op>/<partition>/<version>.delta|.snapshot`.
+//!
+//! Spark's versioning (docs/semantics.md §1): batch N reads version N and writes version N+1, so batch 0
+//! writes `1.delta`. Each file is an Arrow IPC stream (key columns, value columns,
+//! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation — readable
+//! by any Arrow tool. Loading version v takes the newest snapshot at or below v and replays the
+//! deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
+//! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use sluice_common::error::{Result, ResultExt, SluiceError};
+use sluice_common::storage::Location;
+
+/// What kind of state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileKind {
+    Delta,
+    Snapshot,
+}
+
+impl FileKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            FileKind::Delta => "delta",
+            FileKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// The files of one (operator, partition).
+#[derive(Debug, Clone)]
+pub struct StateFiles {
+    store: Arc<dyn ObjectStore>,
+    dir: Path,
+    display: String,
+}
+
+impl StateFiles {
+    /// Files of `operator`/`partition` under the checkpoint's `state/` directory.
+    pub fn new(checkpoint: &Location, operator: usize, partition: u32) -> Self {
+        let rel = format!("state/{operator}/{partition}");
+        Self { store: Arc::clone(&checkpoint.store), dir: checkpoint.child(&rel), display: format!("{}/{rel}", checkpoint.url) }
+    }
+
+    fn path(&self, version: u64, kind: FileKind) -> Path {
+        self.dir.clone().join(format!("{version}.{}", kind.suffix()))
+    }
+
+    /// Writes (or, for a re-run batch, overwrites) a state file.
+    pub async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        let bytes = sluice_common::ipc::encode(schema, std::slice::from_ref(batch))?;
+        let path = self.path(version, kind);
+        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| {
+            SluiceError::from(e).context(format!("writing state file {}/{version}.{}", self.display, kind.suffix()))
+        })?;
+        Ok(())
+    }
+
+    /// Every (version, kind) present.
+    pub async fn list(&self) -> Result<BTreeSet<(u64, FileKind)>> {
+        let prefix = self.dir.clone();
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await.context_with(|| format!("listing {}", self.display))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.filename()?.to_string();
+                let (v, ext) = name.split_once('.')?;
+                let kind = match ext {
+                    "delta" => FileKind::Delta,
+                    "snapshot" => FileKind::Snapshot,
+                    _ => return None,
+                };
+                Some((v.parse().ok()?, kind))
+            })
+            .collect())
+    }
+
+    /// Reads one file.
+    pub async fn read(&self, version: u64, kind: FileKind) -> Result<Vec<RecordBatch>> {
+        let path = self.path(version, kind);
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| {
+                SluiceError::from(e).context(format!("reading state file {}/{version}.{}", self.display, kind.suffix()))
+            })?
+            .bytes()
+            .await?;
+        Ok(sluice_common::ipc::decode(&bytes)
+            .map_err(|e| e.context(format!("state file {}/{version}.{} is corrupt", self.display, kind.suffix())))?
+            .1)
+    }
+
+    /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,
+    /// then every later delta up to it. Fails naming the first missing delta.
+    pub async fn plan_load(&self, version: u64) -> Result<Vec<(u64, FileKind)>> {
+        if version == 0 {
+            return Ok(Vec::new());
+        }
+        let files = self.list().await?;
+        let base = files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| *v).max();
+        let mut plan = Vec::new();
+        let first_delta = match base {
+            Some(s) => {
+                plan.push((s, FileKind::Snapshot));
+                s + 1
+            }
+            None => 1,
+        };
+        for v in first_delta..=version {
+            if !files.contains(&(v, FileKind::Delta)) {
+                return Err(SluiceError::user(format!(
+                    "cannot load state version {version} of {}: {v}.delta is missing (the checkpoint is incomplete or was purged)",
+                    self.display
+                )));
+            }
+            plan.push((v, FileKind::Delta));
+        }
+        Ok(plan)
+    }
+
+    /// Deletes files not needed to rebuild `earliest` or anything newer (Spark's cleanup).
+    pub async fn cleanup(&self, earliest: u64) -> Result<()> {
+        let files = self.list().await?;
+        let Some(keep_from) = files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= earliest).map(|(v, _)| *v).max()
+        else {
+            return Ok(());
+        };
+        for (v, kind) in files.into_iter().filter(|(v, _)| *v < keep_from) {
+            match self.store.delete(&self.path(v, kind)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(SluiceError::from(e).context(format!("deleting old state file in {}", self.display))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Newest snapshot version at or below `version`.
+    pub async fn latest_snapshot_at_or_below(&self, version: u64) -> Result<Option<u64>> {
+        Ok(self.list().await?.into_iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| v).max())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(v: i64) -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+        let b = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![v]))]).unwrap();
+        (schema, b)
+    }
+
+    #[tokio::test]
+    async fn load_plan_uses_newest_snapshot_and_later_deltas() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let f = StateFiles::new(&loc, 0, 3);
+        for v in 1..=6 {
+            let (s, b) = batch(v as i64);
+            f.write(v, FileKind::Delta, &s, &b).await.unwrap();
+        }
+        let (s, b) = batch(0);
+        f.write(4, FileKind::Snapshot, &s, &b).await.unwrap();
+        assert_eq!(f.plan_load(6).await.unwrap(), vec![(4, FileKind::Snapshot), (5, FileKind::Delta), (6, FileKind::Delta)]);
+        assert_eq!(f.plan_load(3).await.unwrap().len(), 3);
+        assert!(f.plan_load(7).await.unwrap_err().message.contains("7.delta is missing"));
+        f.cleanup(5).await.unwrap();
+        let left: Vec<u64> = f.list().await.unwrap().into_iter().map(|(v, _)| v).collect();
+        assert_eq!(left, vec![4, 4, 5, 6]);
+        assert!(dir.path().join("state/0/3/4.snapshot").exists());
+    }
+}

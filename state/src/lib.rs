@@ -1,0 +1,13 @@
+//! # sluice-state
+//!
+//! Executor-held state: keyed state partitions, their checkpoint files, and the stable hash
+//! that decides which partition owns a key.
+
+pub mod files;
+pub mod hash;
+pub mod keyed;
+pub mod partition;
+
+pub use files::StateFiles;
+pub use keyed::{Entry, KeyedState, StateRow};
+pub use partition::{StatePartition, StatePolicy};
