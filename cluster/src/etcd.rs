@@ -20,6 +20,7 @@ use sluice_common::error::{Result, SluiceError};
 /// How to reach etcd and which cluster to join.
 #[derive(Debug, Clone)]
 pub struct EtcdConfig {
+    /// etcd client URLs (e.g. `http://etcd-0:2379`), any of which may serve requests.
     pub endpoints: Vec<String>,
     /// Namespace of this cluster's keys.
     pub cluster: String,
@@ -70,7 +71,9 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client> {
 /// A lease kept alive in the background; `lost` turns true when it can no longer be renewed
 /// (etcd unreachable for longer than the TTL, or the lease expired).
 pub struct LeaseSession {
+    /// The connection the lease was granted on; use it for puts and campaigns tied to the lease.
     pub client: Client,
+    /// etcd's id of the lease: keys put with it (registrations, the leader key) vanish when it lapses.
     pub lease_id: i64,
     lost: watch::Receiver<bool>,
     keeper: tokio::task::JoinHandle<()>,
@@ -130,8 +133,11 @@ impl LeaseSession {
 /// What an executor publishes about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecutorRecord {
+    /// The executor's stable id; also the last segment of its `executors/<id>` key.
     pub id: String,
+    /// Its advertised gRPC URL (e.g. `http://10.0.0.5:7078`): task RPCs and Arrow Flight shuffle fetches.
     pub endpoint: String,
+    /// How many tasks it runs at once; the driver schedules at most this many on it.
     pub task_slots: usize,
 }
 
@@ -151,7 +157,9 @@ pub async fn register_executor(session: &mut LeaseSession, config: &EtcdConfig, 
 pub enum MembershipEvent {
     /// Everything registered right now (after connecting, and after every reconnect).
     Snapshot(Vec<ExecutorRecord>),
+    /// An executor registered, or re-registered (its record was put again).
     Joined(ExecutorRecord),
+    /// The executor with this id is gone: its key was deleted or its lease lapsed.
     Left(String),
 }
 

@@ -52,7 +52,9 @@ impl OutputMode {
 /// Spark's `multipleWatermarkPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WatermarkPolicy {
+    /// `min` (Spark's default): the global watermark follows the slowest node, so a lagging stream's rows aren't dropped as late.
     Min,
+    /// `max`: the global watermark follows the fastest node; results come sooner, but a lagging stream's rows may count as late.
     Max,
 }
 
@@ -65,6 +67,7 @@ pub struct QueryConf {
     pub min_batches_to_retain: u64,
     /// Run no-data batches when the watermark would evict (`noDataMicroBatches.enabled`).
     pub no_data_micro_batches: bool,
+    /// How the watermarks of several `withWatermark` nodes combine (`spark.sql.streaming.multipleWatermarkPolicy`).
     pub watermark_policy: WatermarkPolicy,
     /// `spark.sql.files.maxPartitionBytes`.
     pub max_partition_bytes: u64,
@@ -111,9 +114,11 @@ impl QueryConf {
             c.watermark_policy = match p.trim().to_ascii_lowercase().as_str() {
                 "min" => WatermarkPolicy::Min,
                 "max" => WatermarkPolicy::Max,
-                other => return Err(SluiceError::user(format!(
+                other => {
+                    return Err(SluiceError::user(format!(
                     "Invalid value '{other}' for spark.sql.streaming.multipleWatermarkPolicy: valid values are 'min' and 'max'"
-                ))),
+                )))
+                }
             };
         }
         if let Some(v) = settings.get("spark.sql.files.maxPartitionBytes") {

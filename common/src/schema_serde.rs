@@ -25,10 +25,12 @@ fn decode(text: &str) -> Result<SchemaRef, String> {
 pub mod schema_ref {
     use super::*;
 
+    /// Writes the schema as a base64 Arrow IPC schema message string.
     pub fn serialize<S: Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&encode(schema).map_err(serde::ser::Error::custom)?)
     }
 
+    /// Reads a schema written by [`serialize`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SchemaRef, D::Error> {
         decode(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
@@ -38,11 +40,13 @@ pub mod schema_ref {
 pub mod data_type {
     use super::*;
 
+    /// Writes the type as a one-field (`t`, nullable) schema, base64 Arrow IPC encoded.
     pub fn serialize<S: Serializer>(dt: &DataType, s: S) -> Result<S::Ok, S::Error> {
         let schema = Arc::new(Schema::new(vec![Field::new("t", dt.clone(), true)]));
         s.serialize_str(&encode(&schema).map_err(serde::ser::Error::custom)?)
     }
 
+    /// Reads a type written by [`serialize`]: the data type of the schema's only field.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataType, D::Error> {
         let schema = decode(&String::deserialize(d)?).map_err(serde::de::Error::custom)?;
         schema.fields().first().map(|f| f.data_type().clone()).ok_or_else(|| serde::de::Error::custom("empty type schema"))

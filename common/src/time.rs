@@ -18,8 +18,11 @@ pub struct Interval {
     pub micros: i64,
 }
 
+/// Microseconds in a millisecond: the step between event time (µs) and watermarks (ms).
 pub const MICROS_PER_MILLI: i64 = 1_000;
+/// Microseconds in a second.
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
+/// Microseconds in a 24-hour day (Spark's `MICROS_PER_DAY`), used for the days of fixed-length intervals.
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 

@@ -79,8 +79,11 @@ const DEFAULT_EVENTS_PER_TRIGGER: u64 = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NexmarkTable {
+    /// `eventType=person`: new users, 1 event in 50.
     Person,
+    /// `eventType=auction`: new auctions, 3 events in 50.
     Auction,
+    /// `eventType=bid`: bids on open auctions, 46 events in 50.
     Bid,
 }
 
@@ -173,11 +176,13 @@ impl NexmarkTable {
 /// Options of the `nexmark` connector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NexmarkOptions {
+    /// `eventType` (required): which event type the stream reads.
     pub table: NexmarkTable,
     /// Total events (all types) the stream produces; unbounded when unset.
     pub max_events: Option<u64>,
     /// Events (all types) per micro-batch.
     pub max_events_per_trigger: u64,
+    /// `numPartitions`: tasks per batch; the cluster's default parallelism when unset.
     pub num_partitions: Option<u32>,
     /// Event time of event 0 in epoch milliseconds; the query's first start when unset.
     pub base_time_ms: Option<u64>,
@@ -212,8 +217,10 @@ impl NexmarkOptions {
 /// event 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NexmarkOffset {
+    /// Events (all types) generated so far: the exclusive end of the batch's global event numbers.
     pub events: u64,
     #[serde(rename = "baseTime")]
+    /// Event time of event 0 in epoch ms, fixed by the first offset so replays regenerate the same events.
     pub base_time_ms: u64,
 }
 
@@ -228,12 +235,19 @@ impl NexmarkOffset {
 /// global events `[start_event, end_event)`, starting at the `partition`-th.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NexmarkSplit {
+    /// The event type to generate.
     pub table: NexmarkTable,
+    /// Event time of event 0 in epoch ms, from the batch's end offset.
     pub base_time_ms: u64,
+    /// Events per second of event time (`eventRate`).
     pub event_rate: u64,
+    /// First global event number of the batch (inclusive, counting all types).
     pub start_event: u64,
+    /// Global event number the batch ends before (exclusive).
     pub end_event: u64,
+    /// This task's index in `0..num_partitions`.
     pub partition: u32,
+    /// Number of tasks the batch's events are dealt across.
     pub num_partitions: u32,
 }
 

@@ -57,8 +57,11 @@ impl SplitReader for RateReader {
 /// Options of the `rate` connector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateOptions {
+    /// `rowsPerSecond` (default 1): rows per second once the ramp-up is over.
     pub rows_per_second: i64,
+    /// `rampUpTime` in seconds (default 0): how long the speed takes to grow linearly to `rowsPerSecond`.
     pub ramp_up_seconds: i64,
+    /// `numPartitions`: tasks per batch; the cluster's default parallelism when unset.
     pub num_partitions: Option<u32>,
 }
 
@@ -136,11 +139,17 @@ pub fn value_at_second(seconds: i64, rows_per_second: i64, ramp_up_seconds: i64)
 /// One partition's share of a rate batch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateSplit {
+    /// This task's index; it generates `range_start + partition`, then every `num_partitions`-th value.
     pub partition: u32,
+    /// Number of tasks the batch's values are dealt across.
     pub num_partitions: u32,
+    /// First value of the batch (inclusive): `valueAtSecond` of the start offset.
     pub range_start: i64,
+    /// End value of the batch (exclusive): `valueAtSecond` of the end offset.
     pub range_end: i64,
+    /// Timestamp of `range_start` in epoch ms: the source's creation time plus the start offset's seconds.
     pub local_start_time_ms: i64,
+    /// Milliseconds between consecutive values, spreading the batch's rows evenly over its seconds.
     pub relative_ms_per_value: f64,
 }
 

@@ -52,9 +52,13 @@ impl SplitReader for RateMicroBatchReader {
 /// Options of `rate-micro-batch`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateMicroBatchOptions {
+    /// `rowsPerBatch` (required): rows in every batch, independent of wall-clock time.
     pub rows_per_batch: i64,
+    /// `numPartitions`: tasks per batch; the cluster's default parallelism when unset.
     pub num_partitions: Option<u32>,
+    /// `startTimestamp` in epoch ms (default 0): the timestamp of the first batch's rows.
     pub start_timestamp_ms: i64,
+    /// `advanceMillisPerBatch` in ms (default 1000): how far the timestamp moves from one batch to the next.
     pub advance_millis_per_batch: i64,
 }
 
@@ -95,7 +99,9 @@ impl RateMicroBatchOptions {
 /// `{"offset":n,"timestamp":t}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateMicroBatchOffset {
+    /// Values generated so far: the exclusive end of the value range.
     pub offset: i64,
+    /// Timestamp in epoch ms of the rows of the batch that starts at this offset.
     pub timestamp: i64,
 }
 
@@ -112,10 +118,15 @@ impl RateMicroBatchOffset {
 /// One partition of a batch.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateMicroBatchSplit {
+    /// This task's index; it generates `start_offset + partition`, then every `num_partitions`-th value.
     pub partition: u32,
+    /// Number of tasks the batch's values are dealt across.
     pub num_partitions: u32,
+    /// First value of the batch (inclusive).
     pub start_offset: i64,
+    /// End value of the batch (exclusive).
     pub end_offset: i64,
+    /// Timestamp of every row of the batch, in epoch ms.
     pub timestamp_ms: i64,
 }
 

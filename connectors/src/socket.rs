@@ -48,8 +48,11 @@ impl SourceConnector for SocketConnector {
 /// Options of the socket connector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketOptions {
+    /// `host` (required): the TCP server to connect to.
     pub host: String,
+    /// `port` (required): the server's TCP port.
     pub port: u16,
+    /// `includeTimestamp`: add a `timestamp` column holding when the driver received each line.
     pub include_timestamp: bool,
 }
 

@@ -13,17 +13,29 @@ use serde::{Serialize, Serializer};
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateOperatorProgress {
+    /// Spark's operator name: `stateStoreSave`, `sessionWindowStateStoreSaveExec`, `dedupe` or `dedupeWithinWatermark`.
     pub operator_name: String,
+    /// `numRowsTotal`: rows held in state after the batch, summed over the state partitions.
     pub num_rows_total: u64,
+    /// `numRowsUpdated`: state rows this batch inserted or changed.
     pub num_rows_updated: u64,
+    /// `allUpdatesTimeMs`: ms spent updating state, summed over partition tasks (so it can exceed wall time).
     pub all_updates_time_ms: u64,
+    /// `numRowsRemoved`: state rows evicted this batch because the eviction watermark passed them.
     pub num_rows_removed: u64,
+    /// `allRemovalsTimeMs`: ms spent evicting state, summed over partition tasks.
     pub all_removals_time_ms: u64,
+    /// `commitTimeMs`: ms spent committing the new state version, summed over partition tasks.
     pub commit_time_ms: u64,
+    /// `memoryUsedBytes`: approximate bytes of state keys and values in memory, summed over partitions.
     pub memory_used_bytes: u64,
+    /// `numRowsDroppedByWatermark`: late input (`eventTime <= lateWm`) dropped; aggregation counts late groups per partition.
     pub num_rows_dropped_by_watermark: u64,
+    /// `numShufflePartitions`: state partitions the operator runs on (`spark.sql.shuffle.partitions`).
     pub num_shuffle_partitions: u64,
+    /// `numStateStoreInstances`: state stores behind the operator, one per state partition.
     pub num_state_store_instances: u64,
+    /// `customMetrics`: operator-specific counters (e.g. dedup's `numDroppedDuplicateRows`); omitted when empty.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub custom_metrics: BTreeMap<String, i64>,
 }
@@ -31,44 +43,65 @@ pub struct StateOperatorProgress {
 /// One source's part of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceProgress {
+    /// Spark's source `description`, e.g. `FileStreamSource[s3://bucket/in]` or `KafkaV2[Subscribe[t]]`.
     pub description: String,
     /// Offsets as JSON values (`null` when absent).
     pub start_offset: serde_json::Value,
+    /// `endOffset`: where this batch's read stopped, i.e. the offset recorded for this source in `offsets/N`.
     pub end_offset: serde_json::Value,
+    /// `latestOffset`: the newest offset the source reported when the batch was planned; ahead of `endOffset` under read limits.
     pub latest_offset: serde_json::Value,
+    /// `numInputRows`: rows this source contributed to the batch.
     pub num_input_rows: u64,
+    /// `inputRowsPerSecond`: rows over the time since the previous trigger started; infinite, hence omitted, on the first.
     pub input_rows_per_second: f64,
+    /// `processedRowsPerSecond`: rows over this trigger's duration (at least 1 ms); omitted when not finite.
     pub processed_rows_per_second: f64,
+    /// Source-specific `metrics` as strings (Kafka `*OffsetsBehindLatest`, `numMalformedRecords`, …); omitted when empty.
     pub metrics: BTreeMap<String, String>,
 }
 
 /// The sink's part of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkProgress {
+    /// Spark's sink `description`, e.g. `FileSink[s3://bucket/out]` or `ConsoleSink[numRows=20, truncate=true]`.
     pub description: String,
+    /// `numOutputRows`: rows the sink committed for this batch; signed because Spark reports -1 for V1 sinks.
     pub num_output_rows: i64,
+    /// Sink-specific `metrics`; omitted when empty (no sluice sink fills it yet).
     pub metrics: BTreeMap<String, String>,
 }
 
 /// Progress of one executed micro-batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamingQueryProgress {
+    /// Persistent query id from the checkpoint's `metadata` file; the same across restarts.
     pub id: uuid::Uuid,
+    /// `runId`: id of this run; every start, including a restart on the same checkpoint, gets a new one.
     pub run_id: uuid::Uuid,
+    /// The `queryName` setting; serialized as `null` when unset.
     pub name: Option<String>,
     /// Trigger start, ISO-8601 UTC with milliseconds.
     pub timestamp: String,
+    /// `batchId`: the `N` of this batch's `offsets/N` and `commits/N`.
     pub batch_id: u64,
+    /// `batchDuration`: wall-clock ms of the whole trigger (equals `durationMs.triggerExecution`).
     pub batch_duration: u64,
+    /// `numInputRows`: rows read this batch, summed over all sources.
     pub num_input_rows: u64,
+    /// `inputRowsPerSecond`: rows over the time since the previous trigger started; infinite, hence omitted, on the first.
     pub input_rows_per_second: f64,
+    /// `processedRowsPerSecond`: rows over `batchDuration` (at least 1 ms); omitted when not finite.
     pub processed_rows_per_second: f64,
     /// Phase durations (`addBatch`, `walCommit`, …); keys sorted.
     pub duration_ms: BTreeMap<String, u64>,
     /// `avg`, `max`, `min`, `watermark` as ISO timestamps; keys sorted.
     pub event_time: BTreeMap<String, String>,
+    /// `stateOperators`, topmost operator first; `[]` for a stateless query.
     pub state_operators: Vec<StateOperatorProgress>,
+    /// `sources`, in source-index order (the order of the offset lines in `offsets/N`).
     pub sources: Vec<SourceProgress>,
+    /// `sink`: what the query's one sink committed this batch.
     pub sink: SinkProgress,
 }
 

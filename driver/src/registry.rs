@@ -16,9 +16,13 @@ use tonic::transport::Channel;
 /// A registered executor.
 #[derive(Debug, Clone)]
 pub struct ExecutorInfo {
+    /// The id the executor registered with; tasks and state partitions are placed by it.
     pub id: String,
+    /// URL of the executor's gRPC service (`http://host:port`) that `client` dials.
     pub endpoint: String,
+    /// Tasks the executor runs at once (at least 1); caps the scheduler's in-flight tasks on it.
     pub task_slots: usize,
+    /// Lazily connected client, with HTTP/2 keep-alives so a dead peer is noticed within seconds.
     pub client: ExecutorServiceClient<Channel>,
     last_seen: Instant,
     /// Not scheduled until then: a task RPC to it failed.

@@ -16,7 +16,9 @@ use crate::registry::ExecutorRegistry;
 
 /// gRPC front of the [`ExecutorRegistry`] and of the driver's queries.
 pub struct DriverRpc {
+    /// Membership that `RegisterExecutor` and `Heartbeat` update.
     pub registry: ExecutorRegistry,
+    /// Serves `SubmitJob`, `ListQueries` and `StopQuery`; on a standby it answers with the leader's address.
     pub admin: Arc<Admin>,
 }
 

@@ -86,6 +86,7 @@ impl BlockStore {
 
 /// The Flight side of the block store.
 pub struct ShuffleService {
+    /// The executor's block store, shared with its task runner, which fills it.
     pub blocks: Arc<BlockStore>,
 }
 

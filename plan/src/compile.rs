@@ -86,6 +86,7 @@ pub async fn plan_sql(state: &SessionState, sql: &str) -> Result<LogicalPlan> {
 /// A compiled query: the session with its tables and the analyzed plan of the SELECT.
 #[derive(Debug, Clone)]
 pub struct CompiledQuery {
+    /// The spec it was compiled from (sources, sink, output mode, conf): what tasks consult at run time.
     pub spec: Arc<QuerySpec>,
     /// Session with the query's streams, tables and views registered.
     pub state: SessionState,

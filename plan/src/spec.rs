@@ -63,8 +63,11 @@ pub struct QuerySpec {
     pub tables: Vec<TableSpec>,
     /// Views, in declaration order: (name, SELECT).
     pub views: Vec<(String, String)>,
+    /// Where results go: the `CREATE SINK`'s connector and its validated options.
     pub sink: SinkSpec,
+    /// What each batch emits to the sink (append, update or complete).
     pub output_mode: OutputMode,
+    /// Execution settings, with the confs recorded in the checkpoint's `offsets/N` already applied over the job file's.
     pub conf: QueryConf,
     /// Absolute URL of the checkpoint (state files live under `state/`).
     pub checkpoint_url: String,

@@ -34,6 +34,8 @@ pub struct EventTimeColumn {
     pub index: usize,
     /// A `struct<start, end>` window, compared on `end`.
     pub is_window: bool,
+    /// The watermark delay in ms (the column's `spark.watermarkDelayMs`); dedup within watermark keeps a key this long
+    /// past its event time.
     pub delay_ms: i64,
 }
 
@@ -41,10 +43,21 @@ pub struct EventTimeColumn {
 #[derive(Debug, Clone)]
 pub enum OperatorKind {
     /// `GROUP BY` with aggregates (Spark's StateStoreSave). `plan` is the `Aggregate` node.
-    Aggregate { group_count: usize, event_time: Option<EventTimeColumn> },
+    Aggregate {
+        /// Number of `GROUP BY` keys: the first columns of the `Aggregate`'s output.
+        group_count: usize,
+        /// The first group key carrying `spark.watermarkDelayMs` (the event-time column or a window over it), if any:
+        /// late rows are dropped and groups evicted by it.
+        event_time: Option<EventTimeColumn>,
+    },
     /// `GROUP BY session_window(…)`: sessions merged per key. `session_index` is the session
     /// window's position among the group keys.
-    SessionAggregate { group_count: usize, session_index: usize },
+    SessionAggregate {
+        /// Number of `GROUP BY` keys, the session window included.
+        group_count: usize,
+        /// Position of the `session_window(…)` key among the group keys.
+        session_index: usize,
+    },
     /// `DISTINCT` / `DISTINCT ON (…)` (Spark's dropDuplicates). `plan` is the operator's input.
     Dedup {
         /// Key expressions over the input.
@@ -65,6 +78,7 @@ pub enum OperatorKind {
 pub struct StatefulOperator {
     /// Position in the chain, bottom-up; names the state directory `state/<id>/`.
     pub id: usize,
+    /// Which operator it is, with the keys and event-time column its run-time form needs.
     pub kind: OperatorKind,
     /// Aggregate: the `Aggregate` node. Dedup: the operator's input.
     pub plan: LogicalPlan,

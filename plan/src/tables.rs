@@ -95,8 +95,11 @@ fn scan_task_rows(
 
 /// A stream name in a query: source `index`, rows from the task's [`TaskInput`].
 pub struct StreamTable {
+    /// The stream's name as the SQL refers to it (its `CREATE STREAM` name).
     pub name: String,
+    /// Source index: position in `QuerySpec::sources` and key of its rows in `TaskInput::sources`.
     pub index: usize,
+    /// Declared columns then computed columns, as the `SourceProjection` outputs them (watermark metadata included).
     pub schema: SchemaRef,
 }
 
@@ -129,6 +132,7 @@ impl TableProvider for StreamTable {
 
 /// A `CREATE TABLE` in a query.
 pub struct StaticTable {
+    /// The `CREATE TABLE`'s connector, options and schema; rows come through the task's `StaticTableCache`.
     pub spec: TableSpec,
 }
 
@@ -172,7 +176,9 @@ impl TableProvider for StaticTable {
 /// equal names under different qualifiers; a projection above the scan restores the original
 /// qualified names (see `plan::streaming`).
 pub struct OperatorOutputTable {
+    /// Id of the stateful operator (`StatefulOperator::id`); its rows are `TaskInput::operator_outputs[op]`.
     pub op: usize,
+    /// The operator's output types under positional names (`c0`, `c1`, …).
     pub schema: SchemaRef,
 }
 

@@ -11,15 +11,35 @@ use sluice_connectors::SplitDescriptor;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskKind {
     /// A stateless query: read one split, run the whole query over it, write to the sink.
-    Stateless { source_index: usize, split: SplitDescriptor },
+    Stateless {
+        /// Which stream to read: index into `QuerySpec::sources`.
+        source_index: usize,
+        /// The connector's description of the slice to read (e.g. a file byte range, a Kafka offset range).
+        split: SplitDescriptor,
+    },
     /// First stage of a stateful query: read one split, run the first operator's map side,
     /// keep one shuffle block per state partition.
-    Map { source_index: usize, split: SplitDescriptor },
+    Map {
+        /// Which stream to read: index into `QuerySpec::sources`.
+        source_index: usize,
+        /// The connector's description of the slice to read (e.g. a file byte range, a Kafka offset range).
+        split: SplitDescriptor,
+    },
     /// Operator `op` for state `partition`: merge the shuffled input with the partition's state,
     /// then feed the next operator's map side, or the query's output (sink or gather block).
-    Reduce { op: usize, partition: u32, inputs: Vec<BlockSource> },
+    Reduce {
+        /// Id of the stateful operator to run (`StatefulOperator::id`); also the shuffle stage it reads.
+        op: usize,
+        /// The state partition, `0..spark.sql.shuffle.partitions`; the driver keeps it on its executor while that one lives.
+        partition: u32,
+        /// Every task of the previous stage; from each, this task fetches its `partition`'s block.
+        inputs: Vec<BlockSource>,
+    },
     /// The output fragment over every partition's rows at once (e.g. complete mode ORDER BY).
-    Gather { inputs: Vec<BlockSource> },
+    Gather {
+        /// Every task of the last reduce stage, each of which left one block for the gather task.
+        inputs: Vec<BlockSource>,
+    },
 }
 
 /// Where a consumer task finds one producer's block.
@@ -34,9 +54,13 @@ pub struct BlockSource {
 /// Event-time statistics of one watermark node in one task (Spark's `EventTimeStats`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventTimeStats {
+    /// Latest event time seen, in ms since the epoch: what the watermark advances from (`max − delay`).
     pub max_ms: i64,
+    /// Earliest event time seen, in ms since the epoch.
     pub min_ms: i64,
+    /// Mean event time in ms since the epoch, a double as in Spark, kept as a running weighted mean by `merge`.
     pub avg_ms: f64,
+    /// Rows with a non-null event time; 0 means the stats carry no information.
     pub count: u64,
 }
 
@@ -91,15 +115,25 @@ pub struct TaskMetrics {
 /// `stateOperators` progress entries).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateOperatorMetrics {
+    /// Id of the stateful operator (`StatefulOperator::id`) these metrics belong to.
     pub operator: usize,
+    /// `numRowsTotal`: rows (keys) in this partition's state after the batch.
     pub num_rows_total: u64,
+    /// `numRowsUpdated`: state rows this task inserted or replaced.
     pub num_rows_updated: u64,
+    /// `numRowsRemoved`: state rows evicted because the eviction watermark passed them.
     pub num_rows_removed: u64,
+    /// `numRowsDroppedByWatermark`: input rows (aggregation: partial groups) at or below the late watermark, dropped.
     pub num_rows_dropped_by_watermark: u64,
+    /// `memoryUsedBytes`: approximate bytes of this partition's state keys and values in memory.
     pub memory_used_bytes: u64,
+    /// `allUpdatesTimeMs`: ms spent merging input into state (late-row filtering included).
     pub all_updates_time_ms: u64,
+    /// `allRemovalsTimeMs`: ms spent evicting what the watermark closed (aggregations: and emitting the batch's rows).
     pub all_removals_time_ms: u64,
+    /// `commitTimeMs`: ms spent committing the partition's next state version (delta, snapshot when due, cleanup).
     pub commit_time_ms: u64,
+    /// `customMetrics`: operator-specific counters, e.g. dedup's `numDroppedDuplicateRows`.
     #[serde(default)]
     pub custom: BTreeMap<String, i64>,
 }

@@ -22,7 +22,9 @@ use sluice_common::storage::Location;
 /// What kind of state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
+    /// `<version>.delta`: the upserts and removals (`__deleted`) of the batch that produced this version.
     Delta,
+    /// `<version>.snapshot`: every entry at this version; a load starts from the newest one at or below its version.
     Snapshot,
 }
 

@@ -51,6 +51,7 @@ pub const DELETED_COLUMN: &str = "__deleted";
 /// A stored value and when the watermark evicts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The value columns in row format (empty for dedup state, which stores keys only).
     pub value: StateRow,
     /// Event time (µs) at or below which the watermark removes this entry.
     pub evict_at: Option<i64>,

@@ -28,6 +28,7 @@ pub struct StatePolicy {
 /// One operator's state for one partition.
 #[derive(Debug)]
 pub struct StatePartition {
+    /// The entries at `version`, plus the changes the current task made that `commit` will persist.
     pub state: KeyedState,
     version: StateVersion,
     files: StateFiles,
@@ -37,6 +38,7 @@ pub struct StatePartition {
 /// Timing of a commit, for progress.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CommitStats {
+    /// Wall time of the commit in ms (delta, snapshot when due, old-file cleanup): progress's `commitTimeMs`.
     pub commit_ms: u64,
 }
 

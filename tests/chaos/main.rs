@@ -315,7 +315,8 @@ fn main() {
     let seed: u64 = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42);
     println!("chaos: seed {seed} (set CHAOS_SEED to change)");
     let world = World::new(seed);
-    let scenarios: [(&str, fn(&World) -> Result<Report, String>); 3] =
+    type Scenario = fn(&World) -> Result<Report, String>;
+    let scenarios: [(&str, Scenario); 3] =
         [("executor kills", executor_kills), ("driver kills", driver_kills), ("leader failover", leader_failover)];
     let mut failed = 0;
     for (name, scenario) in scenarios {

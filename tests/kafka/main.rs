@@ -613,7 +613,9 @@ async fn sink_columns_round_trip_through_a_topic_with_headers() {
         .await;
     h.session.memory_stream("nums").unwrap().add_data(sluice_tests::rows::longs("n", &[1, 2, 3])).unwrap();
     settle(&queries[0]).await;
-    let rows = || -> Vec<(String, String, i32, i32, Vec<(String, String)>)> {
+    // (key, value, partition, timestampType, headers)
+    type Row = (String, String, i32, i32, Vec<(String, String)>);
+    let rows = || -> Vec<Row> {
         let mut out = Vec::new();
         for (_, bs) in h.session.memory_table("out").map(|t| t.batches).unwrap_or_default() {
             for b in bs {

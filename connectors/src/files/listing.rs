@@ -13,7 +13,9 @@ use super::sink_log::FileSinkLog;
 /// A listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {
+    /// Absolute URL of the file (for another query's output, the path its `_spark_metadata` recorded).
     pub url: String,
+    /// Size in bytes; counted against `maxBytesPerTrigger` and used to cut the batch into tasks.
     pub size: u64,
     /// Modification time in ms.
     pub modified_ms: i64,

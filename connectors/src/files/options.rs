@@ -39,7 +39,9 @@ impl FileFormat {
 /// What happens to a source file once the batch that read it is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanSource {
+    /// `cleanSource=off` (default): leave the file where it is.
     Off,
+    /// `cleanSource=delete`: delete the file (best effort; a failure only logs a warning).
     Delete,
     /// Move under this directory URL, keeping the file's full path.
     Archive(String),
@@ -50,12 +52,19 @@ pub enum CleanSource {
 pub struct FileSourceOptions {
     /// Absolute URL of the input directory.
     pub path: String,
+    /// `format` (json, csv, parquet or text) with that format's read options.
     pub format: FileFormat,
+    /// `maxFilesPerTrigger`: at most this many new files per batch; exclusive with `maxBytesPerTrigger`.
     pub max_files_per_trigger: Option<usize>,
+    /// `maxBytesPerTrigger` in bytes: a batch stops before exceeding it, but always admits at least one file.
     pub max_bytes_per_trigger: Option<u64>,
+    /// `latestFirst`: admit the newest files first, to catch up on recent data when there is a backlog.
     pub latest_first: bool,
+    /// `maxFileAge` in ms (default 7 days): files this much older than the newest file seen are ignored.
     pub max_file_age_ms: i64,
+    /// `fileNameOnly`: tell files apart by name alone, so `s3://a/x.json` and `s3n://a/x.json` are one file.
     pub file_name_only: bool,
+    /// `cleanSource` (with `sourceArchiveDir`): what happens to a file once its batch commits.
     pub clean_source: CleanSource,
 }
 

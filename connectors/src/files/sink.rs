@@ -26,9 +26,17 @@ use sluice_common::BatchId;
 /// Output format with its write options.
 #[derive(Debug, Clone)]
 pub enum OutputFormat {
+    /// JSON lines, in `.json` part files.
     Json(JsonWriteOptions),
+    /// Delimited text, in `.csv` part files.
     Csv(CsvWriteOptions),
-    Parquet { compression: Compression, extension: &'static str },
+    /// Apache Parquet.
+    Parquet {
+        /// Codec from option `compression` (default snappy).
+        compression: Compression,
+        /// Part-file extension naming the codec as Spark does (`snappy.parquet`, `zstd.parquet`, plain `parquet`, …).
+        extension: &'static str,
+    },
 }
 
 /// Options of the `files` sink.
@@ -36,6 +44,7 @@ pub enum OutputFormat {
 pub struct FileSinkOptions {
     /// Absolute URL of the output directory.
     pub path: String,
+    /// `format` (json, csv or parquet) with its write options.
     pub format: OutputFormat,
     /// Columns that become `col=value/` directories.
     pub partition_by: Vec<String>,

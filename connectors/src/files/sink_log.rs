@@ -15,10 +15,15 @@ use sluice_common::storage::Location;
 pub struct SinkFileStatus {
     /// Absolute URL of the part file.
     pub path: String,
+    /// File size in bytes.
     pub size: u64,
+    /// Always false for part files; kept for Spark's format.
     pub is_dir: bool,
+    /// Modification time in ms since the epoch, as the store reported it after the write.
     pub modification_time: i64,
+    /// HDFS replication factor; sluice writes 1, the field exists so Spark can read the log.
     pub block_replication: i32,
+    /// HDFS block size in bytes; sluice writes 32 MiB, the field exists so Spark can read the log.
     pub block_size: i64,
     /// Always `add` for files sluice writes.
     pub action: String,

@@ -17,6 +17,7 @@ use crate::source::{AvailableNowSupport, PlannedSplit, ReadLimit, Source, Source
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileSourceOffset {
+    /// Id of the newest file-source log batch this offset covers; the log, not the offset, lists the files.
     pub log_offset: u64,
 }
 

@@ -30,7 +30,9 @@ pub struct FileSplit {
 /// Sizing knobs for [`plan_file_partitions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitSizing {
+    /// Most bytes one task reads (`spark.sql.files.maxPartitionBytes`); larger files are cut.
     pub max_partition_bytes: u64,
+    /// Estimated cost of opening a file, in bytes (`spark.sql.files.openCostInBytes`), added per piece.
     pub open_cost_bytes: u64,
     /// Tasks the cluster runs at once (Spark's default parallelism).
     pub parallelism: usize,
@@ -53,7 +55,9 @@ impl Default for SplitSizing {
 /// A file to read whole or in pieces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
+    /// Absolute URL of the file.
     pub url: String,
+    /// Size of the file in bytes.
     pub size: u64,
     /// Whether the file may be cut into byte ranges.
     pub splittable: bool,

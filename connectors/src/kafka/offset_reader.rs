@@ -21,7 +21,9 @@ use super::options::{ClientProperties, Subscription};
 /// Which offset of each partition to look up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetQuery {
+    /// The log start offset: the oldest record retention has kept.
     Earliest,
+    /// The log end offset: the offset the next record written will get.
     Latest,
 }
 

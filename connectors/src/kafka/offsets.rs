@@ -13,7 +13,9 @@ use sluice_common::error::{Result, SluiceError};
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TopicPartition {
+    /// Topic name.
     pub topic: String,
+    /// Partition number within the topic, from 0.
     pub partition: i32,
 }
 
@@ -139,8 +141,11 @@ pub fn should_delay_batch(min_offsets: i64, available: i64, ms_since_last_trigge
 /// Records `[from, until)` of one topic-partition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OffsetRange {
+    /// The partition the range reads.
     pub topic_partition: TopicPartition,
+    /// First offset to read (inclusive).
     pub from: i64,
+    /// Offset after the last one to read (exclusive).
     pub until: i64,
 }
 
@@ -154,6 +159,7 @@ impl OffsetRange {
 /// The ranges of one batch, and the data loss noticed while computing them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchRanges {
+    /// One non-empty range per partition with new records, before `minPartitions` splits them.
     pub ranges: Vec<OffsetRange>,
     /// One message per loss: deleted partitions, new partitions not starting at 0, offsets that
     /// went backwards.

@@ -63,7 +63,9 @@ impl Subscription {
 /// Where a new query starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartingOffsets {
+    /// `startingOffsets=earliest`: every partition's oldest retained record.
     Earliest,
+    /// `startingOffsets=latest` (default): only records written after the query starts.
     Latest,
     /// Per-partition offsets; −2/−1 mean earliest/latest.
     Specific(PartitionOffsets),
@@ -85,12 +87,19 @@ pub enum TimestampStrategy {
 /// A Kafka source's options.
 #[derive(Debug, Clone)]
 pub struct KafkaSourceOptions {
+    /// Which topic-partitions to read: exactly one of `subscribe`, `subscribePattern`, `assign`.
     pub subscription: Subscription,
+    /// Where a query without a checkpoint starts; a restarted query resumes from its offset log instead.
     pub starting: StartingOffsets,
+    /// `startingOffsetsByTimestampStrategy`: what to do when no record is at or after a starting time.
     pub timestamp_strategy: TimestampStrategy,
+    /// `failOnDataLoss` (default true): fail when offsets vanished (retention, deleted topic) rather than skip.
     pub fail_on_data_loss: bool,
+    /// Per-batch limits: `maxOffsetsPerTrigger`, `minOffsetsPerTrigger`, `maxTriggerDelay`.
     pub limits: KafkaReadLimits,
+    /// `minPartitions`: desired minimum tasks per batch; large offset ranges are split to reach it.
     pub min_partitions: Option<usize>,
+    /// `includeHeaders` (default false): add the `headers` column to the schema.
     pub include_headers: bool,
     /// `groupIdPrefix`: prefix of the generated consumer group id (Spark's default
     /// `spark-kafka-source`); `kafka.group.id` replaces the generated id.
@@ -99,6 +108,7 @@ pub struct KafkaSourceOptions {
     pub poll_timeout: Duration,
     /// Attempts and pause for offset lookups on the driver (`fetchOffset.*`).
     pub fetch_retries: u32,
+    /// Pause before retrying a failed offset lookup (`fetchOffset.retryIntervalMs`, default 10 ms).
     pub fetch_retry_interval: Duration,
     /// Timeout of one metadata or offset request (`kafka.default.api.timeout.ms`).
     pub api_timeout: Duration,
@@ -281,7 +291,9 @@ pub enum DeliveryGuarantee {
 pub struct KafkaSinkOptions {
     /// `topic`: the default topic, overriding a `topic` column as in Spark.
     pub topic: Option<String>,
+    /// `deliveryGuarantee`: `at-least-once` (default) or `exactly-once`, which is refused before the query runs.
     pub delivery: DeliveryGuarantee,
+    /// librdkafka producer properties from `kafka.*`.
     pub client: ClientProperties,
 }
 
@@ -312,7 +324,9 @@ impl KafkaSinkOptions {
 /// Which kind of client the properties configure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// A source: the driver's offset lookups and the executors' reads.
     Consumer,
+    /// A sink's producer.
     Producer,
 }
 

@@ -63,7 +63,9 @@ pub type KafkaSplit = OffsetRange;
 
 /// The rows of a split and how many offsets were lost (skipped under `failOnDataLoss=false`).
 pub struct KafkaSplitData {
+    /// The records read, in Spark's Kafka schema.
     pub batch: RecordBatch,
+    /// Offsets of the range that no longer existed and were skipped (always 0 with `failOnDataLoss`).
     pub lost_offsets: u64,
 }
 
@@ -73,9 +75,19 @@ pub enum RangeCheck {
     /// Keep reading.
     Continue,
     /// `[lost_from, resume_at)` vanished from the log's start (retention); go on from `resume_at`.
-    Resume { lost_from: i64, resume_at: i64 },
+    Resume {
+        /// First offset that vanished.
+        lost_from: i64,
+        /// The partition's new low watermark, where reading goes on.
+        resume_at: i64,
+    },
     /// Nothing more of the range exists; `[lost_from, lost_until)` (maybe empty) is lost.
-    Finished { lost_from: i64, lost_until: i64 },
+    Finished {
+        /// First offset of the range that will never be read.
+        lost_from: i64,
+        /// End (exclusive) of the lost offsets; equal to `lost_from` when nothing was lost.
+        lost_until: i64,
+    },
 }
 
 /// Decides, from the partition's low and high watermarks, whether the offsets `[next, until)`

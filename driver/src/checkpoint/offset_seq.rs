@@ -30,6 +30,7 @@ pub struct OffsetSeqMetadata {
 pub struct OffsetSeq {
     /// Per source, in source-index order: its end offset as JSON text, `None` when it has none yet.
     pub offsets: Vec<Option<String>>,
+    /// Watermark, trigger timestamp and pinned confs for batch N: the JSON on the file's second line.
     pub metadata: OffsetSeqMetadata,
 }
 

@@ -33,31 +33,54 @@ pub enum StatementKind {
     /// `CREATE TABLE` — a static (batch) input, re-read every micro-batch as Spark does.
     CreateTable(RelationDef),
     /// `CREATE VIEW name AS SELECT …` — a named sub-query.
-    CreateView { name: String, query: Box<Query> },
+    CreateView {
+        /// The view's name; shares one namespace with streams, tables and sinks.
+        name: String,
+        /// The view's SELECT; kept as SQL text in [`JobFile::views`] and planned inside each query that uses it.
+        query: Box<Query>,
+    },
     /// `CREATE SINK` — an output.
     CreateSink(SinkDef),
     /// `SET key = value` — a setting for the queries that follow.
-    Set { key: String, value: String },
+    Set {
+        /// Setting name as written, quoted or dotted (`spark.sql.shuffle.partitions`); matched case-insensitively.
+        key: String,
+        /// Setting value as text; checked only when a later `INSERT INTO` is resolved.
+        value: String,
+    },
     /// `INSERT INTO sink SELECT …` — one streaming query.
-    Insert { sink: String, query: Box<Query> },
+    Insert {
+        /// Target sink; its `CREATE SINK` may appear anywhere in the file.
+        sink: String,
+        /// The SELECT whose rows go to the sink.
+        query: Box<Query>,
+    },
 }
 
 /// A declared column.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnDef {
+    /// Column name as declared; the Arrow field name in the source's schema.
     pub name: String,
+    /// Arrow type mapped from the declared Spark SQL type (e.g. `TIMESTAMP` → µs timestamp in UTC).
     #[serde(with = "sluice_common::schema_serde::data_type")]
     pub data_type: DataType,
+    /// False only when the column is declared `NOT NULL`.
     pub nullable: bool,
 }
 
 /// A stream or static table declaration.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RelationDef {
+    /// The name queries read it by; shares one namespace with views and sinks.
     pub name: String,
+    /// Declared (physical) columns, in order: what the connector must produce.
     pub columns: Vec<ColumnDef>,
+    /// `name AS expr` columns, computed from the declared ones after reading.
     pub computed: Vec<ComputedColumn>,
+    /// `WATERMARK FOR col AS col - INTERVAL …` (Spark's `withWatermark`); streams only.
     pub watermark: Option<WatermarkDef>,
+    /// The `WITH (...)` clause: the connector and its options, keys case-insensitive.
     pub options: Options,
 }
 
@@ -71,7 +94,9 @@ impl RelationDef {
 /// A sink declaration.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SinkDef {
+    /// The name `INSERT INTO` targets.
     pub name: String,
+    /// The `WITH (...)` clause: the connector and its options, keys case-insensitive.
     pub options: Options,
 }
 
@@ -93,11 +118,15 @@ pub struct QueryDef {
 /// The catalog and queries of one job file.
 #[derive(Debug, Clone, Default)]
 pub struct JobFile {
+    /// `CREATE STREAM`s by name: the unbounded inputs.
     pub streams: BTreeMap<String, RelationDef>,
+    /// `CREATE TABLE`s by name: static inputs, re-read every micro-batch.
     pub tables: BTreeMap<String, RelationDef>,
     /// Views in declaration order (a view may use an earlier one).
     pub views: Vec<(String, String)>,
+    /// `CREATE SINK`s by name.
     pub sinks: BTreeMap<String, SinkDef>,
+    /// One per `INSERT INTO`, in file order; each runs as its own streaming query.
     pub queries: Vec<QueryDef>,
 }
 

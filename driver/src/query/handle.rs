@@ -25,8 +25,11 @@ pub enum QueryState {
 /// State shared between a query's loop and its handles.
 #[derive(Debug)]
 pub struct QueryShared {
+    /// Persistent query id from the checkpoint's `metadata` file; the same across restarts.
     pub id: uuid::Uuid,
+    /// Id of this run; a restart on the same checkpoint gets a new one.
     pub run_id: uuid::Uuid,
+    /// The `queryName` setting, if any.
     pub name: Option<String>,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) state: watch::Sender<QueryState>,

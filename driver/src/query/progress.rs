@@ -12,6 +12,7 @@ use sluice_plan::EventTimeStats;
 /// Accumulates `durationMs` phases of one trigger.
 #[derive(Debug)]
 pub struct PhaseTimer {
+    /// Wall-clock epoch ms when the trigger began: progress `timestamp`, and a new batch's `batchTimestampMs`.
     pub trigger_start_ms: i64,
     started: Instant,
     phases: BTreeMap<String, u64>,
@@ -49,11 +50,17 @@ impl PhaseTimer {
 /// Per-source facts of one batch.
 #[derive(Debug, Clone)]
 pub struct SourceBatchFacts {
+    /// The source's `description()`, copied to progress `sources[].description`.
     pub description: String,
+    /// Offset JSON the batch starts after (the previous batch's end); `None` before the source's first data.
     pub start: Option<String>,
+    /// Offset JSON the batch reads up to, as recorded in `offsets/N`; `None` while the source has no data.
     pub end: Option<String>,
+    /// What `latestOffset` answered at planning; equals `end` for a batch recovered from `offsets/N`.
     pub latest: Option<String>,
+    /// Rows the source's tasks produced this batch (`numInputRows`).
     pub input_rows: u64,
+    /// Input records that failed to parse; reported as the `numMalformedRecords` metric when > 0.
     pub malformed_rows: u64,
     /// Source-specific metrics (Kafka's offsets behind latest, lost offsets).
     pub metrics: BTreeMap<String, String>,
@@ -62,22 +69,33 @@ pub struct SourceBatchFacts {
 /// Everything a progress report is made of.
 #[derive(Debug, Clone)]
 pub struct BatchFacts {
+    /// Persistent query id (progress `id`).
     pub id: uuid::Uuid,
+    /// This run's id (progress `runId`).
     pub run_id: uuid::Uuid,
+    /// The `queryName` setting, if any (progress `name`).
     pub name: Option<String>,
+    /// The batch being reported (progress `batchId`).
     pub batch_id: BatchId,
+    /// Wall-clock epoch ms when this trigger started; becomes progress `timestamp`.
     pub trigger_start_ms: i64,
     /// Start of the previous executed trigger, for `inputRowsPerSecond`.
     pub previous_trigger_start_ms: Option<i64>,
+    /// Phase times in ms under Spark's phase names, `triggerExecution` included (progress `durationMs`).
     pub durations: BTreeMap<String, u64>,
+    /// Whole-trigger time in ms: `batchDuration`, and the `processedRowsPerSecond` denominator.
     pub trigger_ms: u64,
+    /// Per-source facts, in source-index order.
     pub sources: Vec<SourceBatchFacts>,
     /// Watermark the batch ran with, when the query has a watermark.
     pub batch_watermark_ms: Option<i64>,
     /// Stats of the first watermark node that saw rows.
     pub event_time: Option<EventTimeStats>,
+    /// Stateful operators' metrics, already summed over partitions, topmost operator first.
     pub state_operators: Vec<StateOperatorProgress>,
+    /// The sink's `description()` (progress `sink.description`).
     pub sink_description: String,
+    /// Rows the sink committed for the batch (progress `sink.numOutputRows`).
     pub sink_rows: u64,
 }
 

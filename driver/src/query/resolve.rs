@@ -55,8 +55,11 @@ pub struct ResolvedQuery {
     pub spec: QuerySpec,
     /// Where the checkpoint lives; `None` means a temporary one (console and memory sinks only).
     pub checkpoint_location: Option<String>,
+    /// When batches run, from the `trigger` setting (Spark's default trigger when unset).
     pub trigger: Trigger,
+    /// What Spark's unsupported-operation checks learned about the plan (its stateful operators).
     pub shape: StreamingShape,
+    /// Arrow schema of the rows the query writes to its sink.
     pub output_schema: SchemaRef,
     /// Stateful operators, bottom-up.
     pub operators: Vec<OperatorInfo>,

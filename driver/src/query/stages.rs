@@ -30,8 +30,11 @@ pub struct AttemptResults {
 /// batches.
 #[derive(Debug)]
 pub struct StageRunner {
+    /// Stateful operators, bottom-up; each runs as one reduce stage per attempt, in this order.
     pub operators: Vec<OperatorInfo>,
+    /// Whether a single-task gather stage follows the last reduce stage (ORDER BY in Complete mode).
     pub needs_gather: bool,
+    /// State partitions (`spark.sql.shuffle.partitions`): the task count of every reduce stage.
     pub partitions: u32,
     placement: Vec<Option<String>>,
 }

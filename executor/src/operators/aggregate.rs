@@ -37,6 +37,7 @@ pub struct AggregateStages {
     input_schema: SchemaRef,
     /// Layout of partial rows: group columns, then accumulator state columns.
     pub partial_schema: SchemaRef,
+    /// Number of `GROUP BY` columns: the first `group_count` columns of partial rows, i.e. the state key.
     pub group_count: usize,
 }
 
@@ -103,7 +104,9 @@ impl AggregateStages {
 /// Inputs of one aggregation task besides the state.
 #[derive(Debug, Clone, Copy)]
 pub struct AggregateTask {
+    /// The query's output mode: decides what is emitted, and whether late rows are dropped and state evicted.
     pub mode: OutputMode,
+    /// The group key carrying the watermark, if any: outside complete mode, late rows are dropped and state evicted by it.
     pub event_time: Option<EventTimeColumn>,
     /// Groups at or below the late watermark are dropped, at or below the eviction watermark
     /// evicted.

@@ -27,14 +27,19 @@ use super::event_time::{drop_late_rows, event_time_micros};
 /// The compiled form of one dedup operator.
 #[derive(Debug, Clone)]
 pub struct DedupSpec {
+    /// Schema of the rows shuffled in (the operator's input plan output), which keys and `select` evaluate over.
     pub input_schema: SchemaRef,
+    /// Schema of the emitted rows: the `select` expressions' types, with positional names (`c0`, `c1`, …).
     pub output_schema: SchemaRef,
     /// Key expressions over the input.
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Output expressions over the input.
     pub select: Vec<Arc<dyn PhysicalExpr>>,
+    /// The input's event-time column, if any: rows at or below the late watermark are dropped by it.
     pub event_time: Option<EventTimeColumn>,
+    /// Position among `keys` of the event-time column, when it is a key: only then does the watermark evict keys.
     pub key_event_time: Option<usize>,
+    /// `dropDuplicatesWithinWatermark`: a key is forgotten once the watermark passes its event time + delay.
     pub within_watermark: bool,
 }
 

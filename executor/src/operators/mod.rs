@@ -32,8 +32,11 @@ use self::session::SessionStages;
 /// An operator ready to run.
 #[derive(Debug, Clone)]
 pub enum CompiledOperator {
+    /// A streaming aggregation (Spark's StateStoreSave): partial → merge with state → final.
     Aggregate(AggregateStages),
+    /// A `session_window` aggregation: per key, a list of sessions merged as they overlap.
     Session(SessionStages),
+    /// `dropDuplicates` / `dropDuplicatesWithinWatermark`: keys only, no value columns.
     Dedup(DedupSpec),
 }
 

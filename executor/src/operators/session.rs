@@ -32,6 +32,7 @@ use super::event_time::drop_late_rows;
 /// The compiled form of one session-window aggregation.
 #[derive(Debug, Clone)]
 pub struct SessionStages {
+    /// The aggregation's partial/merge/final steps; its group columns include the session window.
     pub stages: AggregateStages,
     /// Position of the session window among the group columns.
     pub session_index: usize,

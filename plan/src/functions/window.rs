@@ -60,8 +60,11 @@ pub fn duration_micros(value: &ScalarValue, what: &str) -> DFResult<i64> {
 /// Validated window parameters in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
+    /// Window length in µs (`windowDuration`), > 0.
     pub window: i64,
+    /// Distance between consecutive window starts in µs (`slideDuration`); equals `window` for tumbling windows.
     pub slide: i64,
+    /// Offset of window starts from the epoch in µs (`startTime`), with `|start| < slide`.
     pub start: i64,
 }
 

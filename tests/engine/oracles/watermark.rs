@@ -143,7 +143,9 @@ async fn t5_trigger_once_watermark() {
     let job = query_w("append", true).replace("SET 'outputMode'", "SET 'trigger' = 'once'; SET 'outputMode'");
     let mut t = StreamTest::start(&job).await;
     t.query.as_ref().unwrap().await_termination().await.unwrap();
-    let steps: [(&[i64], &[&str], (i64, i64, i64, i64)); 5] = [
+    // (added values, expected rows, expected eventTime (min, max, avg, watermark) in seconds)
+    type Step<'a> = (&'a [i64], &'a [&'a str], (i64, i64, i64, i64));
+    let steps: [Step; 5] = [
         (&[15], &[], (15, 15, 15, 0)),
         (&[10, 12, 14], &[], (10, 14, 12, 5)),
         (&[25], &[], (25, 25, 25, 5)),
