@@ -19,6 +19,11 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Result, SluiceError};
 
+/// Spark's field metadata key marking an event-time column, with its watermark delay (ms) as the
+/// value: the stream's watermark column carries it, and `window()`/`session_window()` copy it to
+/// their result, so stateful operators can tell which of their keys the watermark evicts by.
+pub const WATERMARK_DELAY_KEY: &str = "spark.watermarkDelayMs";
+
 /// The time zone attached to every `TIMESTAMP` value (Spark's session time zone in tests).
 pub const UTC: &str = "UTC";
 

@@ -63,11 +63,9 @@ pub trait SinkConnector: Send + Sync {
     fn committer(&self, spec: &SinkSpec, mode: OutputMode) -> Result<Box<dyn SinkCommitter>>;
 }
 
-/// Identifies a task's output, for naming what it writes.
+/// Identifies a task's output, for naming what it writes (the file sink's `part-<index>-…`).
 #[derive(Debug, Clone, Copy)]
 pub struct SinkTaskContext {
-    /// The batch the task belongs to.
-    pub batch: BatchId,
     /// The task's index in its stage.
     pub partition_index: u32,
 }

@@ -109,7 +109,7 @@ impl SplitDescriptor {
 
     /// Reads the split back as the connector's split type; `connector` names it in the error.
     pub fn decode<T: DeserializeOwned>(&self, connector: &str) -> Result<T> {
-        serde_json::from_value(self.0.clone())
+        T::deserialize(&self.0)
             .map_err(|e| SluiceError::internal(format!("{connector} split from the driver is unreadable: {e}")))
     }
 }

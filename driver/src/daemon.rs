@@ -117,10 +117,10 @@ pub async fn run_driver(
             "lost leadership: the etcd lease could not be renewed; stopping so a standby can take over",
         ).with_retryable(false)),
     };
-    match &outcome {
-        Ok(_) => manager.stop_all().await,
-        // Without the lease every write would be fenced anyway; do not wait for batches.
-        Err(_) => {}
+    // Without the lease every write would be fenced anyway: after a lost lease, do not wait
+    // for batches.
+    if outcome.is_ok() {
+        manager.stop_all().await;
     }
     lease.close().await;
     server.shutdown().await;

@@ -138,7 +138,7 @@ async fn fetch(
 }
 
 async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<SinkTaskOutput> {
-    let task = SinkTaskContext { batch: ctx.batch.id, partition_index: ctx.partition_index };
+    let task = SinkTaskContext { partition_index: ctx.partition_index };
     query.sink.write(&query.compiled.schema, rows, &task).await
 }
 

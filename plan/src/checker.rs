@@ -12,13 +12,6 @@ use sluice_common::error::{Result, SluiceError};
 use super::compile::scanned_sources;
 use sluice_common::OutputMode;
 
-/// What the checker learned about a query's streaming shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamingShape {
-    /// Names of the stateful operators, top-most first (e.g. `aggregate`).
-    pub stateful_operators: Vec<String>,
-}
-
 fn is_streaming(plan: &LogicalPlan) -> bool {
     !scanned_sources(plan).is_empty()
 }
@@ -28,7 +21,7 @@ fn analysis_error(msg: impl Into<String>) -> SluiceError {
 }
 
 /// Checks a query's plan against Spark's rules for `mode`.
-pub fn check_streaming_plan(plan: &LogicalPlan, mode: OutputMode) -> Result<StreamingShape> {
+pub fn check_streaming_plan(plan: &LogicalPlan, mode: OutputMode) -> Result<()> {
     if !is_streaming(plan) {
         return Err(analysis_error("Queries without streaming sources cannot be executed with writeStream.start()"));
     }
@@ -50,7 +43,7 @@ pub fn check_streaming_plan(plan: &LogicalPlan, mode: OutputMode) -> Result<Stre
             "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets",
         ));
     }
-    Ok(StreamingShape { stateful_operators: stateful })
+    Ok(())
 }
 
 fn check_node(node: &LogicalPlan, mode: OutputMode, stateful: &mut Vec<String>) -> Result<()> {

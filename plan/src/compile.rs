@@ -220,7 +220,7 @@ impl SourceProjection {
         let schema = match (&source.watermark, watermark_column) {
             (Some(wm), Some(idx)) => {
                 let mut fields: Vec<arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-                let key = crate::streaming::WATERMARK_DELAY_KEY.to_string();
+                let key = sluice_common::types::WATERMARK_DELAY_KEY.to_string();
                 fields[idx] = fields[idx].clone().with_metadata([(key, wm.delay_ms.to_string())].into_iter().collect());
                 Arc::new(arrow::datatypes::Schema::new(fields))
             }

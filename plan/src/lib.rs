@@ -20,7 +20,7 @@ pub mod streaming;
 pub mod tables;
 pub mod task;
 
-pub use checker::{check_streaming_plan, StreamingShape};
+pub use checker::check_streaming_plan;
 pub use compile::{base_session_state, CompiledQuery, SourceProjection};
 pub use spec::{ComputedColumn, QuerySpec, StreamSpec, WatermarkDef};
 pub use tables::{StaticTableCache, TaskInput};

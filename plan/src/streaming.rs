@@ -22,10 +22,8 @@ use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, LogicalPlanBuilder};
 use sluice_common::error::{Result, SluiceError};
 
 use super::tables::{as_stream_table, OperatorOutputTable};
+use sluice_common::types::WATERMARK_DELAY_KEY;
 use sluice_common::OutputMode;
-
-/// Spark's metadata key marking an event-time column and its watermark delay.
-pub const WATERMARK_DELAY_KEY: &str = "spark.watermarkDelayMs";
 
 /// An event-time column of an operator: where it is and how to read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ struct Proc {
 
 /// etcd + drivers + executors.
 pub struct ClusterProcs {
+    /// The cluster's etcd.
     pub etcd: EtcdServer,
     /// Logs of every process, kept for failure reports.
     pub logs: tempfile::TempDir,

@@ -23,15 +23,20 @@ use crate::services::{find_binary, free_port};
 /// One record as read back: partition, offset, key and value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadRecord {
+    /// The topic partition.
     pub partition: i32,
+    /// Offset within the partition.
     pub offset: i64,
+    /// The key as UTF-8, if any.
     pub key: Option<String>,
+    /// The value as UTF-8, if any.
     pub value: Option<String>,
 }
 
 /// A tansu broker with in-memory storage; stopped (and its data gone) on drop.
 pub struct KafkaBroker {
     child: Option<Child>,
+    /// The broker's port on 127.0.0.1.
     pub port: u16,
 }
 

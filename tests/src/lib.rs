@@ -23,6 +23,7 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// A real embedded cluster (driver + executors over gRPC on 127.0.0.1) and a session on it.
 pub struct Harness {
     cluster: Option<EmbeddedCluster>,
+    /// A session scheduling on the cluster's executors.
     pub session: Session,
 }
 

@@ -11,10 +11,12 @@ use crate::{settle, Harness};
 
 /// A query under test with a memory source `input` and a memory sink `out`.
 pub struct StreamTest {
+    /// The cluster and session the query runs on.
     pub harness: Harness,
     /// The checkpoint directory, kept across restarts.
     pub checkpoint: tempfile::TempDir,
     job: String,
+    /// The running query, if started.
     pub query: Option<StreamingQuery>,
     /// Sink batches already compared by `check_new_answer`.
     checked_batches: usize,

@@ -33,6 +33,7 @@ pub struct S3Server {
     child: Child,
     /// The directory behind the server: bucket `b` is `root/b`, object `b/k` is the file `root/b/k`.
     pub root: tempfile::TempDir,
+    /// The server's port on 127.0.0.1.
     pub port: u16,
 }
 
@@ -91,6 +92,7 @@ impl Drop for S3Server {
 pub struct EtcdServer {
     child: Child,
     _data: tempfile::TempDir,
+    /// The client port on 127.0.0.1.
     pub port: u16,
 }
 

@@ -38,7 +38,7 @@ impl CompactibleLog {
 
     /// True when `id` is written as a `.compact` file.
     pub fn is_compaction(&self, id: u64) -> bool {
-        (id + 1) % self.interval == 0
+        (id + 1).is_multiple_of(self.interval)
     }
 
     fn path_of(&self, id: u64) -> Path {

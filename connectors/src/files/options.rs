@@ -29,11 +29,6 @@ impl FileFormat {
             FileFormat::Text => "text",
         }
     }
-
-    /// Line-based formats can be split at any byte and re-aligned to line starts.
-    pub fn is_line_based(&self) -> bool {
-        !matches!(self, FileFormat::Parquet)
-    }
 }
 
 /// What happens to a source file once the batch that read it is committed.

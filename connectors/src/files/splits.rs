@@ -88,7 +88,7 @@ pub fn plan_file_partitions(files: &[InputFile], sizing: SplitSizing) -> Vec<Vec
     }
     // Largest first, then next-fit packing, as Spark does; the sort is stable so equal pieces
     // keep file order and replays plan identical tasks.
-    pieces.sort_by(|a, b| b.length.cmp(&a.length));
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.length));
     let mut partitions = Vec::new();
     let mut current: Vec<FileRange> = Vec::new();
     let mut current_size = 0u64;

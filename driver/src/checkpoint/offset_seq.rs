@@ -34,8 +34,6 @@ pub struct OffsetSeq {
     pub metadata: OffsetSeqMetadata,
 }
 
-/// The only log version sluice writes and reads.
-
 impl OffsetSeq {
     /// Spark's text form.
     pub fn serialize(&self) -> Result<String> {

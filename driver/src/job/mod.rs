@@ -2,5 +2,7 @@
 
 pub mod file;
 pub mod parser;
+pub mod statement;
 
-pub use file::{JobFile, QueryDef, RelationDef, SinkDef};
+pub use file::{JobFile, QueryDef};
+pub use statement::{RelationDef, SinkDef};

@@ -18,7 +18,7 @@ use sluice_common::types::arrow_type;
 
 use sluice_plan::{ComputedColumn, WatermarkDef};
 
-use super::file::{ColumnDef, ParsedStatement, RelationDef, SinkDef};
+use super::statement::{ColumnDef, ParsedStatement, RelationDef, SinkDef};
 
 /// Parses a whole job file into statements, in order.
 ///
@@ -53,8 +53,8 @@ pub fn parse_job(origin: &str, text: &str) -> Result<Vec<ParsedStatement>> {
 }
 
 /// One statement, without its text span.
-pub(crate) fn parse_one(parser: &mut Parser) -> Result<super::file::StatementKind, ParserError> {
-    use super::file::StatementKind as K;
+pub(crate) fn parse_one(parser: &mut Parser) -> Result<super::statement::StatementKind, ParserError> {
+    use super::statement::StatementKind as K;
     if parser.peek_keyword(Keyword::SET) {
         parser.next_token();
         return parse_set(parser);
@@ -119,13 +119,13 @@ fn parser_error<T>(msg: &str, parser: &Parser) -> Result<T, ParserError> {
 }
 
 /// `SET 'key' = 'value'`, `SET key.with.dots = value` or `SET key TO value`.
-fn parse_set(parser: &mut Parser) -> Result<super::file::StatementKind, ParserError> {
+fn parse_set(parser: &mut Parser) -> Result<super::statement::StatementKind, ParserError> {
     let key = parse_option_key(parser)?;
     if !parser.consume_token(&Token::Eq) && !parser.parse_keyword(Keyword::TO) {
         return parser.expected("'=' after the SET key", parser.peek_token());
     }
     let value = parse_option_value(parser)?;
-    Ok(super::file::StatementKind::Set { key, value })
+    Ok(super::statement::StatementKind::Set { key, value })
 }
 
 /// `name ( columns…, [WATERMARK FOR col AS expr] ) WITH ( options )`.
@@ -327,7 +327,7 @@ impl LineOffsets {
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::StatementKind as K;
+    use super::super::statement::StatementKind as K;
     use super::*;
 
     const JOB: &str = "

@@ -29,8 +29,7 @@ pub fn assign_partitions(current: &[Option<String>], partitions: usize, live: &[
     }
     // Rebalance: move the highest-numbered partition of the most loaded executor to the least
     // loaded one while their loads differ by more than one.
-    loop {
-        let Some((&max_id, &max_n)) = load.iter().max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id))) else { break };
+    while let Some((&max_id, &max_n)) = load.iter().max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id))) {
         let Some((&min_id, &min_n)) = load.iter().min_by_key(|(id, n)| (**n, **id)) else { break };
         if max_n <= min_n + 1 {
             break;

@@ -11,7 +11,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::{OutputMode, QueryConf};
 use sluice_connectors::{Connectors, TableSpec};
 use sluice_plan::streaming::check_pipeline;
-use sluice_plan::{check_streaming_plan, CompiledQuery, QuerySpec, StreamSpec, StreamingShape};
+use sluice_plan::{check_streaming_plan, CompiledQuery, QuerySpec, StreamSpec};
 
 use crate::job::{JobFile, QueryDef, RelationDef};
 
@@ -57,8 +57,6 @@ pub struct ResolvedQuery {
     pub checkpoint_location: Option<String>,
     /// When batches run, from the `trigger` setting (Spark's default trigger when unset).
     pub trigger: Trigger,
-    /// What Spark's unsupported-operation checks learned about the plan (its stateful operators).
-    pub shape: StreamingShape,
     /// Arrow schema of the rows the query writes to its sink.
     pub output_schema: SchemaRef,
     /// Stateful operators, bottom-up.
@@ -140,7 +138,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
         })
         .collect();
     let compiled = CompiledQuery::compile(Arc::new(spec.clone())).await?;
-    let shape = check_streaming_plan(&compiled.plan, output_mode)?;
+    check_streaming_plan(&compiled.plan, output_mode)?;
     check_pipeline(&compiled.pipeline, output_mode)?;
     sink_connector
         .check_schema(&spec.sink.options, &compiled.schema)
@@ -161,7 +159,6 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
         spec,
         checkpoint_location,
         trigger,
-        shape,
         operators,
         needs_gather: compiled.pipeline.needs_gather,
     })

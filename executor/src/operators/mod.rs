@@ -129,7 +129,8 @@ pub async fn map_side(
     compiled: &CompiledOperator,
     partitions: u32,
 ) -> Result<Vec<Vec<RecordBatch>>> {
-    let (rows, keys_of): (Vec<RecordBatch>, Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>) = match compiled {
+    type KeysOf = Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>;
+    let (rows, keys_of): (Vec<RecordBatch>, KeysOf) = match compiled {
         CompiledOperator::Aggregate(a) | CompiledOperator::Session(SessionStages { stages: a, .. }) => {
             let partial = plan_partial(state, &op.plan).await?;
             let rows = collect(partial, state.task_ctx()).await?;

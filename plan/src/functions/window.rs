@@ -27,7 +27,7 @@ pub fn window_struct_type(time_type: &DataType) -> DataType {
 /// A window over an event-time column is itself an event-time column (Spark copies the
 /// watermark metadata onto the window), so grouping by it lets the watermark evict groups.
 fn with_event_time_metadata(field: Field, time_field: &FieldRef) -> FieldRef {
-    let key = crate::streaming::WATERMARK_DELAY_KEY;
+    let key = sluice_common::types::WATERMARK_DELAY_KEY;
     match time_field.metadata().get(key) {
         Some(delay) => Arc::new(field.with_metadata([(key.to_string(), delay.clone())].into_iter().collect())),
         None => Arc::new(field),
