@@ -28,8 +28,8 @@ use sluice_common::types::{timestamp_type, UTC};
 use sluice_common::QueryConf;
 
 use crate::source::{
-    check_source_options, AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint, SourceConnector, SourceSchema,
-    SourceSpec, SplitData, SplitDescriptor, SplitReader,
+    check_source_options, AvailableNowSupport, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
+    SourceConnector, SourceSchema, SourceSpec, SplitReader,
 };
 
 /// The `nexmark` source connector.
@@ -50,22 +50,7 @@ impl SourceConnector for NexmarkConnector {
     }
 
     fn split_reader(&self, _spec: &SourceSpec) -> Result<Box<dyn SplitReader>> {
-        Ok(Box::new(NexmarkReader))
-    }
-}
-
-/// Executor side: runs the generator over a split's event range, off the async threads.
-#[derive(Debug)]
-struct NexmarkReader;
-
-#[async_trait]
-impl SplitReader for NexmarkReader {
-    async fn read(&self, split: &SplitDescriptor, _inline_rows: &[u8]) -> Result<SplitData> {
-        let split: NexmarkSplit = split.decode("nexmark")?;
-        let batch = tokio::task::spawn_blocking(move || read_nexmark_split(&split))
-            .await
-            .map_err(|e| SluiceError::internal(format!("Nexmark generator panicked: {e}")))??;
-        Ok(SplitData::of(batch))
+        Ok(Box::new(GeneratedSplitReader::new("nexmark", read_nexmark_split)))
     }
 }
 

@@ -16,8 +16,8 @@ use sluice_common::time::now_ms;
 use sluice_common::types::{timestamp_type, UTC};
 
 use crate::source::{
-    check_source_options, parse_long_offset, PlannedSplit, ReadLimit, Source, SourceCheckpoint, SourceConnector, SourceSchema,
-    SourceSpec, SplitData, SplitDescriptor, SplitReader,
+    check_source_options, parse_long_offset, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
+    SourceConnector, SourceSchema, SourceSpec, SplitReader,
 };
 
 /// The `rate` source connector.
@@ -39,18 +39,7 @@ impl SourceConnector for RateConnector {
     }
 
     fn split_reader(&self, _spec: &SourceSpec) -> Result<Box<dyn SplitReader>> {
-        Ok(Box::new(RateReader))
-    }
-}
-
-/// Executor side: generates a split's rows.
-#[derive(Debug)]
-struct RateReader;
-
-#[async_trait]
-impl SplitReader for RateReader {
-    async fn read(&self, split: &SplitDescriptor, _inline_rows: &[u8]) -> Result<SplitData> {
-        Ok(SplitData::of(read_rate_split(&split.decode("rate")?)?))
+        Ok(Box::new(GeneratedSplitReader::new("rate", read_rate_split)))
     }
 }
 

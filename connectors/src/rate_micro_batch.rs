@@ -11,8 +11,8 @@ use sluice_common::QueryConf;
 
 use crate::rate::{rate_batch, rate_schema};
 use crate::source::{
-    check_source_options, AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint, SourceConnector, SourceSchema,
-    SourceSpec, SplitData, SplitDescriptor, SplitReader,
+    check_source_options, AvailableNowSupport, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
+    SourceConnector, SourceSchema, SourceSpec, SplitReader,
 };
 
 /// The `rate-micro-batch` source connector.
@@ -34,18 +34,7 @@ impl SourceConnector for RateMicroBatchConnector {
     }
 
     fn split_reader(&self, _spec: &SourceSpec) -> Result<Box<dyn SplitReader>> {
-        Ok(Box::new(RateMicroBatchReader))
-    }
-}
-
-/// Executor side: generates a split's rows.
-#[derive(Debug)]
-struct RateMicroBatchReader;
-
-#[async_trait]
-impl SplitReader for RateMicroBatchReader {
-    async fn read(&self, split: &SplitDescriptor, _inline_rows: &[u8]) -> Result<SplitData> {
-        Ok(SplitData::of(read_rate_micro_batch_split(&split.decode("rate-micro-batch")?)?))
+        Ok(Box::new(GeneratedSplitReader::new("rate-micro-batch", read_rate_micro_batch_split)))
     }
 }
 

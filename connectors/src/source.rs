@@ -212,6 +212,39 @@ pub trait SplitReader: Send + Sync + Debug {
     async fn read(&self, split: &SplitDescriptor, inline_rows: &[u8]) -> Result<SplitData>;
 }
 
+/// Reads splits whose rows a function computes from the split alone (`rate`, `rate-micro-batch`,
+/// `nexmark`). Generating is CPU work without I/O, so it runs on the blocking pool and never
+/// stalls the executor's async threads.
+pub struct GeneratedSplitReader<T> {
+    connector: &'static str,
+    generate: fn(&T) -> Result<RecordBatch>,
+}
+
+impl<T> GeneratedSplitReader<T> {
+    /// A reader decoding `connector`'s splits as `T` and generating their rows with `generate`.
+    pub fn new(connector: &'static str, generate: fn(&T) -> Result<RecordBatch>) -> Self {
+        Self { connector, generate }
+    }
+}
+
+impl<T> Debug for GeneratedSplitReader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GeneratedSplitReader({})", self.connector)
+    }
+}
+
+#[async_trait]
+impl<T: DeserializeOwned + Send + 'static> SplitReader for GeneratedSplitReader<T> {
+    async fn read(&self, split: &SplitDescriptor, _inline_rows: &[u8]) -> Result<SplitData> {
+        let split: T = split.decode(self.connector)?;
+        let (generate, connector) = (self.generate, self.connector);
+        let batch = tokio::task::spawn_blocking(move || generate(&split))
+            .await
+            .map_err(|e| SluiceError::internal(format!("{connector} generator panicked: {e}")))??;
+        Ok(SplitData::of(batch))
+    }
+}
+
 /// Reads splits whose rows travel inline with the task (memory and socket sources).
 #[derive(Debug, Default)]
 pub struct InlineRowsReader;

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Path of the `sluice` binary: `SLUICE_BIN`, or the one `cargo test --workspace` builds next to
-/// the test executables (the driver package's own integration test makes cargo build it with
+/// the test executables (the `sluice` package's own integration test makes cargo build it with
 /// the same features, so nothing is rebuilt).
 pub fn sluice_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
