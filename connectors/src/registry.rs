@@ -14,12 +14,11 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
 use sluice_common::types::spark_type_name;
 
-use crate::console::{ConsoleOut, ConsoleSink};
-use crate::memory::{MemorySink, MemorySource, MemoryStreams, MemoryTables};
+use crate::console::ConsoleOut;
+use crate::memory::{MemoryStreams, MemoryTables};
 use crate::sink::{SinkConnector, SinkSpec};
 use crate::source::{SourceConnector, SourceSchema, SourceSpec};
 use crate::table::{TableConnector, TableSpec};
-use crate::{files, kafka, nexmark, noop, rate, rate_micro_batch, socket};
 
 /// What in-process connectors exchange rows with: a session's memory streams (`memory` source),
 /// memory tables (`memory` sink) and where console output goes (`console` sink).
@@ -61,22 +60,22 @@ impl Connectors {
     /// Every connector sluice ships; the in-process ones exchange rows through `io`.
     pub fn builtin(io: &InProcessIo) -> Self {
         let mut c = Self::default();
-        // Sources, in the order messages list them.
-        c.add_source(files::FilesConnector);
-        c.add_source(kafka::KafkaConnector);
-        c.add_source(nexmark::NexmarkConnector);
-        c.add_source(rate::RateConnector);
-        c.add_source(rate_micro_batch::RateMicroBatchConnector);
-        c.add_source(socket::SocketConnector);
-        c.add_source(MemorySource::connector(io.memory_streams.clone()));
-        // Sinks.
-        c.add_sink(ConsoleSink::connector(Arc::clone(&io.console)));
-        c.add_sink(files::FilesConnector);
-        c.add_sink(kafka::KafkaConnector);
-        c.add_sink(MemorySink::connector(io.memory_tables.clone()));
-        c.add_sink(noop::NoopConnector);
-        // Static tables.
-        c.add_table(files::FilesConnector);
+        // One line per connector and role. Sources, in the order messages list them:
+        c.add_source(crate::files::FilesConnector);
+        c.add_source(crate::kafka::KafkaConnector);
+        c.add_source(crate::nexmark::NexmarkConnector);
+        c.add_source(crate::rate::RateConnector);
+        c.add_source(crate::rate_micro_batch::RateMicroBatchConnector);
+        c.add_source(crate::socket::SocketConnector);
+        c.add_source(crate::memory::MemorySource::connector(io.memory_streams.clone()));
+        // Sinks:
+        c.add_sink(crate::console::ConsoleSink::connector(Arc::clone(&io.console)));
+        c.add_sink(crate::files::FilesConnector);
+        c.add_sink(crate::kafka::KafkaConnector);
+        c.add_sink(crate::memory::MemorySink::connector(io.memory_tables.clone()));
+        c.add_sink(crate::noop::NoopConnector);
+        // Static tables:
+        c.add_table(crate::files::FilesConnector);
         c
     }
 
