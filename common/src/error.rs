@@ -118,14 +118,34 @@ impl<T, E: Into<SluiceError>> ResultExt<T> for std::result::Result<T, E> {
     }
 }
 
+/// Whether trying a failed object store call again may help: a failed request, a timeout or a
+/// dropped connection may; an answer (not found, already exists, a failed precondition) or a
+/// refused request (an invalid path, an unsupported call) will not change.
+pub fn is_transient_store_error(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    !matches!(
+        e,
+        E::NotFound { .. }
+            | E::AlreadyExists { .. }
+            | E::Precondition { .. }
+            | E::InvalidPath { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. }
+            | E::NotModified { .. }
+            | E::UnknownConfigurationKey { .. }
+            | E::PermissionDenied { .. }
+            | E::Unauthenticated { .. }
+    )
+}
+
 impl From<object_store::Error> for SluiceError {
     fn from(e: object_store::Error) -> Self {
         use object_store::Error as E;
         match &e {
-            E::NotFound { path, .. } => SluiceError::user(format!("not found: {path}")),
+            // What the store holds is not the user's doing: a missing object is the store's answer.
+            E::NotFound { path, .. } => SluiceError::external(format!("not found: {path}")).with_retryable(false),
             E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => SluiceError::user(e.to_string()),
-            E::AlreadyExists { .. } | E::Precondition { .. } => SluiceError::external(e.to_string()).with_retryable(false),
-            _ => SluiceError::external(e.to_string()),
+            _ => SluiceError::external(e.to_string()).with_retryable(is_transient_store_error(&e)),
         }
     }
 }

@@ -10,12 +10,14 @@
 //! * [`batch`] — [`BatchContext`]: a batch's id, attempt, timestamp and watermarks.
 //! * [`conf`] — the settings a query runs with ([`QueryConf`]) and its [`OutputMode`].
 //! * [`options`] — connector and setting options with Spark's case-insensitive names.
-//! * [`storage`] — locations on any `object_store` (local paths, `file://`, `s3://`, `memory://`).
+//! * [`storage`] — locations on any `object_store` (local paths, `file://`, `s3://`, `memory://`),
+//!   and the fault-injecting store tests run the engine on.
 //! * [`log`] — Spark's metadata logs (`HDFSMetadataLog`, `CompactibleFileStreamLog`).
 //! * [`types`], [`dialect`], [`schema_serde`] — Spark's SQL types in Arrow, its SQL dialect, and
 //!   schemas as JSON.
 //! * [`time`] — Spark's time arithmetic (intervals, µs ↔ ms, progress timestamps).
 //! * [`ipc`] — rows as Arrow IPC bytes, for rows that travel with tasks and results.
+//! * [`retry`] — the one retry policy for calls to services sluice depends on.
 
 pub use datafusion;
 
@@ -26,6 +28,7 @@ pub mod error;
 pub mod ipc;
 pub mod log;
 pub mod options;
+pub mod retry;
 pub mod schema_serde;
 pub mod storage;
 pub mod time;

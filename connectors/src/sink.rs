@@ -111,8 +111,10 @@ pub trait SinkCommitter: Send + Sync {
     /// of rows the batch wrote.
     async fn commit(&mut self, batch: BatchId, schema: &SchemaRef, results: Vec<TaskSinkResult>) -> Result<u64>;
 
-    /// Best-effort clean-up of a failed attempt's output.
-    async fn abort(&mut self, _results: Vec<TaskSinkResult>) {}
+    /// Best-effort clean-up of the output of an attempt of `batch` whose commit failed. The
+    /// commit may have landed anyway (its response lost), so nothing a committed batch lists
+    /// may be removed.
+    async fn abort(&mut self, _batch: BatchId, _results: Vec<TaskSinkResult>) {}
 }
 
 /// Rows of every task's report, for sinks that collect on the driver.

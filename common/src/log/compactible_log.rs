@@ -11,12 +11,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStore;
 
-use crate::error::{Result, ResultExt, SluiceError};
+use crate::error::{Result, SluiceError};
 
-use super::metadata_log::check_version;
-use super::metadata_log::{list_numbered, AddOutcome};
+use super::metadata_log::{check_version, create_entry, list_numbered, read_entry, AddOutcome};
 
 /// Spark's default `compactInterval` for both logs.
 pub const DEFAULT_COMPACT_INTERVAL: u64 = 10;
@@ -61,21 +60,14 @@ impl CompactibleLog {
             text.push('\n');
             text.push_str(l);
         }
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path_of(id), PutPayload::from(Bytes::from(text)), opts).await {
-            Ok(_) => Ok(AddOutcome::Added),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(AddOutcome::AlreadyExists),
-            Err(e) => Err(SluiceError::from(e).context(format!("writing {}/{id}", self.name))),
-        }
+        create_entry(&self.store, &self.path_of(id), &Bytes::from(text), &format!("writing {}/{id}", self.name), is_whole_entry)
+            .await
     }
 
     /// The entries stored in batch `id`'s own file (for a compaction batch: all entries so far).
     pub async fn get(&self, id: u64) -> Result<Option<Vec<String>>> {
-        let path = self.path_of(id);
-        let bytes = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await.context_with(|| format!("reading {}/{id}", self.name))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(SluiceError::from(e).context(format!("reading {}/{id}", self.name))),
+        let Some(bytes) = read_entry(&self.store, &self.path_of(id), &format!("reading {}/{id}", self.name)).await? else {
+            return Ok(None);
         };
         let text =
             std::str::from_utf8(&bytes).map_err(|_| SluiceError::user(format!("{}/{id} is corrupt: not UTF-8", self.name)))?;
@@ -124,10 +116,21 @@ impl CompactibleLog {
     }
 }
 
+/// A whole entry: the version line, then only complete JSON lines. A write cut short inside a
+/// line fails this; one cut exactly at a line boundary cannot be told apart from a shorter entry
+/// by its structure alone.
+fn is_whole_entry(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let mut lines = text.split('\n');
+    lines.next() == Some(super::metadata_log::VERSION_LINE)
+        && lines.filter(|l| !l.trim().is_empty()).all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
 
     #[tokio::test]
     async fn every_tenth_batch_is_a_compact_file_with_everything() {

@@ -1,9 +1,14 @@
 //! Spark's `HDFSMetadataLog`: one file per batch id in a directory of the checkpoint.
 //!
-//! The offset WAL, the commit log and source logs all share these rules (docs/semantics.md §1): the file name
-//! is the decimal batch id (other names are ignored), writes are atomic, adding an id that exists
-//! fails instead of overwriting — with `PutMode::Create` this is what stops two drivers from both
-//! owning batch N — and purging is exclusive of the threshold.
+//! The offset WAL, the commit log and source logs all share these rules (docs/semantics.md §1):
+//! the file name is the decimal batch id (other names are ignored), writes are atomic, adding an
+//! id that exists fails instead of overwriting — with `PutMode::Create` this is what stops two
+//! drivers from both owning batch N — and purging is exclusive of the threshold.
+//!
+//! The store retries transient failures (`storage::retrying`), and a write whose outcome is unknown
+//! is settled by reading the entry back ([`create_entry`]), so a store that answers "timeout"
+//! after the write landed can neither lose an entry nor make a driver think another driver wrote
+//! it.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -11,7 +16,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
 
-use crate::error::{Result, ResultExt, SluiceError};
+use crate::error::{Result, SluiceError};
+
+/// Says whether an entry's bytes are a whole entry: `false` for a write that was cut short.
+pub type EntryCheck = fn(&[u8]) -> bool;
 
 /// A directory of `<batchId>` files on an object store.
 #[derive(Debug, Clone)]
@@ -20,6 +28,8 @@ pub struct MetadataLog {
     dir: Path,
     /// Name used in error messages (`offsets`, `commits`, …).
     name: String,
+    /// Tells a complete entry from a torn one, to settle ambiguous writes.
+    complete: EntryCheck,
 }
 
 /// What [`MetadataLog::add`] found.
@@ -34,7 +44,15 @@ pub enum AddOutcome {
 impl MetadataLog {
     /// A log in `dir` of `store`.
     pub fn new(store: Arc<dyn ObjectStore>, dir: Path, name: impl Into<String>) -> Self {
-        Self { store, dir, name: name.into() }
+        Self { store, dir, name: name.into(), complete: |bytes| !bytes.is_empty() }
+    }
+
+    /// Uses `complete` (usually "the entry parses") to recognise an entry a failed write left
+    /// half-written; such an entry is replaced by the next write instead of being taken for
+    /// another writer's.
+    pub fn with_entry_check(mut self, complete: EntryCheck) -> Self {
+        self.complete = complete;
+        self
     }
 
     /// Path of the entry for `batch_id`.
@@ -47,23 +65,15 @@ impl MetadataLog {
         &self.name
     }
 
-    /// Atomically creates the entry for `batch_id`; never overwrites.
+    /// Atomically creates the entry for `batch_id`; never overwrites another writer's entry.
     pub async fn add(&self, batch_id: u64, content: Bytes) -> Result<AddOutcome> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path_of(batch_id), PutPayload::from(content), opts).await {
-            Ok(_) => Ok(AddOutcome::Added),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(AddOutcome::AlreadyExists),
-            Err(e) => Err(SluiceError::from(e).context(format!("writing {}/{batch_id}", self.name))),
-        }
+        create_entry(&self.store, &self.path_of(batch_id), &content, &format!("writing {}/{batch_id}", self.name), self.complete)
+            .await
     }
 
     /// The content of `batch_id`, or `None` when absent.
     pub async fn get(&self, batch_id: u64) -> Result<Option<Bytes>> {
-        match self.store.get(&self.path_of(batch_id)).await {
-            Ok(r) => Ok(Some(r.bytes().await.context_with(|| format!("reading {}/{batch_id}", self.name))?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(SluiceError::from(e).context(format!("reading {}/{batch_id}", self.name))),
-        }
+        read_entry(&self.store, &self.path_of(batch_id), &format!("reading {}/{batch_id}", self.name)).await
     }
 
     /// All batch ids present, ascending. Names that are not decimal numbers are skipped, as
@@ -98,20 +108,74 @@ impl MetadataLog {
             if id >= threshold {
                 break;
             }
-            match self.store.delete(&self.path_of(id)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(SluiceError::from(e).context(format!("purging {}/{id}", self.name))),
-            }
+            delete_entry(&self.store, &self.path_of(id), &format!("purging {}/{id}", self.name)).await?;
         }
         Ok(())
     }
+}
 
-    /// Removes one entry; used only to repair a batch whose write must be redone.
-    pub async fn delete(&self, batch_id: u64) -> Result<()> {
-        match self.store.delete(&self.path_of(batch_id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(SluiceError::from(e).context(format!("deleting {}/{batch_id}", self.name))),
+/// Creates the entry at `path` with `content` unless one exists — the first writer wins — and
+/// settles what a failed write did.
+///
+/// A put whose response was lost (a timeout, a 5xx after the write landed) may or may not have
+/// created the entry, and its retry then finds *an* entry: its own, or another writer's. So a
+/// failure is never taken at its word, and neither is "already exists": the entry is read back.
+/// This writer's bytes mean its write landed ([`AddOutcome::Added`]); other bytes that form a
+/// whole entry (`complete`) mean another writer won ([`AddOutcome::AlreadyExists`]); a torn
+/// entry, left by a write cut short, is replaced. Transient failures are retried by the store
+/// itself; `what` names the write in errors.
+pub async fn create_entry(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    content: &Bytes,
+    what: &str,
+    complete: EntryCheck,
+) -> Result<AddOutcome> {
+    // One round writes; a torn entry costs one more round to replace it.
+    for _ in 0..3 {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let failure = match store.put_opts(path, PutPayload::from(content.clone()), opts).await {
+            Ok(_) => return Ok(AddOutcome::Added),
+            Err(object_store::Error::AlreadyExists { .. }) => None,
+            Err(e) => Some(SluiceError::from(e)),
+        };
+        let existing = match store.get(path).await {
+            Ok(r) => r.bytes().await.map_err(|e| SluiceError::from(e).context(what.to_string()))?,
+            // Nothing landed: the write failed cleanly, and the store already retried it.
+            Err(object_store::Error::NotFound { .. }) => {
+                let e = failure.unwrap_or_else(|| SluiceError::external("the entry vanished after 'already exists'"));
+                return Err(e.context(what.to_string()));
+            }
+            Err(e) => return Err(SluiceError::from(e).context(what.to_string())),
+        };
+        if existing == *content {
+            return Ok(AddOutcome::Added);
         }
+        if complete(&existing) {
+            return Ok(AddOutcome::AlreadyExists);
+        }
+        tracing::warn!(%path, bytes = existing.len(), "replacing a torn log entry left by a failed write");
+        if let Err(e) = store.delete(path).await {
+            return Err(SluiceError::from(e).context(format!("{what}: removing a torn entry")));
+        }
+    }
+    Err(SluiceError::external(format!("{what}: the entry keeps being torn")))
+}
+
+/// The bytes at `path`, or `None` when absent.
+pub async fn read_entry(store: &Arc<dyn ObjectStore>, path: &Path, what: &str) -> Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| SluiceError::from(e).context(what.to_string()))?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(SluiceError::from(e).context(what.to_string())),
+    }
+}
+
+/// Deletes `path`; already absent counts as deleted (a retried delete finds nothing to do).
+pub async fn delete_entry(store: &Arc<dyn ObjectStore>, path: &Path, what: &str) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(SluiceError::from(e).context(what.to_string())),
     }
 }
 
@@ -122,22 +186,20 @@ pub(crate) async fn list_numbered(
     what: &str,
     parse: impl Fn(&str) -> Option<u64>,
 ) -> Result<Vec<u64>> {
-    let mut ids: Vec<u64> = store
+    let listed: Vec<Path> = store
         .list(Some(dir))
-        .try_filter_map(|meta| {
-            let id = meta
-                .location
-                .prefix_match(dir)
-                .and_then(|mut parts| {
-                    let first = parts.next()?;
-                    parts.next().is_none().then_some(first)
-                })
-                .and_then(|name| parse(name.as_ref()));
-            futures::future::ready(Ok(id))
-        })
+        .map_ok(|meta| meta.location)
         .try_collect()
         .await
-        .context_with(|| format!("listing {what}"))?;
+        .map_err(|e| SluiceError::from(e).context(format!("listing {what}")))?;
+    let mut ids: Vec<u64> = listed
+        .iter()
+        .filter_map(|location| {
+            let mut parts = location.prefix_match(dir)?;
+            let first = parts.next()?;
+            parts.next().is_none().then(|| parse(first.as_ref())).flatten()
+        })
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
@@ -165,6 +227,9 @@ pub fn check_version(line: Option<&str>, what: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::RetryPolicy;
+    use crate::storage::faults::{FaultKind, FaultyStore};
+    use crate::storage::retrying::RetryingStore;
     use object_store::memory::InMemory;
 
     fn log() -> MetadataLog {
@@ -177,6 +242,35 @@ mod tests {
         assert_eq!(l.add(0, Bytes::from("a")).await.unwrap(), AddOutcome::Added);
         assert_eq!(l.add(0, Bytes::from("b")).await.unwrap(), AddOutcome::AlreadyExists);
         assert_eq!(l.get(0).await.unwrap().unwrap(), Bytes::from("a"));
+    }
+
+    fn faulty(faults: Vec<Option<FaultKind>>) -> (Arc<dyn ObjectStore>, MetadataLog) {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let faulty: Arc<dyn ObjectStore> = Arc::new(FaultyStore::scripted(Arc::clone(&inner), faults));
+        let store: Arc<dyn ObjectStore> = Arc::new(RetryingStore::new(faulty, RetryPolicy::QUICK));
+        let log = MetadataLog::new(store, Path::from("chk/commits"), "commits").with_entry_check(|b| b.ends_with(b"}"));
+        (inner, log)
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_response_was_lost_counts_as_added() {
+        let (inner, l) = faulty(vec![Some(FaultKind::LostResponse)]);
+        assert_eq!(l.add(3, Bytes::from("v1\n{}")).await.unwrap(), AddOutcome::Added);
+        assert_eq!(inner.get(&Path::from("chk/commits/3")).await.unwrap().bytes().await.unwrap(), Bytes::from("v1\n{}"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_retried_and_a_torn_entry_replaced() {
+        let (inner, l) = faulty(vec![Some(FaultKind::Error), None, Some(FaultKind::Torn)]);
+        assert_eq!(l.add(3, Bytes::from("v1\n{\"a\":1}")).await.unwrap(), AddOutcome::Added);
+        assert_eq!(inner.get(&Path::from("chk/commits/3")).await.unwrap().bytes().await.unwrap(), Bytes::from("v1\n{\"a\":1}"));
+    }
+
+    #[tokio::test]
+    async fn another_writers_whole_entry_wins_even_after_an_ambiguous_failure() {
+        let (inner, l) = faulty(vec![None, Some(FaultKind::Error)]);
+        inner.put(&Path::from("chk/commits/3"), PutPayload::from("v1\n{\"other\":1}")).await.unwrap();
+        assert_eq!(l.add(3, Bytes::from("v1\n{\"mine\":1}")).await.unwrap(), AddOutcome::AlreadyExists);
     }
 
     #[tokio::test]

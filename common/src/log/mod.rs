@@ -5,4 +5,6 @@ pub mod compactible_log;
 pub mod metadata_log;
 
 pub use compactible_log::{CompactibleLog, DEFAULT_COMPACT_INTERVAL};
-pub use metadata_log::{check_version, AddOutcome, MetadataLog, VERSION_LINE};
+pub use metadata_log::{
+    check_version, create_entry, delete_entry, read_entry, AddOutcome, EntryCheck, MetadataLog, VERSION_LINE,
+};

@@ -21,6 +21,7 @@ use sluice_formats::spark_string::value_to_spark_string;
 
 use super::sink_log::{FileSinkLog, SinkFileStatus};
 use crate::sink::{SinkCommitter, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult};
+use sluice_common::log::delete_entry;
 use sluice_common::BatchId;
 
 /// Output format with its write options.
@@ -265,13 +266,28 @@ impl FileSinkCommitter {
         Ok(Self { out, log })
     }
 
-    async fn delete_files(&self, results: &[TaskSinkResult]) {
+    /// Deletes the part files of `results` that no committed entry of the log (through `batch`)
+    /// lists: the output of an attempt that did not commit. A file a committed entry lists is
+    /// never deleted — after a commit whose response was lost, the entry may list exactly these
+    /// files — and when the log cannot be read, nothing is deleted (an orphaned part file is
+    /// invisible to readers; a deleted committed one is lost data).
+    async fn delete_uncommitted(&self, batch: BatchId, results: &[TaskSinkResult]) {
+        let committed = match self.log.committed_paths(batch.0).await {
+            Ok(paths) => paths,
+            Err(e) => {
+                tracing::warn!(batch_id = batch.0, error = %e, "cannot read the sink log; leaving the attempt's part files in place");
+                return;
+            }
+        };
         for r in results {
             for f in files_of(r).unwrap_or_default() {
-                if let Ok(url) = url::Url::parse(&f.path) {
-                    if let Ok(loc) = storage::resolve_url(&url) {
-                        let _ = loc.store.delete(&loc.path).await;
-                    }
+                if committed.contains(&f.path) {
+                    continue;
+                }
+                let Ok(url) = url::Url::parse(&f.path) else { continue };
+                let Ok(loc) = storage::resolve_url(&url) else { continue };
+                if let Err(e) = delete_entry(&loc.store, &loc.path, &format!("deleting {}", f.path)).await {
+                    tracing::warn!(file = %f.path, error = %e, "could not delete an uncommitted part file");
                 }
             }
         }
@@ -286,26 +302,25 @@ impl SinkCommitter for FileSinkCommitter {
 
     async fn commit(&mut self, batch: BatchId, _schema: &SchemaRef, results: Vec<TaskSinkResult>) -> Result<u64> {
         let batch_id = batch.0;
-        if self.log.latest_batch_id().await?.is_some_and(|latest| batch_id <= latest) {
+        let committed = if self.log.latest_batch_id().await?.is_some_and(|latest| batch_id <= latest) {
+            false
+        } else {
+            let mut files: Vec<SinkFileStatus> = Vec::new();
+            for r in &results {
+                files.extend(files_of(r)?);
+            }
+            self.log.commit(batch_id, &files).await?
+        };
+        if !committed {
             tracing::info!(batch_id, "Skipping already committed batch {batch_id}");
-            self.delete_files(&results).await;
+            self.delete_uncommitted(batch, &results).await;
             return Ok(0);
         }
-        let mut files: Vec<SinkFileStatus> = Vec::new();
-        for r in &results {
-            files.extend(files_of(r)?);
-        }
-        let rows = results.iter().map(|r| r.output.num_rows).sum();
-        if !self.log.commit(batch_id, &files).await? {
-            tracing::info!(batch_id, "Skipping already committed batch {batch_id}");
-            self.delete_files(&results).await;
-            return Ok(0);
-        }
-        Ok(rows)
+        Ok(results.iter().map(|r| r.output.num_rows).sum())
     }
 
-    async fn abort(&mut self, results: Vec<TaskSinkResult>) {
-        self.delete_files(&results).await;
+    async fn abort(&mut self, batch: BatchId, results: Vec<TaskSinkResult>) {
+        self.delete_uncommitted(batch, &results).await;
     }
 }
 

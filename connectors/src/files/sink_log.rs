@@ -67,6 +67,17 @@ impl FileSinkLog {
         Ok(self.log.add(batch_id, &lines).await? == AddOutcome::Added)
     }
 
+    /// The paths every entry through batch `through` lists (added or deleted).
+    pub async fn committed_paths(&self, through: u64) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        for line in self.log.entries_through(Some(through)).await? {
+            let s: SinkFileStatus = serde_json::from_str(&line)
+                .map_err(|e| SluiceError::user(format!("_spark_metadata entry is corrupt ({e}): {line}")))?;
+            out.insert(s.path);
+        }
+        Ok(out)
+    }
+
     /// Every committed file, oldest batch first; deleted entries are dropped.
     pub async fn all_files(&self) -> Result<Vec<SinkFileStatus>> {
         let mut out: Vec<SinkFileStatus> = Vec::new();

@@ -2,16 +2,14 @@
 //! this query.
 
 use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
-
 use sluice_common::error::{Result, ResultExt, SluiceError};
+use sluice_common::log::{create_entry, read_entry, AddOutcome, MetadataLog};
 use sluice_common::storage::{self, Location};
 use sluice_common::BatchId;
 
 use super::commit_log::CommitMetadata;
 use super::offset_seq::OffsetSeq;
 use super::restart::{decide_start, StartDecision};
-use sluice_common::log::{AddOutcome, MetadataLog};
 
 /// What a checkpoint must keep matching across restarts: the identity of each source, in
 /// source-index order, and of each stateful operator. Spark detects such changes only partially
@@ -53,8 +51,10 @@ impl Checkpoint {
 
     /// A checkpoint rooted at an already-resolved location.
     pub fn at(location: Location) -> Self {
-        let offsets = MetadataLog::new(location.store.clone(), location.child("offsets"), "offsets");
-        let commits = MetadataLog::new(location.store.clone(), location.child("commits"), "commits");
+        let offsets = MetadataLog::new(location.store.clone(), location.child("offsets"), "offsets")
+            .with_entry_check(|b| std::str::from_utf8(b).is_ok_and(|t| OffsetSeq::parse(t, "offsets").is_ok()));
+        let commits = MetadataLog::new(location.store.clone(), location.child("commits"), "commits")
+            .with_entry_check(|b| std::str::from_utf8(b).is_ok_and(|t| CommitMetadata::parse(t, "commits").is_ok()));
         Self { location, offsets, commits }
     }
 
@@ -74,47 +74,36 @@ impl Checkpoint {
     /// The persistent query id from `metadata` (`{"id":…}`), created on first use.
     pub async fn query_id(&self) -> Result<uuid::Uuid> {
         let path = self.location.child("metadata");
-        match self.location.store.get(&path).await {
-            Ok(r) => {
-                let bytes = r.bytes().await.context("reading checkpoint metadata")?;
-                let meta: StreamMetadata = serde_json::from_slice(&bytes)
-                    .map_err(|e| SluiceError::user(format!("{}/metadata is corrupt: {e}", self.describe())))?;
-                Ok(meta.id)
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                let meta = StreamMetadata { id: uuid::Uuid::new_v4() };
-                let body = serde_json::to_vec(&meta)?;
-                let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-                match self.location.store.put_opts(&path, PutPayload::from(body), opts).await {
-                    Ok(_) => Ok(meta.id),
-                    // Someone created it concurrently: theirs is the id.
-                    Err(object_store::Error::AlreadyExists { .. }) => Box::pin(self.query_id()).await,
-                    Err(e) => Err(SluiceError::from(e).context(format!("creating {}/metadata", self.describe()))),
-                }
-            }
-            Err(e) => Err(SluiceError::from(e).context(format!("reading {}/metadata", self.describe()))),
+        let what = format!("{}/metadata", self.describe());
+        if let Some(bytes) = read_entry(&self.location.store, &path, &format!("reading {what}")).await? {
+            let meta: StreamMetadata =
+                serde_json::from_slice(&bytes).map_err(|e| SluiceError::user(format!("{what} is corrupt: {e}")))?;
+            return Ok(meta.id);
+        }
+        let meta = StreamMetadata { id: uuid::Uuid::new_v4() };
+        let body = Bytes::from(serde_json::to_vec(&meta)?);
+        let parses = |b: &[u8]| serde_json::from_slice::<StreamMetadata>(b).is_ok();
+        match create_entry(&self.location.store, &path, &body, &format!("creating {what}"), parses).await? {
+            AddOutcome::Added => Ok(meta.id),
+            // Another run created it concurrently: theirs is the id.
+            AddOutcome::AlreadyExists => Box::pin(self.query_id()).await,
         }
     }
 
     /// Records `shape` on first use; afterwards fails when the running query has a different one.
     pub async fn check_shape(&self, shape: &QueryShape) -> Result<()> {
         let path = self.location.child(SHAPE_FILE);
-        match self.location.store.get(&path).await {
-            Ok(r) => {
-                let bytes = r.bytes().await.context("reading the checkpoint's query shape")?;
-                let stored: QueryShape = serde_json::from_slice(&bytes)
-                    .map_err(|e| SluiceError::user(format!("{}/{SHAPE_FILE} is corrupt: {e}", self.describe())))?;
-                shape_mismatch(&stored, shape, &self.describe())
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                let body = serde_json::to_vec_pretty(shape)?;
-                let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-                match self.location.store.put_opts(&path, PutPayload::from(body), opts).await {
-                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-                    Err(e) => Err(SluiceError::from(e).context("recording the query shape")),
-                }
-            }
-            Err(e) => Err(SluiceError::from(e).context("reading the checkpoint's query shape")),
+        if let Some(bytes) = read_entry(&self.location.store, &path, "reading the checkpoint's query shape").await? {
+            let stored: QueryShape = serde_json::from_slice(&bytes)
+                .map_err(|e| SluiceError::user(format!("{}/{SHAPE_FILE} is corrupt: {e}", self.describe())))?;
+            return shape_mismatch(&stored, shape, &self.describe());
+        }
+        let body = Bytes::from(serde_json::to_vec_pretty(shape)?);
+        let parses = |b: &[u8]| serde_json::from_slice::<QueryShape>(b).is_ok();
+        match create_entry(&self.location.store, &path, &body, "recording the query shape", parses).await? {
+            AddOutcome::Added => Ok(()),
+            // Another run recorded its shape concurrently: it must match ours.
+            AddOutcome::AlreadyExists => Box::pin(self.check_shape(shape)).await,
         }
     }
 

@@ -438,7 +438,7 @@ impl MicroBatchExecution {
                     match committed {
                         Ok(rows) => Ok((results.all, rows)),
                         Err(e) => {
-                            self.sink.abort(sink_results).await;
+                            self.sink.abort(batch.id, sink_results).await;
                             Err(e.context(format!("committing batch {} to the sink", batch.id)))
                         }
                     }

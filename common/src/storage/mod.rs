@@ -18,6 +18,9 @@ use url::Url;
 
 use crate::error::{Result, SluiceError};
 
+pub mod faults;
+pub mod retrying;
+
 /// A resolved location: the store that holds it and the path of the location inside the store.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -150,6 +153,13 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
             )))
         }
     };
+    // Tests turn on fault injection for every store of every process of a cluster; whatever the
+    // store, every call is retried on transient failures.
+    let store = match faults::FaultPlan::from_env()? {
+        Some(plan) => Arc::new(faults::FaultyStore::new(store, plan, &key)) as Arc<dyn ObjectStore>,
+        None => store,
+    };
+    let store: Arc<dyn ObjectStore> = Arc::new(retrying::RetryingStore::new(store, crate::retry::RetryPolicy::STORE));
     stores.insert(key, Arc::clone(&store));
     Ok(store)
 }
