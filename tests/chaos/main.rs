@@ -1,8 +1,10 @@
 //! Chaos tests: a stateful query (dedup → windowed aggregation with a watermark, append mode,
 //! file sink) over fixed, generated input, on a real cluster of processes (etcd, drivers,
-//! executors), while processes are SIGKILLed at random moments. The committed output must equal
-//! both an undisturbed run and a batch recomputation of Spark's semantics written here —
-//! no missing row, no duplicate. Each scenario reports kills, retried batches and recovery times.
+//! executors), while processes are SIGKILLed at random moments and the object store fails
+//! (errors, lost responses, latency, torn writes). The committed output must equal both an
+//! undisturbed run and a batch recomputation of Spark's semantics written here — no missing
+//! row, no duplicate. Each scenario reports kills, injected faults, retried batches and recovery
+//! times.
 
 mod model;
 
@@ -64,6 +66,8 @@ fn commits(dir: &Path) -> Vec<u64> {
 struct Report {
     name: &'static str,
     kills: usize,
+    /// Object store faults the processes injected, per kind.
+    faults: Vec<(String, usize)>,
     retried: u64,
     recoveries_ms: Vec<u128>,
     /// `durationMs.recovery` the drivers reported.
@@ -85,8 +89,14 @@ impl Report {
                 r[r.len() - 1]
             )
         };
+        let faults = if self.faults.is_empty() {
+            String::new()
+        } else {
+            let each: Vec<String> = self.faults.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            format!("{} store faults ({}), ", self.faults.iter().map(|(_, n)| n).sum::<usize>(), each.join(", "))
+        };
         println!(
-            "chaos [{}]: {} kills, {} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
+            "chaos [{}]: {} kills, {faults}{} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
             self.name, self.kills, self.batches, self.retried, self.reported_ms
         );
     }
@@ -204,6 +214,7 @@ fn executor_kills(world: &World) -> Result<Report, String> {
     Ok(Report {
         name: "executors SIGKILLed",
         kills,
+        faults: Vec::new(),
         retried,
         recoveries_ms: recoveries,
         reported_ms: reported,
@@ -255,6 +266,7 @@ fn driver_kills(world: &World) -> Result<Report, String> {
     Ok(Report {
         name: "driver SIGKILLed and restarted",
         kills,
+        faults: Vec::new(),
         retried: retried + status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
         reported_ms: reported,
@@ -303,9 +315,50 @@ fn leader_failover(world: &World) -> Result<Report, String> {
     Ok(Report {
         name: "leader paused then killed, standbys took over",
         kills: kills + 1,
+        faults: Vec::new(),
         retried: status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
         reported_ms: reported,
+        batches: commits(&dir).len(),
+    })
+}
+
+/// Every process's object store fails at random — errors, writes whose response is lost,
+/// latency, torn writes — on every file it reads or writes (input, checkpoint, state, output),
+/// and one executor is SIGKILLed on top.
+fn storage_faults(world: &World) -> Result<Report, String> {
+    let dir = world.run_dir("storage-faults");
+    let log = dir.join("faults.log");
+    let plan = format!("seed={},rate=0.04,latency-ms=40", world.seed);
+    let env = [("SLUICE_STORE_FAULTS", plan.as_str()), ("SLUICE_STORE_FAULTS_LOG", log.to_str().unwrap_or_default())];
+    let mut cluster = ClusterProcs::start_with_env(1, 3, &[PACING], &env);
+    let mut kills = 0;
+    let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
+        let done = commits(dir).len();
+        if kills == 0 && done > FILES / 2 && done < FILES {
+            c.kill_executor(1);
+            c.start_executor(1);
+            kills += 1;
+        }
+        false
+    })?;
+    world.check(&dir, "object store faults")?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut faults: Vec<(String, usize)> = Vec::new();
+    for kind in ["error", "lost-response", "latency", "torn"] {
+        let n = text.lines().filter(|l| l.split(' ').next() == Some(kind)).count();
+        if n == 0 {
+            return Err(format!("no '{kind}' fault was injected; the scenario proves nothing about it"));
+        }
+        faults.push((kind.to_string(), n));
+    }
+    Ok(Report {
+        name: "object store faults injected in every process",
+        kills,
+        faults,
+        retried: status["batchesRetried"].as_u64().unwrap_or(0),
+        recoveries_ms: Vec::new(),
+        reported_ms: cluster.reported_recoveries(),
         batches: commits(&dir).len(),
     })
 }
@@ -316,8 +369,12 @@ fn main() {
     println!("chaos: seed {seed} (set CHAOS_SEED to change)");
     let world = World::new(seed);
     type Scenario = fn(&World) -> Result<Report, String>;
-    let scenarios: [(&str, Scenario); 3] =
-        [("executor kills", executor_kills), ("driver kills", driver_kills), ("leader failover", leader_failover)];
+    let scenarios: [(&str, Scenario); 4] = [
+        ("executor kills", executor_kills),
+        ("driver kills", driver_kills),
+        ("leader failover", leader_failover),
+        ("storage faults", storage_faults),
+    ];
     let mut failed = 0;
     for (name, scenario) in scenarios {
         let started = Instant::now();

@@ -27,6 +27,8 @@ pub struct ClusterProcs {
     pub lease_ttl: u64,
     /// Extra environment of every driver process, restarts included.
     driver_env: Vec<(String, String)>,
+    /// Extra environment of every driver and executor process, restarts included.
+    process_env: Vec<(String, String)>,
     launches: usize,
 }
 
@@ -39,6 +41,12 @@ impl ClusterProcs {
     /// As [`Self::start`], with extra environment for every driver process (e.g. a
     /// `SLUICE_FAULT_PAUSE` that paces batches).
     pub fn start_with_driver_env(drivers: usize, executors: usize, driver_env: &[(&str, &str)]) -> Self {
+        Self::start_with_env(drivers, executors, driver_env, &[])
+    }
+
+    /// As [`Self::start_with_driver_env`], with extra environment for every process, drivers and
+    /// executors alike (e.g. `SLUICE_STORE_FAULTS`).
+    pub fn start_with_env(drivers: usize, executors: usize, driver_env: &[(&str, &str)], process_env: &[(&str, &str)]) -> Self {
         let mut c = Self {
             etcd: EtcdServer::start(),
             logs: tempfile::tempdir().expect("temp dir"),
@@ -47,6 +55,7 @@ impl ClusterProcs {
             executors: Vec::new(),
             lease_ttl: 2,
             driver_env: driver_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            process_env: process_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             launches: 0,
         };
         for i in 0..drivers {
@@ -71,7 +80,7 @@ impl ClusterProcs {
         let file = std::fs::File::create(&log).expect("log file");
         let child = dies_with_test(&mut Command::new(sluice_bin()))
             .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(self.process_env.iter().chain(env).map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .env("SLUICE_ETCD", self.etcd.url())
             .env("SLUICE_LEASE_TTL", self.lease_ttl.to_string())

@@ -122,7 +122,7 @@ impl MetadataLog {
 /// failure is never taken at its word, and neither is "already exists": the entry is read back.
 /// This writer's bytes mean its write landed ([`AddOutcome::Added`]); other bytes that form a
 /// whole entry (`complete`) mean another writer won ([`AddOutcome::AlreadyExists`]); a torn
-/// entry, left by a write cut short, is replaced. Transient failures are retried by the store
+/// entry — a prefix of this writer's bytes, or bytes that are not a whole entry — is replaced. Transient failures are retried by the store
 /// itself; `what` names the write in errors.
 pub async fn create_entry(
     store: &Arc<dyn ObjectStore>,
@@ -151,7 +151,9 @@ pub async fn create_entry(
         if existing == *content {
             return Ok(AddOutcome::Added);
         }
-        if complete(&existing) {
+        // A strict prefix of our own bytes is our write, cut short — even one cut exactly at a
+        // line boundary, which would otherwise pass for a whole, shorter entry.
+        if !content.starts_with(&existing) && complete(&existing) {
             return Ok(AddOutcome::AlreadyExists);
         }
         tracing::warn!(%path, bytes = existing.len(), "replacing a torn log entry left by a failed write");
