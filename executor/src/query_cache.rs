@@ -67,6 +67,16 @@ pub struct QueryCache {
     entries: Mutex<HashMap<(String, u64), Arc<PreparedQuery>>>,
 }
 
+/// A prepared query, and the runs of the same query it superseded.
+pub struct Prepared {
+    /// The query as this executor runs it.
+    pub query: Arc<PreparedQuery>,
+    /// Earlier runs of the same query this executor still held. Only one run of a query runs
+    /// at a time (a new leader fences the old one), so whatever they left — shuffle blocks,
+    /// state partitions — is garbage, even when no driver lived to release it.
+    pub superseded: Vec<String>,
+}
+
 impl QueryCache {
     /// An empty cache preparing queries with `connectors`.
     pub fn new(connectors: Connectors) -> Self {
@@ -74,19 +84,31 @@ impl QueryCache {
     }
 
     /// The prepared form of `spec_json`, compiling it on first use.
-    pub async fn get_or_prepare(&self, run_id: &str, hash: u64, spec_json: &[u8]) -> Result<Arc<PreparedQuery>> {
+    pub async fn get_or_prepare(&self, run_id: &str, hash: u64, spec_json: &[u8]) -> Result<Prepared> {
         let key = (run_id.to_string(), hash);
         let mut entries = self.entries.lock().await;
         if let Some(q) = entries.get(&key) {
-            return Ok(Arc::clone(q));
+            return Ok(Prepared { query: Arc::clone(q), superseded: Vec::new() });
         }
         let spec: QuerySpec = serde_json::from_slice(spec_json)
             .map_err(|e| SluiceError::internal(format!("query spec from the driver is unreadable: {e}")))?;
+        let query_id = spec.query_id;
         let prepared = Arc::new(PreparedQuery::prepare(spec, &self.connectors).await?);
-        // Specs of the same run replace each other; other runs keep theirs until released.
-        entries.retain(|(r, _), _| r != run_id);
+        // Specs of the same run replace each other; other runs of the same query are over.
+        let mut superseded: Vec<String> = entries
+            .iter()
+            .filter(|((r, _), q)| r != run_id && q.compiled.spec.query_id == query_id)
+            .map(|((r, _), _)| r.clone())
+            .collect();
+        superseded.dedup();
+        entries.retain(|(r, _), _| r != run_id && !superseded.contains(r));
         entries.insert(key, Arc::clone(&prepared));
-        Ok(prepared)
+        Ok(Prepared { query: prepared, superseded })
+    }
+
+    /// How many query runs are cached (for tests and diagnostics).
+    pub async fn runs(&self) -> usize {
+        self.entries.lock().await.len()
     }
 
     /// Forgets everything cached for `run_id`.

@@ -97,17 +97,35 @@ impl ExecutorService for Service {
     }
 
     async fn release_query(&self, request: Request<ReleaseQueryRequest>) -> Result<Response<ReleaseQueryResponse>, Status> {
-        let run = request.into_inner().query_run_id;
-        self.queries.release(&run).await;
-        self.blocks.release(&run);
-        self.states.release(&run);
+        let req = request.into_inner();
+        if req.partitions.is_empty() {
+            self.release_run(&req.query_run_id).await;
+        } else {
+            let parts: Vec<(usize, u32)> = req.partitions.iter().map(|p| (p.operator as usize, p.partition)).collect();
+            tracing::debug!(run = %req.query_run_id, partitions = parts.len(), "releasing state partitions that moved away");
+            self.states.release_partitions(&req.query_run_id, &parts);
+        }
         Ok(Response::new(ReleaseQueryResponse {}))
     }
 }
 
 impl Service {
+    /// Drops everything held for a run: its plan, shuffle blocks and state partitions.
+    async fn release_run(&self, run: &str) {
+        tracing::debug!(%run, "releasing a query run");
+        self.queries.release(run).await;
+        self.blocks.release(run);
+        self.states.release(run);
+    }
+
     async fn execute(&self, req: &TaskRequest) -> Result<TaskSuccess> {
-        let query = self.queries.get_or_prepare(&req.query_run_id, req.spec_hash, &req.query_spec_json).await?;
+        let prepared = self.queries.get_or_prepare(&req.query_run_id, req.spec_hash, &req.query_spec_json).await?;
+        for run in &prepared.superseded {
+            tracing::info!(%run, new_run = %req.query_run_id, "a new run of the query started here; releasing the old one");
+            self.blocks.release(run);
+            self.states.release(run);
+        }
+        let query = prepared.query;
         let kind = serde_json::from_slice(&req.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
         let batch = req.batch.as_ref().ok_or_else(|| SluiceError::internal("task from the driver has no batch context"))?;

@@ -85,6 +85,23 @@ impl StateCache {
             parts.retain(|(r, _, _), _| r != run_id);
         }
     }
+
+    /// Forgets the listed (operator, partition)s of a run: they moved to another executor.
+    pub fn release_partitions(&self, run_id: &str, partitions: &[(usize, u32)]) {
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.retain(|(r, op, p), _| r != run_id || !partitions.contains(&(*op, *p)));
+        }
+    }
+
+    /// How many partitions this executor holds (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.parts.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,8 @@ impl MicroBatchExecution {
         for s in &mut self.sources {
             s.stop().await;
         }
+        // The run is over, whatever ended it: executors drop its plan, blocks and state.
+        self.scheduler.release(&self.run.run_id, None, &[]).await;
         if self.delete_checkpoint_on_exit {
             let _ = tokio::fs::remove_dir_all(self.checkpoint.location.url.path()).await;
         }
@@ -424,7 +426,9 @@ impl MicroBatchExecution {
                     eviction_ms: batch.metadata.batch_watermark_ms,
                 },
             };
-            let outcome = match self.stages.run(&self.scheduler, &self.run, &context, splits).await {
+            let ran = self.stages.run(&self.scheduler, &self.run, &context, splits).await;
+            self.release_moved_partitions();
+            let outcome = match ran {
                 Ok(results) => {
                     let sink_results: Vec<TaskSinkResult> = results
                         .sink
@@ -470,6 +474,26 @@ impl MicroBatchExecution {
                 }
             }
         }
+    }
+
+    /// Tells the previous owners of partitions that moved to drop their copies, in the
+    /// background: a release never holds up a batch.
+    fn release_moved_partitions(&mut self) {
+        let moved = self.stages.take_moved();
+        if moved.is_empty() {
+            return;
+        }
+        let operators = self.stages.operators.len() as u32;
+        let (scheduler, run_id) = (self.scheduler.clone(), self.run.run_id.clone());
+        tokio::spawn(async move {
+            let mut by_owner: std::collections::BTreeMap<String, Vec<(u32, u32)>> = Default::default();
+            for (owner, partition) in moved {
+                by_owner.entry(owner).or_default().extend((0..operators).map(|op| (op, partition)));
+            }
+            for (owner, partitions) in by_owner {
+                scheduler.release(&run_id, Some(&owner), &partitions).await;
+            }
+        });
     }
 
     fn report(

@@ -13,11 +13,14 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::BatchContext;
 use sluice_connectors::SinkTaskOutput;
 use sluice_plan::{TaskKind, TaskMetrics};
-use sluice_proto::v1::{task_response, TaskRequest};
+use sluice_proto::v1::{task_response, ReleaseQueryRequest, StatePartitionRef, TaskRequest};
 use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
 
 use crate::registry::{ExecutorInfo, ExecutorRegistry};
+
+/// How long a release waits for an executor before giving up on it.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A task to run.
 #[derive(Debug, Clone)]
@@ -80,6 +83,34 @@ impl TaskScheduler {
     /// Task slots the cluster offers (Spark's default parallelism).
     pub async fn parallelism(&self) -> usize {
         self.registry.total_slots().await.max(1)
+    }
+
+    /// Tells executors to drop what they hold for the run `run_id`: everything, on every executor
+    /// (`partitions` empty: the run ended), or the listed (operator, partition)s on `executor`
+    /// (they moved away). Best effort and bounded in time: an executor that does not answer
+    /// drops the run anyway when the query's next run reaches it.
+    pub async fn release(&self, run_id: &str, executor: Option<&str>, partitions: &[(u32, u32)]) {
+        let request = ReleaseQueryRequest {
+            query_run_id: run_id.to_string(),
+            partitions: partitions
+                .iter()
+                .map(|(operator, partition)| StatePartitionRef { operator: *operator, partition: *partition })
+                .collect(),
+        };
+        let targets: Vec<ExecutorInfo> =
+            self.registry.live().await.into_iter().filter(|e| executor.is_none_or(|id| id == e.id)).collect();
+        let calls = targets.into_iter().map(|e| {
+            let mut client = e.client.clone();
+            let request = request.clone();
+            async move {
+                match tokio::time::timeout(RELEASE_TIMEOUT, client.release_query(request)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(status)) => tracing::debug!(executor = %e.id, error = %status.message(), "release not delivered"),
+                    Err(_) => tracing::debug!(executor = %e.id, "release timed out"),
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
     }
 
     /// Runs every task of a stage; results come back ordered by partition index.

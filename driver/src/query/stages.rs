@@ -37,6 +37,9 @@ pub struct StageRunner {
     /// State partitions (`spark.sql.shuffle.partitions`): the task count of every reduce stage.
     pub partitions: u32,
     placement: Vec<Option<String>>,
+    /// State partitions that changed owner since [`Self::take_moved`] was last called:
+    /// (previous owner, partition).
+    moved: Vec<(String, u32)>,
 }
 
 fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
@@ -46,7 +49,13 @@ fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
 impl StageRunner {
     /// A runner for a query with these operators.
     pub fn new(operators: Vec<OperatorInfo>, needs_gather: bool, partitions: u32) -> Self {
-        Self { operators, needs_gather, partitions, placement: Vec::new() }
+        Self { operators, needs_gather, partitions, placement: Vec::new(), moved: Vec::new() }
+    }
+
+    /// The partitions that changed owner since the last call, with their previous owner, which
+    /// still holds a copy in memory that it should drop.
+    pub fn take_moved(&mut self) -> Vec<(String, u32)> {
+        std::mem::take(&mut self.moved)
     }
 
     /// How many state partitions each executor owns, after the last attempt's placement.
@@ -87,6 +96,13 @@ impl StageRunner {
         }
         let live = scheduler.live_executors().await?;
         let owners = assign_partitions(&self.placement, self.partitions as usize, &live);
+        let moved = self
+            .placement
+            .iter()
+            .zip(&owners)
+            .enumerate()
+            .filter_map(|(p, (old, new))| old.as_ref().filter(|old| *old != new).map(|old| (old.clone(), p as u32)));
+        self.moved.extend(moved);
         self.placement = owners.iter().cloned().map(Some).collect();
 
         let mut all = first_results;
