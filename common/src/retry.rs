@@ -37,6 +37,17 @@ impl RetryPolicy {
     pub const QUICK: RetryPolicy =
         RetryPolicy { first_delay: Duration::from_millis(10), max_delay: Duration::from_millis(100), max_retries: 3 };
 
+    /// For reconnecting to a service that must come back (etcd, for a driver standing by): never
+    /// gives up (0.2 s, 0.4 s, … capped at 5 s).
+    pub const RECONNECT: RetryPolicy =
+        RetryPolicy { first_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5), max_retries: usize::MAX };
+
+    /// The waits between tries, for a loop that cannot be phrased as one retried call.
+    pub fn waits(&self) -> impl Iterator<Item = Duration> {
+        use backon::BackoffBuilder;
+        self.backoff().build()
+    }
+
     fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(self.first_delay)

@@ -1,6 +1,10 @@
 //! A driver process (`sluice driver`): serves executors and the admin commands, and — with
-//! etcd — campaigns for leadership, runs the cluster's stored queries while it leads, and exits
-//! the moment it stops leading so it can never write as a deposed leader.
+//! etcd — campaigns for leadership and runs the cluster's stored queries while it leads.
+//!
+//! Leadership comes and goes with etcd: a driver starts (and stands by) while etcd is down, and
+//! one that loses its lease — etcd unreachable for longer than the lease TTL, or the process
+//! paused that long — steps down at once (its checkpoint writes are fenced by its term from then
+//! on), abandons its queries and campaigns again, instead of exiting.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +12,8 @@ use std::time::Duration;
 
 use sluice_cluster::etcd::{campaign, watch_executors};
 use sluice_cluster::{EtcdConfig, LeaseSession, MembershipEvent};
-use sluice_common::error::{Result, SluiceError};
+use sluice_common::error::Result;
+use sluice_common::retry::RetryPolicy;
 
 use crate::manager::{Admin, QueryManager, QueryStore};
 use crate::query::fence::LeaderFence;
@@ -35,7 +40,7 @@ pub enum DriverExit {
     Stopped,
 }
 
-/// Runs a driver until `shutdown` resolves; returns an error if leadership is lost.
+/// Runs a driver until `shutdown` resolves.
 pub async fn run_driver(
     config: DriverConfig,
     listener: Option<ProgressListener>,
@@ -84,45 +89,86 @@ pub async fn run_driver(
         }
     });
 
-    let mut lease = LeaseSession::start(&etcd).await?;
-    let lost = lease.lost();
-    if let Ok(Some(leader)) = sluice_cluster::etcd::leader_endpoint(&etcd).await {
-        admin.set_leader(&leader);
-        tracing::info!(%leader, "standing by: another driver leads this cluster");
-    }
     tokio::pin!(shutdown);
-    let leadership = tokio::select! {
-        l = campaign(&mut lease, &etcd, &endpoint) => l?,
-        _ = &mut shutdown => {
-            lease.close().await;
-            server.shutdown().await;
-            return Ok(DriverExit::Stopped);
+    let mut waits = RetryPolicy::RECONNECT.waits();
+    loop {
+        // A lease first. etcd may be down: a driver starts, and stands by, through the outage.
+        let lease = tokio::select! {
+            l = LeaseSession::start(&etcd) => l,
+            _ = &mut shutdown => return Ok(stop(server, None, None).await),
+        };
+        let mut lease = match lease {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "etcd unreachable; standing by until it is back");
+                tokio::select! {
+                    _ = tokio::time::sleep(waits.next().unwrap_or(RetryPolicy::RECONNECT.max_delay)) => continue,
+                    _ = &mut shutdown => return Ok(stop(server, None, None).await),
+                }
+            }
+        };
+        waits = RetryPolicy::RECONNECT.waits();
+        let mut lost = lease.lost();
+        if let Ok(Some(leader)) = sluice_cluster::etcd::leader_endpoint(&etcd).await {
+            admin.set_leader(&leader);
+            tracing::info!(%leader, "standing by: another driver leads this cluster");
         }
-    };
-    tracing::info!(%endpoint, term = leadership.term, "elected leader");
-    // This driver leads now: until its manager is active it answers "still starting", not
-    // "standby" with itself (or the dead leader) as the leader.
-    admin.set_leader("");
-    let fence = Arc::new(LeaderFence::new(lease.client.clone(), leadership));
-    let store = QueryStore::new(lease.client.clone(), etcd.clone());
-    let manager = Arc::new(QueryManager::new(session.with_fence(fence), Some(store)));
-    let resumed = manager.resume_stored().await?;
-    tracing::info!(resumed, "resumed stored queries");
-    admin.activate(Arc::clone(&manager));
-
-    let mut lost = lost;
-    let outcome = tokio::select! {
-        _ = &mut shutdown => Ok(DriverExit::Stopped),
-        _ = lost.wait_for(|l| *l) => Err(SluiceError::external(
-            "lost leadership: the etcd lease could not be renewed; stopping so a standby can take over",
-        ).with_retryable(false)),
-    };
-    // Without the lease every write would be fenced anyway: after a lost lease, do not wait
-    // for batches.
-    if outcome.is_ok() {
-        manager.stop_all().await;
+        let elected = tokio::select! {
+            l = campaign(&mut lease, &etcd, &endpoint) => l,
+            _ = lost.wait_for(|l| *l) => {
+                tracing::warn!("the etcd lease lapsed while standing by; campaigning again");
+                continue;
+            }
+            _ = &mut shutdown => return Ok(stop(server, Some(lease), None).await),
+        };
+        let leadership = match elected {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "campaign interrupted; campaigning again");
+                lease.close().await;
+                continue;
+            }
+        };
+        tracing::info!(%endpoint, term = leadership.term, "elected leader");
+        // This driver leads now: until its manager is active it answers "still starting", not
+        // "standby" with itself (or the dead leader) as the leader.
+        admin.set_leader("");
+        let fence = Arc::new(LeaderFence::new(lease.client.clone(), leadership));
+        let store = QueryStore::new(lease.client.clone(), etcd.clone());
+        let manager = Arc::new(QueryManager::new(session.clone().with_fence(fence), Some(store)));
+        match manager.resume_stored().await {
+            Ok(resumed) => tracing::info!(resumed, "resumed stored queries"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stored queries; stepping down");
+                manager.abandon_all().await;
+                lease.close().await;
+                continue;
+            }
+        }
+        admin.activate(Arc::clone(&manager));
+        tokio::select! {
+            _ = &mut shutdown => return Ok(stop(server, Some(lease), Some(manager)).await),
+            _ = lost.wait_for(|l| *l) => {
+                // Without the lease every checkpoint write is fenced anyway; stop the queries
+                // without waiting for their batches and stand by until etcd elects again.
+                tracing::warn!("lost leadership: the etcd lease could not be renewed; stepping down");
+                admin.deactivate();
+                manager.abandon_all().await;
+                lease.close().await;
+            }
+        }
     }
-    lease.close().await;
+}
+
+/// Stops a driver that was asked to: its queries after their current batch, then its lease and
+/// its server.
+async fn stop(server: DriverServer, lease: Option<LeaseSession>, manager: Option<Arc<QueryManager>>) -> DriverExit {
+    if let Some(m) = manager {
+        m.stop_all().await;
+    }
+    if let Some(l) = lease {
+        l.close().await;
+    }
     server.shutdown().await;
-    outcome
+    DriverExit::Stopped
 }

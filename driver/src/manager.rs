@@ -189,6 +189,15 @@ impl QueryManager {
         }
     }
 
+    /// Stops every query without waiting for its batch: this driver stepped down, so each
+    /// query's next checkpoint write would be fenced anyway. The runs end on their own at their
+    /// next stop check; the stored definitions stay, for the next leader.
+    pub async fn abandon_all(&self) {
+        for m in self.queries.lock().await.iter() {
+            m.query.request_stop();
+        }
+    }
+
     /// The stored record of each query, for tests and diagnostics.
     pub async fn records(&self) -> Vec<(String, QueryRecord)> {
         self.queries.lock().await.iter().map(|m| (m.query.id().to_string(), m.record.clone())).collect()
@@ -208,6 +217,14 @@ impl Admin {
     pub fn activate(&self, manager: Arc<QueryManager>) {
         if let Ok(mut m) = self.manager.write() {
             *m = Some(manager);
+        }
+    }
+
+    /// This driver stopped managing queries (it stepped down): admin calls are refused until it
+    /// leads again.
+    pub fn deactivate(&self) {
+        if let Ok(mut m) = self.manager.write() {
+            *m = None;
         }
     }
 

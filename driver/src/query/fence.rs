@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use sluice_cluster::etcd::{still_leader, Leadership};
 use sluice_common::error::{Result, SluiceError};
-use tokio::sync::Mutex;
+use sluice_common::retry::{retry, RetryPolicy};
 
 /// A check that this driver may still write.
 #[async_trait]
@@ -31,22 +31,26 @@ impl Fence for NoFence {
 
 /// Fencing by etcd leadership term.
 pub struct LeaderFence {
-    client: Mutex<etcd_client::Client>,
+    client: etcd_client::Client,
     leadership: Leadership,
 }
 
 impl LeaderFence {
     /// A fence for `leadership`.
     pub fn new(client: etcd_client::Client, leadership: Leadership) -> Self {
-        Self { client: Mutex::new(client), leadership }
+        Self { client, leadership }
     }
 }
 
 #[async_trait]
 impl Fence for LeaderFence {
     async fn check(&self) -> Result<()> {
-        let mut client = self.client.lock().await;
-        if still_leader(&mut client, &self.leadership).await? {
+        let leads = retry(RetryPolicy::STORE, "checking leadership in etcd", || {
+            let mut client = self.client.clone();
+            async move { still_leader(&mut client, &self.leadership).await }
+        })
+        .await?;
+        if leads {
             Ok(())
         } else {
             Err(SluiceError::external(format!(
