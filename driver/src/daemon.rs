@@ -15,7 +15,7 @@ use sluice_cluster::{EtcdConfig, LeaseSession, MembershipEvent};
 use sluice_common::error::Result;
 use sluice_common::retry::RetryPolicy;
 
-use crate::manager::{Admin, QueryManager, QueryStore};
+use crate::manager::{Admin, QueryManager, QueryStore, RestartPolicy};
 use crate::query::fence::LeaderFence;
 use crate::query::micro_batch::ProgressListener;
 use crate::registry::ExecutorRegistry;
@@ -31,6 +31,8 @@ pub struct DriverConfig {
     pub advertise: Option<String>,
     /// Cluster coordination; `None` for a single driver with directly registered executors.
     pub etcd: Option<EtcdConfig>,
+    /// When failed queries are restarted.
+    pub restarts: RestartPolicy,
 }
 
 /// What happened to a running driver.
@@ -60,7 +62,7 @@ pub async fn run_driver(
 
     let Some(etcd) = config.etcd.clone() else {
         tracing::info!(%endpoint, "driver ready (executors register here directly)");
-        let manager = Arc::new(QueryManager::new(session, None));
+        let manager = QueryManager::new(session, None, config.restarts);
         admin.activate(Arc::clone(&manager));
         shutdown.await;
         manager.stop_all().await;
@@ -135,7 +137,7 @@ pub async fn run_driver(
         admin.set_leader("");
         let fence = Arc::new(LeaderFence::new(lease.client.clone(), leadership));
         let store = QueryStore::new(lease.client.clone(), etcd.clone());
-        let manager = Arc::new(QueryManager::new(session.clone().with_fence(fence), Some(store)));
+        let manager = QueryManager::new(session.clone().with_fence(fence), Some(store), config.restarts);
         match manager.resume_stored().await {
             Ok(resumed) => tracing::info!(resumed, "resumed stored queries"),
             Err(e) => {

@@ -1,7 +1,13 @@
 //! The queries a driver process runs: submitted jobs, their lifecycle, and — with etcd — the
 //! stored definitions that let a new leader resume every query from its checkpoint.
+//!
+//! A query that fails on something that may pass (a store or broker down for longer than a
+//! batch's attempts last) is restarted from its checkpoint with backoff, up to
+//! [`RestartPolicy::max_restarts`] times; `sluice queries` shows how often. A query that fails on
+//! the user's input or code, or that was stopped, stays down.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use sluice_cluster::etcd::{delete_query, list_queries, put_query};
 use sluice_cluster::{EtcdConfig, QueryRecord};
@@ -28,6 +34,29 @@ impl QueryStore {
 struct ManagedQuery {
     query: StreamingQuery,
     record: QueryRecord,
+    /// Times this query was restarted after a failure, up to this run.
+    restarts: u32,
+}
+
+/// When a failed query is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts after which a failing query stays failed.
+    pub max_restarts: u32,
+    /// Wait before the first restart; doubles per restart up to a minute.
+    pub first_backoff: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self { max_restarts: 10, first_backoff: Duration::from_secs(1) }
+    }
+}
+
+impl RestartPolicy {
+    fn backoff(&self, restarts: u32) -> Duration {
+        (self.first_backoff * 2u32.saturating_pow(restarts)).min(Duration::from_secs(60))
+    }
 }
 
 /// Starts, tracks and stops a driver's queries.
@@ -35,10 +64,13 @@ pub struct QueryManager {
     session: Session,
     queries: Mutex<Vec<ManagedQuery>>,
     store: Option<Mutex<QueryStore>>,
+    restarts: RestartPolicy,
+    /// This manager, for the tasks that watch queries to restart them.
+    this: Weak<QueryManager>,
 }
 
-/// A query's status for `sluice queries`.
-pub fn status_of(q: &StreamingQuery) -> QueryStatus {
+/// A query's status for `sluice queries`; `restarts` counts its restarts after failures.
+pub fn status_of(q: &StreamingQuery, restarts: u32) -> QueryStatus {
     let (state, error) = match q.state() {
         QueryState::Initializing => ("initializing", String::new()),
         QueryState::Active => ("active", String::new()),
@@ -53,18 +85,33 @@ pub fn status_of(q: &StreamingQuery) -> QueryStatus {
         last_progress_json: q.last_progress().map(|p| p.json()).unwrap_or_default(),
         batches_retried: q.batches_retried(),
         state_partitions: q.state_partitions().into_iter().collect(),
+        restarts,
     }
 }
 
 impl QueryManager {
-    /// A manager starting queries on `session`, remembering them in `store` if given.
-    pub fn new(session: Session, store: Option<QueryStore>) -> Self {
-        Self { session, queries: Mutex::new(Vec::new()), store: store.map(Mutex::new) }
+    /// A manager starting queries on `session`, remembering them in `store` if given, and
+    /// restarting failed ones under `restarts`.
+    pub fn new(session: Session, store: Option<QueryStore>, restarts: RestartPolicy) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            session,
+            queries: Mutex::new(Vec::new()),
+            store: store.map(Mutex::new),
+            restarts,
+            this: this.clone(),
+        })
     }
 
-    /// Starts query `record.index` of a job; `replaces` is the stored query it supersedes, and
-    /// `took_over` says a new leader is resuming it after its driver died.
-    async fn start_one(&self, record: QueryRecord, replaces: Option<String>, took_over: bool) -> Result<StreamingQuery> {
+    /// Starts query `record.index` of a job; `replaces` is the stored query it supersedes,
+    /// `took_over` says a new leader is resuming it after its driver died, and `restarts` how
+    /// often it was restarted after failures before this run.
+    async fn start_one(
+        &self,
+        record: QueryRecord,
+        replaces: Option<String>,
+        took_over: bool,
+        restarts: u32,
+    ) -> Result<StreamingQuery> {
         let mut resolved = self.session.prepare_job(&record.origin, &record.job).await?;
         if record.index >= resolved.len() {
             return Err(SluiceError::user(format!("{} has no query #{}", record.origin, record.index + 1)));
@@ -90,8 +137,47 @@ impl QueryManager {
             }
             put_query(client, config, &id, &record).await?;
         }
-        self.queries.lock().await.push(ManagedQuery { query: query.clone(), record });
+        self.queries.lock().await.push(ManagedQuery { query: query.clone(), record: record.clone(), restarts });
+        self.supervise(query.clone(), record, restarts);
         Ok(query)
+    }
+
+    /// Watches a query run and, when it fails with an error that may pass, starts it again from
+    /// its checkpoint after a backoff — as long as it is still this manager's current run of
+    /// the query (not stopped, replaced or abandoned meanwhile) and the policy allows.
+    fn supervise(&self, query: StreamingQuery, record: QueryRecord, restarts: u32) {
+        let manager = self.this.clone();
+        let policy = self.restarts;
+        tokio::spawn(async move {
+            let Err(e) = query.await_termination().await else { return };
+            if !e.retryable {
+                return;
+            }
+            if restarts >= policy.max_restarts {
+                tracing::error!(query = %query.id(), restarts, error = %e, "query failed again; restart limit reached, leaving it failed");
+                return;
+            }
+            let wait = policy.backoff(restarts);
+            tracing::warn!(query = %query.id(), restart = restarts + 1, wait_ms = wait.as_millis() as u64, error = %e, "query failed; restarting it from its checkpoint");
+            tokio::time::sleep(wait).await;
+            let Some(manager) = manager.upgrade() else { return };
+            {
+                let mut queries = manager.queries.lock().await;
+                let Some(i) = queries.iter().position(|m| m.query.run_id() == query.run_id()) else { return };
+                // Stopped, or replaced by a later submission, while waiting: nothing to restart.
+                let same = |m: &ManagedQuery| {
+                    m.query.id() == query.id() || (m.record.job == record.job && m.record.index == record.index)
+                };
+                if queries.iter().skip(i + 1).any(same) {
+                    return;
+                }
+                queries.remove(i);
+            }
+            let id = query.id().to_string();
+            if let Err(e) = manager.start_one(record, Some(id), false, restarts + 1).await {
+                tracing::error!(query = %query.id(), error = %e, "the failed query could not be restarted");
+            }
+        });
     }
 
     /// Validates a whole job, then starts each of its queries. A query submitted under the name
@@ -105,7 +191,7 @@ impl QueryManager {
                 None => None,
             };
             let record = QueryRecord { job: job.to_string(), origin: origin.to_string(), index };
-            started.push(self.start_one(record, replaces, false).await?);
+            started.push(self.start_one(record, replaces, false, 0).await?);
         }
         Ok(started)
     }
@@ -132,7 +218,7 @@ impl QueryManager {
         };
         let mut started = 0;
         for (id, record) in stored {
-            match self.start_one(record, Some(id.clone()), true).await {
+            match self.start_one(record, Some(id.clone()), true, 0).await {
                 Ok(q) => {
                     started += 1;
                     tracing::info!(query = %q.id(), "resumed stored query");
@@ -145,7 +231,7 @@ impl QueryManager {
 
     /// Every query's status, submission order.
     pub async fn statuses(&self) -> Vec<QueryStatus> {
-        self.queries.lock().await.iter().map(|m| status_of(&m.query)).collect()
+        self.queries.lock().await.iter().map(|m| status_of(&m.query, m.restarts)).collect()
     }
 
     /// Stops the query named or identified by `which` and forgets it.
@@ -175,7 +261,8 @@ impl QueryManager {
             let QueryStore { client, config } = &mut *s;
             delete_query(client, config, &query.id().to_string()).await?;
         }
-        Ok(status_of(&query))
+        let restarts = self.queries.lock().await.iter().find(|m| m.query.run_id() == query.run_id()).map_or(0, |m| m.restarts);
+        Ok(status_of(&query, restarts))
     }
 
     /// Stops every query after its current batch (their definitions stay stored).

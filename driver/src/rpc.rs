@@ -60,7 +60,7 @@ impl DriverService for DriverRpc {
         let req = request.into_inner();
         let manager = self.admin.manager().map_err(status)?;
         let queries = manager.submit(&req.origin, &req.job).await.map_err(status)?;
-        Ok(Response::new(SubmitJobResponse { queries: queries.iter().map(status_of).collect() }))
+        Ok(Response::new(SubmitJobResponse { queries: queries.iter().map(|q| status_of(q, 0)).collect() }))
     }
 
     async fn list_queries(&self, _: Request<ListQueriesRequest>) -> Result<Response<ListQueriesResponse>, Status> {

@@ -76,15 +76,17 @@ fn describe(q: &QueryStatus) -> String {
     let mut placed: Vec<String> = q.state_partitions.iter().map(|(e, n)| format!("{e}:{n}")).collect();
     placed.sort();
     let placed = if placed.is_empty() { "-".to_string() } else { placed.join(",") };
-    let mut line =
-        format!("{name:<20} {:<36} {:<12} {batch:>6} {rate:>12} {wm:<24} {:>7} {placed}", q.id, q.state, q.batches_retried);
+    let mut line = format!(
+        "{name:<20} {:<36} {:<12} {batch:>6} {rate:>12} {wm:<24} {:>7} {:>8} {placed}",
+        q.id, q.state, q.batches_retried, q.restarts
+    );
     if !q.error.is_empty() {
         line.push_str(&format!("  {}", q.error));
     }
     line
 }
 
-const HEADER: &str = "NAME                 ID                                   STATE         BATCH  PROCESSED/S WATERMARK                RETRIED STATE PARTITIONS";
+const HEADER: &str = "NAME                 ID                                   STATE         BATCH  PROCESSED/S WATERMARK                RETRIED RESTARTS STATE PARTITIONS";
 
 pub async fn submit(args: SubmitArgs) -> Result<()> {
     let job = std::fs::read_to_string(&args.job)
@@ -116,6 +118,7 @@ pub async fn queries(args: QueriesArgs) -> Result<()> {
                 serde_json::json!({
                     "id": q.id, "name": q.name, "state": q.state, "error": q.error,
                     "batchesRetried": q.batches_retried,
+                    "restarts": q.restarts,
                     "statePartitions": q.state_partitions,
                     "lastProgress": serde_json::from_str::<serde_json::Value>(&q.last_progress_json).unwrap_or(serde_json::Value::Null),
                 })

@@ -10,6 +10,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_executor::{ExecutorConfig, ExecutorHandle};
 
 use sluice_driver::daemon::{run_driver, DriverConfig};
+use sluice_driver::manager::RestartPolicy;
 
 /// etcd options shared by every command that can use a cluster.
 #[derive(Debug, Clone, Args)]
@@ -46,6 +47,11 @@ pub struct DriverArgs {
     /// Append every progress report (one JSON object per line) to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
+    /// Times a query that failed on something that may pass (a store or broker down for longer
+    /// than a batch's attempts) is restarted from its checkpoint, with backoff, before it stays
+    /// failed.
+    #[arg(long, default_value_t = 10, env = "SLUICE_MAX_QUERY_RESTARTS")]
+    max_query_restarts: u32,
 }
 
 /// Arguments of `sluice executor`.
@@ -91,7 +97,8 @@ async fn ctrl_c() {
 }
 
 pub async fn driver(args: DriverArgs) -> Result<()> {
-    let config = DriverConfig { listen: args.listen, advertise: args.advertise, etcd: args.etcd.config() };
+    let restarts = RestartPolicy { max_restarts: args.max_query_restarts, ..RestartPolicy::default() };
+    let config = DriverConfig { listen: args.listen, advertise: args.advertise, etcd: args.etcd.config(), restarts };
     let listener = progress_file_listener(&args.progress_json)?;
     run_driver(config, listener, ctrl_c()).await.map(|_| ())
 }
