@@ -87,20 +87,13 @@ fn queries_are_listed_rebalanced_stopped_and_forgotten() {
     assert_eq!(c.queries(), Vec::<serde_json::Value>::new(), "a stopped query came back");
 }
 
-#[test]
-fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_lost() {
-    let mut c = ClusterProcs::start(1, 0);
-    // The executor registers in etcd but advertises an address nothing listens on: a network
-    // cut between the driver and its only executor.
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    c.start_executor_with(0, &["--advertise", &dead]);
-
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
+/// A copy query from two small JSON files into a file sink, in `dir`.
+fn copy_job(dir: &Path) -> String {
+    let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::write(input.join("a.json"), "{\"id\": 1}\n{\"id\": 2}\n").unwrap();
     std::fs::write(input.join("b.json"), "{\"id\": 3}\n").unwrap();
-    let job = format!(
+    format!(
         "CREATE STREAM nums (id BIGINT) WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
          CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
          SET 'queryName' = 'copy';
@@ -108,10 +101,60 @@ fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_
          SET 'checkpointLocation' = '{}';
          INSERT INTO out SELECT id, id * 2 AS twice FROM nums;",
         input.display(),
-        dir.path().join("out").display(),
-        dir.path().join("chk").display()
+        dir.join("out").display(),
+        dir.join("chk").display()
+    )
+}
+
+/// The copy query's committed rows, sorted.
+fn copied_rows(dir: &Path) -> Vec<String> {
+    let cat = run_sluice(dir, &["cat", "out"]);
+    let mut rows: Vec<String> = stdout(&cat).lines().map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+const COPIED: [&str; 3] = ["{\"id\":1,\"twice\":2}", "{\"id\":2,\"twice\":4}", "{\"id\":3,\"twice\":6}"];
+
+#[test]
+fn a_failed_query_is_restarted_from_its_checkpoint_once_the_network_heals() {
+    let mut c = ClusterProcs::start(1, 0);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    c.start_executor_with(0, &["--advertise", &dead]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), copy_job(dir.path())).unwrap();
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    // Batch 0 fails its attempts against the unreachable executor and the query manager
+    // restarts the query; then the network heals, and the restarted query finishes with no
+    // resubmission.
+    let restarted = |c: &ClusterProcs| status(c, "copy").is_some_and(|q| q["restarts"].as_u64().unwrap_or(0) >= 1);
+    assert!(wait_until(Duration::from_secs(120), || restarted(&c)), "the failed query was not restarted\n{}", c.dump_logs());
+    c.kill_executor(0);
+    c.start_executor(1);
+    assert!(
+        wait_until(Duration::from_secs(120), || status(&c, "copy").is_some_and(|q| q["state"] == "terminated")),
+        "the query was not restarted to completion: {:?}\n{}",
+        status(&c, "copy"),
+        c.dump_logs()
     );
-    std::fs::write(dir.path().join("job.sql"), &job).unwrap();
+    let q = status(&c, "copy").unwrap();
+    assert!(q["restarts"].as_u64().unwrap_or(0) >= 1, "the query finished without a restart: {q}");
+    assert_eq!(copied_rows(dir.path()), COPIED);
+    assert!(!dir.path().join("chk/offsets/1").exists(), "batch 0 re-ran with its recorded offsets");
+}
+
+#[test]
+fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_lost() {
+    // No automatic restarts: the failure itself is under test.
+    let mut c = ClusterProcs::start_with_driver_env(1, 0, &[("SLUICE_MAX_QUERY_RESTARTS", "0")]);
+    // The executor registers in etcd but advertises an address nothing listens on: a network
+    // cut between the driver and its only executor.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    c.start_executor_with(0, &["--advertise", &dead]);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), copy_job(dir.path())).unwrap();
     let out = c.sluice(dir.path(), &["submit", "job.sql"]);
     assert!(out.status.success(), "submit: {}", stderr(&out));
 
@@ -141,10 +184,7 @@ fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_
         status(&c, "copy"),
         c.dump_logs()
     );
-    let cat = run_sluice(dir.path(), &["cat", "out"]);
-    let mut rows: Vec<String> = stdout(&cat).lines().map(str::to_string).collect();
-    rows.sort();
-    assert_eq!(rows, ["{\"id\":1,\"twice\":2}", "{\"id\":2,\"twice\":4}", "{\"id\":3,\"twice\":6}"]);
+    assert_eq!(copied_rows(dir.path()), COPIED);
     assert!(!dir.path().join("chk/offsets/1").exists(), "batch 0 re-ran with its recorded offsets");
 }
 
