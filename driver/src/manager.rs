@@ -65,6 +65,8 @@ pub struct QueryManager {
     queries: Mutex<Vec<ManagedQuery>>,
     store: Option<Mutex<QueryStore>>,
     restarts: RestartPolicy,
+    /// Set once the manager stops or abandons its queries: nothing is restarted after that.
+    retired: std::sync::atomic::AtomicBool,
     /// This manager, for the tasks that watch queries to restart them.
     this: Weak<QueryManager>,
 }
@@ -98,6 +100,7 @@ impl QueryManager {
             queries: Mutex::new(Vec::new()),
             store: store.map(Mutex::new),
             restarts,
+            retired: std::sync::atomic::AtomicBool::new(false),
             this: this.clone(),
         })
     }
@@ -161,6 +164,9 @@ impl QueryManager {
             tracing::warn!(query = %query.id(), restart = restarts + 1, wait_ms = wait.as_millis() as u64, error = %e, "query failed; restarting it from its checkpoint");
             tokio::time::sleep(wait).await;
             let Some(manager) = manager.upgrade() else { return };
+            if manager.retired.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             {
                 let mut queries = manager.queries.lock().await;
                 let Some(i) = queries.iter().position(|m| m.query.run_id() == query.run_id()) else { return };
@@ -267,6 +273,7 @@ impl QueryManager {
 
     /// Stops every query after its current batch (their definitions stay stored).
     pub async fn stop_all(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::SeqCst);
         let queries: Vec<StreamingQuery> = self.queries.lock().await.iter().map(|m| m.query.clone()).collect();
         for q in &queries {
             q.request_stop();
@@ -280,6 +287,7 @@ impl QueryManager {
     /// query's next checkpoint write would be fenced anyway. The runs end on their own at their
     /// next stop check; the stored definitions stay, for the next leader.
     pub async fn abandon_all(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::SeqCst);
         for m in self.queries.lock().await.iter() {
             m.query.request_stop();
         }
