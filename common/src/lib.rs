@@ -17,11 +17,13 @@
 //!   schemas as JSON.
 //! * [`time`] — Spark's time arithmetic (intervals, µs ↔ ms, progress timestamps).
 //! * [`ipc`] — rows as Arrow IPC bytes, for rows that travel with tasks and results.
+//! * [`checksum`] — checksummed files, so corruption fails loudly.
 //! * [`retry`] — the one retry policy for calls to services sluice depends on.
 
 pub use datafusion;
 
 pub mod batch;
+pub mod checksum;
 pub mod conf;
 pub mod dialect;
 pub mod error;

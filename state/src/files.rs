@@ -1,9 +1,10 @@
 //! State files of one partition: `state/<op>/<partition>/<version>.delta|.snapshot`.
 //!
-//! Spark's versioning (docs/semantics.md §1): batch N reads version N and writes version N+1, so batch 0
-//! writes `1.delta`. Each file is an Arrow IPC stream (key columns, value columns,
-//! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation — readable
-//! by any Arrow tool. Loading version v takes the newest snapshot at or below v and replays the
+//! Spark's versioning (docs/semantics.md §1): batch N reads version N and writes version N+1, so
+//! batch 0 writes `1.delta`. Each file is an Arrow IPC stream (key columns, value columns,
+//! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation, framed with a
+//! CRC32C header ([`sluice_common::checksum`]): an empty, truncated or damaged file fails the
+//! load naming itself, never loads as empty state. Loading version v takes the newest snapshot at or below v and replays the
 //! deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
 //! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
 
@@ -58,7 +59,7 @@ impl StateFiles {
 
     /// Writes (or, for a re-run batch, overwrites) a state file.
     pub async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
-        let bytes = sluice_common::ipc::encode(schema, std::slice::from_ref(batch))?;
+        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(batch))?);
         let path = self.path(version, kind);
         self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| {
             SluiceError::from(e).context(format!("writing state file {}/{version}.{}", self.display, kind.suffix()))
@@ -98,9 +99,13 @@ impl StateFiles {
             })?
             .bytes()
             .await?;
-        Ok(sluice_common::ipc::decode(&bytes)
-            .map_err(|e| e.context(format!("state file {}/{version}.{} is corrupt", self.display, kind.suffix())))?
-            .1)
+        let what = format!("state file {}/{version}.{}", self.display, kind.suffix());
+        let body = if sluice_common::checksum::is_sealed(&bytes) {
+            sluice_common::checksum::open(&bytes, &what)?
+        } else {
+            legacy_body(&bytes, &what)?
+        };
+        Ok(sluice_common::ipc::decode(body).map_err(|e| e.context(format!("{what} is corrupt")))?.1)
     }
 
     /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,
@@ -150,6 +155,17 @@ impl StateFiles {
     /// Newest snapshot version at or below `version`.
     pub async fn latest_snapshot_at_or_below(&self, version: u64) -> Result<Option<u64>> {
         Ok(self.list().await?.into_iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| v).max())
+    }
+}
+
+/// A state file written before files carried checksums: a bare Arrow IPC stream, accepted only
+/// whole — it must end with the stream's end marker, so an empty or cut file is refused.
+fn legacy_body<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
+    const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+    if bytes.ends_with(&END_OF_STREAM) {
+        Ok(bytes)
+    } else {
+        Err(SluiceError::user(format!("{what} is corrupt: {} bytes, not a complete Arrow stream", bytes.len())))
     }
 }
 

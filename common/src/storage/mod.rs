@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -18,6 +17,7 @@ use url::Url;
 
 use crate::error::{Result, SluiceError};
 
+pub mod durable;
 pub mod faults;
 pub mod retrying;
 
@@ -130,7 +130,7 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         return Ok(Arc::clone(s));
     }
     let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "file" => Arc::new(LocalFileSystem::new()),
+        "file" => Arc::new(durable::DurableLocalStore::new()),
         "memory" => Arc::new(InMemory::new()),
         "s3" | "s3a" => {
             let bucket = url.host_str().ok_or_else(|| SluiceError::user(format!("'{url}' names no bucket")))?;

@@ -23,7 +23,11 @@ impl CommitMetadata {
     pub fn parse(text: &str, what: &str) -> Result<Self> {
         let mut lines = text.split('\n');
         check_version(lines.next(), what)?;
-        let json = lines.next().unwrap_or("{}");
+        // Spark 2.1 wrote the version line alone; sluice always writes the JSON line, so a file
+        // without it was cut short and must not pass for watermark 0.
+        let json = lines.next().filter(|l| !l.trim().is_empty()).ok_or_else(|| {
+            SluiceError::user(format!("{what} is corrupt: the commit metadata line is missing (the file was cut short)"))
+        })?;
         serde_json::from_str(json).map_err(|e| SluiceError::user(format!("{what} is corrupt: {e}")))
     }
 }
@@ -38,5 +42,7 @@ mod tests {
         assert_eq!(c.serialize().unwrap(), "v1\n{\"nextBatchWatermarkMs\":15000}");
         assert_eq!(CommitMetadata::parse("v1\n{}", "c").unwrap().next_batch_watermark_ms, 0);
         assert!(CommitMetadata::parse("v1\n[", "commits/2").unwrap_err().message.contains("commits/2"));
+        let cut = CommitMetadata::parse("v1", "commits/3").unwrap_err();
+        assert!(cut.message.contains("commits/3 is corrupt"), "{}", cut.message);
     }
 }
