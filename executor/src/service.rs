@@ -13,8 +13,8 @@ use sluice_plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
-    task_response, HeartbeatRequest, RegisterExecutorRequest, ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest,
-    TaskResponse, TaskSuccess,
+    task_response, HeartbeatRequest, PingRequest, PingResponse, RegisterExecutorRequest, ReleaseQueryRequest,
+    ReleaseQueryResponse, TaskRequest, TaskResponse, TaskSuccess,
 };
 use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
@@ -94,6 +94,10 @@ impl ExecutorService for Service {
             }
         };
         Ok(Response::new(response))
+    }
+
+    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {}))
     }
 
     async fn release_query(&self, request: Request<ReleaseQueryRequest>) -> Result<Response<ReleaseQueryResponse>, Status> {

@@ -152,6 +152,11 @@ impl FlightService for ShuffleService {
     }
 }
 
+/// How long connecting to a peer for shuffle data may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long fetching one block from a peer may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Fetches blocks from their producers, reading local ones from memory. Results keep the
 /// order of `sources`, which is the producers' task order.
 pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(BlockId, String)]) -> Result<Vec<RecordBatch>> {
@@ -171,6 +176,7 @@ pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(B
         if !clients.contains_key(endpoint) {
             let channel = tonic::transport::Channel::from_shared(endpoint.clone())
                 .map_err(|e| SluiceError::internal(format!("bad executor endpoint {endpoint}: {e}")))?
+                .connect_timeout(CONNECT_TIMEOUT)
                 .connect()
                 .await
                 .map_err(|e| SluiceError::external(format!("cannot reach executor {endpoint} for shuffle data: {e}")))?;
@@ -179,15 +185,21 @@ pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(B
         }
         let client = clients.get_mut(endpoint).ok_or_else(|| SluiceError::internal("flight client vanished"))?;
         let ticket = Ticket { ticket: serde_json::to_vec(id)?.into() };
-        let response = client.do_get(ticket).await.map_err(|s| {
-            SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
-        })?;
-        let stream =
-            FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| SluiceError::external(format!("reading shuffle block from {endpoint}: {e}")))?;
+        let fetch = async {
+            let response = client.do_get(ticket).await.map_err(|s| {
+                SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
+            })?;
+            let stream =
+                FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
+            stream
+                .try_collect::<Vec<RecordBatch>>()
+                .await
+                .map_err(|e| SluiceError::external(format!("reading shuffle block from {endpoint}: {e}")))
+        };
+        // A paused or cut-off peer answers nothing: give up rather than hold a task slot for ever.
+        let batches = tokio::time::timeout(FETCH_TIMEOUT, fetch).await.map_err(|_| {
+            SluiceError::external(format!("fetching shuffle block of task {} from {endpoint} timed out", id.producer))
+        })??;
         out.extend(batches);
     }
     Ok(out)

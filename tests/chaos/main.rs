@@ -328,6 +328,41 @@ fn leader_failover(world: &World) -> Result<Report, String> {
     })
 }
 
+/// An executor stops answering without going away (SIGSTOP: a stuck disk, a half-open
+/// connection): its tasks run past their deadline and the batch moves to the others — within a
+/// few task durations, not after its lease or TCP keepalive gives up.
+fn executor_paused(world: &World) -> Result<Report, String> {
+    let mut cluster = ClusterProcs::start_with_driver_env(1, 3, &[PACING]);
+    let dir = world.run_dir("executor-paused");
+    let mut paused = 0;
+    let mut recoveries = Vec::new();
+    let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
+        let done = commits(dir).len();
+        if paused < 2 && done > 3 + paused * 8 && done < FILES {
+            let victim = 1 + paused;
+            let pause = Instant::now();
+            c.signal_executor(victim, nix::sys::signal::Signal::SIGSTOP);
+            paused += 1;
+            if let Some(ms) = time_to_next_commit(dir, done, pause) {
+                recoveries.push(ms);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            c.signal_executor(victim, nix::sys::signal::Signal::SIGCONT);
+        }
+        paused < 2
+    })?;
+    world.check(&dir, "paused executors")?;
+    Ok(Report {
+        name: "executors paused (SIGSTOP) and resumed",
+        kills: paused,
+        faults: Vec::new(),
+        retried: status["batchesRetried"].as_u64().unwrap_or(0),
+        recoveries_ms: recoveries,
+        reported_ms: cluster.reported_recoveries(),
+        batches: commits(&dir).len(),
+    })
+}
+
 /// Every process's object store fails at random — errors, writes whose response is lost,
 /// latency, torn writes — on every file it reads or writes (input, checkpoint, state, output),
 /// and one executor is SIGKILLed on top.
@@ -374,8 +409,9 @@ fn main() {
     println!("chaos: seed {seed} (set CHAOS_SEED to change)");
     let world = World::new(seed);
     type Scenario = fn(&World) -> Result<Report, String>;
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("executor kills", executor_kills),
+        ("executor pauses", executor_paused),
         ("driver kills", driver_kills),
         ("leader failover", leader_failover),
         ("storage faults", storage_faults),

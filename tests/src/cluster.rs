@@ -121,6 +121,13 @@ impl ClusterProcs {
         }
     }
 
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) executor `i`.
+    pub fn signal_executor(&mut self, i: usize, signal: nix::sys::signal::Signal) {
+        if let Some(Some(p)) = self.executors.get(i) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), signal);
+        }
+    }
+
     /// True while driver `i`'s process runs.
     pub fn driver_running(&mut self, i: usize) -> bool {
         match &mut self.drivers[i] {

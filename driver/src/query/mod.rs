@@ -1,6 +1,7 @@
 //! Streaming queries on the driver: resolution, the micro-batch loop, triggers, watermarks,
 //! task scheduling and progress.
 
+pub mod deadline;
 pub mod fault;
 pub mod fence;
 pub mod handle;

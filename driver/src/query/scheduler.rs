@@ -13,11 +13,14 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::BatchContext;
 use sluice_connectors::SinkTaskOutput;
 use sluice_plan::{TaskKind, TaskMetrics};
-use sluice_proto::v1::{task_response, ReleaseQueryRequest, StatePartitionRef, TaskRequest};
+use sluice_proto::v1::{task_response, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskRequest};
 use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
 
 use crate::registry::{ExecutorInfo, ExecutorRegistry};
+
+/// How long an executor may take to answer a ping before it counts as unresponsive.
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long a release waits for an executor before giving up on it.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -113,8 +116,16 @@ impl TaskScheduler {
         futures::future::join_all(calls).await;
     }
 
-    /// Runs every task of a stage; results come back ordered by partition index.
-    pub async fn run_stage(&self, run: &QueryRun, batch: &BatchContext, tasks: Vec<TaskSpec>) -> Result<Vec<TaskResult>> {
+    /// Runs every task of a stage; results come back ordered by partition index. A task that
+    /// runs past `deadline` fails the stage, and its executor is set aside so the retried attempt
+    /// runs elsewhere.
+    pub async fn run_stage(
+        &self,
+        run: &QueryRun,
+        batch: &BatchContext,
+        tasks: Vec<TaskSpec>,
+        deadline: Option<Duration>,
+    ) -> Result<Vec<TaskResult>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -148,7 +159,7 @@ impl TaskScheduler {
             let registry = self.registry.clone();
             pending.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| SluiceError::internal("scheduler semaphore closed"))?;
-                run_one(&registry, exec, request).await
+                run_one(&registry, exec, request, deadline).await
             });
         }
         let mut results = Vec::new();
@@ -160,10 +171,38 @@ impl TaskScheduler {
     }
 }
 
-async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskRequest) -> Result<TaskResult> {
+async fn run_one(
+    registry: &ExecutorRegistry,
+    exec: ExecutorInfo,
+    request: TaskRequest,
+    deadline: Option<Duration>,
+) -> Result<TaskResult> {
     let partition_index = request.partition_index;
     let mut client = exec.client.clone();
-    let response = match client.run_task(request).await {
+    let call = client.run_task(request);
+    let answered = match deadline {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Stop waiting. An executor that does not even answer a ping (paused, cut off)
+                // is set aside so the retried attempt runs elsewhere; one that answers is only
+                // slow, or waiting on a peer that is not, and keeps its place.
+                let mut probe = exec.client.clone();
+                let alive = matches!(tokio::time::timeout(PING_TIMEOUT, probe.ping(PingRequest {})).await, Ok(Ok(_)));
+                if !alive {
+                    registry.suspend(&exec.id, "a task ran past its deadline and the executor does not answer").await;
+                }
+                return Err(SluiceError::external(format!(
+                    "executor {} ({}) did not finish task {partition_index} within its deadline of {} ms",
+                    exec.id,
+                    exec.endpoint,
+                    limit.as_millis()
+                )));
+            }
+        },
+        None => call.await,
+    };
+    let response = match answered {
         Ok(r) => r.into_inner(),
         Err(status) => {
             // A transport failure means the executor is gone or unreachable: leave it out so

@@ -13,6 +13,9 @@ use sluice_connectors::PlannedSplit;
 use sluice_plan::BlockSource;
 use sluice_plan::TaskKind;
 
+use std::time::Duration;
+
+use super::deadline::TaskDeadlines;
 use super::placement::assign_partitions;
 use super::resolve::OperatorInfo;
 use super::scheduler::{QueryRun, TaskResult, TaskScheduler, TaskSpec};
@@ -40,6 +43,8 @@ pub struct StageRunner {
     /// State partitions that changed owner since [`Self::take_moved`] was last called:
     /// (previous owner, partition).
     moved: Vec<(String, u32)>,
+    /// How long each stage's tasks may run.
+    deadlines: TaskDeadlines,
 }
 
 fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
@@ -49,7 +54,14 @@ fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
 impl StageRunner {
     /// A runner for a query with these operators.
     pub fn new(operators: Vec<OperatorInfo>, needs_gather: bool, partitions: u32) -> Self {
-        Self { operators, needs_gather, partitions, placement: Vec::new(), moved: Vec::new() }
+        Self {
+            operators,
+            needs_gather,
+            partitions,
+            placement: Vec::new(),
+            moved: Vec::new(),
+            deadlines: TaskDeadlines::default(),
+        }
     }
 
     /// The partitions that changed owner since the last call, with their previous owner, which
@@ -65,6 +77,20 @@ impl StageRunner {
             *counts.entry(owner.clone()).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// Runs one stage's tasks under the stage's deadline, and remembers how long they took.
+    async fn run_stage(
+        &mut self,
+        scheduler: &TaskScheduler,
+        run: &QueryRun,
+        batch: &BatchContext,
+        stage: u32,
+        tasks: Vec<TaskSpec>,
+    ) -> Result<Vec<TaskResult>> {
+        let results = scheduler.run_stage(run, batch, tasks, self.deadlines.for_stage(stage)).await?;
+        self.deadlines.record(stage, results.iter().map(|r| Duration::from_millis(r.metrics.duration_ms)));
+        Ok(results)
     }
 
     /// Runs one attempt of a batch over `splits` (source index, split).
@@ -90,7 +116,7 @@ impl StageRunner {
                 executor: None,
             })
             .collect();
-        let first_results = scheduler.run_stage(run, batch, first).await?;
+        let first_results = self.run_stage(scheduler, run, batch, 0, first).await?;
         if !stateful {
             return Ok(AttemptResults { sink: first_results.clone(), all: first_results });
         }
@@ -117,7 +143,7 @@ impl StageRunner {
                     executor: Some(owners[p as usize].clone()),
                 })
                 .collect();
-            last = scheduler.run_stage(run, batch, tasks).await?;
+            last = self.run_stage(scheduler, run, batch, op as u32 + 1, tasks).await?;
             producers = sources_of(&last);
             all.extend(last.iter().cloned());
         }
@@ -128,7 +154,8 @@ impl StageRunner {
                 inline_rows: None,
                 executor: None,
             }];
-            last = scheduler.run_stage(run, batch, gather).await?;
+            let stage = self.operators.len() as u32 + 1;
+            last = self.run_stage(scheduler, run, batch, stage, gather).await?;
             all.extend(last.iter().cloned());
         }
         Ok(AttemptResults { all, sink: last })
