@@ -114,7 +114,7 @@ mod tests {
     async fn writes_land_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = DurableLocalStore::new();
-        let p = Path::from_filesystem_path(dir.path().join("chk/offsets/0")).unwrap();
+        let p = Path::from_absolute_path(dir.path().join("chk/offsets/0")).unwrap();
         store.put(&p, PutPayload::from_static(b"v1\n{}")).await.unwrap();
         assert_eq!(store.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"v1\n{}"));
     }
