@@ -123,6 +123,9 @@ impl<T, E: Into<SluiceError>> ResultExt<T> for std::result::Result<T, E> {
 /// refused request (an invalid path, an unsupported call) will not change.
 pub fn is_transient_store_error(e: &object_store::Error) -> bool {
     use object_store::Error as E;
+    if matches!(e, E::Generic { .. }) && permanent_io_error(e) {
+        return false;
+    }
     !matches!(
         e,
         E::NotFound { .. }
@@ -136,6 +139,31 @@ pub fn is_transient_store_error(e: &object_store::Error) -> bool {
             | E::PermissionDenied { .. }
             | E::Unauthenticated { .. }
     )
+}
+
+/// Whether an error wraps an I/O error no retry will cure (a path through a file, a missing
+/// directory, a refused permission): the local file system reports these as generic errors.
+fn permanent_io_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as K;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                K::NotFound
+                    | K::PermissionDenied
+                    | K::AlreadyExists
+                    | K::InvalidInput
+                    | K::InvalidData
+                    | K::NotADirectory
+                    | K::IsADirectory
+                    | K::ReadOnlyFilesystem
+                    | K::InvalidFilename
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 impl From<object_store::Error> for SluiceError {
@@ -236,6 +264,15 @@ mod tests {
     fn one_line_joins_context_outermost_first() {
         let e = SluiceError::user("bad").context("inner").context("outer");
         assert_eq!(e.one_line(), "outer: inner: bad");
+    }
+
+    #[test]
+    fn local_file_errors_no_retry_can_cure_are_not_transient() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotADirectory, "Not a directory");
+        let e = object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(io) };
+        assert!(!is_transient_store_error(&e));
+        let flaky = object_store::Error::Generic { store: "S3", source: "connection reset".into() };
+        assert!(is_transient_store_error(&flaky));
     }
 
     #[test]

@@ -201,6 +201,7 @@ fn shape_mismatch(stored: &QueryShape, now: &QueryShape, ckpt: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::offset_seq::OffsetSeqMetadata;
 
     #[tokio::test]
     async fn query_id_persists_and_offsets_are_fenced() {
@@ -210,7 +211,11 @@ mod tests {
         assert_eq!(ck.query_id().await.unwrap(), id);
         let seq = OffsetSeq { offsets: vec![Some("0".into())], metadata: Default::default() };
         ck.write_offsets(BatchId(0), &seq).await.unwrap();
-        let e = ck.write_offsets(BatchId(0), &seq).await.unwrap_err();
+        // The same bytes again are this writer's own entry (a retry after a lost response)...
+        ck.write_offsets(BatchId(0), &seq).await.unwrap();
+        // ...other bytes are another driver's: fenced.
+        let theirs = OffsetSeq { metadata: OffsetSeqMetadata { batch_timestamp_ms: 7, ..Default::default() }, ..seq.clone() };
+        let e = ck.write_offsets(BatchId(0), &theirs).await.unwrap_err();
         assert!(e.message.contains("Concurrent update"), "{}", e.message);
         assert!(matches!(ck.start_decision().await.unwrap(), StartDecision::Rerun { batch_id: BatchId(0), .. }));
     }
