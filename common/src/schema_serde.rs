@@ -17,8 +17,7 @@ fn encode(schema: &SchemaRef) -> Result<String, String> {
 
 fn decode(text: &str) -> Result<SchemaRef, String> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| e.to_string())?;
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
-    Ok(reader.schema())
+    crate::ipc::decode_schema(&bytes, "the schema").map_err(|e| e.message)
 }
 
 /// `#[serde(with = "schema_serde::schema_ref")]` for `SchemaRef` fields.

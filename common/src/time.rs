@@ -38,7 +38,9 @@ impl Interval {
         if self.months != 0 {
             return Err(SluiceError::user(format!("Intervals greater than or equal to a month is not supported ({what}).")));
         }
-        Ok(self.days as i64 * MICROS_PER_DAY + self.micros)
+        (self.days as i64).checked_mul(MICROS_PER_DAY).and_then(|days| days.checked_add(self.micros)).ok_or_else(|| {
+            SluiceError::user(format!("the interval is too large ({what}): it does not fit in 64-bit microseconds"))
+        })
     }
 
     /// True for a negative interval; Spark rejects these as watermark delays.
@@ -65,21 +67,24 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
         };
         let unit = unit.trim_matches('\'').to_ascii_lowercase();
         let (whole, frac) = parse_decimal(num).ok_or_else(|| bad("not a number"))?;
+        // Every step is checked: the text comes from users (and from checkpoints and task
+        // payloads), and an overflow would panic the driver rather than fail the query.
+        let too_large = || bad("too large");
         let per_unit_micros: Option<i64> = match unit.trim_end_matches('s') {
             "year" | "y" => {
-                iv.months += checked_i32(whole * 12).ok_or_else(|| bad("too large"))?;
+                iv.months = add_i32(iv.months, whole.checked_mul(12)).ok_or_else(too_large)?;
                 None
             }
             "month" | "mon" => {
-                iv.months += checked_i32(whole).ok_or_else(|| bad("too large"))?;
+                iv.months = add_i32(iv.months, Some(whole)).ok_or_else(too_large)?;
                 None
             }
             "week" | "w" => {
-                iv.days += checked_i32(whole * 7).ok_or_else(|| bad("too large"))?;
+                iv.days = add_i32(iv.days, whole.checked_mul(7)).ok_or_else(too_large)?;
                 None
             }
             "day" | "d" => {
-                iv.days += checked_i32(whole).ok_or_else(|| bad("too large"))?;
+                iv.days = add_i32(iv.days, Some(whole)).ok_or_else(too_large)?;
                 None
             }
             "hour" | "h" | "hr" => Some(3_600 * MICROS_PER_SECOND),
@@ -90,7 +95,11 @@ pub fn parse_interval(text: &str) -> Result<Interval> {
             _ => return Err(bad(&format!("unknown unit '{unit}'"))),
         };
         if let Some(per) = per_unit_micros {
-            iv.micros += whole * per + (frac * per as f64).round() as i64;
+            iv.micros = whole
+                .checked_mul(per)
+                .and_then(|m| m.checked_add((frac * per as f64).round() as i64))
+                .and_then(|m| iv.micros.checked_add(m))
+                .ok_or_else(too_large)?;
         } else if frac != 0.0 {
             return Err(bad("fractions are only allowed for hours and smaller units"));
         }
@@ -126,8 +135,9 @@ fn parse_decimal(s: &str) -> Option<(i64, f64)> {
     }
 }
 
-fn checked_i32(v: i64) -> Option<i32> {
-    i32::try_from(v).ok()
+/// `base + add` when `add` was computed without overflow and the sum fits an `i32`.
+fn add_i32(base: i32, add: Option<i64>) -> Option<i32> {
+    i32::try_from(add?).ok().and_then(|a| base.checked_add(a))
 }
 
 /// Spark's `DateTimeUtils.microsToMillis`: floor division, also for negative values.
@@ -185,6 +195,18 @@ mod tests {
         assert!(parse_interval("10 parsecs").is_err());
         assert!(parse_interval("").is_err());
         assert!(parse_interval("1 month").unwrap().fixed_micros("window").is_err());
+    }
+
+    #[test]
+    fn overflowing_intervals_are_errors_not_panics() {
+        for text in
+            ["9223372036854775807 years", "2147483647 days 1 day", "9223372036854775807 hours", "-9223372036854775808 weeks"]
+        {
+            assert!(parse_interval(text).unwrap_err().message.contains("too large"), "{text}");
+        }
+        assert!(parse_interval("9223372036854775807 microseconds 1 microsecond").is_err());
+        let days = parse_interval("2147483647 days").unwrap();
+        assert!(days.fixed_micros("window").unwrap_err().message.contains("too large"));
     }
 
     #[test]

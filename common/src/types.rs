@@ -11,10 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::dialect::SluiceDialect;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, StructField, TimezoneInfo};
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Result, SluiceError};
@@ -119,8 +117,7 @@ fn narrow_scale(v: i64) -> Result<i8> {
 
 /// Parses one Spark type name such as `STRUCT<a: INT, b: ARRAY<STRING>>`.
 pub fn parse_type(text: &str) -> Result<DataType> {
-    let mut parser =
-        Parser::new(&SluiceDialect).try_with_sql(text).map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
+    let mut parser = crate::dialect::parser(text).map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
     let sql = parser.parse_data_type().map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
     if parser.peek_token().token != Token::EOF {
         return Err(SluiceError::user(format!("invalid type '{text}': unexpected trailing text")));
@@ -132,13 +129,14 @@ pub fn parse_type(text: &str) -> Result<DataType> {
 /// `StructType.fromDDL` accept it; a leading `STRUCT<…>` form is accepted too.
 pub fn parse_ddl_schema(ddl: &str) -> Result<Schema> {
     let trimmed = ddl.trim();
-    if trimmed.len() > 6 && trimmed[..6].eq_ignore_ascii_case("struct") {
+    // `get` rather than slicing: the sixth byte may fall inside a multibyte character.
+    if trimmed.len() > 6 && trimmed.get(..6).is_some_and(|head| head.eq_ignore_ascii_case("struct")) {
         if let DataType::Struct(fields) = parse_type(trimmed)? {
             return Ok(Schema::new(fields));
         }
     }
     let err = |e: &dyn std::fmt::Display| SluiceError::user(format!("invalid schema '{ddl}': {e}"));
-    let mut parser = Parser::new(&SluiceDialect).try_with_sql(ddl).map_err(|e| err(&e))?;
+    let mut parser = crate::dialect::parser(ddl).map_err(|e| err(&e))?;
     let mut fields = Vec::new();
     loop {
         let name = parser.parse_identifier().map_err(|e| err(&e))?;
@@ -244,5 +242,13 @@ mod tests {
         assert!(!s.field(1).is_nullable());
         assert_eq!(parse_ddl_schema("struct<x: double>").unwrap().field(0).data_type(), &DataType::Float64);
         assert!(parse_ddl_schema("a INT,").is_err());
+    }
+
+    #[test]
+    fn multibyte_and_deeply_nested_schemas_are_errors_not_panics() {
+        // The sixth byte falls inside `é`.
+        assert!(parse_ddl_schema("strucé<a: INT>").is_err());
+        let deep = format!("a {}INT{}", "ARRAY<".repeat(10_000), ">".repeat(10_000));
+        assert!(parse_ddl_schema(&deep).unwrap_err().message.contains("nested more than"));
     }
 }

@@ -247,17 +247,41 @@ impl NexmarkSplit {
     }
 }
 
+/// The last millisecond of year 9999: Spark's timestamps end there, and the generator's `u64`
+/// arithmetic on event times overflows not far beyond.
+const MAX_EVENT_TIME_MS: u128 = 253_402_300_799_999;
+
+/// Refuses a batch whose events would be stamped past [`MAX_EVENT_TIME_MS`]: only a corrupt
+/// offset (a `baseTime` or event count no run produces) gets there, and the generator would
+/// overflow on it.
+fn check_event_times(base_time_ms: u64, end_event: u64, event_rate: u64) -> Result<()> {
+    let last_ms = u128::from(base_time_ms) + u128::from(end_event) * 1000 / u128::from(event_rate.max(1));
+    if last_ms > MAX_EVENT_TIME_MS {
+        return Err(SluiceError::user(format!(
+            "nexmark: events up to {end_event} from baseTime {base_time_ms} at {event_rate} events/s would be stamped after \
+             year 9999; the offset in the checkpoint is corrupt"
+        )));
+    }
+    Ok(())
+}
+
+/// Rows a split's builders reserve room for up front.
+const MAX_PREALLOCATED_ROWS: usize = 1 << 20;
+
 /// Generates the rows of a split (executor side).
 pub fn read_nexmark_split(split: &NexmarkSplit) -> Result<RecordBatch> {
+    check_event_times(split.base_time_ms, split.end_event, split.event_rate)?;
     let cfg = split.config();
     let first = split.table.count_before(split.start_event, &cfg);
     let end = split.table.count_before(split.end_event, &cfg);
     let step = u64::from(split.num_partitions.max(1));
     let mut generator = EventGenerator::new(cfg)
         .with_type_filter(split.table.event_type())
-        .with_offset(first + u64::from(split.partition))
+        .with_offset(first.saturating_add(u64::from(split.partition)))
         .with_step(step);
-    let capacity = (end.saturating_sub(first) / step + 1) as usize;
+    // The split comes over the network: preallocate for what a batch plausibly holds, not for
+    // whatever range a damaged split claims (the builders grow past this when they must).
+    let capacity = usize::try_from(end.saturating_sub(first) / step + 1).unwrap_or(usize::MAX).min(MAX_PREALLOCATED_ROWS);
     let mut rows = RowBuilder::new(split.table, capacity);
     while generator.offset() < end {
         match generator.next() {
@@ -518,6 +542,7 @@ impl Source for NexmarkSource {
         if end.events <= start.events {
             return Ok(Vec::new());
         }
+        check_event_times(end.base_time_ms, end.events, self.options.event_rate)?;
         let n = self.options.num_partitions.unwrap_or(u32::try_from(parallelism.max(1)).unwrap_or(u32::MAX));
         (0..n)
             .map(|partition| {
@@ -686,5 +711,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown option 'rowsPerSecond'"));
+    }
+
+    #[tokio::test]
+    async fn offsets_stamped_past_year_9999_are_errors_not_panics() {
+        let mut s = NexmarkSource::new(opts(&[("eventType", "bid"), ("baseTime", "0")]).unwrap());
+        let start = "{\"events\":50,\"baseTime\":0}";
+        let end = format!("{{\"events\":100,\"baseTime\":{}}}", u64::MAX);
+        assert!(s.plan_splits(Some(start), &end, 1).await.unwrap_err().message.contains("year 9999"));
+        let split = NexmarkSplit {
+            table: NexmarkTable::Auction,
+            base_time_ms: 1_706_695_200_000,
+            event_rate: 1,
+            start_event: 0,
+            end_event: u64::MAX,
+            partition: 0,
+            num_partitions: 1,
+        };
+        assert!(read_nexmark_split(&split).is_err());
     }
 }

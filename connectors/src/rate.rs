@@ -96,7 +96,7 @@ fn parse_seconds(text: &str) -> Result<i64> {
         "ms" => return Ok(n / 1000),
         other => return Err(SluiceError::user(format!("invalid time unit '{other}' in rampUpTime '{text}'"))),
     };
-    Ok(n * mult)
+    n.checked_mul(mult).ok_or_else(|| SluiceError::user(format!("rampUpTime '{text}' is too large")))
 }
 
 /// Schema of the rate source: `timestamp TIMESTAMP, value BIGINT`.
@@ -112,16 +112,18 @@ pub fn rate_batch(timestamps_micros: Vec<i64>, values: Vec<i64>) -> Result<Recor
     )?)
 }
 
-/// `RateStreamProvider.valueAtSecond`.
-pub fn value_at_second(seconds: i64, rows_per_second: i64, ramp_up_seconds: i64) -> i64 {
-    let speed_delta_per_second = rows_per_second / (ramp_up_seconds + 1);
+/// `RateStreamProvider.valueAtSecond`; `None` when the value does not fit in 64 bits (Spark's
+/// "Integer overflow"), which only a corrupt offset or an extreme `rampUpTime` reaches.
+pub fn value_at_second(seconds: i64, rows_per_second: i64, ramp_up_seconds: i64) -> Option<i64> {
+    let speed_delta_per_second = rows_per_second / ramp_up_seconds.checked_add(1)?;
     if seconds <= ramp_up_seconds {
         // Sum of 1..seconds times the per-second speed increase, exactly as Spark computes it.
-        let rampup_part = if seconds % 2 == 0 { (seconds / 2) * (seconds + 1) } else { seconds * ((seconds + 1) / 2) };
-        rampup_part * speed_delta_per_second
+        let next = seconds.checked_add(1)?;
+        let rampup_part = if seconds % 2 == 0 { (seconds / 2).checked_mul(next)? } else { seconds.checked_mul(next / 2)? };
+        rampup_part.checked_mul(speed_delta_per_second)
     } else {
-        let rampup_part = value_at_second(ramp_up_seconds, rows_per_second, ramp_up_seconds);
-        rampup_part + (seconds - ramp_up_seconds) * rows_per_second
+        let rampup_part = value_at_second(ramp_up_seconds, rows_per_second, ramp_up_seconds)?;
+        rampup_part.checked_add(seconds.checked_sub(ramp_up_seconds)?.checked_mul(rows_per_second)?)
     }
 }
 
@@ -142,16 +144,22 @@ pub struct RateSplit {
     pub relative_ms_per_value: f64,
 }
 
-/// Generates the rows of a rate split (executor side).
+/// Generates the rows of a rate split (executor side). The split comes over the network, so
+/// its arithmetic is checked: a split no driver would plan fails instead of panicking.
 pub fn read_rate_split(split: &RateSplit) -> Result<RecordBatch> {
+    let corrupt = || SluiceError::internal(format!("rate split from the driver is out of range: {split:?}"));
+    if split.num_partitions == 0 || split.partition >= split.num_partitions {
+        return Err(corrupt());
+    }
     let mut values = Vec::new();
     let mut ts = Vec::new();
-    let mut v = split.range_start + split.partition as i64;
-    while v < split.range_end {
-        let relative = ((v - split.range_start) as f64 * split.relative_ms_per_value).round() as i64;
+    let mut next = split.range_start.checked_add(i64::from(split.partition));
+    while let Some(v) = next.filter(|v| *v < split.range_end) {
+        let relative = (v.abs_diff(split.range_start) as f64 * split.relative_ms_per_value).round() as i64;
+        let micros = relative.checked_add(split.local_start_time_ms).and_then(|ms| ms.checked_mul(1000)).ok_or_else(corrupt)?;
         values.push(v);
-        ts.push((relative + split.local_start_time_ms) * 1000);
-        v += split.num_partitions as i64;
+        ts.push(micros);
+        next = v.checked_add(i64::from(split.num_partitions));
     }
     rate_batch(ts, values)
 }
@@ -222,6 +230,11 @@ impl Source for RateSource {
             None => 0,
         };
         let end_s = parse_long_offset(end, "rate")?;
+        if start_s < 0 {
+            return Err(SluiceError::user(format!(
+                "rate: offset {start_s} in the checkpoint is negative; the checkpoint is corrupt"
+            )));
+        }
         if start_s > end_s {
             return Err(SluiceError::internal(format!("rate: start {start_s} is after end {end_s}")));
         }
@@ -236,10 +249,16 @@ impl Source for RateSource {
             return Ok(Vec::new());
         }
         let (r, ramp) = (self.options.rows_per_second, self.options.ramp_up_seconds);
-        let range_start = value_at_second(start_s, r, ramp);
-        let range_end = value_at_second(end_s, r, ramp);
-        let local_start_time_ms = self.creation_time_ms + start_s * 1000;
-        let relative_ms_per_value = ((end_s - start_s) * 1000) as f64 / (range_end - range_start) as f64;
+        let overflow = || {
+            SluiceError::user(format!(
+                "Integer overflow: the rate source's values for seconds {start_s}..{end_s} with {r} rowsPerSecond and rampUpTime {ramp}s do not fit in 64 bits"
+            ))
+        };
+        let range_start = value_at_second(start_s, r, ramp).ok_or_else(overflow)?;
+        let range_end = value_at_second(end_s, r, ramp).ok_or_else(overflow)?;
+        let local_start_time_ms =
+            start_s.checked_mul(1000).and_then(|ms| ms.checked_add(self.creation_time_ms)).ok_or_else(overflow)?;
+        let relative_ms_per_value = (end_s - start_s) as f64 * 1000.0 / range_end.abs_diff(range_start) as f64;
         let n = self.options.num_partitions.unwrap_or(parallelism.max(1) as u32);
         (0..n)
             .map(|p| {
@@ -276,18 +295,18 @@ mod tests {
     #[test]
     fn value_at_second_matches_spark() {
         // RateStreamProviderSuite "valueAtSecond"
-        assert_eq!(value_at_second(0, 5, 0), 0);
-        assert_eq!(value_at_second(1, 5, 0), 5);
-        assert_eq!(value_at_second(0, 5, 2), 0);
-        assert_eq!(value_at_second(1, 5, 2), 1);
-        assert_eq!(value_at_second(2, 5, 2), 3);
-        assert_eq!(value_at_second(3, 5, 2), 8);
-        assert_eq!(value_at_second(0, 10, 4), 0);
-        assert_eq!(value_at_second(1, 10, 4), 2);
-        assert_eq!(value_at_second(2, 10, 4), 6);
-        assert_eq!(value_at_second(3, 10, 4), 12);
-        assert_eq!(value_at_second(4, 10, 4), 20);
-        assert_eq!(value_at_second(5, 10, 4), 30);
+        assert_eq!(value_at_second(0, 5, 0), Some(0));
+        assert_eq!(value_at_second(1, 5, 0), Some(5));
+        assert_eq!(value_at_second(0, 5, 2), Some(0));
+        assert_eq!(value_at_second(1, 5, 2), Some(1));
+        assert_eq!(value_at_second(2, 5, 2), Some(3));
+        assert_eq!(value_at_second(3, 5, 2), Some(8));
+        assert_eq!(value_at_second(0, 10, 4), Some(0));
+        assert_eq!(value_at_second(1, 10, 4), Some(2));
+        assert_eq!(value_at_second(2, 10, 4), Some(6));
+        assert_eq!(value_at_second(3, 10, 4), Some(12));
+        assert_eq!(value_at_second(4, 10, 4), Some(20));
+        assert_eq!(value_at_second(5, 10, 4), Some(30));
     }
 
     #[test]
@@ -315,5 +334,26 @@ mod tests {
         let o = RateOptions::parse(&Options::from_pairs([("rampUpTime", "5s"), ("ROWSPERSECOND", "10")])).unwrap();
         assert_eq!((o.rows_per_second, o.ramp_up_seconds), (10, 5));
         assert!(RateOptions::parse(&Options::from_pairs([("rowPerSecond", "1")])).is_err());
+        assert!(RateOptions::parse(&Options::from_pairs([("rampUpTime", "9223372036854775807d")])).is_err());
+    }
+
+    #[tokio::test]
+    async fn offsets_beyond_64_bit_values_are_errors_not_panics() {
+        assert_eq!(value_at_second(i64::MAX - 1, 1, i64::MAX - 1), None);
+        assert_eq!(value_at_second(5, 1, i64::MAX), None);
+        let mut s = RateSource::new(RateOptions { rows_per_second: 1, ramp_up_seconds: 5_000_000_000, num_partitions: Some(1) });
+        let e = s.plan_splits(Some("0"), "4500000000", 1).await.unwrap_err();
+        assert!(e.message.contains("Integer overflow"), "{}", e.message);
+        assert!(s.plan_splits(Some("-5"), "1", 1).await.is_err());
+        let split = RateSplit {
+            partition: 0,
+            num_partitions: 1,
+            range_start: i64::MAX - 1,
+            range_end: i64::MAX,
+            local_start_time_ms: i64::MAX / 10,
+            relative_ms_per_value: 1.0,
+        };
+        assert!(read_rate_split(&split).is_err());
+        assert!(read_rate_split(&RateSplit { num_partitions: 0, ..split }).is_err());
     }
 }

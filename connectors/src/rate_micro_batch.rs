@@ -121,11 +121,18 @@ pub struct RateMicroBatchSplit {
 
 /// Generates the rows of a split (executor side): values `start + p, start + p + n, …`, all with
 /// the batch's start timestamp.
+///
+/// The split comes over the network, so its arithmetic is checked: a split no driver would plan
+/// fails instead of panicking.
 pub fn read_rate_micro_batch_split(split: &RateMicroBatchSplit) -> Result<RecordBatch> {
-    let values: Vec<i64> =
-        (split.start_offset + split.partition as i64..split.end_offset).step_by(split.num_partitions.max(1) as usize).collect();
-    let ts = vec![split.timestamp_ms * 1000; values.len()];
-    rate_batch(ts, values)
+    let corrupt = || SluiceError::internal(format!("rate-micro-batch split from the driver is out of range: {split:?}"));
+    if split.num_partitions == 0 || split.partition >= split.num_partitions {
+        return Err(corrupt());
+    }
+    let first = split.start_offset.checked_add(i64::from(split.partition)).ok_or_else(corrupt)?;
+    let micros = split.timestamp_ms.checked_mul(1000).ok_or_else(corrupt)?;
+    let values: Vec<i64> = (first..split.end_offset).step_by(split.num_partitions as usize).collect();
+    rate_batch(vec![micros; values.len()], values)
 }
 
 /// Driver side.
@@ -148,10 +155,17 @@ impl RateMicroBatchSource {
         }
     }
 
-    fn next(&self, start: RateMicroBatchOffset) -> RateMicroBatchOffset {
-        RateMicroBatchOffset {
-            offset: start.offset + self.options.rows_per_batch,
-            timestamp: start.timestamp + self.options.advance_millis_per_batch,
+    /// The offset one batch after `start`; a checkpoint offset so large that the next one does
+    /// not fit in 64 bits is an error (Spark's "Integer overflow"), not a panic.
+    fn next(&self, start: RateMicroBatchOffset) -> Result<RateMicroBatchOffset> {
+        let offset = start.offset.checked_add(self.options.rows_per_batch);
+        let timestamp = start.timestamp.checked_add(self.options.advance_millis_per_batch);
+        match (offset, timestamp) {
+            (Some(offset), Some(timestamp)) => Ok(RateMicroBatchOffset { offset, timestamp }),
+            _ => Err(SluiceError::user(format!(
+                "Integer overflow: the rate-micro-batch offset after {} (timestamp {}) does not fit in 64 bits",
+                start.offset, start.timestamp
+            ))),
         }
     }
 }
@@ -178,12 +192,14 @@ impl Source for RateMicroBatchSource {
 
     async fn latest_offset(&mut self, start: Option<&str>, _limit: ReadLimit) -> Result<Option<String>> {
         let start = self.start(start)?;
-        let end = match &mut self.available_now {
-            Some(fixed) => *fixed.get_or_insert_with(|| RateMicroBatchOffset {
-                offset: start.offset + self.options.rows_per_batch,
-                timestamp: start.timestamp + self.options.advance_millis_per_batch,
-            }),
-            None => self.next(start),
+        let end = match self.available_now {
+            Some(Some(fixed)) => fixed,
+            Some(None) => {
+                let end = self.next(start)?;
+                self.available_now = Some(Some(end));
+                end
+            }
+            None => self.next(start)?,
         };
         Ok(Some(serde_json::to_string(&end)?))
     }
@@ -248,5 +264,25 @@ mod tests {
         let first = s.latest_offset(None, ReadLimit::Default).await.unwrap();
         let again = s.latest_offset(first.as_deref(), ReadLimit::Default).await.unwrap();
         assert_eq!(first, again);
+    }
+
+    #[tokio::test]
+    async fn offsets_at_the_end_of_64_bits_are_errors_not_panics() {
+        let opts = RateMicroBatchOptions::parse(&Options::from_pairs([("rowsPerBatch", "5")])).unwrap();
+        let mut s = RateMicroBatchSource::new(opts);
+        let near_end = format!("{{\"offset\":{},\"timestamp\":0}}", i64::MAX - 1);
+        let e = s.latest_offset(Some(&near_end), ReadLimit::Default).await.unwrap_err();
+        assert!(e.message.contains("Integer overflow"), "{}", e.message);
+        let split = RateMicroBatchSplit {
+            partition: 3,
+            num_partitions: 4,
+            start_offset: i64::MAX - 1,
+            end_offset: i64::MAX,
+            timestamp_ms: 0,
+        };
+        assert!(read_rate_micro_batch_split(&split).is_err());
+        let split =
+            RateMicroBatchSplit { partition: 0, num_partitions: 1, start_offset: 0, end_offset: 1, timestamp_ms: i64::MAX };
+        assert!(read_rate_micro_batch_split(&split).is_err());
     }
 }

@@ -122,7 +122,7 @@ pub fn collected_rows(results: &[TaskSinkResult]) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for r in results {
         if let Some(rows) = &r.output.rows {
-            batches.extend(sluice_common::ipc::decode(rows)?.1);
+            batches.extend(sluice_common::ipc::decode(rows, &format!("the rows collected by task {}", r.partition_index))?.1);
         }
     }
     Ok(batches)

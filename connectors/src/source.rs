@@ -252,7 +252,7 @@ pub struct InlineRowsReader;
 #[async_trait]
 impl SplitReader for InlineRowsReader {
     async fn read(&self, _split: &SplitDescriptor, inline_rows: &[u8]) -> Result<SplitData> {
-        Ok(SplitData { batches: sluice_common::ipc::decode(inline_rows)?.1, ..Default::default() })
+        Ok(SplitData { batches: sluice_common::ipc::decode(inline_rows, "the rows sent with the task")?.1, ..Default::default() })
     }
 }
 

@@ -106,6 +106,12 @@ impl Pattern {
     }
 }
 
+/// The deepest nesting of `[…]` sections a pattern may have. Compiling, parsing and formatting
+/// recurse once per level, so a pattern of thousands of `[` would overflow the stack of the
+/// thread evaluating `to_timestamp` — patterns come from users and from query data. Java itself
+/// has no limit, but no real pattern nests more than two or three levels.
+const MAX_OPTIONAL_DEPTH: usize = 32;
+
 fn compile_elems(source: &str, parsing: bool) -> std::result::Result<Vec<Elem>, String> {
     // Stack of open optional sections; the bottom entry is the pattern itself.
     let mut stack: Vec<Vec<Elem>> = vec![Vec::new()];
@@ -151,6 +157,9 @@ fn compile_elems(source: &str, parsing: bool) -> std::result::Result<Vec<Elem>, 
                     }
                 }
                 push_lit(&mut stack[top], &text);
+            }
+            '[' if stack.len() > MAX_OPTIONAL_DEPTH => {
+                return Err(format!("Optional sections nested more than {MAX_OPTIONAL_DEPTH} levels deep are not supported"))
             }
             '[' => stack.push(Vec::new()),
             ']' => {
@@ -316,5 +325,12 @@ mod tests {
         assert!(msg("yyyy]", true).contains("without previous ["));
         assert!(msg("DDD", true).contains("not supported by sluice"));
         assert!(msg("bb", true).contains("Unknown pattern letter: b"));
+    }
+
+    #[test]
+    fn deeply_nested_optional_sections_are_refused() {
+        assert!(Pattern::compile(&format!("{}yyyy", "[".repeat(32)), true).is_ok());
+        let deep = format!("{}yyyy", "[".repeat(100_000));
+        assert!(Pattern::compile(&deep, true).unwrap_err().message.contains("nested more than 32 levels"));
     }
 }

@@ -22,8 +22,6 @@ use datafusion::physical_plan::{collect, PhysicalExpr};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias, Statement};
-use datafusion::sql::sqlparser::parser::Parser;
-use sluice_common::dialect::SluiceDialect;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::types::SparkTypePlanner;
@@ -66,7 +64,7 @@ pub fn base_session_state() -> SessionState {
 
 /// Parses one SELECT (or any query expression) with the Spark dialect.
 pub fn parse_query(sql: &str) -> Result<Statement> {
-    let mut parser = Parser::new(&SluiceDialect).try_with_sql(sql).map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
+    let mut parser = sluice_common::dialect::parser(sql).map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
     let query = parser.parse_query().map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
     let mut stmt = Statement::Query(query);
     crate::literals::type_numeric_literals(&mut stmt);
@@ -247,9 +245,8 @@ impl SourceProjection {
 }
 
 fn parse_expr(sql: &str) -> Result<SqlExpr> {
-    let mut parser = Parser::new(&SluiceDialect)
-        .try_with_sql(sql)
-        .map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
+    let mut parser =
+        sluice_common::dialect::parser(sql).map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
     let mut expr = parser.parse_expr().map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
     crate::literals::type_numeric_literals(&mut expr);
     Ok(expr)

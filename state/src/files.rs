@@ -105,7 +105,7 @@ impl StateFiles {
         } else {
             legacy_body(&bytes, &what)?
         };
-        Ok(sluice_common::ipc::decode(body).map_err(|e| e.context(format!("{what} is corrupt")))?.1)
+        Ok(sluice_common::ipc::decode(body, &what)?.1)
     }
 
     /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,
@@ -120,11 +120,12 @@ impl StateFiles {
         let first_delta = match base {
             Some(s) => {
                 plan.push((s, FileKind::Snapshot));
-                s + 1
+                // A snapshot at the largest version a file name holds needs no deltas.
+                s.saturating_add(1)
             }
             None => 1,
         };
-        for v in first_delta..=version {
+        for v in (first_delta..=version).filter(|v| base != Some(*v)) {
             if !files.contains(&(v, FileKind::Delta)) {
                 return Err(SluiceError::user(format!(
                     "cannot load state version {version} of {}: {v}.delta is missing (the checkpoint is incomplete or was purged)",

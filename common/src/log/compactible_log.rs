@@ -37,7 +37,9 @@ impl CompactibleLog {
 
     /// True when `id` is written as a `.compact` file.
     pub fn is_compaction(&self, id: u64) -> bool {
-        (id + 1).is_multiple_of(self.interval)
+        // `(id + 1) % interval == 0` without the `+ 1`: ids come from file names, and a name
+        // such as `18446744073709551615` must not overflow.
+        id % self.interval == self.interval - 1
     }
 
     fn path_of(&self, id: u64) -> Path {
@@ -93,14 +95,10 @@ impl CompactibleLog {
         let ids: Vec<u64> = self.list_ids().await?.into_iter().filter(|i| *i <= through).collect();
         let base = ids.iter().rev().find(|i| self.is_compaction(**i)).copied();
         let mut out = Vec::new();
-        let first_delta = match base {
-            Some(b) => {
-                out.extend(self.get(b).await?.unwrap_or_default());
-                b + 1
-            }
-            None => 0,
-        };
-        for id in ids.into_iter().filter(|i| *i >= first_delta) {
+        if let Some(b) = base {
+            out.extend(self.get(b).await?.unwrap_or_default());
+        }
+        for id in ids.into_iter().filter(|i| base.is_none_or(|b| *i > b)) {
             match self.get(id).await? {
                 Some(entries) => out.extend(entries),
                 None => return Err(SluiceError::user(format!("{}/{id} vanished while reading the log", self.name))),
@@ -147,5 +145,14 @@ mod tests {
         assert_eq!(all[11], "{\"b\":11}");
         assert_eq!(log.latest_id().await.unwrap(), Some(11));
         assert_eq!(log.add(11, &[]).await.unwrap(), AddOutcome::AlreadyExists);
+    }
+
+    #[tokio::test]
+    async fn the_largest_batch_id_a_file_name_can_hold_does_not_overflow() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = CompactibleLog::new(Arc::clone(&store), Path::from("out/_spark_metadata"), "sink log", 10);
+        store.put(&Path::from("out/_spark_metadata/18446744073709551615"), "v1\n{\"a\":1}".into()).await.unwrap();
+        assert!(log.is_compaction(9) && !log.is_compaction(u64::MAX));
+        assert_eq!(log.all_entries().await.unwrap(), vec!["{\"a\":1}".to_string()]);
     }
 }

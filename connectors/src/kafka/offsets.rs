@@ -4,6 +4,10 @@
 //!
 //! Nothing here talks to a broker, so every rule is unit-tested against Spark's own test cases
 //! (`KafkaMicroBatchSourceSuite`, `KafkaOffsetRangeCalculatorSuite`).
+//!
+//! Offsets come from brokers, options and checkpoint files, so any `i64` can show up, and
+//! differences and sums of them saturate instead of overflowing: a count past `i64::MAX` is
+//! as good as infinite for every decision made here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -104,9 +108,11 @@ pub fn rate_limit(
     earliest_of_new: &PartitionOffsets,
 ) -> PartitionOffsets {
     let begin_of = |tp: &TopicPartition| from.get(tp).or_else(|| earliest_of_new.get(tp)).copied();
-    let sizes: BTreeMap<&TopicPartition, i64> =
-        until.iter().filter_map(|(tp, end)| begin_of(tp).map(|b| (tp, end - b)).filter(|(_, size)| *size > 0)).collect();
-    let total = sizes.values().sum::<i64>() as f64;
+    let sizes: BTreeMap<&TopicPartition, i64> = until
+        .iter()
+        .filter_map(|(tp, end)| begin_of(tp).map(|b| (tp, end.saturating_sub(b))).filter(|(_, size)| *size > 0))
+        .collect();
+    let total = sizes.values().fold(0i64, |sum, size| sum.saturating_add(*size)) as f64;
     if total < 1.0 {
         return until.clone();
     }
@@ -129,7 +135,7 @@ pub fn rate_limit(
 /// Records available beyond `current` (partitions unknown to `current` count from offset 0, as
 /// Spark counts them when deciding whether to delay a batch).
 pub fn records_available(latest: &PartitionOffsets, current: &PartitionOffsets) -> i64 {
-    latest.iter().map(|(tp, end)| end - current.get(tp).copied().unwrap_or(0)).sum()
+    latest.iter().map(|(tp, end)| end.saturating_sub(current.get(tp).copied().unwrap_or(0))).fold(0, i64::saturating_add)
 }
 
 /// Spark's `delayBatch`: with `minOffsetsPerTrigger`, wait while fewer records than the minimum
@@ -152,7 +158,7 @@ pub struct OffsetRange {
 impl OffsetRange {
     /// Number of offsets in the range.
     pub fn size(&self) -> i64 {
-        self.until - self.from
+        self.until.saturating_sub(self.from)
     }
 }
 
@@ -211,25 +217,28 @@ pub fn split_ranges(ranges: Vec<OffsetRange>, min_partitions: Option<usize>) -> 
     let part_count = |size: i64, total: i64, min_parts: usize| -> i64 {
         ((size as f64 / total as f64 * min_parts as f64).round() as i64).max(1)
     };
-    let total: i64 = ranges.iter().map(OffsetRange::size).sum();
+    let total: i64 = ranges.iter().map(OffsetRange::size).fold(0, i64::saturating_add);
     let unsplit: BTreeSet<&TopicPartition> =
         ranges.iter().filter(|r| part_count(r.size(), total, min_partitions) == 1).map(|r| &r.topic_partition).collect();
-    let unsplit_total: i64 = ranges.iter().filter(|r| unsplit.contains(&r.topic_partition)).map(OffsetRange::size).sum();
+    let unsplit_total: i64 =
+        ranges.iter().filter(|r| unsplit.contains(&r.topic_partition)).map(OffsetRange::size).fold(0, i64::saturating_add);
     let split_total = total - unsplit_total;
     let split_min_partitions = min_partitions.saturating_sub(unsplit.len()).max(1);
     let mut out = Vec::new();
     for range in &ranges {
+        // A range cannot yield more non-empty pieces than it has offsets (a huge
+        // `minPartitions` must not make this loop run for ever).
         let parts = if unsplit.contains(&range.topic_partition) {
             1
         } else {
-            part_count(range.size(), split_total, split_min_partitions)
+            part_count(range.size(), split_total, split_min_partitions).min(range.size())
         };
         let mut remaining = range.size();
         let mut start = range.from;
         for part in 0..parts {
             let this = remaining / (parts - part);
             remaining -= this;
-            let end = (start + this).min(range.until);
+            let end = start.saturating_add(this).min(range.until);
             out.push(OffsetRange { topic_partition: range.topic_partition.clone(), from: start, until: end });
             start = end;
         }
@@ -325,6 +334,21 @@ mod tests {
         let vanished = batch_ranges(&PartitionOffsets::new(), &offs(&[("t", 0, 4)]), &PartitionOffsets::new());
         assert!(vanished.ranges.is_empty());
         assert_eq!(vanished.data_loss.len(), 1);
+    }
+
+    #[test]
+    fn offsets_at_the_ends_of_64_bits_saturate_instead_of_overflowing() {
+        let from = offs(&[("t", 0, i64::MIN), ("t", 1, -5)]);
+        let until = offs(&[("t", 0, i64::MAX), ("t", 1, i64::MAX)]);
+        assert_eq!(records_available(&until, &from), i64::MAX);
+        let limited = rate_limit(10, &from, &until, &PartitionOffsets::new());
+        assert!(limited.values().all(|o| *o <= i64::MAX));
+        let huge = range("t", 0, i64::MIN, i64::MAX);
+        assert_eq!(huge.size(), i64::MAX);
+        let pieces = split_ranges(vec![huge, range("t", 1, 0, 3)], Some(500));
+        assert!(pieces.len() <= 501 && pieces.iter().all(|r| r.size() > 0), "{pieces:?}");
+        // More partitions asked for than a range has offsets: one piece per offset, no empty ones.
+        assert_eq!(split_ranges(vec![range("t", 0, 0, 3)], Some(1 << 40)).len(), 3);
     }
 
     // KafkaOffsetRangeCalculatorSuite, case by case.

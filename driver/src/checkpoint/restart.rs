@@ -45,6 +45,10 @@ pub fn decide_start(
     latest_commit: Option<(u64, CommitMetadata)>,
 ) -> Result<StartDecision> {
     let Some((l, end)) = latest_offsets else { return Ok(StartDecision::Fresh) };
+    // Batch ids come from file names; the last one a u64 holds has no successor to run.
+    let Some(next) = l.checked_add(1) else {
+        return Err(SluiceError::user(format!("offsets/{l}: the batch id is out of range; the checkpoint is corrupt")));
+    };
     let start = match (l, previous_offsets) {
         (0, _) => None,
         (_, Some(prev)) => Some(prev),
@@ -57,7 +61,7 @@ pub fn decide_start(
     };
     match latest_commit {
         Some((c, commit)) if c == l => Ok(StartDecision::Next {
-            batch_id: BatchId(l).next(),
+            batch_id: BatchId(next),
             watermark_ms: end.metadata.batch_watermark_ms.max(commit.next_batch_watermark_ms),
             start_offsets: end,
         }),
@@ -65,7 +69,7 @@ pub fn decide_start(
             batch_id: BatchId(l),
             start_offsets: start,
             end_offsets: end,
-            commit_log_lagging: c + 1 < l,
+            commit_log_lagging: c.saturating_add(1) < l,
         }),
         None => {
             Ok(StartDecision::Rerun { batch_id: BatchId(l), start_offsets: start, end_offsets: end, commit_log_lagging: l > 0 })
@@ -125,6 +129,15 @@ mod tests {
     fn lagging_commit_log_still_reruns_the_last_batch() {
         let d = decide_start(Some((5, seq(0, "5"))), Some(seq(0, "4")), Some((2, CommitMetadata::default()))).unwrap();
         assert!(matches!(d, StartDecision::Rerun { batch_id: BatchId(5), commit_log_lagging: true, .. }));
+    }
+
+    #[test]
+    fn batch_ids_at_the_end_of_64_bits_are_errors_not_panics() {
+        let last = u64::MAX;
+        let e = decide_start(Some((last, seq(0, "1"))), Some(seq(0, "0")), Some((last, CommitMetadata::default()))).unwrap_err();
+        assert!(e.message.contains("out of range"), "{}", e.message);
+        let d = decide_start(Some((3, seq(0, "3"))), Some(seq(0, "2")), Some((last, CommitMetadata::default()))).unwrap();
+        assert!(matches!(d, StartDecision::Rerun { commit_log_lagging: false, .. }));
     }
 
     #[test]

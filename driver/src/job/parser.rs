@@ -8,8 +8,7 @@
 use datafusion::sql::sqlparser::ast::{Expr, Statement, Value, ValueWithSpan};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
-use sluice_common::dialect::SluiceDialect;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
@@ -24,9 +23,8 @@ use super::statement::{ColumnDef, ParsedStatement, RelationDef, SinkDef};
 ///
 /// `origin` names the file in error messages (`job.sql:3:14: …`).
 pub fn parse_job(origin: &str, text: &str) -> Result<Vec<ParsedStatement>> {
-    let tokens =
-        Tokenizer::new(&SluiceDialect, text).tokenize_with_location().map_err(|e| located_error(origin, &e.to_string()))?;
-    let mut parser = Parser::new(&SluiceDialect).with_tokens_with_locations(tokens);
+    let tokens = sluice_common::dialect::tokenize(text).map_err(|e| located_error(origin, &e.to_string()))?;
+    let mut parser = sluice_common::dialect::parser_for_tokens(tokens);
     let offsets = LineOffsets::new(text);
     let mut out = Vec::new();
     loop {
