@@ -1,0 +1,1 @@
+.not found: fuzz/in/f1.json"batch 7 task 1

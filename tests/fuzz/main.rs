@@ -1,0 +1,202 @@
+//! Fuzzing the decoders that bytes from disk and network go through: zero panics allowed.
+//!
+//! Every target is one module with a seed corpus (`corpus/<target>/`, written by the engine's own
+//! writers — `FUZZ_WRITE_SEEDS=1` regenerates it) and a `run` function that feeds one input
+//! through the engine's real entry point. Inputs are half mutated seeds (truncated, flipped,
+//! spliced, nested deeply, given huge numbers and multibyte UTF-8, so they get past the first
+//! parse step) and half arbitrary bytes. Inputs come from proptest, which persists the seed of a
+//! failing case in `regressions/<target>.txt` and replays it first on the next run.
+//!
+//! A panic is caught and counted as a failure, with the input written to
+//! `target/fuzz-failures/<target>/`. A stack overflow or an allocation failure aborts the
+//! process instead; `FUZZ_LAST_INPUT=<file>` writes each input to that file before running it,
+//! so the input that killed the process can be replayed. Targets run on 2 MiB stacks, the stack
+//! of the tokio worker threads the engine parses and decodes on.
+//!
+//! * `FUZZ_CASES` — cases per target (default 256: the suite's run takes seconds);
+//!   the long run is `FUZZ_CASES=100000 cargo test --workspace --test fuzz`.
+//! * `FUZZ_TARGETS` — comma-separated target names to run (default: all).
+//! * `FUZZ_LAST_INPUT` — file each input is written to before it runs.
+//! * `FUZZ_WRITE_SEEDS` — set to regenerate `corpus/` from the engine's writers, then exit.
+//! * `FUZZ_REPLAY=<file>` — runs that one input through the `FUZZ_TARGETS` targets (all by
+//!   default) with panics printed, to see where a saved failure happens.
+
+mod corpus;
+mod mutate;
+mod targets;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+
+/// One fuzz target: a decoder and the seeds that show it well-formed input.
+pub struct Target {
+    /// Name used for `FUZZ_TARGETS`, the corpus directory and the report.
+    pub name: &'static str,
+    /// Seed inputs made by the engine's own writers (what `FUZZ_WRITE_SEEDS` stores).
+    pub seeds: fn() -> Vec<(String, Vec<u8>)>,
+    /// Words the mutator splices in: keywords, option names, field names of the format.
+    pub dictionary: &'static [&'static str],
+    /// Feeds one input through the engine; errors are fine, panics are not.
+    pub run: fn(&[u8]),
+}
+
+/// What one target's run found.
+struct Report {
+    name: &'static str,
+    cases: u64,
+    seconds: f64,
+    panics: u64,
+    failure: Option<String>,
+}
+
+const DEFAULT_CASES: u32 = 256;
+/// Tokio's default worker stack: what the engine's parsing really runs on.
+const STACK_BYTES: usize = 2 << 20;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let all = targets::all();
+    if std::env::var_os("FUZZ_WRITE_SEEDS").is_some() {
+        for t in &all {
+            let written = corpus::write_seeds(&root, t);
+            println!("{:<16} {written} seed files", t.name);
+        }
+        return;
+    }
+    let cases: u32 = std::env::var("FUZZ_CASES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_CASES);
+    let selected: Option<Vec<String>> = std::env::var("FUZZ_TARGETS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    if let Some(names) = &selected {
+        for n in names {
+            assert!(all.iter().any(|t| t.name == n), "FUZZ_TARGETS names an unknown target '{n}'");
+        }
+    }
+    if let Some(file) = std::env::var_os("FUZZ_REPLAY") {
+        replay(all, selected, PathBuf::from(file));
+        return;
+    }
+    // Panics inside cases are caught and reported per target (and the engine catches some on
+    // purpose); the default hook would print every one. Panics elsewhere still print.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !std::thread::current().name().is_some_and(|n| n.starts_with("fuzz-")) {
+            default_hook(info);
+        }
+    }));
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    for t in all {
+        if selected.as_ref().is_some_and(|names| !names.iter().any(|n| n == t.name)) {
+            continue;
+        }
+        let root = root.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("fuzz-{}", t.name))
+            .stack_size(STACK_BYTES)
+            .spawn(move || fuzz(&root, &t, cases))
+            .expect("spawning a fuzz thread");
+        reports.push(handle.join().expect("a fuzz thread failed outside a case"));
+    }
+    println!("\n{:<16} {:>9} {:>9} {:>7}", "target", "cases", "seconds", "panics");
+    for r in &reports {
+        println!("{:<16} {:>9} {:>9.1} {:>7}", r.name, r.cases, r.seconds, r.panics);
+    }
+    let total_cases: u64 = reports.iter().map(|r| r.cases).sum();
+    let total_panics: u64 = reports.iter().map(|r| r.panics).sum();
+    println!("{:<16} {:>9} {:>9.1} {:>7}", "total", total_cases, started.elapsed().as_secs_f64(), total_panics);
+    let failures: Vec<&String> = reports.iter().filter_map(|r| r.failure.as_ref()).collect();
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// Runs one saved input through the selected target with the default panic hook, so a failure
+/// prints where it happened (`RUST_BACKTRACE=1` for the whole stack).
+fn replay(all: Vec<Target>, selected: Option<Vec<String>>, file: PathBuf) {
+    let input = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    for t in all {
+        if selected.as_ref().is_none_or(|names| names.iter().any(|n| n == t.name)) {
+            let input = input.clone();
+            let outcome = std::thread::Builder::new()
+                .stack_size(STACK_BYTES)
+                .spawn(move || (t.run)(&input))
+                .expect("spawning a replay thread")
+                .join();
+            println!("{:<16} {}", t.name, if outcome.is_ok() { "ok" } else { "PANICKED" });
+        }
+    }
+}
+
+/// Runs `cases` inputs through `t`, stopping at the first panic (proptest then shrinks it and
+/// persists its seed).
+fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
+    let seeds = corpus::load(root, t);
+    let last_input = std::env::var_os("FUZZ_LAST_INPUT").map(PathBuf::from);
+    let failures_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures").join(t.name);
+    let config = Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(leak(
+            root.join("regressions").join(format!("{}.txt", t.name)).to_string_lossy().into_owned(),
+        )))),
+        max_shrink_iters: 16,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let executed = Arc::new(AtomicU64::new(0));
+    let panics = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let seeds = Arc::new(seeds);
+    let dictionary = t.dictionary;
+    let strategy = any::<u64>().prop_map(move |seed| mutate::input(seed, &seeds, dictionary));
+    let outcome = runner.run(&strategy, |input| {
+        executed.fetch_add(1, Ordering::Relaxed);
+        if let Some(path) = &last_input {
+            let _ = std::fs::write(path, &input);
+        }
+        match catch_unwind(AssertUnwindSafe(|| (t.run)(&input))) {
+            Ok(()) => Ok(()),
+            Err(panic) => {
+                panics.fetch_add(1, Ordering::Relaxed);
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                let _ = std::fs::create_dir_all(&failures_dir);
+                let file = failures_dir.join(format!("{:016x}", fxhash(&input)));
+                let _ = std::fs::write(&file, &input);
+                Err(TestCaseError::fail(format!("{what} (input in {})", file.display())))
+            }
+        }
+    });
+    Report {
+        name: t.name,
+        cases: executed.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+        panics: panics.load(Ordering::Relaxed),
+        failure: outcome.err().map(|e| match e {
+            // The reason names the input file; the input itself can be 64 KiB.
+            TestError::Fail(reason, _) => format!("{}: {reason}", t.name),
+            TestError::Abort(reason) => format!("{}: aborted: {reason}", t.name),
+        }),
+    }
+}
+
+/// proptest wants the persistence path for the whole run.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+fn fxhash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
