@@ -9,6 +9,11 @@
 //! sqlparser bounds only part of that recursion (not data types), so every SQL text sluice
 //! parses — job files, `from_json` schemas, the queries and computed columns executors compile —
 //! goes through [`parser`], which counts brackets before parsing and caps sqlparser's recursion.
+//!
+//! Operator chains nest too: `a OR b OR c …` parses into a tree as deep as the chain is long, and
+//! printing, dropping and planning that tree recurse down it (4,000 `OR`s overflow a worker's
+//! stack). So a chain of more than [`MAX_CHAIN`] operators is refused as well; Spark's own
+//! optimizer overflows its stack on such chains too.
 
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
 use datafusion::sql::sqlparser::dialect::{Dialect, SparkSqlDialect};
@@ -20,6 +25,9 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 /// and of sqlparser's own recursion that SQL text may have. Far beyond what people write; far
 /// below what overflows a worker thread's stack.
 pub const MAX_NESTING: usize = 32;
+
+/// The most binary operators one expression may chain, summed over the brackets it sits in.
+pub const MAX_CHAIN: usize = 1024;
 
 /// Tokenizes `sql` with [`SluiceDialect`] and checks its nesting ([`MAX_NESTING`]); errors carry
 /// sqlparser's "at Line: L, Column: C" suffix, so callers render them like parse errors.
@@ -43,29 +51,95 @@ pub fn parser_for_tokens(tokens: Vec<TokenWithSpan>) -> Parser<'static> {
 /// Fails on the first bracket that opens level `MAX_NESTING + 1`. Type brackets (`ARRAY<`) are
 /// told from comparisons by the word before them; a `>` that closes nothing is a comparison and
 /// only saturates the count, so a mis-guess can lower the depth but never hide real nesting.
+///
+/// Operators are counted per bracket level, from the last comma or semicolon at that level
+/// (`a + b, c + d` is two chains of one), and summed over the open levels, since a chain inside
+/// brackets at the end of another chain lies below it in the tree.
 fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), ParserError> {
     let (mut brackets, mut angles) = (0usize, 0usize);
+    // Operators chained so far at each open bracket level (the statement itself at the bottom).
+    let mut chains: Vec<usize> = vec![0];
     let mut previous: Option<&Token> = None;
     for t in tokens {
+        let type_bracket = matches!(previous, Some(Token::Word(w)) if is_type_constructor(&w.value));
         match &t.token {
             Token::Whitespace(_) => continue,
-            Token::LParen | Token::LBracket | Token::LBrace => brackets += 1,
-            Token::RParen | Token::RBracket | Token::RBrace => brackets = brackets.saturating_sub(1),
-            Token::Lt if matches!(previous, Some(Token::Word(w)) if is_type_constructor(&w.value)) => angles += 1,
-            Token::Gt => angles = angles.saturating_sub(1),
-            Token::ShiftRight => angles = angles.saturating_sub(2),
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                brackets += 1;
+                chains.push(0);
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                brackets = brackets.saturating_sub(1);
+                if chains.len() > 1 {
+                    chains.pop();
+                }
+            }
+            Token::Lt if type_bracket => angles += 1,
+            Token::Gt => {
+                angles = angles.saturating_sub(1);
+                bump(&mut chains);
+            }
+            Token::ShiftRight => {
+                angles = angles.saturating_sub(2);
+                bump(&mut chains);
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(top) = chains.last_mut() {
+                    *top = 0;
+                }
+            }
+            token if is_binary_operator(token) => bump(&mut chains),
             _ => {}
         }
+        let at = t.span.start;
         if brackets + angles > MAX_NESTING {
-            let at = t.span.start;
             return Err(ParserError::ParserError(format!(
                 "SQL nested more than {MAX_NESTING} levels deep is not supported at Line: {}, Column: {}",
+                at.line, at.column
+            )));
+        }
+        if chains.iter().sum::<usize>() > MAX_CHAIN {
+            return Err(ParserError::ParserError(format!(
+                "an expression chaining more than {MAX_CHAIN} operators is not supported; split it or use IN (…) at Line: {}, Column: {}",
                 at.line, at.column
             )));
         }
         previous = Some(&t.token);
     }
     Ok(())
+}
+
+fn bump(chains: &mut [usize]) {
+    if let Some(top) = chains.last_mut() {
+        *top += 1;
+    }
+}
+
+/// Tokens that join two expressions into a deeper one.
+fn is_binary_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::XOR | Keyword::DIV),
+        _ => matches!(
+            token,
+            Token::Plus
+                | Token::Minus
+                | Token::Mul
+                | Token::Div
+                | Token::Mod
+                | Token::StringConcat
+                | Token::Eq
+                | Token::DoubleEq
+                | Token::Neq
+                | Token::Lt
+                | Token::LtEq
+                | Token::GtEq
+                | Token::Spaceship
+                | Token::Caret
+                | Token::Ampersand
+                | Token::Pipe
+                | Token::ShiftLeft
+        ),
+    }
 }
 
 fn is_type_constructor(word: &str) -> bool {
@@ -166,8 +240,26 @@ mod tests {
     }
 
     #[test]
-    fn deep_unary_chains_hit_the_recursion_cap() {
-        let text = format!("{}x", "NOT ".repeat(10_000));
-        assert!(parser(&text).and_then(|mut p| p.parse_expr()).is_err());
+    fn long_operator_chains_are_refused_but_long_lists_are_not() {
+        let chain = |n: usize| (0..n).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" OR ");
+        assert!(parser(&chain(100)).and_then(|mut p| p.parse_expr()).is_ok());
+        let e = parser(&chain(10_000)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("more than 1024 operators"), "{e}");
+        let list = format!("x IN ({})", (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+        assert!(parser(&list).and_then(|mut p| p.parse_expr()).is_ok());
+        let columns = format!("SELECT {}", vec!["a + b"; 5_000].join(", "));
+        assert!(parser(&columns).and_then(|mut p| p.parse_query()).is_ok());
+        let stacked = format!("{}1{}", "a + a + (".repeat(30), ")".repeat(30));
+        assert!(parser(&stacked).is_ok());
+        let deep = format!("{}1{}", format!("{} + (", vec!["a"; 100].join(" + ")).repeat(30), ")".repeat(30));
+        assert!(parser(&deep).is_err());
+    }
+
+    #[test]
+    fn deep_unary_chains_do_not_overflow_the_stack() {
+        // Parsed or refused, but on the test thread's stack either way, drop included.
+        for text in [format!("{}x", "NOT ".repeat(10_000)), format!("{}x", "- ".repeat(10_000))] {
+            let _ = parser(&text).and_then(|mut p| p.parse_expr());
+        }
     }
 }
