@@ -8,7 +8,7 @@
 //! failing case in `regressions/<target>.txt` and replays it first on the next run.
 //!
 //! A panic is caught and counted as a failure, with the input written to
-//! `target/fuzz-failures/<target>/`. A stack overflow or an allocation failure aborts the
+//! `regressions/<target>/`; every input there is run again at the start of each run. A stack overflow or an allocation failure aborts the
 //! process instead; `FUZZ_LAST_INPUT=<file>` writes each input to that file before running it,
 //! so the input that killed the process can be replayed. Targets run on 2 MiB stacks, the stack
 //! of the tokio worker threads the engine parses and decodes on.
@@ -142,7 +142,7 @@ fn replay(all: Vec<Target>, selected: Option<Vec<String>>, file: PathBuf) {
 fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
     let seeds = corpus::load(root, t);
     let last_input = std::env::var_os("FUZZ_LAST_INPUT").map(PathBuf::from);
-    let failures_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-failures").join(t.name);
+    let failures_dir = root.join("regressions").join(t.name);
     let config = Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(leak(
@@ -155,6 +155,25 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
     let executed = Arc::new(AtomicU64::new(0));
     let panics = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    // Inputs that failed before come first: once fixed, they are the regression tests.
+    let mut saved: Vec<PathBuf> = std::fs::read_dir(&failures_dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    saved.sort();
+    for file in saved {
+        let Ok(input) = std::fs::read(&file) else { continue };
+        executed.fetch_add(1, Ordering::Relaxed);
+        if catch_unwind(AssertUnwindSafe(|| (t.run)(&input))).is_err() {
+            panics.fetch_add(1, Ordering::Relaxed);
+            return Report {
+                name: t.name,
+                cases: executed.load(Ordering::Relaxed),
+                seconds: started.elapsed().as_secs_f64(),
+                panics: panics.load(Ordering::Relaxed),
+                failure: Some(format!("{}: the saved input {} still panics", t.name, file.display())),
+            };
+        }
+    }
     let seeds = Arc::new(seeds);
     let dictionary = t.dictionary;
     let strategy = any::<u64>().prop_map(move |seed| mutate::input(seed, &seeds, dictionary));

@@ -174,7 +174,7 @@ fn mutate(rng: &mut fastrand::Rng, v: &mut Vec<u8>, seeds: &[Vec<u8>], dictionar
             let w = word(rng, dictionary).to_vec();
             let sep: &[u8] = [&b","[..], b" + ", b" AND ", b"\n", b" "][rng.usize(0..5)];
             let mut chunk = Vec::new();
-            for _ in 0..rng.usize(2..2_000) {
+            for _ in 0..rng.usize(2..10_000) {
                 chunk.extend_from_slice(&w);
                 chunk.extend_from_slice(sep);
             }
