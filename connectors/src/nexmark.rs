@@ -194,6 +194,7 @@ impl NexmarkOptions {
                 return Err(SluiceError::user(format!("Invalid value '0'. The option '{name}' must be positive")));
             }
         }
+        crate::source::check_task_count(num_partitions.map(u64::from), "numPartitions")?;
         Ok(Self { table, max_events, max_events_per_trigger, num_partitions, base_time_ms, event_rate })
     }
 }

@@ -16,8 +16,8 @@ use sluice_common::time::now_ms;
 use sluice_common::types::{timestamp_type, UTC};
 
 use crate::source::{
-    check_source_options, parse_long_offset, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
-    SourceConnector, SourceSchema, SourceSpec, SplitReader,
+    check_source_options, check_task_count, parse_long_offset, GeneratedSplitReader, PlannedSplit, ReadLimit, Source,
+    SourceCheckpoint, SourceConnector, SourceSchema, SourceSpec, SplitReader,
 };
 
 /// The `rate` source connector.
@@ -79,6 +79,7 @@ impl RateOptions {
         if num_partitions == Some(0) {
             return Err(SluiceError::user("Invalid value '0'. The option 'numPartitions' must be positive"));
         }
+        check_task_count(num_partitions.map(u64::from), "numPartitions")?;
         Ok(Self { rows_per_second, ramp_up_seconds, num_partitions })
     }
 }
@@ -335,6 +336,8 @@ mod tests {
         assert_eq!((o.rows_per_second, o.ramp_up_seconds), (10, 5));
         assert!(RateOptions::parse(&Options::from_pairs([("rowPerSecond", "1")])).is_err());
         assert!(RateOptions::parse(&Options::from_pairs([("rampUpTime", "9223372036854775807d")])).is_err());
+        let e = RateOptions::parse(&Options::from_pairs([("numPartitions", "2147483647")])).unwrap_err();
+        assert!(e.message.contains("must be at most 100000"), "{}", e.message);
     }
 
     #[tokio::test]

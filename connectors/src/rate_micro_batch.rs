@@ -69,6 +69,7 @@ impl RateMicroBatchOptions {
         if num_partitions == Some(0) {
             return Err(SluiceError::user("Invalid value '0'. The option 'numPartitions' must be positive"));
         }
+        crate::source::check_task_count(num_partitions.map(u64::from), "numPartitions")?;
         let start_timestamp_ms = options.parse_or::<i64>("startTimestamp", 0, "rate-micro-batch")?;
         if start_timestamp_ms < 0 {
             return Err(SluiceError::user(format!(

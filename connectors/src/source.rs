@@ -268,6 +268,21 @@ pub fn parse_long_offset(text: &str, source: &str) -> Result<i64> {
     })
 }
 
+/// The most tasks a source option may ask one batch to be split into (`numPartitions`,
+/// `minPartitions`). The driver builds every task of a batch in memory, so an absurd count
+/// (`numPartitions=2147483647`) would take the driver down; no cluster runs this many at once.
+pub const MAX_TASKS_PER_BATCH: u64 = 100_000;
+
+/// Refuses a task count above [`MAX_TASKS_PER_BATCH`]; `option` names it in the message.
+pub fn check_task_count(value: Option<u64>, option: &str) -> Result<()> {
+    match value {
+        Some(n) if n > MAX_TASKS_PER_BATCH => {
+            Err(SluiceError::user(format!("Invalid value '{n}'. The option '{option}' must be at most {MAX_TASKS_PER_BATCH}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Options check helper that always allows the common keys.
 pub fn check_source_options(options: &Options, valid: &[&str], owner: &str) -> Result<()> {
     let mut all: Vec<&str> = COMMON_SOURCE_OPTIONS.to_vec();

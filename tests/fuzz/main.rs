@@ -102,7 +102,10 @@ fn main() {
             .stack_size(STACK_BYTES)
             .spawn(move || fuzz(&root, &t, cases))
             .expect("spawning a fuzz thread");
-        reports.push(handle.join().expect("a fuzz thread failed outside a case"));
+        let report = handle.join().expect("a fuzz thread failed outside a case");
+        // Progress as it happens: a run the OOM killer ends still shows how far it got.
+        eprintln!("fuzz: {} done, {} cases in {:.1}s, {} panics", report.name, report.cases, report.seconds, report.panics);
+        reports.push(report);
     }
     println!("\n{:<16} {:>9} {:>9} {:>7}", "target", "cases", "seconds", "panics");
     for r in &reports {

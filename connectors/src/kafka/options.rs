@@ -244,7 +244,9 @@ impl KafkaSourceOptions {
             min_offsets: positive("minOffsetsPerTrigger")?,
             max_trigger_delay_ms,
         };
-        let min_partitions = positive("minPartitions")?.map(|n| n as usize);
+        let min_partitions = positive("minPartitions")?;
+        crate::source::check_task_count(min_partitions.map(|n| n as u64), "minPartitions")?;
+        let min_partitions = min_partitions.map(|n| n as usize);
         let poll_timeout = Duration::from_millis(positive("kafkaConsumer.pollTimeoutMs")?.unwrap_or(120_000) as u64);
         let fetch_retries = plain.parse_or::<u32>("fetchOffset.numRetries", 3, OWNER)?;
         let fetch_retry_interval = Duration::from_millis(plain.parse_or::<u64>("fetchOffset.retryIntervalMs", 10, OWNER)?);

@@ -16,7 +16,7 @@ use sluice_connectors::rate::{read_rate_split, RateOptions, RateSource, RateSpli
 use sluice_connectors::rate_micro_batch::{
     read_rate_micro_batch_split, RateMicroBatchOptions, RateMicroBatchSource, RateMicroBatchSplit,
 };
-use sluice_connectors::source::{ReadLimit, Source};
+use sluice_connectors::source::{check_task_count, ReadLimit, Source};
 
 use crate::Target;
 
@@ -124,9 +124,12 @@ fn kafka(options: &Options, start: Option<&str>, end: &str) {
     let capped = rate_limit(limit, &from, &until, &earliest);
     let _ = records_available(&until, &from);
     let ranges = batch_ranges(&from, &capped, &earliest);
-    // `minPartitions` is a task count the user asks for; beyond this the test would only measure
-    // how long it takes to build that many ranges.
-    let min_partitions = options.get("minPartitions").and_then(|v| v.parse::<usize>().ok()).map(|m| m.min(4_096));
+    // `minPartitions` as the option parser lets it through (at most `MAX_TASKS_PER_BATCH`).
+    let min_partitions = options
+        .get("minPartitions")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|m| check_task_count(Some(*m), "minPartitions").is_ok())
+        .map(|m| m as usize);
     let _ = split_ranges(ranges.ranges, min_partitions);
 }
 
