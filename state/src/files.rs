@@ -15,9 +15,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use sluice_common::error::{Result, ResultExt, SluiceError};
+use sluice_common::log::create_entry;
 use sluice_common::storage::Location;
 
 /// What kind of state file.
@@ -57,13 +58,17 @@ impl StateFiles {
         self.dir.clone().join(format!("{version}.{}", kind.suffix()))
     }
 
-    /// Writes (or, for a re-run batch, overwrites) a state file.
+    /// Writes a state file; the first whole copy of a version wins, as in Spark's state store.
+    ///
+    /// Every attempt of a batch computes the same version from the same input and state, so a
+    /// whole file already there (a retried or zombie attempt of the same batch wrote it) is
+    /// kept, never overwritten: a late attempt — an executor that was paused, cut off and
+    /// replaced — must not be able to tear a version the query has committed. A file that is not
+    /// whole (a write cut short) is replaced.
     pub async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
         let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(batch))?);
-        let path = self.path(version, kind);
-        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| {
-            SluiceError::from(e).context(format!("writing state file {}/{version}.{}", self.display, kind.suffix()))
-        })?;
+        let what = format!("writing state file {}/{version}.{}", self.display, kind.suffix());
+        create_entry(&self.store, &self.path(version, kind), &bytes, &what, is_whole_file).await?;
         Ok(())
     }
 
@@ -159,6 +164,11 @@ impl StateFiles {
     }
 }
 
+/// Whether `bytes` are a whole sealed state file (its length and checksum agree).
+fn is_whole_file(bytes: &[u8]) -> bool {
+    sluice_common::checksum::open(bytes, "state file").is_ok()
+}
+
 /// A state file written before files carried checksums: a bare Arrow IPC stream, accepted only
 /// whole — it must end with the stream's end marker, so an empty or cut file is refused.
 fn legacy_body<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
@@ -175,6 +185,7 @@ mod tests {
     use super::*;
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
+    use sluice_common::storage::faults::FaultKind;
 
     fn batch(v: i64) -> (SchemaRef, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
@@ -200,5 +211,49 @@ mod tests {
         let left: Vec<u64> = f.list().await.unwrap().into_iter().map(|(v, _)| v).collect();
         assert_eq!(left, vec![4, 4, 5, 6]);
         assert!(dir.path().join("state/0/3/4.snapshot").exists());
+    }
+
+    fn faulty(faults: Vec<Option<FaultKind>>) -> (tempfile::TempDir, Location, Location) {
+        use sluice_common::storage::faults::FaultyStore;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(FaultyStore::scripted(Arc::clone(&plain.store), faults));
+        let faulty = Location { store, ..plain.clone() };
+        (dir, plain, faulty)
+    }
+
+    #[tokio::test]
+    async fn a_torn_write_is_replaced_and_never_loads() {
+        // The first put lands half its bytes and fails; the writer must leave a whole file.
+        let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
+        let (s, b) = batch(7);
+        StateFiles::new(&faulty, 0, 0).write(1, FileKind::Delta, &s, &b).await.unwrap();
+        let read = StateFiles::new(&plain, 0, 0).read(1, FileKind::Delta).await.unwrap();
+        assert_eq!(read, vec![b]);
+    }
+
+    #[tokio::test]
+    async fn a_late_attempt_does_not_overwrite_a_whole_version() {
+        // A paused attempt of the batch resumes after another attempt wrote the version; its own
+        // write, torn on the way, must leave the first whole copy standing.
+        let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
+        let (s, first) = batch(1);
+        StateFiles::new(&plain, 0, 0).write(2, FileKind::Delta, &s, &first).await.unwrap();
+        let (s, late) = batch(2);
+        StateFiles::new(&faulty, 0, 0).write(2, FileKind::Delta, &s, &late).await.unwrap();
+        assert_eq!(StateFiles::new(&plain, 0, 0).read(2, FileKind::Delta).await.unwrap(), vec![first]);
+    }
+
+    #[tokio::test]
+    async fn a_cut_file_fails_its_load_naming_it() {
+        let (dir, plain, _) = faulty(vec![]);
+        let (s, b) = batch(3);
+        let files = StateFiles::new(&plain, 0, 0);
+        files.write(1, FileKind::Delta, &s, &b).await.unwrap();
+        let path = dir.path().join("state/0/0/1.delta");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let err = files.read(1, FileKind::Delta).await.unwrap_err();
+        assert!(err.message.contains("1.delta is corrupt"), "{}", err.message);
     }
 }
