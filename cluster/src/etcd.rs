@@ -93,16 +93,22 @@ impl LeaseSession {
             let mut last_ok = tokio::time::Instant::now();
             let mut stream = None;
             loop {
-                if stream.is_none() {
-                    stream = keeper_client.lease_keep_alive(lease_id).await.ok();
-                }
-                let renewed = match stream.as_mut() {
-                    Some((keeper, responses)) => match keeper.keep_alive().await {
-                        Ok(()) => matches!(responses.message().await, Ok(Some(r)) if r.ttl() > 0),
-                        Err(_) => false,
-                    },
-                    None => false,
+                // Every renewal is bounded in time: behind a network partition nothing answers
+                // and nothing fails either (no reset reaches us), and the lease must still count
+                // as lost once its TTL has passed without a renewal.
+                let renewal = async {
+                    if stream.is_none() {
+                        stream = keeper_client.lease_keep_alive(lease_id).await.ok();
+                    }
+                    match stream.as_mut() {
+                        Some((keeper, responses)) => match keeper.keep_alive().await {
+                            Ok(()) => matches!(responses.message().await, Ok(Some(r)) if r.ttl() > 0),
+                            Err(_) => false,
+                        },
+                        None => false,
+                    }
                 };
+                let renewed = tokio::time::timeout(period, renewal).await.unwrap_or(false);
                 if renewed {
                     last_ok = tokio::time::Instant::now();
                 } else {

@@ -1,13 +1,21 @@
-//! How long a task may run before the driver stops waiting for it.
+//! How long the driver waits on a running task, and when it checks that the executor is alive.
 //!
 //! An executor that is SIGSTOPped, stuck on a disk, or cut off behind a half-open connection
-//! answers nothing and refuses nothing: without a deadline its task holds the batch until TCP
-//! keepalive or the executor's lease gives up, many seconds later. Each stage of a query gets a
-//! deadline from the durations of its recent tasks — a task taking [`FACTOR`] times longer than
-//! the slowest of them, and at least [`FLOOR`], is given up on and the batch attempt retried; its
-//! executor is set aside for the retry when it does not answer a ping either (a paused or cut-off
-//! process), and kept when it does (its task was only slow, or waiting on a peer that is not). A stage with no history yet (a query's first batch,
-//! which also compiles the plan) has no deadline. Pure bookkeeping: the scheduler applies it.
+//! answers nothing and refuses nothing: without a watch its task holds the batch until TCP
+//! keepalive or the executor's lease gives up, many seconds later — where a killed executor
+//! costs a fraction of a second, because its connections fail at once. Two signals close the gap:
+//!
+//! * **Liveness probes.** The driver pings a task's executor when it sends the task, and again
+//!   while the task runs, every [`PROBE_FACTOR`] times the slowest recent task of its stage (at
+//!   least [`PROBE_FLOOR`]; [`PROBE_NO_HISTORY`] before the stage has run). An executor that
+//!   does not answer a ping is given up on at once: the batch attempt is retried without it.
+//!   This is what makes a paused executor cost about as much as a dead one.
+//! * **A deadline.** A task taking [`FACTOR`] times longer than the slowest recent task of its
+//!   stage, at least [`FLOOR`], is given up on even though its executor answers pings (it is
+//!   stuck on something else: a disk, a peer). A stage with no history yet (a query's first
+//!   batch, which also compiles the plan) has no deadline, only probes.
+//!
+//! Pure bookkeeping: the scheduler applies it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -16,8 +24,24 @@ use std::time::Duration;
 pub const FACTOR: u32 = 4;
 /// No deadline is shorter than this: short tasks vary a lot in relative terms.
 pub const FLOOR: Duration = Duration::from_secs(1);
+/// A task running this many times longer than the slowest recent task of its stage gets its
+/// executor pinged.
+pub const PROBE_FACTOR: u32 = 2;
+/// Probes are never more frequent than this: a ping costs little, but not nothing.
+pub const PROBE_FLOOR: Duration = Duration::from_millis(100);
+/// Probe interval of a stage that has not run yet.
+pub const PROBE_NO_HISTORY: Duration = Duration::from_secs(1);
 /// Durations remembered per stage.
 const WINDOW: usize = 64;
+
+/// How the scheduler watches one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskWatch {
+    /// Ping the executor again at this interval while the task runs (the first ping goes out with the task).
+    pub probe_every: Duration,
+    /// Give up on the task after this long even if its executor answers.
+    pub deadline: Option<Duration>,
+}
 
 /// Recent task durations of one query, per stage (0: the input stage; k: operator k's tasks).
 #[derive(Debug, Default)]
@@ -26,10 +50,15 @@ pub struct TaskDeadlines {
 }
 
 impl TaskDeadlines {
-    /// The deadline of a task of `stage`, if the stage has run before.
-    pub fn for_stage(&self, stage: u32) -> Option<Duration> {
-        let slowest = self.recent.get(&stage)?.iter().max()?;
-        Some((*slowest * FACTOR).max(FLOOR))
+    /// How to watch a task of `stage`.
+    pub fn watch(&self, stage: u32) -> TaskWatch {
+        match self.recent.get(&stage).and_then(|r| r.iter().max()) {
+            Some(slowest) => TaskWatch {
+                probe_every: (*slowest * PROBE_FACTOR).max(PROBE_FLOOR),
+                deadline: Some((*slowest * FACTOR).max(FLOOR)),
+            },
+            None => TaskWatch { probe_every: PROBE_NO_HISTORY, deadline: None },
+        }
     }
 
     /// Remembers how long the tasks of one stage took.
@@ -49,18 +78,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_history_means_no_deadline() {
-        assert_eq!(TaskDeadlines::default().for_stage(0), None);
+    fn no_history_means_probes_but_no_deadline() {
+        assert_eq!(TaskDeadlines::default().watch(0), TaskWatch { probe_every: PROBE_NO_HISTORY, deadline: None });
     }
 
     #[test]
-    fn the_deadline_is_a_multiple_of_the_slowest_recent_task_with_a_floor() {
+    fn probes_and_deadline_are_multiples_of_the_slowest_recent_task_with_floors() {
         let mut d = TaskDeadlines::default();
         d.record(0, [Duration::from_millis(20), Duration::from_millis(50)]);
-        assert_eq!(d.for_stage(0), Some(FLOOR), "short tasks get the floor");
+        assert_eq!(d.watch(0), TaskWatch { probe_every: PROBE_FLOOR, deadline: Some(FLOOR) }, "short tasks get the floors");
         d.record(1, [Duration::from_secs(2), Duration::from_millis(500)]);
-        assert_eq!(d.for_stage(1), Some(Duration::from_secs(8)));
-        assert_eq!(d.for_stage(2), None, "stages are tracked apart");
+        assert_eq!(d.watch(1), TaskWatch { probe_every: Duration::from_secs(4), deadline: Some(Duration::from_secs(8)) });
+        assert_eq!(d.watch(2).deadline, None, "stages are tracked apart");
     }
 
     #[test]
@@ -68,6 +97,9 @@ mod tests {
         let mut d = TaskDeadlines::default();
         d.record(0, [Duration::from_secs(10)]);
         d.record(0, std::iter::repeat_n(Duration::from_millis(300), WINDOW));
-        assert_eq!(d.for_stage(0), Some(Duration::from_millis(1200)));
+        assert_eq!(
+            d.watch(0),
+            TaskWatch { probe_every: Duration::from_millis(600), deadline: Some(Duration::from_millis(1200)) }
+        );
     }
 }

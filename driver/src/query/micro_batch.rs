@@ -34,7 +34,7 @@ const POLLING_DELAY: Duration = Duration::from_millis(10);
 /// Attempts of one batch before the query fails (each with the same offsets and timestamp).
 const MAX_BATCH_ATTEMPTS: u32 = 6;
 /// Backoff before the second attempt; doubles per attempt up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 /// Called with every progress report (CLI status line, `--progress-json`, logs).

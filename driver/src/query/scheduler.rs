@@ -13,14 +13,18 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::BatchContext;
 use sluice_connectors::SinkTaskOutput;
 use sluice_plan::{TaskKind, TaskMetrics};
+use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
 use sluice_proto::v1::{task_response, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskRequest};
 use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
+use tonic::transport::Channel;
 
+use super::deadline::TaskWatch;
 use crate::registry::{ExecutorInfo, ExecutorRegistry};
 
-/// How long an executor may take to answer a ping before it counts as unresponsive.
-const PING_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an executor may take to answer a ping before it counts as unresponsive. Pings share
+/// the executor's runtime with its tasks, so this leaves room for a busy executor's long polls.
+const PING_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// How long a release waits for an executor before giving up on it.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,15 +120,15 @@ impl TaskScheduler {
         futures::future::join_all(calls).await;
     }
 
-    /// Runs every task of a stage; results come back ordered by partition index. A task that
-    /// runs past `deadline` fails the stage, and its executor is set aside so the retried attempt
-    /// runs elsewhere.
+    /// Runs every task of a stage; results come back ordered by partition index. A task whose
+    /// executor stops answering pings, or that runs past its deadline, fails the stage; an
+    /// executor that does not answer is set aside so the retried attempt runs elsewhere.
     pub async fn run_stage(
         &self,
         run: &QueryRun,
         batch: &BatchContext,
         tasks: Vec<TaskSpec>,
-        deadline: Option<Duration>,
+        watch: TaskWatch,
     ) -> Result<Vec<TaskResult>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -159,7 +163,7 @@ impl TaskScheduler {
             let registry = self.registry.clone();
             pending.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| SluiceError::internal("scheduler semaphore closed"))?;
-                run_one(&registry, exec, request, deadline).await
+                run_one(&registry, exec, request, watch).await
             });
         }
         let mut results = Vec::new();
@@ -171,36 +175,53 @@ impl TaskScheduler {
     }
 }
 
-async fn run_one(
-    registry: &ExecutorRegistry,
-    exec: ExecutorInfo,
-    request: TaskRequest,
-    deadline: Option<Duration>,
-) -> Result<TaskResult> {
+async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskRequest, watch: TaskWatch) -> Result<TaskResult> {
     let partition_index = request.partition_index;
     let mut client = exec.client.clone();
     let call = client.run_task(request);
-    let answered = match deadline {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                // Stop waiting. An executor that does not even answer a ping (paused, cut off)
-                // is set aside so the retried attempt runs elsewhere; one that answers is only
-                // slow, or waiting on a peer that is not, and keeps its place.
-                let mut probe = exec.client.clone();
-                let alive = matches!(tokio::time::timeout(PING_TIMEOUT, probe.ping(PingRequest {})).await, Ok(Ok(_)));
+    tokio::pin!(call);
+    let started = tokio::time::Instant::now();
+    let deadline = watch.deadline.map(|d| started + d);
+    // The first probe goes out with the task: an executor that was already paused or cut off
+    // when the task was sent is caught one ping timeout later, not one probe interval later.
+    let probe = answers_ping(exec.client.clone());
+    tokio::pin!(probe);
+    let mut probing = true;
+    let mut next_probe = None;
+    let answered = loop {
+        tokio::select! {
+            answer = &mut call => break answer,
+            alive = &mut probe, if probing => {
+                // One that does not answer (paused, cut off) is set aside at once so the
+                // retried attempt runs elsewhere.
                 if !alive {
-                    registry.suspend(&exec.id, "a task ran past its deadline and the executor does not answer").await;
+                    registry.suspend(&exec.id, "a task's executor does not answer pings").await;
+                    return Err(SluiceError::external(format!(
+                        "executor {} ({}) stopped answering while running task {partition_index} ({} ms in)",
+                        exec.id,
+                        exec.endpoint,
+                        started.elapsed().as_millis()
+                    )));
                 }
+                probing = false;
+                next_probe = Some(tokio::time::Instant::now() + watch.probe_every);
+            }
+            _ = sleep_until_opt(next_probe), if !probing => {
+                // Still running: is the executor?
+                probe.set(answers_ping(exec.client.clone()));
+                probing = true;
+            }
+            _ = sleep_until_opt(deadline) => {
+                // The executor answers, but this task is stuck (a disk, a peer): stop waiting;
+                // the executor keeps its place.
                 return Err(SluiceError::external(format!(
                     "executor {} ({}) did not finish task {partition_index} within its deadline of {} ms",
                     exec.id,
                     exec.endpoint,
-                    limit.as_millis()
+                    watch.deadline.unwrap_or_default().as_millis()
                 )));
             }
-        },
-        None => call.await,
+        }
     };
     let response = match answered {
         Ok(r) => r.into_inner(),
@@ -229,5 +250,18 @@ async fn run_one(
         }
         Some(task_response::Outcome::Error(e)) => Err(error_from_proto(e)),
         None => Err(SluiceError::internal(format!("executor {} returned an empty task response", exec.id))),
+    }
+}
+
+/// Whether the executor answers a ping within [`PING_TIMEOUT`].
+async fn answers_ping(mut client: ExecutorServiceClient<Channel>) -> bool {
+    matches!(tokio::time::timeout(PING_TIMEOUT, client.ping(PingRequest {})).await, Ok(Ok(_)))
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

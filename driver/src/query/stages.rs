@@ -79,7 +79,8 @@ impl StageRunner {
         counts
     }
 
-    /// Runs one stage's tasks under the stage's deadline, and remembers how long they took.
+    /// Runs one stage's tasks under the stage's watch (probes, deadline), and remembers how long
+    /// they took.
     async fn run_stage(
         &mut self,
         scheduler: &TaskScheduler,
@@ -88,7 +89,7 @@ impl StageRunner {
         stage: u32,
         tasks: Vec<TaskSpec>,
     ) -> Result<Vec<TaskResult>> {
-        let results = scheduler.run_stage(run, batch, tasks, self.deadlines.for_stage(stage)).await?;
+        let results = scheduler.run_stage(run, batch, tasks, self.deadlines.watch(stage)).await?;
         self.deadlines.record(stage, results.iter().map(|r| Duration::from_millis(r.metrics.duration_ms)));
         Ok(results)
     }
