@@ -4,9 +4,15 @@
 //! (errors, lost responses, latency, torn writes). The committed output must equal both an
 //! undisturbed run and a batch recomputation of Spark's semantics written here — no missing
 //! row, no duplicate. Each scenario reports kills, injected faults, retried batches and recovery
-//! times.
+//! times. The marathon (`marathon.rs`) does all of it at once, network partitions included, and
+//! the soak (`soak.rs`) watches executor memory over hundreds of batches.
+//!
+//! `CHAOS_LONG=1` runs only the marathon, with the long run's targets (README); `CHAOS_ONLY`
+//! picks scenarios by name prefix (`CHAOS_ONLY=soak,marathon`).
 
+mod marathon;
 mod model;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +22,7 @@ use sluice_tests::cluster::ClusterProcs;
 
 use model::{expected_output, generate_input, Lcg};
 
-/// Input files (one batch each).
+/// Input files of the short scenarios (one batch each).
 const FILES: usize = 24;
 
 /// Drivers pause this long after writing each batch's offsets: a batch of this small input
@@ -24,7 +30,9 @@ const FILES: usize = 24;
 /// batch's offsets and its commit, the window exactly-once recovery is about.
 const PACING: (&str, &str) = ("SLUICE_FAULT_PAUSE", "after-offsets:*:200");
 
-fn job(dir: &Path, input: &Path) -> String {
+/// The chaos job; `trigger` is `availableNow` (the query ends with its input) or a trigger that
+/// keeps it running.
+fn job(dir: &Path, input: &Path, trigger: &str) -> String {
     format!(
         "CREATE STREAM events (event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, event_id STRING,
                                WATERMARK FOR event_time AS event_time - INTERVAL '30' SECOND)
@@ -32,7 +40,7 @@ fn job(dir: &Path, input: &Path) -> String {
          CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
          SET 'queryName' = 'chaos';
          SET 'checkpointLocation' = '{}';
-         SET 'trigger' = 'availableNow';
+         SET 'trigger' = '{}';
          SET 'spark.sql.shuffle.partitions' = '6';
          INSERT INTO out
          SELECT CAST(w.start AS BIGINT) AS start, action, n, total FROM (
@@ -42,7 +50,8 @@ fn job(dir: &Path, input: &Path) -> String {
          );",
         input.display(),
         dir.join("out").display(),
-        dir.join("chk").display()
+        dir.join("chk").display(),
+        trigger
     )
 }
 
@@ -55,12 +64,12 @@ fn committed(dir: &Path) -> Vec<String> {
     rows
 }
 
-fn commits(dir: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(dir.join("chk/commits"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
+/// How many batches the query in `dir` has committed: the newest `commits/N` plus one. (Not
+/// the number of files: the log keeps only the last `minBatchesToRetain` entries.)
+fn committed_batches(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("chk/commits"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok()).max().map_or(0, |n| n + 1))
+        .unwrap_or(0)
 }
 
 struct Report {
@@ -76,7 +85,7 @@ struct Report {
 }
 
 impl Report {
-    fn print(&self) {
+    fn line(&self) -> String {
         let mut r = self.recoveries_ms.clone();
         r.sort_unstable();
         let stats = if r.is_empty() {
@@ -95,10 +104,10 @@ impl Report {
             let each: Vec<String> = self.faults.iter().map(|(k, n)| format!("{n} {k}")).collect();
             format!("{} store faults ({}), ", self.faults.iter().map(|(_, n)| n).sum::<usize>(), each.join(", "))
         };
-        println!(
-            "chaos [{}]: {} kills, {faults}{} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
+        format!(
+            "{}: {} kills, {faults}{} batches committed, {} batch attempts retried, {stats}; reported durationMs.recovery {:?}",
             self.name, self.kills, self.batches, self.retried, self.reported_ms
-        );
+        )
     }
 }
 
@@ -107,24 +116,31 @@ struct World {
     seed: u64,
     dir: tempfile::TempDir,
     input: PathBuf,
+    /// Input files (one batch each).
+    files: usize,
+    /// Batches the undisturbed run committed (one per file, plus the no-data batch that closes
+    /// the last windows).
+    batches: usize,
     expected: Vec<String>,
 }
 
 impl World {
-    fn new(seed: u64) -> Self {
+    /// `files` input files of about `rows` rows each.
+    fn new(seed: u64, files: usize, rows: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let input = dir.path().join("in");
-        let files = generate_input(&input, FILES, &mut Lcg(seed));
-        let expected = expected_output(&files);
+        let generated = generate_input(&input, files, rows, &mut Lcg(seed));
+        let expected = expected_output(&generated);
         // The same job on the embedded cluster, undisturbed.
         let reference = dir.path().join("reference");
         std::fs::create_dir_all(&reference).unwrap();
-        std::fs::write(reference.join("job.sql"), job(&reference, &input)).unwrap();
+        std::fs::write(reference.join("job.sql"), job(&reference, &input, "availableNow")).unwrap();
         let out = run_sluice(&reference, &["run", "job.sql"]);
         assert!(out.status.success(), "reference run failed: {}", stderr(&out));
         let undisturbed = committed(&reference);
         assert_eq!(undisturbed, expected, "the undisturbed run differs from the batch recomputation");
-        World { seed, dir, input, expected }
+        let batches = committed_batches(&reference);
+        World { seed, dir, input, files, batches, expected }
     }
 
     /// The committed output of the run in `dir` must be exactly the expected rows.
@@ -136,10 +152,15 @@ impl World {
         Ok(())
     }
 
+    /// A run directory whose job ends with its input.
     fn run_dir(&self, name: &str) -> PathBuf {
+        self.run_dir_with_trigger(name, "availableNow")
+    }
+
+    fn run_dir_with_trigger(&self, name: &str, trigger: &str) -> PathBuf {
         let d = self.dir.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("job.sql"), job(&d, &self.input)).unwrap();
+        std::fs::write(d.join("job.sql"), job(&d, &self.input, trigger)).unwrap();
         d
     }
 }
@@ -175,7 +196,7 @@ fn run_with_chaos(
 
 /// Waits for the next batch to commit after `since`, for a recovery time.
 fn time_to_next_commit(dir: &Path, before: usize, kill: Instant) -> Option<u128> {
-    let ok = wait_until(Duration::from_secs(60), || commits(dir).len() > before);
+    let ok = wait_until(Duration::from_secs(60), || committed_batches(dir) > before);
     ok.then(|| kill.elapsed().as_millis())
 }
 
@@ -187,8 +208,8 @@ fn executor_kills(world: &World) -> Result<Report, String> {
     let mut recoveries = Vec::new();
     let mut last_kill = Instant::now();
     let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
-        let done = commits(dir).len();
-        if kills < 4 && last_kill.elapsed() > Duration::from_millis(900 + rng.below(800)) && done > 0 && done < FILES {
+        let done = committed_batches(dir);
+        if kills < 4 && last_kill.elapsed() > Duration::from_millis(900 + rng.below(800)) && done > 0 && done < world.files {
             let running = c.running_executors();
             let victim = running[rng.below(running.len() as u64) as usize];
             let kill = Instant::now();
@@ -218,7 +239,7 @@ fn executor_kills(world: &World) -> Result<Report, String> {
         retried,
         recoveries_ms: recoveries,
         reported_ms: reported,
-        batches: commits(&dir).len(),
+        batches: committed_batches(&dir),
     })
 }
 
@@ -244,14 +265,14 @@ fn driver_kills(world: &World) -> Result<Report, String> {
     let mut recoveries = Vec::new();
     let mut retried = 0;
     let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
-        let done = commits(dir).len();
-        if kills < 2 && done > 2 + kills * 6 && done < FILES {
+        let done = committed_batches(dir);
+        if kills < 2 && done > 2 + kills * 6 && done < world.files {
             std::thread::sleep(Duration::from_millis(rng.below(300)));
             let kill = Instant::now();
             c.kill_driver(0);
             kills += 1;
             c.start_driver(0);
-            if let Some(ms) = time_to_next_commit(dir, commits(dir).len(), kill) {
+            if let Some(ms) = time_to_next_commit(dir, committed_batches(dir), kill) {
                 recoveries.push(ms);
             }
         }
@@ -270,7 +291,7 @@ fn driver_kills(world: &World) -> Result<Report, String> {
         retried: retried + status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
         reported_ms: reported,
-        batches: commits(&dir).len(),
+        batches: committed_batches(&dir),
     })
 }
 
@@ -282,8 +303,8 @@ fn leader_failover(world: &World) -> Result<Report, String> {
     let mut paused = false;
     let mut stepped_down = true;
     let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
-        let done = commits(dir).len();
-        if !paused && done > 4 && done < FILES {
+        let done = committed_batches(dir);
+        if !paused && done > 4 && done < world.files {
             // The leader stalls (SIGSTOP) past its lease: the standby takes over.
             let kill = Instant::now();
             c.signal_driver(0, nix::sys::signal::Signal::SIGSTOP);
@@ -294,7 +315,7 @@ fn leader_failover(world: &World) -> Result<Report, String> {
             // The deposed leader wakes up: fenced by its term, it steps down without writing and
             // stands by.
             c.signal_driver(0, nix::sys::signal::Signal::SIGCONT);
-        } else if paused && kills == 0 && done > 12 && done < FILES {
+        } else if paused && kills == 0 && done > 12 && done < world.files {
             // Then the new leader dies outright: the old one, standing by, takes over again.
             if !c.driver_running(0) {
                 stepped_down = false;
@@ -302,7 +323,7 @@ fn leader_failover(world: &World) -> Result<Report, String> {
             let kill = Instant::now();
             c.kill_driver(1);
             kills += 1;
-            if let Some(ms) = time_to_next_commit(dir, commits(dir).len(), kill) {
+            if let Some(ms) = time_to_next_commit(dir, committed_batches(dir), kill) {
                 recoveries.push(ms);
             }
         }
@@ -324,21 +345,21 @@ fn leader_failover(world: &World) -> Result<Report, String> {
         retried: status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
         reported_ms: reported,
-        batches: commits(&dir).len(),
+        batches: committed_batches(&dir),
     })
 }
 
 /// An executor stops answering without going away (SIGSTOP: a stuck disk, a half-open
-/// connection): its tasks run past their deadline and the batch moves to the others — within a
-/// few task durations, not after its lease or TCP keepalive gives up.
+/// connection): the driver's ping about its running task goes unanswered and the batch moves to
+/// the others — within a few task durations, not after its lease or TCP keepalive gives up.
 fn executor_paused(world: &World) -> Result<Report, String> {
     let mut cluster = ClusterProcs::start_with_driver_env(1, 3, &[PACING]);
     let dir = world.run_dir("executor-paused");
     let mut paused = 0;
     let mut recoveries = Vec::new();
     let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
-        let done = commits(dir).len();
-        if paused < 2 && done > 3 + paused * 8 && done < FILES {
+        let done = committed_batches(dir);
+        if paused < 2 && done > 3 + paused * 8 && done < world.files {
             let victim = 1 + paused;
             let pause = Instant::now();
             c.signal_executor(victim, nix::sys::signal::Signal::SIGSTOP);
@@ -359,7 +380,7 @@ fn executor_paused(world: &World) -> Result<Report, String> {
         retried: status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: recoveries,
         reported_ms: cluster.reported_recoveries(),
-        batches: commits(&dir).len(),
+        batches: committed_batches(&dir),
     })
 }
 
@@ -374,8 +395,8 @@ fn storage_faults(world: &World) -> Result<Report, String> {
     let mut cluster = ClusterProcs::start_with_env(1, 3, &[PACING], &env);
     let mut kills = 0;
     let status = run_with_chaos(&mut cluster, &dir, |c, dir| {
-        let done = commits(dir).len();
-        if kills == 0 && done > FILES / 2 && done < FILES {
+        let done = committed_batches(dir);
+        if kills == 0 && done > world.files / 2 && done < world.files {
             c.kill_executor(1);
             c.start_executor(1);
             kills += 1;
@@ -399,39 +420,73 @@ fn storage_faults(world: &World) -> Result<Report, String> {
         retried: status["batchesRetried"].as_u64().unwrap_or(0),
         recoveries_ms: Vec::new(),
         reported_ms: cluster.reported_recoveries(),
-        batches: commits(&dir).len(),
+        batches: committed_batches(&dir),
     })
+}
+
+/// Runs one scenario, printing its outcome; false if it failed.
+fn attempt(name: &str, scenario: impl FnOnce() -> Result<String, String>) -> bool {
+    if std::env::var("CHAOS_ONLY").is_ok_and(|only| !only.split(',').any(|o| name.starts_with(o.trim()))) {
+        println!("chaos [{name}]: not selected by CHAOS_ONLY");
+        return true;
+    }
+    let started = Instant::now();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(scenario)) {
+        Ok(Ok(report)) => {
+            println!("chaos [{name}]: {report}");
+            println!("chaos [{name}]: ok in {:.1} s", started.elapsed().as_secs_f64());
+            true
+        }
+        Ok(Err(e)) => {
+            println!("chaos [{name}]: FAILED: {e}");
+            false
+        }
+        Err(_) => {
+            println!("chaos [{name}]: FAILED (panicked)");
+            false
+        }
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
     // CHAOS_SEED picks other input and kill moments; the seed is printed so a failure reproduces.
-    let seed: u64 = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42);
+    let seed = env_number("CHAOS_SEED", 42);
     println!("chaos: seed {seed} (set CHAOS_SEED to change)");
-    let world = World::new(seed);
-    type Scenario = fn(&World) -> Result<Report, String>;
-    let scenarios: [(&str, Scenario); 5] = [
-        ("executor kills", executor_kills),
-        ("executor pauses", executor_paused),
-        ("driver kills", driver_kills),
-        ("leader failover", leader_failover),
-        ("storage faults", storage_faults),
-    ];
     let mut failed = 0;
-    for (name, scenario) in scenarios {
-        let started = Instant::now();
-        match std::panic::catch_unwind(|| scenario(&world)) {
-            Ok(Ok(report)) => {
-                report.print();
-                println!("chaos [{name}]: ok in {:.1} s", started.elapsed().as_secs_f64());
-            }
-            Ok(Err(e)) => {
+    if std::env::var("CHAOS_LONG").is_ok_and(|v| v == "1") {
+        // The long run (README): only the marathon, with its full targets.
+        let files = env_number("CHAOS_FILES", 500) as usize;
+        println!("chaos: long run, {files} input files (set CHAOS_FILES to change)");
+        let world = World::new(seed, files, 8);
+        if !attempt("marathon", || marathon::run(&world, marathon::Targets::LONG)) {
+            failed += 1;
+        }
+    } else {
+        let world = World::new(seed, FILES, 8);
+        type Scenario = fn(&World) -> Result<Report, String>;
+        let scenarios: [(&str, Scenario); 5] = [
+            ("executor kills", executor_kills),
+            ("executor pauses", executor_paused),
+            ("driver kills", driver_kills),
+            ("leader failover", leader_failover),
+            ("storage faults", storage_faults),
+        ];
+        for (name, scenario) in scenarios {
+            if !attempt(name, || scenario(&world).map(|r| r.line())) {
                 failed += 1;
-                println!("chaos [{name}]: FAILED: {e}");
             }
-            Err(_) => {
-                failed += 1;
-                println!("chaos [{name}]: FAILED (panicked)");
-            }
+        }
+        let marathon_world = World::new(seed, 60, 8);
+        if !attempt("marathon (short)", || marathon::run(&marathon_world, marathon::Targets::SHORT)) {
+            failed += 1;
+        }
+        let soak_world = World::new(seed, 240, 300);
+        if !attempt("soak", || soak::run(&soak_world)) {
+            failed += 1;
         }
     }
     if failed > 0 {

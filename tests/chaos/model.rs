@@ -58,8 +58,9 @@ const WINDOW_MS: i64 = 60_000;
 /// Writes `files` JSON-lines files into `dir` (increasing modification times, so the source
 /// reads them in order, one per batch) and returns their rows. Event time moves forward ~20 s per
 /// file; rows arrive up to 40 s out of order, some far behind (late), and some are exact copies
-/// of earlier rows (duplicates, in the same file or a later one).
-pub fn generate_input(dir: &Path, files: usize, rng: &mut Lcg) -> Vec<Vec<Event>> {
+/// of earlier rows (duplicates, in the same file or a later one). Each file holds `rows` to
+/// `2 × rows_per_file` fresh rows.
+pub fn generate_input(dir: &Path, files: usize, rows_per_file: u64, rng: &mut Lcg) -> Vec<Vec<Event>> {
     std::fs::create_dir_all(dir).expect("input dir");
     let base_ms = 1_714_557_600_000; // 2024-05-01T10:00:00Z
     let base_mtime = SystemTime::now() - Duration::from_secs(3600);
@@ -69,7 +70,7 @@ pub fn generate_input(dir: &Path, files: usize, rng: &mut Lcg) -> Vec<Vec<Event>
     for f in 0..files {
         let frontier = base_ms + (f as i64 + 1) * 20_000;
         let mut rows = Vec::new();
-        for _ in 0..(8 + rng.below(8)) {
+        for _ in 0..(rows_per_file + rng.below(rows_per_file)) {
             let behind = match rng.below(10) {
                 0 => 60_000 + rng.below(90_000) as i64, // likely late
                 _ => rng.below(40_000) as i64,
@@ -79,20 +80,20 @@ pub fn generate_input(dir: &Path, files: usize, rng: &mut Lcg) -> Vec<Vec<Event>
                 user: format!("u{}", rng.below(5)),
                 action: ACTIONS[rng.below(3) as usize],
                 amount: 1 + rng.below(100) as i64,
-                id: format!("e{next_id:04}"),
+                id: format!("e{next_id:06}"),
             };
             next_id += 1;
             rows.push(e);
         }
         // Duplicates: exact copies of earlier rows, this file's or older ones.
-        for _ in 0..rng.below(4) {
+        for _ in 0..rng.below(rows_per_file / 2) {
             let pool = all.len() + rows.len();
             let i = rng.below(pool as u64) as usize;
             let copy = if i < all.len() { all[i].clone() } else { rows[i - all.len()].clone() };
             let at = rng.below(rows.len() as u64 + 1) as usize;
             rows.insert(at, copy);
         }
-        let path = dir.join(format!("part-{f:03}.json"));
+        let path = dir.join(format!("part-{f:05}.json"));
         let text: String = rows.iter().map(|e| e.json() + "\n").collect();
         std::fs::write(&path, text).expect("input file");
         let file = std::fs::File::options().write(true).open(&path).expect("input file");

@@ -1,13 +1,36 @@
 //! A real multi-process cluster for tests: etcd, driver processes and executor processes of the
-//! `sluice` binary on 127.0.0.1, each killable with SIGKILL, all stopped on drop (also when a
-//! test fails).
+//! `sluice` binary, each killable with SIGKILL, all stopped on drop (also when a test fails).
+//! They run on 127.0.0.1, or — when a test cuts nodes off the network — each on its own node of
+//! a private [`Network`] of network namespaces.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use crate::binary::{dies_with_test, sigkill, sluice_bin, wait_until};
+use crate::netns::{Host, Network};
 use crate::services::{free_port, EtcdServer};
+
+/// A process of the cluster, as a target for network partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// The cluster's etcd.
+    Etcd,
+    /// Driver `i`.
+    Driver(usize),
+    /// Executor `i`.
+    Executor(usize),
+}
+
+impl Node {
+    fn name(self) -> String {
+        match self {
+            Node::Etcd => "etcd".into(),
+            Node::Driver(i) => format!("driver-{i}"),
+            Node::Executor(i) => format!("executor-{i}"),
+        }
+    }
+}
 
 /// One `sluice` process.
 struct Proc {
@@ -30,6 +53,8 @@ pub struct ClusterProcs {
     /// Extra environment of every driver and executor process, restarts included.
     process_env: Vec<(String, String)>,
     launches: usize,
+    /// The private network the processes run on, when the test cuts nodes off.
+    network: Option<Network>,
 }
 
 impl ClusterProcs {
@@ -47,8 +72,39 @@ impl ClusterProcs {
     /// As [`Self::start_with_driver_env`], with extra environment for every process, drivers and
     /// executors alike (e.g. `SLUICE_STORE_FAULTS`).
     pub fn start_with_env(drivers: usize, executors: usize, driver_env: &[(&str, &str)], process_env: &[(&str, &str)]) -> Self {
+        Self::launch(drivers, executors, driver_env, process_env, None)
+    }
+
+    /// As [`Self::start_with_env`], with every process (etcd, each driver, each executor, the
+    /// CLI) on its own node of a private network, so that [`Self::cut`] can partition any of them.
+    pub fn start_partitionable(
+        drivers: usize,
+        executors: usize,
+        driver_env: &[(&str, &str)],
+        process_env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut network = Network::create()?;
+        network.add_node("client")?;
+        network.add_node(&Node::Etcd.name())?;
+        for i in 0..drivers {
+            network.add_node(&Node::Driver(i).name())?;
+        }
+        for i in 0..executors {
+            network.add_node(&Node::Executor(i).name())?;
+        }
+        Ok(Self::launch(drivers, executors, driver_env, process_env, Some(network)))
+    }
+
+    fn launch(
+        drivers: usize,
+        executors: usize,
+        driver_env: &[(&str, &str)],
+        process_env: &[(&str, &str)],
+        network: Option<Network>,
+    ) -> Self {
+        let etcd_host = network.as_ref().map(|n| n.host(&Node::Etcd.name())).unwrap_or_else(Host::loopback);
         let mut c = Self {
-            etcd: EtcdServer::start(),
+            etcd: EtcdServer::start_on(&etcd_host),
             logs: tempfile::tempdir().expect("temp dir"),
             drivers: Vec::new(),
             driver_ports: Vec::new(),
@@ -57,6 +113,7 @@ impl ClusterProcs {
             driver_env: driver_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             process_env: process_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             launches: 0,
+            network,
         };
         for i in 0..drivers {
             c.driver_ports.push(free_port());
@@ -74,11 +131,32 @@ impl ClusterProcs {
         c
     }
 
-    fn spawn(&mut self, name: &str, args: &[String], env: &[(String, String)]) -> Proc {
+    /// Where `node` runs.
+    fn host(&self, node: Node) -> Host {
+        self.network.as_ref().map(|n| n.host(&node.name())).unwrap_or_else(Host::loopback)
+    }
+
+    /// Cuts `node` off the network (a partition: silence, no errors). Needs
+    /// [`Self::start_partitionable`].
+    pub fn cut(&self, node: Node) {
+        self.network.as_ref().expect("a partitionable cluster").cut(&node.name());
+    }
+
+    /// Reconnects `node`.
+    pub fn heal(&self, node: Node) {
+        self.network.as_ref().expect("a partitionable cluster").heal(&node.name());
+    }
+
+    /// The process id of executor `i`, while it runs.
+    pub fn executor_pid(&self, i: usize) -> Option<u32> {
+        self.executors.get(i)?.as_ref().map(|p| p.child.id())
+    }
+
+    fn spawn(&mut self, node: Node, args: &[String], env: &[(String, String)]) -> Proc {
         self.launches += 1;
-        let log = self.logs.path().join(format!("{name}-{}.log", self.launches));
+        let log = self.logs.path().join(format!("{}-{}.log", node.name(), self.launches));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = dies_with_test(&mut Command::new(sluice_bin()))
+        let child = dies_with_test(&mut self.host(node).command(sluice_bin()))
             .args(args)
             .envs(self.process_env.iter().chain(env).map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
@@ -98,12 +176,12 @@ impl ClusterProcs {
         let args = vec![
             "driver".into(),
             "--listen".into(),
-            format!("127.0.0.1:{}", self.driver_ports[i]),
+            format!("{}:{}", self.host(Node::Driver(i)).ip, self.driver_ports[i]),
             "--progress-json".into(),
             progress.display().to_string(),
         ];
         let env = self.driver_env.clone();
-        let p = self.spawn(&format!("driver-{i}"), &args, &env);
+        let p = self.spawn(Node::Driver(i), &args, &env);
         self.drivers[i] = Some(p);
     }
 
@@ -143,9 +221,18 @@ impl ClusterProcs {
 
     /// (Re)starts executor `i` with extra command-line arguments.
     pub fn start_executor_with(&mut self, i: usize, extra: &[&str]) {
-        let mut args: Vec<String> = vec!["executor".into(), "--id".into(), format!("executor-{i}"), "--slots".into(), "2".into()];
+        let listen = format!("{}:0", self.host(Node::Executor(i)).ip);
+        let mut args: Vec<String> = vec![
+            "executor".into(),
+            "--id".into(),
+            format!("executor-{i}"),
+            "--slots".into(),
+            "2".into(),
+            "--listen".into(),
+            listen,
+        ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let p = self.spawn(&format!("executor-{i}"), &args, &[]);
+        let p = self.spawn(Node::Executor(i), &args, &[]);
         if i >= self.executors.len() {
             self.executors.resize_with(i + 1, || None);
         }
@@ -154,7 +241,7 @@ impl ClusterProcs {
 
     /// Driver `i`'s URL.
     pub fn driver_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.driver_ports[i])
+        format!("http://{}:{}", self.host(Node::Driver(i)).ip, self.driver_ports[i])
     }
 
     /// SIGKILLs executor `i`.
@@ -171,7 +258,9 @@ impl ClusterProcs {
 
     /// Runs a `sluice` command against the cluster (leader found through etcd).
     pub fn sluice(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(sluice_bin())
+        let client = self.network.as_ref().map(|n| n.host("client")).unwrap_or_else(Host::loopback);
+        client
+            .command(sluice_bin())
             .args(args)
             .current_dir(cwd)
             .env("RUST_LOG", "warn")
@@ -211,6 +300,23 @@ impl ClusterProcs {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The driver that wrote the most recent progress report: the one leading now (or last).
+    pub fn latest_progress_writer(&self) -> Option<usize> {
+        let newest = std::fs::read_dir(self.logs.path())
+            .ok()?
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().to_str()?.to_string();
+                let driver = name.strip_suffix(".progress")?.rsplit_once("-driver-")?.1.parse::<usize>().ok()?;
+                let meta = e.metadata().ok()?;
+                // A driver that never led has an empty file.
+                (meta.len() > 0).then_some(())?;
+                Some((meta.modified().ok()?, driver))
+            })
+            .max()?;
+        Some(newest.1)
     }
 
     /// `durationMs.recovery` of every progress report that has one (ms).

@@ -8,7 +8,9 @@
 pub mod binary;
 pub mod cluster;
 pub mod kafka;
+pub mod netns;
 pub mod oracle;
+pub mod proxy;
 pub mod rows;
 pub mod services;
 

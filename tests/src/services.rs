@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::binary::dies_with_test;
+use crate::netns::Host;
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
@@ -88,24 +89,31 @@ impl Drop for S3Server {
     }
 }
 
-/// A single-node etcd on free 127.0.0.1 ports with a temporary data directory.
+/// A single-node etcd on free ports with a temporary data directory, on 127.0.0.1 or on a node
+/// of a test network.
 pub struct EtcdServer {
     child: Child,
     _data: tempfile::TempDir,
-    /// The client port on 127.0.0.1.
+    /// The client port.
     pub port: u16,
+    host: Host,
 }
 
 impl EtcdServer {
-    /// Starts etcd (installed by `tests/run.sh`: `apt-get install etcd-server`).
+    /// Starts etcd on 127.0.0.1 (installed by `tests/run.sh`: `apt-get install etcd-server`).
     pub fn start() -> Self {
+        Self::start_on(&Host::loopback())
+    }
+
+    /// Starts etcd on `host`.
+    pub fn start_on(host: &Host) -> Self {
         let bin = find_binary("etcd").expect("etcd is not installed; tests/run.sh installs it (apt-get install etcd-server)");
         let data = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let peer = free_port();
-        let client_url = format!("http://127.0.0.1:{port}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = dies_with_test(&mut Command::new(bin))
+        let client_url = format!("http://{}:{port}", host.ip);
+        let peer_url = format!("http://{}:{peer}", host.ip);
+        let child = dies_with_test(&mut host.command(bin))
             .args(["--name", "sluice-test", "--data-dir"])
             .arg(data.path())
             .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
@@ -115,13 +123,14 @@ impl EtcdServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd starts");
-        assert!(wait_for_port(port), "etcd did not listen on 127.0.0.1:{port}");
-        Self { child, _data: data, port }
+        let up = crate::binary::wait_until(Duration::from_secs(20), || host.accepts(port));
+        assert!(up, "etcd did not listen on {}:{port}", host.ip);
+        Self { child, _data: data, port, host: host.clone() }
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host.ip, self.port)
     }
 }
 
