@@ -10,6 +10,7 @@
 //! `CHAOS_LONG=1` runs only the marathon, with the long run's targets (README); `CHAOS_ONLY`
 //! picks scenarios by name prefix (`CHAOS_ONLY=soak,marathon`).
 
+mod grouping;
 mod marathon;
 mod model;
 mod soak;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use sluice_tests::binary::{run_sluice, stderr, stdout, wait_until};
 use sluice_tests::cluster::ClusterProcs;
 
-use model::{expected_output, generate_input, Lcg};
+use model::{expected_output, generate_input, Event, Lcg};
 
 /// Input files of the short scenarios (one batch each).
 const FILES: usize = 24;
@@ -116,12 +117,22 @@ struct World {
     seed: u64,
     dir: tempfile::TempDir,
     input: PathBuf,
-    /// Input files (one batch each).
+    /// Input files (one batch each when nothing goes wrong).
     files: usize,
+    /// The rows of each input file.
+    generated: Vec<Vec<Event>>,
     /// Batches the undisturbed run committed (one per file, plus the no-data batch that closes
     /// the last windows).
     batches: usize,
-    expected: Vec<String>,
+}
+
+/// What a run must have committed, given how it grouped the input into batches.
+struct Expectation {
+    rows: Vec<String>,
+    /// Batches it takes: the data batches and the final no-data batch.
+    batches: usize,
+    /// Batches that read more than one file (a driver died between picking files and writing offsets).
+    merged: usize,
 }
 
 impl World {
@@ -140,16 +151,35 @@ impl World {
         let undisturbed = committed(&reference);
         assert_eq!(undisturbed, expected, "the undisturbed run differs from the batch recomputation");
         let batches = committed_batches(&reference);
-        World { seed, dir, input, files, batches, expected }
+        World { seed, dir, input, files, generated, batches }
     }
 
-    /// The committed output of the run in `dir` must be exactly the expected rows.
-    fn check(&self, dir: &Path, after: &str) -> Result<(), String> {
+    /// The recomputation over the batches the run in `dir` made (`reports`: its drivers'
+    /// progress reports); `None` until a batch has read the last input file.
+    fn expectation(&self, dir: &Path, reports: &[serde_json::Value]) -> Result<Option<Expectation>, String> {
+        let Some(groups) = grouping::batches(dir, reports, self.files)? else { return Ok(None) };
+        let batches: Vec<Vec<Event>> = groups.iter().map(|files| self.generated[files.clone()].concat()).collect();
+        Ok(Some(Expectation {
+            rows: expected_output(&batches),
+            batches: groups.len() + 1,
+            merged: groups.iter().filter(|files| files.len() > 1).count(),
+        }))
+    }
+
+    /// The committed output of the run in `dir` must be exactly the recomputation's rows, and
+    /// every batch of the run committed; returns the expectation met.
+    fn check(&self, dir: &Path, cluster: &ClusterProcs, after: &str) -> Result<Expectation, String> {
+        let Some(expected) = self.expectation(dir, &cluster.progress_reports())? else {
+            return Err(format!("after {after}, no committed batch read the last input file"));
+        };
         let got = committed(dir);
-        if got != self.expected {
-            return Err(format!("output differs after {after}:\n got {got:?}\nwant {:?}", self.expected));
+        if got != expected.rows {
+            return Err(format!("output differs after {after}:\n got {got:?}\nwant {:?}", expected.rows));
         }
-        Ok(())
+        if committed_batches(dir) < expected.batches {
+            return Err(format!("after {after}, {} batches committed of {}", committed_batches(dir), expected.batches));
+        }
+        Ok(expected)
     }
 
     /// A run directory whose job ends with its input.
@@ -226,7 +256,7 @@ fn executor_kills(world: &World) -> Result<Report, String> {
         }
         kills < 1
     })?;
-    world.check(&dir, "executor kills")?;
+    world.check(&dir, &cluster, "executor kills")?;
     let retried = status["batchesRetried"].as_u64().unwrap_or(0);
     let reported = cluster.reported_recoveries();
     if retried > 0 && reported.is_empty() {
@@ -281,7 +311,7 @@ fn driver_kills(world: &World) -> Result<Report, String> {
         }
         kills < 2
     })?;
-    world.check(&dir, "driver kills")?;
+    world.check(&dir, &cluster, "driver kills")?;
     let reported = cluster.reported_recoveries();
     check_takeover_recoveries(&cluster, &reported, kills)?;
     Ok(Report {
@@ -335,7 +365,7 @@ fn leader_failover(world: &World) -> Result<Report, String> {
     if !stepped_down {
         return Err(format!("the deposed leader exited instead of standing by\n{}", cluster.dump_logs()));
     }
-    world.check(&dir, "leader failovers")?;
+    world.check(&dir, &cluster, "leader failovers")?;
     let reported = cluster.reported_recoveries();
     check_takeover_recoveries(&cluster, &reported, kills + 1)?;
     Ok(Report {
@@ -372,7 +402,7 @@ fn executor_paused(world: &World) -> Result<Report, String> {
         }
         paused < 2
     })?;
-    world.check(&dir, "paused executors")?;
+    world.check(&dir, &cluster, "paused executors")?;
     Ok(Report {
         name: "executors paused (SIGSTOP) and resumed",
         kills: paused,
@@ -403,7 +433,7 @@ fn storage_faults(world: &World) -> Result<Report, String> {
         }
         false
     })?;
-    world.check(&dir, "object store faults")?;
+    world.check(&dir, &cluster, "object store faults")?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let mut faults: Vec<(String, usize)> = Vec::new();
     for kind in ["error", "lost-response", "latency", "torn"] {

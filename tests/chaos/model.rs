@@ -1,7 +1,8 @@
 //! The chaos job's input generator and an independent batch recomputation of its output.
 //!
 //! The recomputation follows docs/semantics.md, batch by batch, with plain Rust collections: batch `k`
-//! reads input file `k`; rows at or below the previous batch's watermark are late and dropped by
+//! reads the rows it is given (input file `k`, unless a failure made a batch read more: see
+//! `grouping.rs`); rows at or below the previous batch's watermark are late and dropped by
 //! the deduplication; deduplication keeps the first `(event_id, event_time)`; a 1-minute window
 //! is emitted (append mode) once the batch's watermark reaches its end; the watermark after
 //! batch `k` is `max(previous, max event time seen - 30 s)`; after the last file one no-data
@@ -105,7 +106,7 @@ pub fn generate_input(dir: &Path, files: usize, rows_per_file: u64, rng: &mut Lc
 }
 
 /// The job's committed rows, as `sluice cat` prints them (JSON lines), sorted.
-pub fn expected_output(files: &[Vec<Event>]) -> Vec<String> {
+pub fn expected_output(batches: &[Vec<Event>]) -> Vec<String> {
     // (window start ms, action) -> (count, sum)
     let mut windows: BTreeMap<(i64, &str), (i64, i64)> = BTreeMap::new();
     let mut seen: HashSet<(String, i64)> = HashSet::new();
@@ -120,7 +121,7 @@ pub fn expected_output(files: &[Vec<Event>]) -> Vec<String> {
             emitted.push(format!(r#"{{"start":{},"action":"{}","n":{n},"total":{total}}}"#, key.0 / 1000, key.1));
         }
     };
-    for rows in files {
+    for rows in batches {
         for e in rows {
             max_event_time = max_event_time.max(e.time_ms);
             if e.time_ms <= late_watermark || !seen.insert((e.id.clone(), e.time_ms)) {

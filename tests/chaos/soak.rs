@@ -72,7 +72,9 @@ pub fn run(world: &World) -> Result<String, String> {
             }
             _ => {}
         }
-        if done >= batches {
+        if done * 4 >= batches * 3
+            && world.expectation(&dir, &cluster.progress_reports()).ok().flatten().is_some_and(|e| done >= e.batches)
+        {
             break;
         }
         if last_status.elapsed() > Duration::from_secs(1) {
@@ -92,7 +94,7 @@ pub fn run(world: &World) -> Result<String, String> {
         Some(q) if q["state"] == "active" => {}
         other => return Err(format!("the query is not running at the end of the soak: {other:?}")),
     }
-    if let Err(e) = world.check(&dir, "the soak") {
+    if let Err(e) = world.check(&dir, &cluster, "the soak") {
         // Which batches read what, and where the watermark went, locate the loss.
         let batches: Vec<String> = cluster
             .progress_reports()

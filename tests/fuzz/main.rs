@@ -40,6 +40,9 @@ pub struct Target {
     pub name: &'static str,
     /// Seed inputs made by the engine's own writers (what `FUZZ_WRITE_SEEDS` stores).
     pub seeds: fn() -> Vec<(String, Vec<u8>)>,
+    /// Whether `FUZZ_WRITE_SEEDS` stores the seeds under `corpus/`; false when they are files
+    /// of the repository already (the example jobs), read where they are.
+    pub store_seeds: bool,
     /// Words the mutator splices in: keywords, option names, field names of the format.
     pub dictionary: &'static [&'static str],
     /// Feeds one input through the engine; errors are fine, panics are not.
@@ -63,7 +66,7 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let all = targets::all();
     if std::env::var_os("FUZZ_WRITE_SEEDS").is_some() {
-        for t in &all {
+        for t in all.iter().filter(|t| t.store_seeds) {
             let written = corpus::write_seeds(&root, t);
             println!("{:<16} {written} seed files", t.name);
         }

@@ -89,6 +89,7 @@ impl Network {
         // Interface names have at most 15 bytes: keep the tag short.
         let tag = format!("sl{}{}", std::process::id() % 100_000, (b'a' + (n % 26) as u8) as char);
         let switch = format!("{tag}-sw");
+        remove_stale_namespaces();
         let net = Self { tag, switch: switch.clone(), nodes: Vec::new() };
         ip(&["netns", "add", &switch])?;
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
@@ -152,6 +153,25 @@ impl Drop for Network {
             }
         }
         let _ = ip(&["netns", "del", &self.switch]);
+    }
+}
+
+/// Deletes the namespaces of test processes that are gone (killed before their networks were
+/// dropped): a namespace is `sl<pid mod 100000><letter>-…`, and stale when no running process has
+/// such a pid.
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let running: std::collections::HashSet<u32> = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).map(|pid| pid % 100_000).collect())
+        .unwrap_or_default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(rest) = name.strip_prefix("sl") else { continue };
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let tagged = rest[digits.len()..].chars().next().is_some_and(|c| c.is_ascii_lowercase()) && rest.contains('-');
+        if tagged && digits.parse::<u32>().is_ok_and(|pid| !running.contains(&pid)) {
+            let _ = ip(&["netns", "del", name]);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "commits_log",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "v1",
         "v2",

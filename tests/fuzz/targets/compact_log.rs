@@ -13,6 +13,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "compact_log",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "v1",
         "v2",

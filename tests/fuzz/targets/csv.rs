@@ -15,6 +15,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "csv",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "\"",
         "\"\"",

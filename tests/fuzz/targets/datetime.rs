@@ -13,6 +13,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "datetime",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "yyyy",
         "yy",

@@ -8,6 +8,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "ddl",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "STRUCT<",
         "ARRAY<",

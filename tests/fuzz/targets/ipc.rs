@@ -14,7 +14,8 @@ use sluice_formats::json_read::{decode_json_lines, JsonReadOptions};
 
 use crate::Target;
 
-pub const TARGET: Target = Target { name: "ipc", seeds, dictionary: &["\u{ff}\u{ff}\u{ff}\u{ff}", "ARROW1", "\0\0\0\0"], run };
+pub const TARGET: Target =
+    Target { name: "ipc", seeds, store_seeds: true, dictionary: &["\u{ff}\u{ff}\u{ff}\u{ff}", "ARROW1", "\0\0\0\0"], run };
 
 fn run(input: &[u8]) {
     let _ = sluice_common::ipc::decode(input, "fuzzed rows");

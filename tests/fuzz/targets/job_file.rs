@@ -9,6 +9,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "job_file",
     seeds,
+    store_seeds: false,
     dictionary: &[
         "CREATE STREAM",
         "CREATE TABLE",

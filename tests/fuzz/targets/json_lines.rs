@@ -15,6 +15,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "json_lines",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "{",
         "}",

@@ -14,6 +14,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "offsets_log",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "v1",
         "v2",

@@ -23,6 +23,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "source_offsets",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "rate",
         "rate-micro-batch",

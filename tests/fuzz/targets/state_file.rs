@@ -16,6 +16,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "state_file",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "SLCK",
         "@@ 1.delta",

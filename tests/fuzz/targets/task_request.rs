@@ -20,6 +20,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "task_request",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "\"kind\":\"stateless\"",
         "\"kind\":\"reduce\"",

@@ -15,6 +15,7 @@ use crate::Target;
 pub const TARGET: Target = Target {
     name: "task_response",
     seeds,
+    store_seeds: true,
     dictionary: &[
         "\"input_rows\":",
         "\"event_time\":{\"0\":",
