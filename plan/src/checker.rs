@@ -145,7 +145,9 @@ fn check_join(join_type: JoinType, left_streaming: bool, right_streaming: bool) 
                 if stream_left { "left" } else { "right" },
                 if stream_left { "right" } else { "left" }
             ))),
-            other => Err(analysis_error(format!("{other} joins between a stream and a static table are not supported"))),
+            // Spark's analyzed plans have no other join types; DataFusion's (RIGHT SEMI/ANTI,
+            // mark joins) get Spark's catch-all refusal.
+            other => Err(analysis_error(format!("Join type {other} is not supported with streaming DataFrame/Dataset"))),
         },
     }
 }
@@ -163,5 +165,7 @@ mod tests {
         let e = check_join(JoinType::Full, true, false).unwrap_err();
         assert!(e.message.contains("on the left and a static DataFrame/Dataset on the right"));
         assert!(check_join(JoinType::Right, false, true).is_ok());
+        let e = check_join(JoinType::RightSemi, false, true).unwrap_err();
+        assert_eq!(e.message, "Join type RightSemi is not supported with streaming DataFrame/Dataset");
     }
 }

@@ -3,6 +3,7 @@
 
 mod aggregates;
 mod files;
+mod joins;
 mod malformed;
 mod memory;
 mod modes;
