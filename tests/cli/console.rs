@@ -141,3 +141,63 @@ fn ctrl_c_stops_after_the_current_batch() {
     };
     assert_eq!(ids("chk/offsets"), ids("chk/commits"));
 }
+
+/// The rows of each batch a console sink printed (cells trimmed, header dropped), sorted.
+fn console_batches(text: &str) -> Vec<Vec<Vec<String>>> {
+    let mut batches: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut header_seen = false;
+    for line in text.lines() {
+        if line.starts_with("Batch: ") {
+            batches.push(Vec::new());
+            header_seen = false;
+        } else if let (Some(rows), Some(inner)) = (batches.last_mut(), line.strip_prefix('|')) {
+            if header_seen {
+                rows.push(inner.trim_end_matches('|').split('|').map(|c| c.trim().to_string()).collect());
+            }
+            header_seen = true;
+        }
+    }
+    for rows in &mut batches {
+        rows.sort();
+    }
+    batches
+}
+
+#[test]
+fn enrich_join_example_keeps_every_event_and_adds_its_user() {
+    let out = run_sluice(repo_root(), &["run", "examples/enrich_join.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    // The left outer join worked out from the example's files: one events file per batch, each
+    // event with its user's country and tier, or NULLs for a user the table lacks.
+    let data = repo_root().join("examples/data");
+    let read_json = |path: std::path::PathBuf| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    };
+    let users = read_json(data.join("users/users.json"));
+    let mut files: Vec<_> = std::fs::read_dir(data.join("events")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let expected: Vec<Vec<Vec<String>>> = files
+        .into_iter()
+        .map(|file| {
+            let mut rows: Vec<Vec<String>> = read_json(file)
+                .iter()
+                .map(|e| {
+                    let user = users.iter().find(|u| u["user_id"] == e["user_id"]);
+                    let of_user = |field: &str| user.map_or("NULL".to_string(), |u| u[field].as_str().unwrap().to_string());
+                    vec![
+                        e["event_time"].as_str().unwrap().replace('T', " ").trim_end_matches('Z').to_string(),
+                        e["user_id"].as_str().unwrap().to_string(),
+                        e["action"].as_str().unwrap().to_string(),
+                        e["amount"].to_string(),
+                        of_user("country"),
+                        of_user("tier"),
+                    ]
+                })
+                .collect();
+            rows.sort();
+            rows
+        })
+        .collect();
+    assert_eq!(console_batches(&stdout(&out)), expected);
+}
