@@ -18,6 +18,7 @@ mod soak;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sluice_common::storage::faults::FaultKind;
 use sluice_tests::binary::{run_sluice, stderr, stdout, wait_until};
 use sluice_tests::cluster::ClusterProcs;
 
@@ -77,7 +78,7 @@ struct Report {
     name: &'static str,
     kills: usize,
     /// Object store faults the processes injected, per kind.
-    faults: Vec<(String, usize)>,
+    faults: Vec<(&'static str, usize)>,
     retried: u64,
     recoveries_ms: Vec<u128>,
     /// `durationMs.recovery` the drivers reported.
@@ -212,8 +213,7 @@ fn run_with_chaos(
             return Err(format!("the query did not finish in time\n{}", cluster.dump_logs()));
         }
         let keep_going = chaos(cluster, dir);
-        let status = cluster.queries().into_iter().find(|q| q["name"] == "chaos");
-        if let Some(q) = status {
+        if let Some(q) = chaos_query(cluster) {
             match q["state"].as_str() {
                 Some("terminated") if !keep_going => return Ok(q),
                 Some("failed") => return Err(format!("the query failed: {}\n{}", q["error"], cluster.dump_logs())),
@@ -224,10 +224,26 @@ fn run_with_chaos(
     }
 }
 
-/// Waits for the next batch to commit after `since`, for a recovery time.
+/// Waits (up to a minute) for a batch to commit beyond `before`; the time since `kill`, for a
+/// recovery time.
 fn time_to_next_commit(dir: &Path, before: usize, kill: Instant) -> Option<u128> {
     let ok = wait_until(Duration::from_secs(60), || committed_batches(dir) > before);
     ok.then(|| kill.elapsed().as_millis())
+}
+
+/// The chaos query's status as `sluice queries --json` reports it.
+fn chaos_query(cluster: &ClusterProcs) -> Option<serde_json::Value> {
+    cluster.queries().into_iter().find(|q| q["name"] == "chaos")
+}
+
+/// How many store faults of each kind the processes injected, from their shared fault log
+/// (one line per fault, starting with the kind's name).
+fn injected_faults(log: &Path) -> Vec<(&'static str, usize)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    FaultKind::ALL
+        .iter()
+        .map(|kind| (kind.name(), text.lines().filter(|l| l.split(' ').next() == Some(kind.name())).count()))
+        .collect()
 }
 
 fn executor_kills(world: &World) -> Result<Report, String> {
@@ -306,7 +322,7 @@ fn driver_kills(world: &World) -> Result<Report, String> {
                 recoveries.push(ms);
             }
         }
-        if let Some(q) = c.queries().into_iter().find(|q| q["name"] == "chaos") {
+        if let Some(q) = chaos_query(c) {
             retried = retried.max(q["batchesRetried"].as_u64().unwrap_or(0));
         }
         kills < 2
@@ -434,14 +450,9 @@ fn storage_faults(world: &World) -> Result<Report, String> {
         false
     })?;
     world.check(&dir, &cluster, "object store faults")?;
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let mut faults: Vec<(String, usize)> = Vec::new();
-    for kind in ["error", "lost-response", "latency", "torn"] {
-        let n = text.lines().filter(|l| l.split(' ').next() == Some(kind)).count();
-        if n == 0 {
-            return Err(format!("no '{kind}' fault was injected; the scenario proves nothing about it"));
-        }
-        faults.push((kind.to_string(), n));
+    let faults = injected_faults(&log);
+    if let Some((kind, _)) = faults.iter().find(|(_, n)| *n == 0) {
+        return Err(format!("no '{kind}' fault was injected; the scenario proves nothing about it"));
     }
     Ok(Report {
         name: "object store faults injected in every process",

@@ -25,7 +25,7 @@ use sluice_tests::binary::stderr;
 use sluice_tests::cluster::{ClusterProcs, Node};
 
 use super::model::Lcg;
-use super::{committed_batches, World, PACING};
+use super::{chaos_query, committed_batches, injected_faults, time_to_next_commit, World, PACING};
 
 /// How many of each disruption a run must have made.
 #[derive(Debug, Clone, Copy)]
@@ -146,14 +146,8 @@ fn percentiles(v: &[u128]) -> String {
 
 /// Waits (up to a minute) for a batch to commit beyond `before`; the time since `since`.
 fn next_commit(dir: &Path, before: usize, since: Instant) -> Result<u128, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if committed_batches(dir) > before {
-            return Ok(since.elapsed().as_millis());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("no batch committed within 60 s of a disruption (committed: {before})"))
+    time_to_next_commit(dir, before, since)
+        .ok_or_else(|| format!("no batch committed within 60 s of a disruption (committed: {before})"))
 }
 
 /// Runs the marathon on `world`'s input until `targets` are met and the query finished.
@@ -175,8 +169,7 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
     // Leave the query a few batches between disruptions, and the last ones undisturbed.
     let spare = 3;
     loop {
-        let status = cluster.queries().into_iter().find(|q| q["name"] == "chaos");
-        if let Some(q) = &status {
+        if let Some(q) = &chaos_query(&cluster) {
             retried = retried.max(q["batchesRetried"].as_u64().unwrap_or(0));
             match q["state"].as_str() {
                 Some("active" | "initializing") => {}
@@ -283,17 +276,15 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
     // Nothing is left to commit; let a few idle triggers pass, then the query must still run.
     std::thread::sleep(Duration::from_millis(500));
     let expected = world.check(&dir, &cluster, "the marathon")?;
-    match cluster.queries().into_iter().find(|q| q["name"] == "chaos") {
+    match chaos_query(&cluster) {
         Some(q) if q["state"] == "active" => {}
         other => return Err(format!("the query is not running at the end: {other:?}")),
     }
     if committed_batches(&dir) != expected.batches {
         return Err(format!("{} batches committed where the input makes {}", committed_batches(&dir), expected.batches));
     }
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
     let mut faults = Vec::new();
-    for kind in ["error", "lost-response", "latency", "torn"] {
-        let n = text.lines().filter(|l| l.split(' ').next() == Some(kind)).count();
+    for (kind, n) in injected_faults(&log) {
         if n < targets.faults_each {
             return Err(format!("only {n} '{kind}' store faults were injected (target {})", targets.faults_each));
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sluice_tests::binary::stderr;
 use sluice_tests::cluster::ClusterProcs;
 
-use super::{committed_batches, World, PACING};
+use super::{chaos_query, committed_batches, World, PACING};
 
 /// Resident set size of process `pid`, in kB.
 fn rss_kb(pid: u32) -> Option<u64> {
@@ -78,7 +78,7 @@ pub fn run(world: &World) -> Result<String, String> {
             break;
         }
         if last_status.elapsed() > Duration::from_secs(1) {
-            if let Some(q) = cluster.queries().into_iter().find(|q| q["name"] == "chaos") {
+            if let Some(q) = chaos_query(&cluster) {
                 if q["state"] == "failed" {
                     return Err(format!("the query failed: {}\n{}", q["error"], cluster.dump_logs()));
                 }
@@ -90,7 +90,7 @@ pub fn run(world: &World) -> Result<String, String> {
     if step < 3 {
         return Err(format!("the soak ended before its partition moves and failover (step {step})"));
     }
-    match cluster.queries().into_iter().find(|q| q["name"] == "chaos") {
+    match chaos_query(&cluster) {
         Some(q) if q["state"] == "active" => {}
         other => return Err(format!("the query is not running at the end of the soak: {other:?}")),
     }

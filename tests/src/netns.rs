@@ -35,12 +35,10 @@ impl Host {
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         if let Some(ns) = &self.namespace {
-            let handle = std::fs::File::open(netns_path(ns)).unwrap_or_else(|e| panic!("network namespace {ns}: {e}"));
+            let handle = open_namespace(ns);
             // SAFETY: setns is async-signal-safe; the closure only reads the fd it owns.
             unsafe {
-                cmd.pre_exec(move || {
-                    nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
-                });
+                cmd.pre_exec(move || enter(&handle).map_err(std::io::Error::from));
             }
         }
         cmd
@@ -57,8 +55,7 @@ impl Host {
     fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let Some(ns) = self.namespace.clone() else { return f() };
         std::thread::spawn(move || {
-            let handle = std::fs::File::open(netns_path(&ns)).unwrap_or_else(|e| panic!("network namespace {ns}: {e}"));
-            nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("joining {ns}: {e}"));
+            enter(&open_namespace(&ns)).unwrap_or_else(|e| panic!("joining {ns}: {e}"));
             f()
         })
         .join()
@@ -66,8 +63,14 @@ impl Host {
     }
 }
 
-fn netns_path(ns: &str) -> String {
-    format!("/run/netns/{ns}")
+/// The handle of network namespace `ns` (made by `ip netns add`).
+fn open_namespace(ns: &str) -> std::fs::File {
+    std::fs::File::open(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("network namespace {ns}: {e}"))
+}
+
+/// Moves the calling thread (or the child about to exec) into the namespace behind `handle`.
+fn enter(handle: &std::fs::File) -> nix::Result<()> {
+    nix::sched::setns(handle, nix::sched::CloneFlags::CLONE_NEWNET)
 }
 
 /// A private network: a switch and the nodes cabled to it.

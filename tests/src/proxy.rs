@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -33,20 +33,16 @@ pub struct FlakyProxy {
     acceptor: Option<JoinHandle<()>>,
 }
 
-/// A small seeded generator shared by the relay threads.
+/// The seeded coin the relay threads share.
 struct Dice {
-    state: AtomicU64,
+    rng: Mutex<fastrand::Rng>,
     rate: f64,
 }
 
 impl Dice {
     /// True with probability `rate`.
     fn roll(&self) -> bool {
-        let mut x = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.rate
+        self.rng.lock().map(|mut rng| rng.f64() < self.rate).unwrap_or(false)
     }
 }
 
@@ -59,7 +55,7 @@ impl FlakyProxy {
         listener.set_nonblocking(true).expect("non-blocking accept");
         let cuts = Arc::new(Cuts::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let dice = Arc::new(Dice { state: AtomicU64::new(seed), rate });
+        let dice = Arc::new(Dice { rng: Mutex::new(fastrand::Rng::with_seed(seed)), rate });
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let acceptor = {
             let (cuts, stop) = (Arc::clone(&cuts), Arc::clone(&stop));

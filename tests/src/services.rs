@@ -3,7 +3,6 @@
 //! `tests/run.sh` installs them; a test that needs one whose binary is missing fails loudly
 //! rather than skipping, so a green run always means the real service was exercised.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,8 +24,9 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-fn wait_for_port(port: u16) -> bool {
-    crate::binary::wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
+/// Waits (up to 20 s) until `host` accepts connections on `port`.
+fn wait_for_port(host: &Host, port: u16) -> bool {
+    crate::binary::wait_until(Duration::from_secs(20), || host.accepts(port))
 }
 
 /// An S3-compatible server (`s3s-fs`) serving a temporary directory.
@@ -67,7 +67,7 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("s3s-fs starts");
-        assert!(wait_for_port(port), "s3s-fs did not listen on 127.0.0.1:{port}");
+        assert!(wait_for_port(&Host::loopback(), port), "s3s-fs did not listen on 127.0.0.1:{port}");
         Self { child, root, port }
     }
 
@@ -123,8 +123,7 @@ impl EtcdServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd starts");
-        let up = crate::binary::wait_until(Duration::from_secs(20), || host.accepts(port));
-        assert!(up, "etcd did not listen on {}:{port}", host.ip);
+        assert!(wait_for_port(host, port), "etcd did not listen on {}:{port}", host.ip);
         Self { child, _data: data, port, host: host.clone() }
     }
 
