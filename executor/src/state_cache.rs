@@ -20,9 +20,10 @@ use sluice_common::StateVersion;
 use sluice_state::{StateFiles, StatePartition};
 use tokio::sync::Mutex;
 
-type Key = (String, usize, u32);
+type Key = (String, usize, u32, &'static str);
 
-/// The executor's state partitions, by (query run, operator, partition).
+/// The executor's state partitions, by (query run, operator, partition, store); the store is
+/// `""` for operators with one store, the side for a join.
 #[derive(Debug, Default)]
 pub struct StateCache {
     parts: std::sync::Mutex<HashMap<Key, Arc<Mutex<Option<StatePartition>>>>>,
@@ -56,24 +57,29 @@ impl Drop for PartitionGuard {
 }
 
 impl StateCache {
-    /// The partition at `version`, loading it from `checkpoint` when the cached copy is at
-    /// another version (or absent).
+    /// The partition's store at `version` (`store` is `""` for an operator's only store),
+    /// loading it from `checkpoint` when the cached copy is at another version (or absent).
+    #[allow(clippy::too_many_arguments)]
     pub async fn checkout(
         &self,
         run_id: &str,
         op: usize,
         partition: u32,
+        store: &'static str,
         version: StateVersion,
         checkpoint: &Location,
         schemas: (SchemaRef, SchemaRef),
     ) -> Result<PartitionGuard> {
         let slot = {
             let mut parts = self.parts.lock().map_err(|_| sluice_common::SluiceError::internal("state cache poisoned"))?;
-            Arc::clone(parts.entry((run_id.to_string(), op, partition)).or_default())
+            Arc::clone(parts.entry((run_id.to_string(), op, partition, store)).or_default())
         };
         let mut guard = slot.lock_owned().await;
         if guard.as_ref().is_none_or(|p| p.version() != version) {
-            let files = StateFiles::new(checkpoint, op, partition);
+            let files = match store {
+                "" => StateFiles::new(checkpoint, op, partition),
+                name => StateFiles::new(checkpoint, op, partition).in_store(name),
+            };
             *guard = Some(StatePartition::load(files, schemas.0, schemas.1, version).await?);
         }
         Ok(PartitionGuard { slot: guard, committed: false })
@@ -82,14 +88,14 @@ impl StateCache {
     /// Forgets every partition of a run.
     pub fn release(&self, run_id: &str) {
         if let Ok(mut parts) = self.parts.lock() {
-            parts.retain(|(r, _, _), _| r != run_id);
+            parts.retain(|(r, _, _, _), _| r != run_id);
         }
     }
 
     /// Forgets the listed (operator, partition)s of a run: they moved to another executor.
     pub fn release_partitions(&self, run_id: &str, partitions: &[(usize, u32)]) {
         if let Ok(mut parts) = self.parts.lock() {
-            parts.retain(|(r, op, p), _| r != run_id || !partitions.contains(&(*op, *p)));
+            parts.retain(|(r, op, p, _), _| r != run_id || !partitions.contains(&(*op, *p)));
         }
     }
 
@@ -131,18 +137,18 @@ mod tests {
         let policy = StatePolicy { min_deltas_for_snapshot: 10, min_batches_to_retain: 100 };
 
         // Batch 0 commits one key.
-        let mut g = cache.checkout("run", 0, 0, StateVersion(0), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(0), &chk, schemas()).await.unwrap();
         put(g.partition().unwrap(), 1);
         g.partition().unwrap().commit(policy).await.unwrap();
         g.keep();
 
         // Batch 1's first attempt changes the partition, then fails before committing.
-        let mut g = cache.checkout("run", 0, 0, StateVersion(1), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas()).await.unwrap();
         put(g.partition().unwrap(), 2);
         drop(g);
 
         // The retry must see exactly version 1: one key.
-        let mut g = cache.checkout("run", 0, 0, StateVersion(1), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas()).await.unwrap();
         assert_eq!(g.partition().unwrap().state.len(), 1);
         assert_eq!(g.partition().unwrap().version(), StateVersion(1));
     }

@@ -7,6 +7,7 @@
 //! * gather: fetch every partition's output → output fragment → sink.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -21,6 +22,7 @@ use sluice_state::StatePolicy;
 
 use crate::operators::aggregate::{reduce_aggregate, AggregateTask};
 use crate::operators::dedup::reduce_dedup;
+use crate::operators::join::reduce_join;
 use crate::operators::session::reduce_sessions;
 use crate::operators::{as_operator_output, map_side, CompiledOperator};
 use crate::query_cache::PreparedQuery;
@@ -188,39 +190,51 @@ async fn run_reduce(
     let operator = &query.operators[op_id];
     let input = fetch(env, ctx, op_id as u32, partition, inputs).await?;
     let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
-    let mut guard = env
-        .states
-        .checkout(&ctx.run_id, op_id, partition, ctx.batch.id.state_to_read(), &checkpoint, operator.state_schemas())
-        .await?;
-    let part = guard.partition()?;
-    let task_ctx = compiled.state.task_ctx();
-    let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = match (operator, &op.kind) {
-        (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
-            let holds_global_group = stages.group_count == 0
-                && (SPARK_SEED as i32).rem_euclid(spec.conf.shuffle_partitions as i32) as u32 == partition;
-            let task = AggregateTask {
-                mode: spec.output_mode,
-                event_time: *event_time,
-                watermarks: ctx.batch.watermarks,
-                holds_global_group,
-            };
-            reduce_aggregate(stages, &mut part.state, input, task, &task_ctx).await?
-        }
-        (CompiledOperator::Session(stages), OperatorKind::SessionAggregate { .. }) => {
-            reduce_sessions(stages, &mut part.state, input, spec.output_mode, &ctx.batch.watermarks, &task_ctx).await?
-        }
-        (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => {
-            reduce_dedup(d, &mut part.state, &input, &ctx.batch.watermarks)?
-        }
-        _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
-    };
+    let version = ctx.batch.id.state_to_read();
     let policy = StatePolicy {
         min_deltas_for_snapshot: spec.conf.min_deltas_for_snapshot,
         min_batches_to_retain: spec.conf.min_batches_to_retain,
     };
-    metrics.commit_time_ms = part.commit(policy).await?.commit_ms;
+    // Operators above a join see the join's output watermark (Spark 3.5's propagation).
+    let watermarks = compiled.pipeline.watermarks_for(op_id, &ctx.batch.watermarks);
+    let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = if let CompiledOperator::Join(stages) = operator {
+        // The right input's blocks follow the left's (see `map_side`).
+        let right_input = fetch(env, ctx, op_id as u32, spec.conf.shuffle_partitions + partition, inputs).await?;
+        let schemas =
+            |side: &crate::operators::join::CompiledSide| (Arc::clone(&stages.key_schema), Arc::clone(&side.value_schema));
+        let mut left =
+            env.states.checkout(&ctx.run_id, op_id, partition, "left", version, &checkpoint, schemas(&stages.left)).await?;
+        let mut right =
+            env.states.checkout(&ctx.run_id, op_id, partition, "right", version, &checkpoint, schemas(&stages.right)).await?;
+        let (l, r) = (left.partition()?, right.partition()?);
+        let (rows, mut metrics) = reduce_join(stages, &mut l.state, &mut r.state, &input, &right_input, &watermarks)?;
+        metrics.commit_time_ms = l.commit(policy).await?.commit_ms + r.commit(policy).await?.commit_ms;
+        left.keep();
+        right.keep();
+        (rows, metrics)
+    } else {
+        let mut guard =
+            env.states.checkout(&ctx.run_id, op_id, partition, "", version, &checkpoint, operator.state_schemas()).await?;
+        let part = guard.partition()?;
+        let task_ctx = compiled.state.task_ctx();
+        let (rows, mut metrics) = match (operator, &op.kind) {
+            (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
+                let holds_global_group = stages.group_count == 0
+                    && (SPARK_SEED as i32).rem_euclid(spec.conf.shuffle_partitions as i32) as u32 == partition;
+                let task = AggregateTask { mode: spec.output_mode, event_time: *event_time, watermarks, holds_global_group };
+                reduce_aggregate(stages, &mut part.state, input, task, &task_ctx).await?
+            }
+            (CompiledOperator::Session(stages), OperatorKind::SessionAggregate { .. }) => {
+                reduce_sessions(stages, &mut part.state, input, spec.output_mode, &watermarks, &task_ctx).await?
+            }
+            (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => reduce_dedup(d, &mut part.state, &input, &watermarks)?,
+            _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
+        };
+        metrics.commit_time_ms = part.commit(policy).await?.commit_ms;
+        guard.keep();
+        (rows, metrics)
+    };
     metrics.operator = op_id;
-    guard.keep();
 
     let output_schema = op.output_table_schema();
     let emitted = as_operator_output(emitted, &output_schema)?;

@@ -25,28 +25,27 @@ pub fn check_streaming_plan(plan: &LogicalPlan, mode: OutputMode) -> Result<()> 
     if !is_streaming(plan) {
         return Err(analysis_error("Queries without streaming sources cannot be executed with writeStream.start()"));
     }
-    let mut stateful = Vec::new();
+    // Spark checks the output mode against the aggregations before it walks the plan.
+    if mode == OutputMode::Complete && !contains_streaming_aggregate(plan) {
+        return Err(analysis_error(
+            "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets",
+        ));
+    }
     let mut error: Option<SluiceError> = None;
     plan.apply_with_subqueries(|node| {
-        if let Err(e) = check_node(node, mode, &mut stateful) {
+        if let Err(e) = check_node(node, mode) {
             error = Some(e);
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    if let Some(e) = error {
-        return Err(e);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    let has_aggregation = stateful.iter().any(|s| s == "aggregate");
-    if mode == OutputMode::Complete && !has_aggregation {
-        return Err(analysis_error(
-            "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets",
-        ));
-    }
-    Ok(())
 }
 
-fn check_node(node: &LogicalPlan, mode: OutputMode, stateful: &mut Vec<String>) -> Result<()> {
+fn check_node(node: &LogicalPlan, mode: OutputMode) -> Result<()> {
     match node {
         LogicalPlan::Aggregate(agg) if is_streaming(&agg.input) => {
             if agg.aggr_expr.iter().any(is_distinct_aggregate) {
@@ -57,9 +56,7 @@ fn check_node(node: &LogicalPlan, mode: OutputMode, stateful: &mut Vec<String>) 
             if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
                 return Err(analysis_error("Grouping Sets is not supported on streaming DataFrames/Datasets"));
             }
-            stateful.push("aggregate".into());
         }
-        LogicalPlan::Distinct(d) if is_streaming(d.input()) => stateful.push("dedupe".into()),
         LogicalPlan::Sort(sort) if is_streaming(&sort.input) => {
             let over_aggregate = contains_streaming_aggregate(&sort.input);
             if !(over_aggregate && mode == OutputMode::Complete) {
@@ -124,9 +121,11 @@ fn check_join(join_type: JoinType, left_streaming: bool, right_streaming: bool) 
     use JoinType::*;
     match (left_streaming, right_streaming) {
         (false, false) => Ok(()),
-        (true, true) => Err(analysis_error(
-            "stream-stream joins are not supported by this version of sluice; join a stream with a static table instead",
-        )),
+        (true, true) => match join_type {
+            Inner | Left | Right | Full | LeftSemi => Ok(()),
+            LeftAnti => Err(analysis_error("LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported")),
+            other => Err(analysis_error(format!("Join type {other} is not supported with streaming DataFrame/Dataset"))),
+        },
         (stream_left, _) => match join_type {
             Inner => Ok(()),
             Left | LeftSemi if stream_left => Ok(()),
@@ -167,5 +166,16 @@ mod tests {
         assert!(check_join(JoinType::Right, false, true).is_ok());
         let e = check_join(JoinType::RightSemi, false, true).unwrap_err();
         assert_eq!(e.message, "Join type RightSemi is not supported with streaming DataFrame/Dataset");
+    }
+
+    #[test]
+    fn stream_stream_join_types_follow_spark() {
+        for t in [JoinType::Inner, JoinType::Left, JoinType::Right, JoinType::Full, JoinType::LeftSemi] {
+            assert!(check_join(t, true, true).is_ok(), "{t}");
+        }
+        let e = check_join(JoinType::LeftAnti, true, true).unwrap_err();
+        assert_eq!(e.message, "LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported");
+        let e = check_join(JoinType::RightAnti, true, true).unwrap_err();
+        assert_eq!(e.message, "Join type RightAnti is not supported with streaming DataFrame/Dataset");
     }
 }

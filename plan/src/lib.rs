@@ -13,6 +13,7 @@
 pub mod checker;
 pub mod compile;
 pub mod functions;
+pub mod join;
 pub mod literals;
 pub mod sliding;
 pub mod spec;

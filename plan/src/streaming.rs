@@ -21,9 +21,10 @@ use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, LogicalPlanBuilder};
 
 use sluice_common::error::{Result, SluiceError};
 
+use super::join::{plan_stream_join, StreamJoin};
 use super::tables::{as_stream_table, OperatorOutputTable};
 use sluice_common::types::WATERMARK_DELAY_KEY;
-use sluice_common::OutputMode;
+use sluice_common::{BatchWatermarks, OutputMode};
 
 /// An event-time column of an operator: where it is and how to read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub enum OperatorKind {
         /// `dropDuplicatesWithinWatermark`: entries expire `delay` after their event time.
         within_watermark: bool,
     },
+    /// A join of two streams (Spark's StreamingSymmetricHashJoinExec). `plan` is the `Join` node;
+    /// its inputs are the two sides' map-side plans.
+    Join(Box<StreamJoin>),
 }
 
 /// One stateful operator of a query.
@@ -92,6 +96,7 @@ impl StatefulOperator {
             OperatorKind::SessionAggregate { .. } => "sessionWindowStateStoreSaveExec",
             OperatorKind::Dedup { within_watermark: false, .. } => "dedupe",
             OperatorKind::Dedup { within_watermark: true, .. } => "dedupeWithinWatermark",
+            OperatorKind::Join(_) => "symmetricHashJoin",
         }
     }
 
@@ -119,6 +124,15 @@ impl StatefulOperator {
             OperatorKind::Aggregate { event_time, .. } => event_time.is_some() && mode != OutputMode::Complete,
             OperatorKind::SessionAggregate { .. } => mode != OutputMode::Complete,
             OperatorKind::Dedup { key_event_time, within_watermark, .. } => key_event_time.is_some() || *within_watermark,
+            OperatorKind::Join(join) => join.evicts_by_watermark(),
+        }
+    }
+
+    /// State stores per partition: one per join side, one for every other operator.
+    pub fn stores_per_partition(&self) -> u32 {
+        match &self.kind {
+            OperatorKind::Join(_) => 2,
+            _ => 1,
         }
     }
 }
@@ -132,6 +146,18 @@ pub struct StreamingPipeline {
     pub output: LogicalPlan,
     /// The output fragment sorts or limits, so it must see every partition's rows at once.
     pub needs_gather: bool,
+}
+
+impl StreamingPipeline {
+    /// The watermarks operator `op` works with in a batch (Spark 3.5's per-operator watermark
+    /// propagation): the batch's watermarks, held back by every join below it, whose output can
+    /// still carry rows as old as its state watermarks.
+    pub fn watermarks_for(&self, op: usize, batch: &BatchWatermarks) -> BatchWatermarks {
+        self.operators[..op.min(self.operators.len())].iter().fold(*batch, |wm, below| match &below.kind {
+            OperatorKind::Join(join) => join.output_watermarks(&wm),
+            _ => wm,
+        })
+    }
 }
 
 /// True when `plan` reads a stream (directly or through an operator's output).
@@ -225,6 +251,18 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                     operators.push(dedup_operator(id, &on.input, keys, on.select_expr.clone(), within, Arc::clone(&on.schema))?);
                     Some((id, Arc::clone(&on.schema)))
                 }
+                LogicalPlan::Join(join) if is_streaming(&join.left) && is_streaming(&join.right) => {
+                if !operator_inputs(&join.left).is_empty() || !operator_inputs(&join.right).is_empty() {
+                    return Err(SluiceError::user(
+                        "a stream-stream join over the output of another stateful operator (aggregation, deduplication or join) is not supported by sluice yet",
+                    )
+                    .into());
+                }
+                let id = operators.len();
+                let kind = OperatorKind::Join(Box::new(plan_stream_join(join)?));
+                operators.push(StatefulOperator { id, kind, plan: node.clone(), output_schema: Arc::clone(&join.schema) });
+                Some((id, Arc::clone(&join.schema)))
+            }
                 _ => None,
             };
             match replaced {
@@ -344,6 +382,15 @@ pub fn check_pipeline(pipeline: &StreamingPipeline, mode: OutputMode) -> Result<
                 }
             }
             OperatorKind::Dedup { .. } => {}
+            OperatorKind::Join(join) => {
+                if mode != OutputMode::Append {
+                    return Err(SluiceError::user(format!(
+                        "Join between two streaming DataFrames/Datasets is not supported in {} output mode, only in Append output mode",
+                        mode.spark_name()
+                    )));
+                }
+                join.check_watermarks()?;
+            }
         }
     }
     Ok(())

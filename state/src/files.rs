@@ -54,6 +54,14 @@ impl StateFiles {
         Self { store: Arc::clone(&checkpoint.store), dir: checkpoint.child(&rel), display: format!("{}/{rel}", checkpoint.url) }
     }
 
+    /// The files of one named store of the partition, in its own directory
+    /// (`state/<op>/<partition>/<store>/`): a join keeps one store per side, as Spark does.
+    pub fn in_store(mut self, store: &str) -> Self {
+        self.dir = self.dir.clone().join(store);
+        self.display = format!("{}/{store}", self.display);
+        self
+    }
+
     fn path(&self, version: u64, kind: FileKind) -> Path {
         self.dir.clone().join(format!("{version}.{}", kind.suffix()))
     }

@@ -127,6 +127,9 @@ pub struct KeyedState {
     /// writes each of its rows with the key's final state (see [`Self::take_delta_batch`]).
     changes: Vec<(StateRow, Change)>,
     bytes: usize,
+    /// Rows held, for state whose values are lists of rows (a join side): kept by the operator,
+    /// which knows the lists; `None` until it has counted them after a load.
+    pub list_rows: Option<u64>,
 }
 
 /// A converter for `schema`'s columns. A value-less state (dedup) still needs a row per key;
@@ -168,6 +171,7 @@ impl KeyedState {
             evict_index: EvictionIndex::default(),
             changes: Vec::new(),
             bytes: 0,
+            list_rows: None,
         })
     }
 

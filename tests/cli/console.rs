@@ -201,3 +201,59 @@ fn enrich_join_example_keeps_every_event_and_adds_its_user() {
         .collect();
     assert_eq!(console_batches(&stdout(&out)), expected);
 }
+
+#[test]
+fn impressions_clicks_example_joins_each_click_and_closes_unclicked_impressions() {
+    let out = run_sluice(repo_root(), &["run", "examples/impressions_clicks.sql"]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    // Worked out from the example's files: every (impression, click) of the same ad with the
+    // click within the impression's hour; and, NULL-padded, every impression without such a
+    // click whose hour the final watermark has closed (clicks' state watermark: the query's
+    // watermark, min over both streams of max − delay, minus the hour, minus 1 ms).
+    let data = repo_root().join("examples/data");
+    let read_dir = |dir: &str| -> Vec<serde_json::Value> {
+        let mut files: Vec<_> = std::fs::read_dir(data.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let time = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp();
+    let shown = |v: &serde_json::Value| v.as_str().unwrap().replace('T', " ").trim_end_matches('Z').to_string();
+    let impressions = read_dir("impressions");
+    let clicks = read_dir("ad_clicks");
+    let max = |rows: &[serde_json::Value], field: &str| rows.iter().map(|r| time(&r[field])).max().unwrap();
+    let watermark = (max(&impressions, "impression_time") - 600).min(max(&clicks, "click_time") - 1200);
+    let mut expected: Vec<Vec<String>> = Vec::new();
+    for i in &impressions {
+        let t = time(&i["impression_time"]);
+        let matched: Vec<&serde_json::Value> = clicks
+            .iter()
+            .filter(|c| c["ad_id"] == i["ad_id"] && time(&c["click_time"]) >= t && time(&c["click_time"]) <= t + 3600)
+            .collect();
+        let row = |click: String| {
+            vec![
+                i["impression_id"].as_str().unwrap().to_string(),
+                i["ad_id"].as_str().unwrap().to_string(),
+                shown(&i["impression_time"]),
+                click,
+            ]
+        };
+        for c in &matched {
+            expected.push(row(shown(&c["click_time"])));
+        }
+        // State watermark in ms: watermark − 1 h − 1 ms; the impression time must be at or
+        // below it, i.e. strictly before watermark − 1 h.
+        if matched.is_empty() && t < watermark - 3600 {
+            expected.push(row("NULL".to_string()));
+        }
+    }
+    expected.sort();
+    let mut got: Vec<Vec<String>> = console_batches(&stdout(&out)).into_iter().flatten().collect();
+    got.sort();
+    assert_eq!(got, expected);
+    assert!(expected.iter().any(|r| r[3] == "NULL"), "the example's data closes some impression unclicked");
+}

@@ -64,3 +64,57 @@ async fn union_of_two_streams_and_stream_static_inner_join_are_allowed() {
     }
     h.shutdown().await;
 }
+
+/// Stream-stream joins: Append only, an equality predicate, and for outer and semi joins a
+/// watermark that bounds the preserved side's state (docs/semantics.md §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_stream_join_rules_follow_spark() {
+    let streams = "
+        CREATE STREAM a (k BIGINT, t TIMESTAMP, WATERMARK FOR t AS t - INTERVAL '10' SECOND) WITH ('connector'='memory');
+        CREATE STREAM b (k BIGINT, t TIMESTAMP, WATERMARK FOR t AS t - INTERVAL '10' SECOND) WITH ('connector'='memory');
+        CREATE STREAM c (k BIGINT, t TIMESTAMP) WITH ('connector'='memory');
+        CREATE SINK out WITH ('connector'='memory');";
+    let range = "a.k = b.k AND a.t BETWEEN b.t - INTERVAL '5' SECOND AND b.t + INTERVAL '5' SECOND";
+    let refused = [
+        ("SET 'outputMode' = 'update'; INSERT INTO out SELECT a.k FROM a JOIN b ON a.k = b.k;".to_string(),
+         "Join between two streaming DataFrames/Datasets is not supported in Update output mode, only in Append output mode".to_string()),
+        ("INSERT INTO out SELECT a.k FROM a JOIN b ON a.t < b.t;".to_string(), "Stream-stream join without equality predicate is not supported".to_string()),
+        ("INSERT INTO out SELECT a.k FROM a LEFT JOIN c ON a.k = c.k;".to_string(),
+         "Stream-stream LeftOuter join between two streaming DataFrame/Datasets is not supported without a watermark in the join keys, or a watermark on the nullable side and an appropriate range condition".to_string()),
+        // The nullable side (c) has no watermark: the range cannot bound the left side's state.
+        ("INSERT INTO out SELECT a.k FROM a LEFT JOIN c ON a.k = c.k AND a.t BETWEEN c.t - INTERVAL '5' SECOND AND c.t;".to_string(),
+         "Stream-stream LeftOuter join between two streaming DataFrame/Datasets is not supported without a watermark".to_string()),
+        // A full outer join needs both sides bounded; `a.t > b.t` bounds only a.
+        ("INSERT INTO out SELECT a.k FROM a FULL JOIN b ON a.k = b.k AND a.t > b.t;".to_string(),
+         "Stream-stream FullOuter join between two streaming DataFrame/Datasets is not supported without a watermark".to_string()),
+        ("INSERT INTO out SELECT a.k FROM a LEFT SEMI JOIN c ON a.k = c.k;".to_string(),
+         "Stream-stream LeftSemi join between two streaming DataFrame/Datasets is not supported without a watermark".to_string()),
+        ("INSERT INTO out SELECT a.k FROM a LEFT ANTI JOIN b ON a.k = b.k;".to_string(),
+         "LeftAnti joins with a streaming DataFrame/Dataset on the right are not supported".to_string()),
+        (format!("SET 'outputMode' = 'complete'; INSERT INTO out SELECT a.k FROM a JOIN b ON {range};"),
+         "Complete output mode not supported when there are no streaming aggregations on streaming DataFrames/Datasets".to_string()),
+    ];
+    for (sql, want) in refused {
+        let h = Harness::start().await;
+        let e = h.run_err(&format!("{streams} {sql}")).await;
+        h.shutdown().await;
+        assert!(e.contains(&want), "{sql}\n  got: {e}\n  want: {want}");
+    }
+    // Allowed: inner without any watermark (state grows), and every outer and semi join whose
+    // range condition bounds the preserved side(s).
+    let allowed = [
+        "INSERT INTO out SELECT a.k FROM a JOIN c ON a.k = c.k;".to_string(),
+        format!("INSERT INTO out SELECT a.k FROM a LEFT JOIN b ON {range};"),
+        format!("INSERT INTO out SELECT b.k FROM a RIGHT JOIN b ON {range};"),
+        format!("INSERT INTO out SELECT a.k, b.k FROM a FULL JOIN b ON {range};"),
+        format!("INSERT INTO out SELECT a.k FROM a LEFT SEMI JOIN b ON {range};"),
+    ];
+    for sql in allowed {
+        let h = Harness::start().await;
+        let qs = h.run(&format!("{streams} {sql}")).await;
+        for q in qs {
+            q.stop().await.unwrap();
+        }
+        h.shutdown().await;
+    }
+}

@@ -54,7 +54,19 @@ impl StreamTest {
 
     /// `AddData(input, batch)` for any schema.
     pub fn add_batch(&self, batch: RecordBatch) {
-        self.harness.session.memory_stream("input").expect("memory stream 'input'").add_data(batch).expect("add data");
+        self.add_batch_to("input", batch);
+    }
+
+    /// `AddData(stream, batch)` for a query with several memory streams.
+    pub fn add_batch_to(&self, stream: &str, batch: RecordBatch) {
+        let s = self.harness.session.memory_stream(stream).unwrap_or_else(|| panic!("memory stream '{stream}'"));
+        s.add_data(batch).expect("add data");
+    }
+
+    /// `MultiAddData`: adds to several streams so that everything lands in one batch (the
+    /// query cannot choose its next offsets meanwhile).
+    pub async fn multi_add(&self, data: Vec<(&str, RecordBatch)>) {
+        self.q().with_progress_locked(|| data.into_iter().for_each(|(stream, batch)| self.add_batch_to(stream, batch))).await;
     }
 
     /// Waits for the query to process everything (Spark's `processAllAvailable`).

@@ -40,6 +40,9 @@ pub struct QueryShared {
     pub(crate) batches_retried: std::sync::atomic::AtomicU64,
     /// State partitions per executor id, as placed for the last batch.
     pub(crate) state_partitions: Mutex<BTreeMap<String, u32>>,
+    /// Held while the next batch's offsets are chosen (Spark's `awaitProgressLock`), so data
+    /// added to several sources under it lands in one batch.
+    pub(crate) progress_lock: tokio::sync::Mutex<()>,
 }
 
 impl QueryShared {
@@ -54,6 +57,7 @@ impl QueryShared {
             progress: Mutex::new(VecDeque::new()),
             batches_retried: std::sync::atomic::AtomicU64::new(0),
             state_partitions: Mutex::new(BTreeMap::new()),
+            progress_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -123,6 +127,14 @@ impl StreamingQuery {
     /// The newest progress report.
     pub fn last_progress(&self) -> Option<StreamingQueryProgress> {
         self.shared.progress.lock().ok().and_then(|q| q.back().cloned())
+    }
+
+    /// Runs `f` while the query cannot choose its next batch's offsets: everything `f` adds to
+    /// the query's sources lands in the same batch (Spark's `StreamProgressLockedActions`, what
+    /// its `MultiAddData` test step uses).
+    pub async fn with_progress_locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _held = self.shared.progress_lock.lock().await;
+        f()
     }
 
     /// Asks the query to stop after the batch in flight; returns at once.

@@ -303,6 +303,8 @@ impl MicroBatchExecution {
     }
 
     async fn construct_next_batch(&mut self, limit: ReadLimit, timer: &mut PhaseTimer) -> Result<Option<PlannedBatch>> {
+        let shared = Arc::clone(&self.shared);
+        let _progress_locked = shared.progress_lock.lock().await;
         let t = Instant::now();
         let mut latest = Vec::with_capacity(self.sources.len());
         for (i, source) in self.sources.iter_mut().enumerate() {
@@ -567,7 +569,7 @@ fn state_operator_progress(stages: &StageRunner, results: &[TaskResult]) -> Vec<
             let mut p = StateOperatorProgress {
                 operator_name: op.name.to_string(),
                 num_shuffle_partitions: stages.partitions as u64,
-                num_state_store_instances: stages.partitions as u64,
+                num_state_store_instances: stages.partitions as u64 * op.stores_per_partition as u64,
                 ..Default::default()
             };
             for m in results.iter().flat_map(|r| r.metrics.state.iter()).filter(|m| m.operator == op.id) {

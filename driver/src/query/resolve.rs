@@ -46,6 +46,8 @@ pub struct OperatorInfo {
     pub evicts_by_watermark: bool,
     /// State description for the checkpoint's shape check.
     pub shape: String,
+    /// State stores per partition (two for a join, one per side).
+    pub stores_per_partition: u32,
 }
 
 /// A query ready to start.
@@ -152,6 +154,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
             name: op.progress_name(),
             evicts_by_watermark: op.evicts_by_watermark(output_mode),
             shape: op.shape(),
+            stores_per_partition: op.stores_per_partition(),
         })
         .collect();
     Ok(ResolvedQuery {

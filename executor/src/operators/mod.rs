@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod dedup;
 pub mod event_time;
+pub mod join;
 pub mod session;
 
 use std::sync::Arc;
@@ -22,11 +23,13 @@ use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
 use sluice_common::error::{Result, SluiceError};
+use sluice_plan::join::JoinSide;
 use sluice_plan::streaming::{OperatorKind, StatefulOperator};
 use sluice_state::hash::partition_ids;
 
 use self::aggregate::AggregateStages;
 use self::dedup::DedupSpec;
+use self::join::JoinStages;
 use self::session::SessionStages;
 
 /// An operator ready to run.
@@ -38,12 +41,16 @@ pub enum CompiledOperator {
     Session(SessionStages),
     /// `dropDuplicates` / `dropDuplicatesWithinWatermark`: keys only, no value columns.
     Dedup(DedupSpec),
+    /// A stream-stream join: one store per side.
+    Join(JoinStages),
 }
 
 impl CompiledOperator {
-    /// Key and value schemas of the operator's state.
+    /// Key and value schemas of the operator's state (a join: of its left store; see
+    /// [`JoinStages`] for both).
     pub fn state_schemas(&self) -> (SchemaRef, SchemaRef) {
         match self {
+            CompiledOperator::Join(j) => (Arc::clone(&j.key_schema), Arc::clone(&j.left.value_schema)),
             CompiledOperator::Aggregate(a) => (a.key_schema(), a.value_schema()),
             CompiledOperator::Session(s) => (s.key_schema(), s.value_schema()),
             CompiledOperator::Dedup(d) => {
@@ -93,6 +100,7 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
             let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
             Ok(CompiledOperator::Session(SessionStages::new(AggregateStages::from_partial(agg)?, *session_index)?))
         }
+        OperatorKind::Join(join) => Ok(CompiledOperator::Join(JoinStages::compile(state, join)?)),
         OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark } => {
             let input_schema: &DFSchema = op.plan.schema();
             let keys = on.iter().map(|e| state.create_physical_expr(e.clone(), input_schema)).collect::<Result<Vec<_>, _>>()?;
@@ -123,6 +131,8 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
 
 /// Map side of an operator for one task: runs its input plan over the task's rows (already in
 /// `state`'s [`sluice_plan::TaskInput`]) and cuts the result into one block per state partition.
+/// A join has two inputs: blocks `0..partitions` hold its left rows, `partitions..2·partitions`
+/// its right rows (an input the task's source does not feed yields empty blocks).
 pub async fn map_side(
     state: &SessionState,
     op: &StatefulOperator,
@@ -145,6 +155,18 @@ pub async fn map_side(
             let rows = collect(physical, state.task_ctx()).await?;
             let spec = d.clone();
             (rows, Box::new(move |b: &RecordBatch| spec.key_columns(b)))
+        }
+        CompiledOperator::Join(j) => {
+            let OperatorKind::Join(join) = &op.kind else {
+                return Err(SluiceError::internal("operator kind and compiled form disagree"));
+            };
+            let mut blocks = Vec::with_capacity(2 * partitions as usize);
+            for side in [JoinSide::Left, JoinSide::Right] {
+                let physical = state.create_physical_plan(&join.side(side).plan).await?;
+                let rows = collect(physical, state.task_ctx()).await?;
+                blocks.extend(partition_rows(&rows, partitions, &|b: &RecordBatch| j.key_columns(side, b))?);
+            }
+            return Ok(blocks);
         }
     };
     partition_rows(&rows, partitions, keys_of.as_ref())

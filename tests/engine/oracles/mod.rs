@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod dedup;
+mod joins;
 mod session;
 mod watermark;
 mod windows;

@@ -1,0 +1,608 @@
+//! Stream-stream joins on a state partition: Spark's `StreamingSymmetricHashJoinExec`
+//! (docs/semantics.md §7), state format v2 (every stored row carries a `matched` flag).
+//!
+//! Both inputs arrive shuffled by the join keys with the same hash, so partition p of the left
+//! input meets partition p of the right. Each side keeps its rows in its own state store, keyed
+//! by the join keys; the value of a key is the list of that side's rows with the key, each with
+//! its `matched` flag. A batch runs in Spark's order:
+//!
+//! 1. left input: late rows dropped; rows failing the left-only conditions are never stored (a
+//!    left/full outer join emits them NULL-padded at once); the rest probe the right state, emit
+//!    the pairs passing the condition, mark the right rows they matched, and are stored with their
+//!    own flag (left semi: a matched row is emitted once and not stored);
+//! 2. right input: the same against the left state, which now holds this batch's left rows, so
+//!    every new×new pair comes out once. A right row already below its state watermark is not
+//!    stored unless an outer join still owes it a NULL-padded row. Left semi emits a stored left
+//!    row the first time it matches;
+//! 3. eviction: rows at or below their side's state watermark leave the state; an outer join
+//!    emits the unmatched ones of its preserved side(s) NULL-padded.
+//!
+//! A key's whole list is the stored value, so a changed key is rewritten as a whole and a delta
+//! file says what each changed key holds now. The lists are multisets: an attempt that saw its
+//! input in another order holds the same rows, so the first-copy-wins rule for state files
+//! cannot leave an executor's memory and the checkpoint disagreeing about what a key holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, RecordBatchOptions, StructArray, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::{concat_batches, filter_record_batch, interleave, take_record_batch};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{ExprSchemable, JoinType};
+use datafusion::physical_plan::PhysicalExpr;
+
+use sluice_common::error::{Result, SluiceError};
+use sluice_common::BatchWatermarks;
+use sluice_plan::join::{JoinSide, JoinSideSpec, StateEviction, StreamJoin};
+use sluice_plan::streaming::EventTimeColumn;
+use sluice_plan::StateOperatorMetrics;
+use sluice_state::keyed::StateRow;
+use sluice_state::KeyedState;
+
+use super::event_time::{drop_late_rows, event_time_micros};
+
+/// Name of the flag column inside a stored row.
+const MATCHED_FIELD: &str = "__matched";
+
+/// Values decoded per conversion when counting a loaded state's rows.
+const COUNT_CHUNK: usize = 4096;
+
+/// One input of the join, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledSide {
+    /// Schema of the side's rows as its map side produces them.
+    pub schema: SchemaRef,
+    /// Equi-join key expressions over the side's rows.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Conditions over this side only.
+    pub pre_filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The side's watermark column: late rows are dropped by it.
+    pub event_time: Option<EventTimeColumn>,
+    /// How the side's state is evicted.
+    pub eviction: StateEviction,
+    /// A stored row: the side's columns (positional names) and the `matched` flag.
+    element_fields: Fields,
+    /// The state's value: one column, the list of stored rows.
+    pub value_schema: SchemaRef,
+}
+
+/// A compiled stream-stream join.
+#[derive(Debug, Clone)]
+pub struct JoinStages {
+    /// Inner, left/right/full outer or left semi.
+    pub join_type: JoinType,
+    /// The left input.
+    pub left: CompiledSide,
+    /// The right input.
+    pub right: CompiledSide,
+    /// The join keys as state keys (`k0`, `k1`, …).
+    pub key_schema: SchemaRef,
+    /// Conditions over both sides, over `left ++ right`.
+    post_filter: Option<Arc<dyn PhysicalExpr>>,
+    /// `left ++ right`, every column nullable: pairs and NULL-padded rows.
+    joined_schema: SchemaRef,
+}
+
+fn compile_side(state: &SessionState, spec: &JoinSideSpec) -> Result<CompiledSide> {
+    let df: &DFSchema = spec.plan.schema();
+    let keys = spec.keys.iter().map(|e| state.create_physical_expr(e.clone(), df)).collect::<Result<Vec<_>, _>>()?;
+    let pre_filter = spec.pre_filter.as_ref().map(|e| state.create_physical_expr(e.clone(), df)).transpose()?;
+    let schema = Arc::new(df.as_arrow().clone());
+    let mut element: Vec<Field> =
+        schema.fields().iter().enumerate().map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true)).collect();
+    element.push(Field::new(MATCHED_FIELD, DataType::Boolean, true));
+    let element_fields = Fields::from(element);
+    let list = DataType::List(Arc::new(Field::new_list_field(DataType::Struct(element_fields.clone()), true)));
+    let value_schema = Arc::new(Schema::new(vec![Field::new("rows", list, true)]));
+    Ok(CompiledSide {
+        schema,
+        keys,
+        pre_filter,
+        event_time: spec.event_time,
+        eviction: spec.eviction.clone(),
+        element_fields,
+        value_schema,
+    })
+}
+
+impl JoinStages {
+    /// Compiles a planned join's expressions against its inputs.
+    pub fn compile(state: &SessionState, join: &StreamJoin) -> Result<Self> {
+        let left = compile_side(state, &join.left)?;
+        let right = compile_side(state, &join.right)?;
+        let left_df: &DFSchema = join.left.plan.schema();
+        let key_fields: Vec<Field> = join
+            .left
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Ok(Field::new(format!("k{i}"), k.get_type(left_df)?, true)))
+            .collect::<Result<_>>()?;
+        let both = left_df.join(join.right.plan.schema())?;
+        let post_filter = join.post_filter.as_ref().map(|e| state.create_physical_expr(e.clone(), &both)).transpose()?;
+        let joined_fields: Vec<Field> = left
+            .schema
+            .fields()
+            .iter()
+            .chain(right.schema.fields().iter())
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Ok(Self {
+            join_type: join.join_type,
+            left,
+            right,
+            key_schema: Arc::new(Schema::new(key_fields)),
+            post_filter,
+            joined_schema: Arc::new(Schema::new(joined_fields)),
+        })
+    }
+
+    /// The side.
+    pub fn side(&self, side: JoinSide) -> &CompiledSide {
+        match side {
+            JoinSide::Left => &self.left,
+            JoinSide::Right => &self.right,
+        }
+    }
+
+    /// True when `side`'s unmatched rows are owed a NULL-padded output row.
+    fn preserves(&self, side: JoinSide) -> bool {
+        matches!(
+            (self.join_type, side),
+            (JoinType::Left, JoinSide::Left) | (JoinType::Right, JoinSide::Right) | (JoinType::Full, _)
+        )
+    }
+
+    /// Evaluates a side's keys over its rows (for shuffling and for state keys).
+    pub fn key_columns(&self, side: JoinSide, rows: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.side(side).keys.iter().map(|k| Ok(k.evaluate(rows)?.into_array(rows.num_rows())?)).collect()
+    }
+
+    /// `rows` of `side` with NULLs for the other side's columns.
+    fn null_padded(&self, side: JoinSide, rows: &RecordBatch) -> Result<RecordBatch> {
+        let n = rows.num_rows();
+        let nulls =
+            |schema: &SchemaRef| -> Vec<ArrayRef> { schema.fields().iter().map(|f| new_null_array(f.data_type(), n)).collect() };
+        let columns = match side {
+            JoinSide::Left => rows.columns().iter().cloned().chain(nulls(&self.right.schema)).collect(),
+            JoinSide::Right => nulls(&self.left.schema).into_iter().chain(rows.columns().iter().cloned()).collect(),
+        };
+        joined_batch(&self.joined_schema, columns, n)
+    }
+}
+
+fn joined_batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
+/// A state entry as read for decoding: key, value (the list) and eviction time.
+type StoredEntry = (StateRow, StateRow, Option<i64>);
+
+/// Rows decoded from some of a side's state entries: every stored row, in entry order.
+struct StoredRows {
+    /// The entries' keys and their eviction times.
+    keys: Vec<(StateRow, Option<i64>)>,
+    /// Entry `g` holds rows `offsets[g]..offsets[g + 1]`.
+    offsets: Vec<usize>,
+    /// The stored rows as the side's columns.
+    rows: RecordBatch,
+    /// Each stored row's `matched` flag.
+    matched: Vec<bool>,
+}
+
+impl StoredRows {
+    fn decode(side: &CompiledSide, state: &KeyedState, entries: Vec<StoredEntry>) -> Result<Self> {
+        let values = state.decode_values(entries.iter().map(|(_, v, _)| &v[..]))?;
+        let keys: Vec<(StateRow, Option<i64>)> = entries.into_iter().map(|(k, _, t)| (k, t)).collect();
+        let (offsets, elements) = match values.first() {
+            Some(list) => {
+                let list = list.as_list::<i32>();
+                let o = list.value_offsets();
+                let start = o.first().copied().unwrap_or(0) as usize;
+                let end = o.last().copied().unwrap_or(0) as usize;
+                let offsets: Vec<usize> = o.iter().map(|x| *x as usize - start).collect();
+                (offsets, list.values().slice(start, end - start))
+            }
+            None => (vec![0], new_null_array(&DataType::Struct(side.element_fields.clone()), 0)),
+        };
+        let s = elements.as_struct();
+        let n = side.schema.fields().len();
+        let rows = joined_batch(&side.schema, s.columns()[..n].to_vec(), s.len())?;
+        let flags = s.column(n).as_boolean();
+        let matched = (0..s.len()).map(|i| flags.is_valid(i) && flags.value(i)).collect();
+        Ok(Self { keys, offsets, rows, matched })
+    }
+
+    fn group_range(&self, g: usize) -> std::ops::Range<usize> {
+        self.offsets[g]..self.offsets[g + 1]
+    }
+}
+
+/// A side's rows (and flags) as the struct a list element is.
+fn elements(side: &CompiledSide, rows: &RecordBatch, matched: &[bool]) -> Result<StructArray> {
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(BooleanArray::from(matched.to_vec())));
+    Ok(StructArray::try_new(side.element_fields.clone(), columns, None)?)
+}
+
+/// One key's new list: its eviction time, and its rows as (source, row) pairs among the
+/// sources given to [`put_lists`].
+struct ListWrite {
+    key: StateRow,
+    evict_at: Option<i64>,
+    picks: Vec<(usize, usize)>,
+}
+
+/// Writes whole lists, picking their rows out of `sources`.
+fn put_lists(side: &CompiledSide, state: &mut KeyedState, sources: &[&StructArray], groups: Vec<ListWrite>) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let picks: Vec<(usize, usize)> = groups.iter().flat_map(|g| g.picks.iter().copied()).collect();
+    let arrays: Vec<&dyn Array> = sources.iter().map(|s| *s as &dyn Array).collect();
+    let values = interleave(&arrays, &picks)?;
+    let offsets = OffsetBuffer::from_lengths(groups.iter().map(|g| g.picks.len()));
+    let field = Arc::new(Field::new_list_field(DataType::Struct(side.element_fields.clone()), true));
+    let list: ArrayRef = Arc::new(ListArray::try_new(field, offsets, values, None)?);
+    let rows = state.encode_values(&[list], groups.len())?;
+    for (i, g) in groups.iter().enumerate() {
+        state.put(&g.key[..], rows.row(i).as_ref(), g.evict_at);
+    }
+    Ok(())
+}
+
+/// Counts a side's stored rows once after a load (the lists' lengths).
+fn ensure_row_count(state: &mut KeyedState) -> Result<()> {
+    if state.list_rows.is_some() {
+        return Ok(());
+    }
+    let values: Vec<StateRow> = state.iter().map(|(_, e)| Arc::clone(&e.value)).collect();
+    let mut rows = 0u64;
+    for chunk in values.chunks(COUNT_CHUNK) {
+        if let Some(list) = state.decode_values(chunk.iter().map(|v| &v[..]))?.first() {
+            let o = list.as_list::<i32>().value_offsets();
+            rows += (o.last().copied().unwrap_or(0) - o.first().copied().unwrap_or(0)) as u64;
+        }
+    }
+    state.list_rows = Some(rows);
+    Ok(())
+}
+
+fn bool_mask(e: &Arc<dyn PhysicalExpr>, rows: &RecordBatch) -> Result<BooleanArray> {
+    let v = e.evaluate(rows)?.into_array(rows.num_rows())?;
+    let b = v.as_boolean_opt().ok_or_else(|| SluiceError::internal("join condition is not boolean"))?;
+    // NULL is not true: such rows fail the condition.
+    Ok((0..b.len()).map(|i| Some(b.is_valid(i) && b.value(i))).collect())
+}
+
+/// Per-row event times (µs) of the column a side's state watermark compares, for rows `rows`
+/// with state keys `keys`.
+fn state_times(side: &CompiledSide, rows: &RecordBatch, keys: &[ArrayRef]) -> Result<Vec<Option<i64>>> {
+    match &side.eviction {
+        StateEviction::Never => Ok(vec![None; rows.num_rows()]),
+        StateEviction::Key { index, is_window } => event_time_micros(&keys[*index], *is_window),
+        StateEviction::Value { column, .. } => event_time_micros(rows.column(column.index), column.is_window),
+    }
+}
+
+/// What one side's pass over its input produced.
+#[derive(Default)]
+struct SideOutcome {
+    rows_stored: u64,
+}
+
+/// Runs one partition of a stream-stream join for a batch: returns the emitted rows (`left ++
+/// right`, or the left columns for a left semi join) and the metrics of both stores together.
+pub fn reduce_join(
+    stages: &JoinStages,
+    left_state: &mut KeyedState,
+    right_state: &mut KeyedState,
+    left_input: &[RecordBatch],
+    right_input: &[RecordBatch],
+    watermarks: &BatchWatermarks,
+) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
+    let started = Instant::now();
+    let mut metrics = StateOperatorMetrics::default();
+    ensure_row_count(left_state)?;
+    ensure_row_count(right_state)?;
+    let mut out = Vec::new();
+    let mut run = |side: JoinSide, input: &[RecordBatch], this: &mut KeyedState, other: &mut KeyedState| -> Result<()> {
+        let s = stages.side(side);
+        let mut rows = concat_batches(&s.schema, input)?;
+        if let Some(et) = s.event_time {
+            let times = event_time_micros(rows.column(et.index), et.is_window)?;
+            let on_time = drop_late_rows(&rows, times, watermarks)?;
+            metrics.num_rows_dropped_by_watermark += on_time.dropped;
+            rows = on_time.rows;
+        }
+        let o = process_side(stages, side, rows, this, other, watermarks, &mut out)?;
+        metrics.num_rows_updated += o.rows_stored;
+        Ok(())
+    };
+    run(JoinSide::Left, left_input, left_state, right_state)?;
+    run(JoinSide::Right, right_input, right_state, left_state)?;
+    metrics.all_updates_time_ms = started.elapsed().as_millis() as u64;
+
+    let removal_started = Instant::now();
+    for (side, state) in [(JoinSide::Left, &mut *left_state), (JoinSide::Right, &mut *right_state)] {
+        metrics.num_rows_removed += evict(stages, side, state, watermarks, &mut out)?;
+    }
+    metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
+    metrics.num_rows_total = left_state.list_rows.unwrap_or(0) + right_state.list_rows.unwrap_or(0);
+    metrics.memory_used_bytes = (left_state.memory_bytes() + right_state.memory_bytes()) as u64;
+    Ok((out, metrics))
+}
+
+/// Step 1 or 2 of the module docs for `side`'s (on-time) input rows.
+fn process_side(
+    stages: &JoinStages,
+    side: JoinSide,
+    rows: RecordBatch,
+    this_state: &mut KeyedState,
+    other_state: &mut KeyedState,
+    watermarks: &BatchWatermarks,
+    out: &mut Vec<RecordBatch>,
+) -> Result<SideOutcome> {
+    let this = stages.side(side);
+    let other_side = match side {
+        JoinSide::Left => JoinSide::Right,
+        JoinSide::Right => JoinSide::Left,
+    };
+    let other = stages.side(other_side);
+    let semi = stages.join_type == JoinType::LeftSemi;
+    if rows.num_rows() == 0 {
+        return Ok(SideOutcome::default());
+    }
+
+    // Rows failing this side's own conditions can never match: never stored, and an outer join
+    // owes them a NULL-padded row now.
+    let rows = match &this.pre_filter {
+        Some(f) => {
+            let pass = bool_mask(f, &rows)?;
+            if stages.preserves(side) {
+                let fail: BooleanArray = pass.iter().map(|p| p.map(|p| !p)).collect();
+                let failed = filter_record_batch(&rows, &fail)?;
+                if failed.num_rows() > 0 {
+                    out.push(stages.null_padded(side, &failed)?);
+                }
+            }
+            filter_record_batch(&rows, &pass)?
+        }
+        None => rows,
+    };
+    let n = rows.num_rows();
+    if n == 0 {
+        return Ok(SideOutcome::default());
+    }
+    let key_columns = stages.key_columns(side, &rows)?;
+    let keys = this_state.encode_keys(&key_columns, n)?;
+    let null_key: Vec<bool> = (0..n).map(|i| key_columns.iter().any(|k| k.is_null(i))).collect();
+
+    // Probe the other side's state, once per distinct key. NULL keys equal nothing.
+    let mut group_of_key: HashMap<&[u8], usize> = HashMap::new();
+    let mut found: Vec<StoredEntry> = Vec::new();
+    let mut group_of_row: Vec<Option<usize>> = Vec::with_capacity(n);
+    for (i, is_null) in null_key.iter().enumerate() {
+        if *is_null {
+            group_of_row.push(None);
+            continue;
+        }
+        let k = keys.row(i);
+        let g = match group_of_key.get(k.as_ref()) {
+            Some(g) => Some(*g),
+            None => match other_state.get_key_value(k.as_ref()) {
+                Some((key, entry)) => {
+                    found.push((Arc::clone(key), Arc::clone(&entry.value), entry.evict_at));
+                    group_of_key.insert(k.data(), found.len() - 1);
+                    Some(found.len() - 1)
+                }
+                None => None,
+            },
+        };
+        group_of_row.push(g);
+    }
+    let mut stored = StoredRows::decode(other, other_state, found)?;
+
+    // Candidate pairs with equal keys; left semi's right side skips left rows already matched.
+    let skip_matched = semi && side == JoinSide::Right;
+    let (mut input_idx, mut state_idx) = (Vec::new(), Vec::new());
+    for (i, g) in group_of_row.iter().enumerate() {
+        let Some(g) = g else { continue };
+        for j in stored.group_range(*g) {
+            if skip_matched && stored.matched[j] {
+                continue;
+            }
+            input_idx.push(i as u32);
+            state_idx.push(j as u32);
+        }
+    }
+    let input_idx = UInt32Array::from(input_idx);
+    let state_idx = UInt32Array::from(state_idx);
+    let these = take_record_batch(&rows, &input_idx)?;
+    let those = take_record_batch(&stored.rows, &state_idx)?;
+    let columns: Vec<ArrayRef> = match side {
+        JoinSide::Left => these.columns().iter().chain(those.columns()).cloned().collect(),
+        JoinSide::Right => those.columns().iter().chain(these.columns()).cloned().collect(),
+    };
+    let pairs = joined_batch(&stages.joined_schema, columns, input_idx.len())?;
+    let pass = match &stages.post_filter {
+        Some(f) => bool_mask(f, &pairs)?,
+        None => BooleanArray::from(vec![true; pairs.num_rows()]),
+    };
+
+    let mut row_matched = vec![false; n];
+    let mut changed_groups = vec![false; stored.keys.len()];
+    let mut first_matches: Vec<u32> = Vec::new();
+    let group_of_stored: Vec<usize> =
+        (0..stored.keys.len()).flat_map(|g| std::iter::repeat_n(g, stored.group_range(g).len())).collect();
+    for p in 0..pairs.num_rows() {
+        if !pass.value(p) {
+            continue;
+        }
+        let (i, j) = (input_idx.value(p) as usize, state_idx.value(p) as usize);
+        row_matched[i] = true;
+        if !stored.matched[j] {
+            stored.matched[j] = true;
+            changed_groups[group_of_stored[j]] = true;
+            first_matches.push(j as u32);
+        }
+    }
+
+    // Output.
+    match (semi, side) {
+        (false, _) => {
+            let joined = filter_record_batch(&pairs, &pass)?;
+            if joined.num_rows() > 0 {
+                out.push(joined);
+            }
+        }
+        (true, JoinSide::Left) => {
+            let matched = filter_record_batch(&rows, &BooleanArray::from(row_matched.clone()))?;
+            if matched.num_rows() > 0 {
+                out.push(matched);
+            }
+        }
+        (true, JoinSide::Right) => {
+            // Each stored left row is emitted the first time it matches, once.
+            if !first_matches.is_empty() {
+                out.push(take_record_batch(&stored.rows, &UInt32Array::from(first_matches))?);
+            }
+        }
+    }
+
+    // The other side's rows that matched for the first time keep their new flag.
+    let stored_elements = elements(other, &stored.rows, &stored.matched)?;
+    let rewrites: Vec<ListWrite> = changed_groups
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c)
+        .map(|(g, _)| ListWrite {
+            key: Arc::clone(&stored.keys[g].0),
+            evict_at: stored.keys[g].1,
+            picks: stored.group_range(g).map(|j| (0, j)).collect(),
+        })
+        .collect();
+    put_lists(other, other_state, &[&stored_elements], rewrites)?;
+
+    // Store this side's rows (Spark's `shouldAddToState`).
+    let times = state_times(this, &rows, &key_columns)?;
+    let state_wm_us = this.eviction.state_watermark_ms(watermarks.eviction_ms).map(|ms| ms.saturating_mul(1000));
+    let store: Vec<bool> = (0..n)
+        .map(|i| match side {
+            JoinSide::Left => !(semi && row_matched[i]),
+            JoinSide::Right => {
+                let evicted_now = matches!((state_wm_us, times[i]), (Some(wm), Some(t)) if t <= wm);
+                !evicted_now || (stages.preserves(side) && !row_matched[i])
+            }
+        })
+        .collect();
+    let new_elements = elements(this, &rows, &row_matched)?;
+    let mut new_by_key: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut key_order: Vec<usize> = Vec::new();
+    for i in (0..n).filter(|i| store[*i]) {
+        let list = new_by_key.entry(keys.row(i).data()).or_default();
+        if list.is_empty() {
+            key_order.push(i);
+        }
+        list.push(i);
+    }
+    let existing: Vec<StoredEntry> = key_order
+        .iter()
+        .filter_map(|i| {
+            this_state.get_key_value(keys.row(*i).as_ref()).map(|(k, e)| (Arc::clone(k), Arc::clone(&e.value), e.evict_at))
+        })
+        .collect();
+    let mut existing_group: HashMap<StateRow, usize> = HashMap::new();
+    for (g, (k, _, _)) in existing.iter().enumerate() {
+        existing_group.insert(Arc::clone(k), g);
+    }
+    let before = StoredRows::decode(this, this_state, existing)?;
+    let before_elements = elements(this, &before.rows, &before.matched)?;
+    let mut writes = Vec::with_capacity(key_order.len());
+    let mut rows_stored = 0u64;
+    for first in key_order {
+        let key = keys.row(first);
+        let new_rows = &new_by_key[key.data()];
+        rows_stored += new_rows.len() as u64;
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut evict_at: Option<i64> = None;
+        let (key_row, old_evict_at) = match existing_group.get(key.data()) {
+            Some(g) => {
+                picks.extend(before.group_range(*g).map(|j| (0, j)));
+                (Arc::clone(&before.keys[*g].0), before.keys[*g].1)
+            }
+            None => (StateRow::from(key.data()), None),
+        };
+        picks.extend(new_rows.iter().map(|i| (1, *i)));
+        if this.eviction != StateEviction::Never {
+            evict_at = new_rows.iter().filter_map(|i| times[*i]).chain(old_evict_at).min();
+        }
+        writes.push(ListWrite { key: key_row, evict_at, picks });
+    }
+    put_lists(this, this_state, &[&before_elements, &new_elements], writes)?;
+    this_state.list_rows = Some(this_state.list_rows.unwrap_or(0) + rows_stored);
+    Ok(SideOutcome { rows_stored })
+}
+
+/// Step 3 of the module docs for one side: removes the rows at or below its state watermark,
+/// emitting the unmatched ones NULL-padded when the join preserves the side. Returns the number
+/// of rows removed.
+fn evict(
+    stages: &JoinStages,
+    side: JoinSide,
+    state: &mut KeyedState,
+    watermarks: &BatchWatermarks,
+    out: &mut Vec<RecordBatch>,
+) -> Result<u64> {
+    let this = stages.side(side);
+    let Some(state_wm_ms) = this.eviction.state_watermark_ms(watermarks.eviction_ms) else { return Ok(0) };
+    let wm_us = state_wm_ms.saturating_mul(1000);
+    let due: Vec<StoredEntry> = state.evict_through(wm_us).into_iter().map(|(k, e)| (k, e.value, e.evict_at)).collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let stored = StoredRows::decode(this, state, due)?;
+    // A key-evicted entry leaves whole; a value-evicted one keeps its rows above the watermark.
+    let removed: Vec<bool> = match &this.eviction {
+        StateEviction::Value { column, .. } => event_time_micros(stored.rows.column(column.index), column.is_window)?
+            .iter()
+            .map(|t| t.is_some_and(|t| t <= wm_us))
+            .collect(),
+        _ => vec![true; stored.rows.num_rows()],
+    };
+    if stages.preserves(side) {
+        let unmatched: BooleanArray = (0..removed.len()).map(|j| Some(removed[j] && !stored.matched[j])).collect();
+        let rows = filter_record_batch(&stored.rows, &unmatched)?;
+        if rows.num_rows() > 0 {
+            out.push(stages.null_padded(side, &rows)?);
+        }
+    }
+    let times = match &this.eviction {
+        StateEviction::Value { column, .. } => event_time_micros(stored.rows.column(column.index), column.is_window)?,
+        _ => Vec::new(),
+    };
+    let kept_elements = elements(this, &stored.rows, &stored.matched)?;
+    let mut writes = Vec::new();
+    for g in 0..stored.keys.len() {
+        let kept: Vec<usize> = stored.group_range(g).filter(|j| !removed[*j]).collect();
+        if kept.is_empty() {
+            continue;
+        }
+        let evict_at = kept.iter().filter_map(|j| times.get(*j).copied().flatten()).min();
+        writes.push(ListWrite {
+            key: Arc::clone(&stored.keys[g].0),
+            evict_at,
+            picks: kept.into_iter().map(|j| (0, j)).collect(),
+        });
+    }
+    put_lists(this, state, &[&kept_elements], writes)?;
+    let removed_rows = removed.iter().filter(|r| **r).count() as u64;
+    state.list_rows = Some(state.list_rows.unwrap_or(0).saturating_sub(removed_rows));
+    Ok(removed_rows)
+}
