@@ -71,6 +71,13 @@ impl StaticTableCache {
         Self { connectors, tables: Mutex::default() }
     }
 
+    /// A cache holding every one of `tables` empty, which reads nothing: for planning an
+    /// operator's fixed pieces once per query, when there is no batch to read tables for.
+    pub fn empty(connectors: Connectors, tables: &[TableSpec]) -> Self {
+        let map = tables.iter().map(|t| (t.name.clone(), Arc::new(Vec::new()))).collect();
+        Self { connectors, tables: Mutex::new(map) }
+    }
+
     async fn get_or_read(&self, spec: &TableSpec) -> sluice_common::error::Result<Arc<Vec<RecordBatch>>> {
         let mut map = self.tables.lock().await;
         if let Some(rows) = map.get(&spec.name) {

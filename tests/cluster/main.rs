@@ -207,3 +207,145 @@ fn a_standby_points_to_the_leader() {
         stderr(&out)
     );
 }
+
+/// Rows of one side of the join test: (key, time in seconds, id).
+type JoinRow = (String, u64, u64);
+
+fn json_lines(rows: &[JoinRow]) -> String {
+    rows.iter().map(|(k, t, id)| format!("{{\"key\":\"{k}\",\"t\":{t},\"id\":{id}}}\n")).collect()
+}
+
+#[test]
+fn an_executor_killed_while_holding_join_state_loses_and_duplicates_nothing() {
+    let mut c = ClusterProcs::start(1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (left_in, right_in, staging) = (dir.path().join("left"), dir.path().join("right"), dir.path().join("staging"));
+    for d in [&left_in, &right_in, &staging] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let stream = |name: &str, p: &str, path: &Path| {
+        format!(
+            "CREATE STREAM {name} (key STRING, t BIGINT, id BIGINT, {p}t AS timestamp_seconds(t),
+               WATERMARK FOR {p}t AS {p}t - INTERVAL '10' SECOND)
+             WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}', 'maxFilesPerTrigger' = '1');",
+            path.display()
+        )
+    };
+    let job = format!(
+        "{} {}
+         CREATE SINK out WITH ('connector' = 'files', 'format' = 'json', 'path' = '{}');
+         SET 'queryName' = 'joined';
+         SET 'trigger' = 'processingTime=100 milliseconds';
+         SET 'checkpointLocation' = '{}';
+         SET 'spark.sql.shuffle.partitions' = '4';
+         INSERT INTO out SELECT l.key AS lkey, l.t AS lts, l.id AS lid, r.key AS rkey, r.t AS rts, r.id AS rid
+         FROM lefts l LEFT JOIN rights r
+           ON l.key = r.key AND l.lt BETWEEN r.rt - INTERVAL '5' SECOND AND r.rt + INTERVAL '5' SECOND;",
+        stream("lefts", "l", &left_in),
+        stream("rights", "r", &right_in),
+        dir.path().join("out").display(),
+        dir.path().join("chk").display()
+    );
+    std::fs::write(dir.path().join("job.sql"), job).unwrap();
+
+    // File k holds times in [100k, 100k + 55): no row is ever late, each matches only rows of
+    // the other side's file k, and file k + 1 moves the watermark past file k's rows.
+    let mut rng = fastrand::Rng::with_seed(14);
+    let mut files: Vec<(Vec<JoinRow>, Vec<JoinRow>)> = Vec::new();
+    for k in 0..6u64 {
+        let mut side = |n: u64, offset: u64| -> Vec<JoinRow> {
+            (0..n).map(|i| (format!("k{}", rng.u32(0..4)), 100 * k + rng.u64(0..55), offset + 100 * k + i)).collect()
+        };
+        let left = side(10, 0);
+        let right = side(8, 10_000);
+        files.push((left, right));
+    }
+    // A last pair that closes every earlier row's hour: the watermark passes them all.
+    files.push((vec![("z".into(), 600, 600)], vec![("z".into(), 601, 10_600)]));
+    let write = |k: usize| {
+        for (rows, dest) in [(&files[k].0, &left_in), (&files[k].1, &right_in)] {
+            let staged = staging.join(format!("{k}.json"));
+            std::fs::write(&staged, json_lines(rows)).unwrap();
+            std::fs::rename(&staged, dest.join(format!("{k:02}.json"))).unwrap();
+        }
+    };
+
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    write(0);
+    write(1);
+    // Executor 0 holds join state partitions once the first files are in state.
+    let holds_state =
+        |q: &serde_json::Value| placement(q).get("executor-0").copied().unwrap_or(0) > 0 && state_rows(q).unwrap_or(0) > 0;
+    assert!(
+        wait_until(Duration::from_secs(60), || status(&c, "joined").is_some_and(|q| holds_state(&q))),
+        "executor-0 never held join state: {:?}\n{}",
+        status(&c, "joined"),
+        c.dump_logs()
+    );
+    c.kill_executor(0);
+    write(2);
+    write(3);
+    // The survivor takes every partition, restoring executor-0's from the checkpoint.
+    let survivor = BTreeMap::from([("executor-1".to_string(), 4)]);
+    assert!(
+        wait_until(Duration::from_secs(60), || status(&c, "joined").is_some_and(|q| placement(&q) == survivor)),
+        "executor-1 did not take over the join state: {:?}\n{}",
+        status(&c, "joined"),
+        c.dump_logs()
+    );
+    c.start_executor(0);
+    for k in 4..files.len() {
+        write(k);
+    }
+
+    // Expected: the join recomputed over all rows at once — every pair of equal keys within
+    // 5 s, and every left row without one, NULL-padded (the last files' watermark closed them
+    // all; the closing pair itself matches).
+    let lefts: Vec<&JoinRow> = files.iter().flat_map(|f| f.0.iter()).collect();
+    let rights: Vec<&JoinRow> = files.iter().flat_map(|f| f.1.iter()).collect();
+    let mut expected: Vec<String> = Vec::new();
+    for l in &lefts {
+        let pairs: Vec<String> = rights
+            .iter()
+            .filter(|r| r.0 == l.0 && l.1 + 5 >= r.1 && l.1 <= r.1 + 5)
+            .map(|r| format!("{}|{}|{}|{}|{}|{}", l.0, l.1, l.2, r.0, r.1, r.2))
+            .collect();
+        if pairs.is_empty() {
+            expected.push(format!("{}|{}|{}|null|null|null", l.0, l.1, l.2));
+        }
+        expected.extend(pairs);
+    }
+    expected.sort();
+    let committed = || -> Vec<String> {
+        let cat = run_sluice(dir.path(), &["cat", "out"]);
+        let mut rows: Vec<String> = stdout(&cat)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                let f = |n: &str| match v.get(n) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Number(x)) => x.to_string(),
+                    _ => "null".to_string(),
+                };
+                format!("{}|{}|{}|{}|{}|{}", f("lkey"), f("lts"), f("lid"), f("rkey"), f("rts"), f("rid"))
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || committed().len() >= expected.len()),
+        "the output did not complete: {} of {} rows\n{:?}\n{}",
+        committed().len(),
+        expected.len(),
+        status(&c, "joined"),
+        c.dump_logs()
+    );
+    // A little longer: a duplicate would arrive with a retried batch.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(committed(), expected);
+    assert!(expected.iter().any(|r| r.ends_with("null|null|null")), "the data has unmatched left rows");
+    let out = c.sluice(dir.path(), &["stop", "joined"]);
+    assert!(out.status.success(), "stop: {}", stderr(&out));
+}

@@ -1,9 +1,12 @@
-//! Stream-static joins (docs/semantics.md §7): the static side is read again every micro-batch,
-//! so a changed dimension file shows in the next batch; inner, left outer with the stream on the
-//! left, right outer with the stream on the right and left semi, with an extra non-equi
-//! condition. Expected rows are worked out by hand from the semantics.
+//! Joins feeding the rest of a query (docs/semantics.md §7). Stream-static joins: the static side
+//! is read again every micro-batch, so a changed dimension file shows in the next batch; inner,
+//! left outer with the stream on the left, right outer with the stream on the right and left
+//! semi, with an extra non-equi condition; enrichment feeding an aggregation and a dedup. A
+//! stream-stream join feeding a windowed aggregation, which sees the join's output watermark.
+//! Expected rows are worked out by hand from the semantics.
 
-use sluice_tests::rows::{sorted_rows, str_long};
+use sluice_tests::oracle::StreamTest;
+use sluice_tests::rows::{batch, long_col, sorted_rows, str_col, str_long};
 use sluice_tests::Harness;
 
 fn write_dim(dir: &std::path::Path, rows: &[(&str, &str)]) {
@@ -63,4 +66,118 @@ async fn stream_static_joins_of_each_type_see_the_static_side_of_their_batch() {
         q.stop().await.unwrap();
     }
     h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrichment_feeds_an_aggregation_and_a_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dim(dir.path(), &[("u1", "FR"), ("u2", "DE"), ("u3", "FR")]);
+    let h = Harness::start().await;
+    let job = format!(
+        "CREATE STREAM s (user_id STRING, amount BIGINT) WITH ('connector'='memory');
+         CREATE TABLE dim (user_id STRING, country STRING) WITH ('connector'='files','format'='json','path'='{}');
+         CREATE SINK per_country WITH ('connector'='memory');
+         CREATE SINK first_per_country WITH ('connector'='memory');
+         SET 'spark.sql.shuffle.partitions' = '3';
+         SET 'outputMode' = 'update';
+         INSERT INTO per_country SELECT d.country, count(*) AS n, sum(s.amount) AS total
+           FROM s JOIN dim d ON s.user_id = d.user_id GROUP BY d.country;
+         INSERT INTO first_per_country SELECT country, user_id FROM (
+           SELECT DISTINCT ON (country) d.country, s.user_id FROM s LEFT JOIN dim d ON s.user_id = d.user_id);",
+        sluice_tests::path_lit(dir.path())
+    );
+    let qs = h.run(&job).await;
+    let stream = h.session.memory_stream("s").unwrap();
+    let settle = || async {
+        for q in &qs {
+            sluice_tests::settle(q).await;
+        }
+    };
+    let last = |n: &str| sorted_rows(&h.session.memory_table(n).unwrap().last_batch());
+    let all = |n: &str| sorted_rows(&h.session.memory_table(n).unwrap().all_rows());
+
+    stream.add_data(str_long("user_id", "amount", &[("u1", 5), ("u2", 20), ("u3", 30), ("u9", 1)])).unwrap();
+    settle().await;
+    assert_eq!(last("per_country"), vec!["(DE, 1, 20)", "(FR, 2, 35)"]);
+    // u9 has no user row: its country is NULL, a key of its own.
+    assert_eq!(all("first_per_country"), vec!["(DE, u2)", "(FR, u1)", "(null, u9)"]);
+
+    // u2 moves to FR: the next batch counts it there.
+    write_dim(dir.path(), &[("u1", "FR"), ("u2", "FR"), ("u4", "ES")]);
+    stream.add_data(str_long("user_id", "amount", &[("u2", 7), ("u4", 2), ("u3", 100)])).unwrap();
+    settle().await;
+    assert_eq!(last("per_country"), vec!["(ES, 1, 2)", "(FR, 3, 42)"]);
+    assert_eq!(all("first_per_country"), vec!["(DE, u2)", "(ES, u4)", "(FR, u1)", "(null, u9)"]);
+    for q in &qs {
+        q.stop().await.unwrap();
+    }
+    h.shutdown().await;
+}
+
+/// Window of 10 s over the click time of clicks within 5 s of their impression.
+const JOIN_THEN_COUNT: &str = "
+    CREATE STREAM imps (ad STRING, t BIGINT, it AS timestamp_seconds(t),
+      WATERMARK FOR it AS it - INTERVAL '10' SECOND) WITH ('connector' = 'memory');
+    CREATE STREAM clicks (ad STRING, t BIGINT, ct AS timestamp_seconds(t),
+      WATERMARK FOR ct AS ct - INTERVAL '10' SECOND) WITH ('connector' = 'memory');
+    CREATE SINK out WITH ('connector' = 'memory');
+    SET 'spark.sql.shuffle.partitions' = '3';
+    INSERT INTO out SELECT CAST(w.start AS BIGINT) AS start, n FROM (
+      SELECT window(c.ct, '10 seconds') AS w, count(*) AS n
+      FROM imps i JOIN clicks c ON i.ad = c.ad AND c.ct BETWEEN i.it AND i.it + INTERVAL '5' SECOND
+      GROUP BY window(c.ct, '10 seconds'));";
+
+fn ad_times(rows: &[(&str, i64)]) -> arrow::array::RecordBatch {
+    batch(vec![("ad", str_col(rows.iter().map(|r| r.0))), ("t", long_col(rows.iter().map(|r| r.1)))])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_stream_join_feeds_an_append_aggregation_with_its_output_watermark() {
+    let mut t = StreamTest::start(JOIN_THEN_COUNT).await;
+    // Pairs: (a: 1 → 3) in window [0, 10); b's click is too late for its impression.
+    t.multi_add(vec![("imps", ad_times(&[("a", 1), ("b", 2)])), ("clicks", ad_times(&[("a", 3), ("b", 20)]))]).await;
+    t.check_new_answer(&[]).await;
+    // Pairs (c: 30 → 31) and (f: 12 → 15). The watermark becomes 20; the join's output
+    // watermark — its state watermarks' minimum, 20 s − 5 s − 1 ms — closes [0, 10) only.
+    // With the global watermark, [10, 20) would close too.
+    t.multi_add(vec![("imps", ad_times(&[("c", 30), ("f", 12)])), ("clicks", ad_times(&[("c", 31), ("f", 15)]))]).await;
+    t.check_new_answer(&["(0, 1)"]).await;
+    // Watermark 30: output watermark 24.999 s closes [10, 20).
+    t.multi_add(vec![("imps", ad_times(&[("g", 40)])), ("clicks", ad_times(&[("g", 41)]))]).await;
+    t.check_new_answer(&["(10, 1)"]).await;
+    let ops: Vec<String> = t.last_progress().state_operators.iter().map(|s| s.operator_name.clone()).collect();
+    assert_eq!(ops, vec!["stateStoreSave", "symmetricHashJoin"]);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_stream_left_semi_join_emits_each_left_row_once() {
+    let job = "
+        CREATE STREAM lefts (key STRING, t BIGINT, lt AS timestamp_seconds(t),
+          WATERMARK FOR lt AS lt - INTERVAL '10' SECOND) WITH ('connector' = 'memory');
+        CREATE STREAM rights (key STRING, t BIGINT, rt AS timestamp_seconds(t),
+          WATERMARK FOR rt AS rt - INTERVAL '10' SECOND) WITH ('connector' = 'memory');
+        CREATE SINK out WITH ('connector' = 'memory');
+        SET 'spark.sql.shuffle.partitions' = '3';
+        INSERT INTO out SELECT l.key, l.t FROM lefts l LEFT SEMI JOIN rights r
+          ON l.key = r.key AND l.lt BETWEEN r.rt - INTERVAL '5' SECOND AND r.rt + INTERVAL '5' SECOND;";
+    let rows = |r: &[(&str, i64)]| batch(vec![("key", str_col(r.iter().map(|x| x.0))), ("t", long_col(r.iter().map(|x| x.1)))]);
+    let mut t = StreamTest::start(job).await;
+    // Left rows are stored unmatched; the right row then matches (a, 10): emitted, marked.
+    t.multi_add(vec![("lefts", rows(&[("a", 10), ("b", 10)])), ("rights", rows(&[("a", 12)]))]).await;
+    t.check_new_answer(&["(a, 10)"]).await;
+    t.assert_state_rows(&[3], &[3]);
+    // A second match for (a, 10): already emitted, not again.
+    t.add_batch_to("rights", rows(&[("a", 13)]));
+    t.check_new_answer(&[]).await;
+    t.assert_state_rows(&[4], &[1]);
+    // A left row that matches stored right rows: emitted once, never stored.
+    t.add_batch_to("lefts", rows(&[("a", 11)]));
+    t.check_new_answer(&["(a, 11)"]).await;
+    t.assert_state_rows(&[4], &[0]);
+    // (b, 10) is out of (b, 16)'s range; (b, 14), stored first, is in it.
+    t.multi_add(vec![("lefts", rows(&[("b", 14)])), ("rights", rows(&[("b", 16)]))]).await;
+    t.check_new_answer(&["(b, 14)"]).await;
+    t.assert_state_rows(&[6], &[2]);
+    t.finish().await;
 }

@@ -3,6 +3,7 @@
 
 mod aggregates;
 mod files;
+mod join_property;
 mod joins;
 mod malformed;
 mod memory;
