@@ -15,7 +15,7 @@ SCHEMA = "event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, ev
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--workload", required=True, choices=["W0", "W1", "W2", "W3"])
+    p.add_argument("--workload", required=True, choices=["W0", "W1", "W2", "W3", "W4"])
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--checkpoint", required=True)
@@ -35,9 +35,25 @@ def main() -> None:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    events = spark.readStream.schema(SCHEMA).option("maxFilesPerTrigger", a.max_files_per_trigger).json(a.input)
+    def read():
+        return spark.readStream.schema(SCHEMA).option("maxFilesPerTrigger", a.max_files_per_trigger).json(a.input)
 
-    if a.workload in ("W0", "W3"):
+    events = read()
+    if a.workload == "W4":
+        # The same files as two streams, views and buys, joined per user within 10 minutes.
+        views = read().withWatermark("event_time", "10 minutes").where("action = 'view'").alias("v")
+        buys = read().withWatermark("event_time", "10 minutes").where("action = 'buy'").alias("b")
+        query = views.join(
+            buys,
+            F.expr("v.user_id = b.user_id AND b.event_time BETWEEN v.event_time AND v.event_time + INTERVAL 10 MINUTES"),
+        ).select(
+            F.col("v.user_id").alias("user_id"),
+            F.col("v.event_id").alias("view_id"),
+            F.col("b.event_id").alias("buy_id"),
+            F.col("b.amount").alias("amount"),
+        )
+        writer = query.writeStream.format("parquet").option("path", a.output).outputMode("append")
+    elif a.workload in ("W0", "W3"):
         query = events.where("action = 'buy'").select("event_time", "user_id", "amount")
         writer = query.writeStream.format("parquet").option("path", a.output).outputMode("append")
     elif a.workload == "W1":

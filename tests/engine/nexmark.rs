@@ -35,6 +35,27 @@ fn bids() -> Vec<(i64, i64, i64, i64)> {
         .collect()
 }
 
+/// The persons (id, name, city, state, date_time ms) and auctions (id, seller, category,
+/// date_time ms) among the first `EVENTS` events.
+#[allow(clippy::type_complexity)]
+fn people_and_auctions() -> (Vec<(i64, String, String, String, i64)>, Vec<(i64, i64, i64, i64)>) {
+    let cfg = NexmarkConfig {
+        base_time: BASE_TIME_MS as u64,
+        first_rate: EVENT_RATE as usize,
+        next_rate: EVENT_RATE as usize,
+        ..NexmarkConfig::default()
+    };
+    let (mut people, mut auctions) = (Vec::new(), Vec::new());
+    for e in EventGenerator::new(cfg).take(EVENTS as usize) {
+        match e {
+            Event::Person(p) => people.push((p.id as i64, p.name, p.city, p.state, p.date_time as i64)),
+            Event::Auction(a) => auctions.push((a.id as i64, a.seller as i64, a.category as i64, a.date_time as i64)),
+            _ => {}
+        }
+    }
+    (people, auctions)
+}
+
 /// Runs `bench/nexmark/<query>.sql` into a memory sink; returns the rows and the final watermark.
 async fn run_job_file(query: &str) -> (Vec<RecordBatch>, Option<String>) {
     let path = format!("{}/../bench/nexmark/{query}.sql", env!("CARGO_MANIFEST_DIR"));
@@ -160,5 +181,56 @@ async fn q5_reports_the_most_bid_on_auction_of_every_closed_sliding_window() {
         }
     }
     got.sort_unstable();
+    assert_eq!(got, want);
+}
+
+fn strings(b: &RecordBatch, i: usize) -> Vec<String> {
+    b.column(i).as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q3_joins_category_10_auctions_with_their_sellers_in_three_states() {
+    let (rows, _) = run_job_file("q3").await;
+    let (people, auctions) = people_and_auctions();
+    let mut want: Vec<(String, String, String, i64)> = Vec::new();
+    for a in auctions.iter().filter(|a| a.2 == 10) {
+        for p in people.iter().filter(|p| p.0 == a.1 && ["or", "id", "ca"].contains(&p.3.as_str())) {
+            want.push((p.1.clone(), p.2.clone(), p.3.clone(), a.0));
+        }
+    }
+    want.sort();
+    assert!(!want.is_empty(), "the generator has category-10 auctions of sellers in OR, ID or CA within {EVENTS} events");
+    let mut got: Vec<(String, String, String, i64)> = Vec::new();
+    for b in &rows {
+        let (names, cities, states, ids) = (strings(b, 0), strings(b, 1), strings(b, 2), longs(b, 3));
+        for i in 0..b.num_rows() {
+            got.push((names[i].clone(), cities[i].clone(), states[i].clone(), ids[i]));
+        }
+    }
+    got.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q8_lists_people_who_sold_in_the_window_they_registered_in() {
+    let (rows, _) = run_job_file("q8").await;
+    let (people, auctions) = people_and_auctions();
+    let window = |ms: i64| ms - ms.rem_euclid(10_000);
+    let mut want: Vec<(i64, String, i64)> = people
+        .iter()
+        .filter(|p| auctions.iter().any(|a| a.1 == p.0 && window(a.3) == window(p.4)))
+        .map(|p| (p.0, p.1.clone(), window(p.4)))
+        .collect();
+    want.sort();
+    want.dedup();
+    assert!(want.len() >= 5, "the generator's sellers open auctions in their first window: {}", want.len());
+    let mut got: Vec<(i64, String, i64)> = Vec::new();
+    for b in &rows {
+        let (ids, names, starts) = (longs(b, 0), strings(b, 1), millis(b, 2));
+        for i in 0..b.num_rows() {
+            got.push((ids[i], names[i].clone(), starts[i]));
+        }
+    }
+    got.sort();
     assert_eq!(got, want);
 }
