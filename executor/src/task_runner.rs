@@ -15,7 +15,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::time::{micros_to_millis, to_micros};
 use sluice_common::BatchContext;
 use sluice_connectors::{SinkTaskContext, SinkTaskOutput, SplitDescriptor};
-use sluice_plan::streaming::OperatorKind;
+use sluice_plan::streaming::{OperatorInput, OperatorKind};
 use sluice_plan::{BlockSource, EventTimeStats, SourceProjection, StateOperatorMetrics, TaskInput, TaskKind, TaskMetrics};
 use sluice_state::hash::SPARK_SEED;
 use sluice_state::StatePolicy;
@@ -24,7 +24,7 @@ use crate::operators::aggregate::{reduce_aggregate, AggregateTask};
 use crate::operators::dedup::reduce_dedup;
 use crate::operators::join::reduce_join;
 use crate::operators::session::reduce_sessions;
-use crate::operators::{as_operator_output, map_side, CompiledOperator};
+use crate::operators::{as_operator_output, map_input, CompiledOperator};
 use crate::query_cache::PreparedQuery;
 use crate::shuffle::{fetch_blocks, BlockId, BlockStore};
 use crate::state_cache::StateCache;
@@ -80,9 +80,15 @@ pub async fn run_task(
         TaskKind::Map { source_index, split } => {
             let (input, metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
             let state = query.compiled.task_state(input, ctx.batch.timestamp_ms);
-            let op = &query.compiled.pipeline.operators[0];
-            let blocks = map_side(&state, op, &query.operators[0], query.compiled.spec.conf.shuffle_partitions).await?;
-            store_blocks(env, ctx, 0, blocks);
+            // Every operator input fed by streams gets its blocks, empty when it does not read
+            // this task's stream, so its consumers always find one per producer.
+            for op in &query.compiled.pipeline.operators {
+                for (i, _) in op.inputs.iter().enumerate().filter(|(_, from)| **from == OperatorInput::Sources) {
+                    let partitions = query.compiled.spec.conf.shuffle_partitions;
+                    let blocks = map_input(&state, op, &query.operators[op.id], i, partitions).await?;
+                    store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks);
+                }
+            }
             TaskOutcome { metrics, ..Default::default() }
         }
         TaskKind::Reduce { op, partition, inputs } => run_reduce(query, *op, *partition, inputs, ctx, env).await?,
@@ -99,15 +105,17 @@ pub async fn run_task(
     Ok(outcome)
 }
 
-fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, blocks: Vec<Vec<RecordBatch>>) {
-    for (partition, rows) in blocks.into_iter().enumerate() {
+/// Keeps a task's blocks for consumer `stage`: block `i` is for partition `first + i` (a join's
+/// right input takes partitions `P..2P` of its stage).
+fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, blocks: Vec<Vec<RecordBatch>>) {
+    for (i, rows) in blocks.into_iter().enumerate() {
         let id = BlockId {
             run_id: ctx.run_id.clone(),
             batch: ctx.batch.id,
             attempt: ctx.batch.attempt,
             stage,
             producer: ctx.partition_index,
-            partition: partition as u32,
+            partition: first + i as u32,
         };
         env.blocks.put(id, rows);
     }
@@ -180,7 +188,7 @@ async fn run_reduce(
     query: &PreparedQuery,
     op_id: usize,
     partition: u32,
-    inputs: &[BlockSource],
+    inputs: &[Vec<BlockSource>],
     ctx: &TaskContext,
     env: &TaskEnv<'_>,
 ) -> Result<TaskOutcome> {
@@ -188,7 +196,8 @@ async fn run_reduce(
     let spec = &compiled.spec;
     let op = &compiled.pipeline.operators[op_id];
     let operator = &query.operators[op_id];
-    let input = fetch(env, ctx, op_id as u32, partition, inputs).await?;
+    let producers = |i: usize| inputs.get(i).map(Vec::as_slice).unwrap_or_default();
+    let input = fetch(env, ctx, op_id as u32, partition, producers(0)).await?;
     let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
     let version = ctx.batch.id.state_to_read();
     let policy = StatePolicy {
@@ -199,7 +208,7 @@ async fn run_reduce(
     let watermarks = compiled.pipeline.watermarks_for(op_id, &ctx.batch.watermarks);
     let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = if let CompiledOperator::Join(stages) = operator {
         // The right input's blocks follow the left's (see `map_side`).
-        let right_input = fetch(env, ctx, op_id as u32, spec.conf.shuffle_partitions + partition, inputs).await?;
+        let right_input = fetch(env, ctx, op_id as u32, spec.conf.shuffle_partitions + partition, producers(1)).await?;
         let schemas =
             |side: &crate::operators::join::CompiledSide| (Arc::clone(&stages.key_schema), Arc::clone(&side.value_schema));
         let mut left =
@@ -239,16 +248,14 @@ async fn run_reduce(
     let output_schema = op.output_table_schema();
     let emitted = as_operator_output(emitted, &output_schema)?;
     let mut outcome = TaskOutcome::default();
-    let last = op_id + 1 == compiled.pipeline.operators.len();
-    if !last {
+    if let Some((consumer, i)) = compiled.pipeline.consumer_of(op_id) {
         let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
         let state = compiled.task_state(input, ctx.batch.timestamp_ms);
-        let next = op_id + 1;
-        let blocks =
-            map_side(&state, &compiled.pipeline.operators[next], &query.operators[next], spec.conf.shuffle_partitions).await?;
-        store_blocks(env, ctx, next as u32, blocks);
+        let partitions = spec.conf.shuffle_partitions;
+        let blocks = map_input(&state, &compiled.pipeline.operators[consumer], &query.operators[consumer], i, partitions).await?;
+        store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks);
     } else if compiled.pipeline.needs_gather {
-        store_blocks(env, ctx, (op_id + 1) as u32, vec![emitted]);
+        store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted]);
     } else {
         let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
         let rows = compiled.execute_output(input, ctx.batch.timestamp_ms).await?;

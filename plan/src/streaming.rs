@@ -75,11 +75,22 @@ pub enum OperatorKind {
     Join(Box<StreamJoin>),
 }
 
+/// Where an operator's input rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorInput {
+    /// The query's streams: map tasks over source splits run the input's plan.
+    Sources,
+    /// Another operator's output: that operator's reduce tasks run the input's plan.
+    Operator(usize),
+}
+
 /// One stateful operator of a query.
 #[derive(Debug, Clone)]
 pub struct StatefulOperator {
-    /// Position in the chain, bottom-up; names the state directory `state/<id>/`.
+    /// Position among the operators, inputs first; names the state directory `state/<id>/`.
     pub id: usize,
+    /// Its inputs: one, or a join's left and right.
+    pub inputs: Vec<OperatorInput>,
     /// Which operator it is, with the keys and event-time column its run-time form needs.
     pub kind: OperatorKind,
     /// Aggregate: the `Aggregate` node. Dedup: the operator's input.
@@ -140,7 +151,8 @@ impl StatefulOperator {
 /// A query cut at its stateful operators.
 #[derive(Debug, Clone)]
 pub struct StreamingPipeline {
-    /// Stateful operators, bottom-up.
+    /// Stateful operators, every operator after its inputs; the last one feeds the output. They
+    /// form a tree: each operator but the last feeds exactly one input of a later one.
     pub operators: Vec<StatefulOperator>,
     /// The plan above the last operator (or the whole plan when there is none).
     pub output: LogicalPlan,
@@ -150,13 +162,37 @@ pub struct StreamingPipeline {
 
 impl StreamingPipeline {
     /// The watermarks operator `op` works with in a batch (Spark 3.5's per-operator watermark
-    /// propagation): the batch's watermarks, held back by every join below it, whose output can
-    /// still carry rows as old as its state watermarks.
+    /// propagation): the minimum over its inputs of what they pass on — the batch's own
+    /// watermarks for streams, an operator's output watermark for its output (a join holds it
+    /// back to its state watermarks, since its output can still carry rows that old).
     pub fn watermarks_for(&self, op: usize, batch: &BatchWatermarks) -> BatchWatermarks {
-        self.operators[..op.min(self.operators.len())].iter().fold(*batch, |wm, below| match &below.kind {
-            OperatorKind::Join(join) => join.output_watermarks(&wm),
-            _ => wm,
-        })
+        let Some(operator) = self.operators.get(op) else { return *batch };
+        let mut wm: Option<BatchWatermarks> = None;
+        for input in &operator.inputs {
+            let from = match input {
+                OperatorInput::Sources => *batch,
+                OperatorInput::Operator(j) => {
+                    let below = self.watermarks_for(*j, batch);
+                    match &self.operators[*j].kind {
+                        OperatorKind::Join(join) => join.output_watermarks(&below),
+                        _ => below,
+                    }
+                }
+            };
+            wm = Some(match wm {
+                None => from,
+                Some(w) => {
+                    BatchWatermarks { late_ms: w.late_ms.min(from.late_ms), eviction_ms: w.eviction_ms.min(from.eviction_ms) }
+                }
+            });
+        }
+        wm.unwrap_or(*batch)
+    }
+
+    /// The operator fed by `op`'s output, and which of its inputs that is; `None` for the last
+    /// operator, whose output goes to the query's output.
+    pub fn consumer_of(&self, op: usize) -> Option<(usize, usize)> {
+        self.operators.iter().find_map(|c| c.inputs.iter().position(|i| *i == OperatorInput::Operator(op)).map(|i| (c.id, i)))
     }
 }
 
@@ -223,7 +259,8 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                         Some(expanded) => LogicalPlan::Aggregate(expanded),
                         None => node.clone(),
                     };
-                    operators.push(StatefulOperator { id, kind, plan, output_schema: Arc::clone(&agg.schema) });
+                    let inputs = vec![input_of(&agg.input)?];
+                    operators.push(StatefulOperator { id, inputs, kind, plan, output_schema: Arc::clone(&agg.schema) });
                     Some((id, Arc::clone(&agg.schema)))
                 }
                 LogicalPlan::Distinct(Distinct::All(input)) if is_streaming(input) => {
@@ -252,15 +289,10 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                     Some((id, Arc::clone(&on.schema)))
                 }
                 LogicalPlan::Join(join) if is_streaming(&join.left) && is_streaming(&join.right) => {
-                if !operator_inputs(&join.left).is_empty() || !operator_inputs(&join.right).is_empty() {
-                    return Err(SluiceError::user(
-                        "a stream-stream join over the output of another stateful operator (aggregation, deduplication or join) is not supported by sluice yet",
-                    )
-                    .into());
-                }
                 let id = operators.len();
+                let inputs = vec![input_of(&join.left)?, input_of(&join.right)?];
                 let kind = OperatorKind::Join(Box::new(plan_stream_join(join)?));
-                operators.push(StatefulOperator { id, kind, plan: node.clone(), output_schema: Arc::clone(&join.schema) });
+                operators.push(StatefulOperator { id, inputs, kind, plan: node.clone(), output_schema: Arc::clone(&join.schema) });
                 Some((id, Arc::clone(&join.schema)))
             }
                 _ => None,
@@ -271,6 +303,13 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
             }
         })?
         .data;
+    // The output reads the last operator; every other operator feeds a later one.
+    let last = operators.len().checked_sub(1);
+    if operator_inputs(&output).iter().any(|op| Some(*op) != last) {
+        return Err(SluiceError::user(
+            "the query's result combines the outputs of several stateful operators (e.g. a UNION of two aggregations), which sluice cannot run yet",
+        ));
+    }
     let needs_gather = !operators.is_empty() && {
         let mut found = false;
         let _ = output.apply(|n| {
@@ -283,6 +322,35 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
         found
     };
     Ok(StreamingPipeline { operators, output, needs_gather })
+}
+
+/// Where an operator input's rows come from: streams, or one operator's output. An input that
+/// mixes them (a union of a stream and an aggregation) is refused.
+fn input_of(plan: &LogicalPlan) -> Result<OperatorInput> {
+    match operator_inputs(plan).as_slice() {
+        [] => Ok(OperatorInput::Sources),
+        [op] if !reads_sources_directly(plan) => Ok(OperatorInput::Operator(*op)),
+        _ => Err(SluiceError::user(
+            "a stateful operator whose input combines streams with another stateful operator's output (or two operators' outputs) is not supported by sluice yet",
+        )),
+    }
+}
+
+/// True when `plan` scans a stream itself (not only through an operator's output).
+fn reads_sources_directly(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if as_stream_table(&provider).is_some() {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 fn dedup_operator(
@@ -308,6 +376,7 @@ fn dedup_operator(
     });
     Ok(StatefulOperator {
         id,
+        inputs: vec![input_of(input)?],
         kind: OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark },
         plan: input.as_ref().clone(),
         output_schema,

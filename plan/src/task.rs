@@ -17,8 +17,8 @@ pub enum TaskKind {
         /// The connector's description of the slice to read (e.g. a file byte range, a Kafka offset range).
         split: SplitDescriptor,
     },
-    /// First stage of a stateful query: read one split, run the first operator's map side,
-    /// keep one shuffle block per state partition.
+    /// First stage of a stateful query: read one split, run the map side of every operator
+    /// input fed by streams, keep one shuffle block per state partition for each.
     Map {
         /// Which stream to read: index into `QuerySpec::sources`.
         source_index: usize,
@@ -26,14 +26,15 @@ pub enum TaskKind {
         split: SplitDescriptor,
     },
     /// Operator `op` for state `partition`: merge the shuffled input with the partition's state,
-    /// then feed the next operator's map side, or the query's output (sink or gather block).
+    /// then feed its consumer's map side, or the query's output (sink or gather block).
     Reduce {
         /// Id of the stateful operator to run (`StatefulOperator::id`); also the shuffle stage it reads.
         op: usize,
         /// The state partition, `0..spark.sql.shuffle.partitions`; the driver keeps it on its executor while that one lives.
         partition: u32,
-        /// Every task of the previous stage; from each, this task fetches its `partition`'s block.
-        inputs: Vec<BlockSource>,
+        /// Per operator input (a join has two), every task that produced blocks for it; from
+        /// each, this task fetches its `partition`'s block.
+        inputs: Vec<Vec<BlockSource>>,
     },
     /// The output fragment over every partition's rows at once (e.g. complete mode ORDER BY).
     Gather {

@@ -48,6 +48,8 @@ pub struct OperatorInfo {
     pub shape: String,
     /// State stores per partition (two for a join, one per side).
     pub stores_per_partition: u32,
+    /// Where each input comes from: `None` for the streams (the map stage), or an operator.
+    pub inputs: Vec<Option<usize>>,
 }
 
 /// A query ready to start.
@@ -155,6 +157,14 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
             evicts_by_watermark: op.evicts_by_watermark(output_mode),
             shape: op.shape(),
             stores_per_partition: op.stores_per_partition(),
+            inputs: op
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    sluice_plan::streaming::OperatorInput::Sources => None,
+                    sluice_plan::streaming::OperatorInput::Operator(j) => Some(*j),
+                })
+                .collect(),
         })
         .collect();
     Ok(ResolvedQuery {

@@ -1,11 +1,12 @@
 //! The stages of one batch attempt, and which tasks run where.
 //!
 //! A stateless query is one stage: a task per input split. A stateful query runs a map stage
-//! (a task per split, each keeping one shuffle block per state partition), then per stateful
-//! operator a reduce stage of one task per state partition, pinned to the executor that owns the
-//! partition, then — when the output must see every partition at once — a single gather task.
-//! Each stage starts when the previous one has finished, and tells its tasks where the previous
-//! stage's blocks are.
+//! (a task per split, each keeping one shuffle block per state partition for every operator
+//! input fed by streams), then per stateful operator, inputs first, a reduce stage of one task
+//! per state partition, pinned to the executor that owns the partition, then — when the output
+//! must see every partition at once — a single gather task. Each stage starts when the previous
+//! one has finished, and tells its tasks where the blocks of each of their inputs are: the map
+//! stage's, or the reduce stage of the operator feeding that input.
 
 use sluice_common::error::Result;
 use sluice_common::BatchContext;
@@ -132,22 +133,33 @@ impl StageRunner {
         self.moved.extend(moved);
         self.placement = owners.iter().cloned().map(Some).collect();
 
+        let map_producers = sources_of(&first_results);
         let mut all = first_results;
-        let mut producers = sources_of(&all);
+        // Each operator's reduce tasks, by operator: the producers of its consumer's input.
+        let mut reduced: Vec<Vec<BlockSource>> = Vec::with_capacity(self.operators.len());
         let mut last = Vec::new();
         for op in 0..self.operators.len() {
+            let inputs: Vec<Vec<BlockSource>> = self.operators[op]
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    None => map_producers.clone(),
+                    Some(j) => reduced[*j].clone(),
+                })
+                .collect();
             let tasks = (0..self.partitions)
                 .map(|p| TaskSpec {
                     partition_index: p,
-                    kind: TaskKind::Reduce { op, partition: p, inputs: producers.clone() },
+                    kind: TaskKind::Reduce { op, partition: p, inputs: inputs.clone() },
                     inline_rows: None,
                     executor: Some(owners[p as usize].clone()),
                 })
                 .collect();
             last = self.run_stage(scheduler, run, batch, op as u32 + 1, tasks).await?;
-            producers = sources_of(&last);
+            reduced.push(sources_of(&last));
             all.extend(last.iter().cloned());
         }
+        let producers = reduced.last().cloned().unwrap_or_default();
         if self.needs_gather {
             let gather = vec![TaskSpec {
                 partition_index: 0,

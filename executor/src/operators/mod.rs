@@ -129,14 +129,15 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
     }
 }
 
-/// Map side of an operator for one task: runs its input plan over the task's rows (already in
-/// `state`'s [`sluice_plan::TaskInput`]) and cuts the result into one block per state partition.
-/// A join has two inputs: blocks `0..partitions` hold its left rows, `partitions..2·partitions`
-/// its right rows (an input the task's source does not feed yields empty blocks).
-pub async fn map_side(
+/// Map side of one input of an operator for one task: runs the input's plan over the task's
+/// rows (already in `state`'s [`sluice_plan::TaskInput`]: a split of a stream, or an operator's
+/// output) and cuts the result into one block per state partition. A join's inputs are its
+/// left and right sides (0 and 1); every other operator has input 0 only.
+pub async fn map_input(
     state: &SessionState,
     op: &StatefulOperator,
     compiled: &CompiledOperator,
+    input: usize,
     partitions: u32,
 ) -> Result<Vec<Vec<RecordBatch>>> {
     type KeysOf = Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>;
@@ -160,13 +161,11 @@ pub async fn map_side(
             let OperatorKind::Join(join) = &op.kind else {
                 return Err(SluiceError::internal("operator kind and compiled form disagree"));
             };
-            let mut blocks = Vec::with_capacity(2 * partitions as usize);
-            for side in [JoinSide::Left, JoinSide::Right] {
-                let physical = state.create_physical_plan(&join.side(side).plan).await?;
-                let rows = collect(physical, state.task_ctx()).await?;
-                blocks.extend(partition_rows(&rows, partitions, &|b: &RecordBatch| j.key_columns(side, b))?);
-            }
-            return Ok(blocks);
+            let side = if input == 0 { JoinSide::Left } else { JoinSide::Right };
+            let physical = state.create_physical_plan(&join.side(side).plan).await?;
+            let rows = collect(physical, state.task_ctx()).await?;
+            let stages = j.clone();
+            (rows, Box::new(move |b: &RecordBatch| stages.key_columns(side, b)))
         }
     };
     partition_rows(&rows, partitions, keys_of.as_ref())

@@ -99,7 +99,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
                     TaskKind::Reduce {
                         op: 0,
                         partition: 3,
-                        inputs: vec![BlockSource { producer: 0, endpoint: "http://127.0.0.1:7078".into() }],
+                        inputs: vec![vec![BlockSource { producer: 0, endpoint: "http://127.0.0.1:7078".into() }]],
                     },
                 ),
             ];
