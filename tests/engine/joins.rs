@@ -14,104 +14,121 @@ fn write_dim(dir: &std::path::Path, rows: &[(&str, &str)]) {
     std::fs::write(dir.join("dim.json"), text).unwrap();
 }
 
+/// Queries over a memory stream `s (user_id, amount)` and a JSON dimension table `dim (user_id,
+/// country)` whose file the test rewrites between batches.
+struct DimJob {
+    dir: tempfile::TempDir,
+    h: Harness,
+    qs: Vec<sluice_driver::StreamingQuery>,
+}
+
+impl DimJob {
+    /// Starts `queries` (their sinks and settings included) with `dim` holding `rows`.
+    async fn start(rows: &[(&str, &str)], queries: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_dim(dir.path(), rows);
+        let h = Harness::start().await;
+        let job = format!(
+            "CREATE STREAM s (user_id STRING, amount BIGINT) WITH ('connector'='memory');
+             CREATE TABLE dim (user_id STRING, country STRING) WITH ('connector'='files','format'='json','path'='{}');
+             SET 'spark.sql.shuffle.partitions' = '3';
+             {queries}",
+            sluice_tests::path_lit(dir.path())
+        );
+        let qs = h.run(&job).await;
+        Self { dir, h, qs }
+    }
+
+    /// Rewrites the dimension table.
+    fn write_dim(&self, rows: &[(&str, &str)]) {
+        write_dim(self.dir.path(), rows);
+    }
+
+    /// Adds one block to `s` and waits for every query to process it.
+    async fn add(&self, rows: &[(&str, i64)]) {
+        self.h.session.memory_stream("s").unwrap().add_data(str_long("user_id", "amount", rows)).unwrap();
+        for q in &self.qs {
+            sluice_tests::settle(q).await;
+        }
+    }
+
+    /// Every row sink `n` received, sorted.
+    fn all(&self, n: &str) -> Vec<String> {
+        sorted_rows(&self.h.session.memory_table(n).unwrap().all_rows())
+    }
+
+    /// The rows of sink `n`'s last batch, sorted.
+    fn last(&self, n: &str) -> Vec<String> {
+        sorted_rows(&self.h.session.memory_table(n).unwrap().last_batch())
+    }
+
+    async fn finish(self) {
+        for q in &self.qs {
+            q.stop().await.unwrap();
+        }
+        self.h.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_static_joins_of_each_type_see_the_static_side_of_their_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    write_dim(dir.path(), &[("u1", "FR"), ("u2", "DE"), ("u9", "US")]);
-    let h = Harness::start().await;
-    let job = format!(
-        "CREATE STREAM s (user_id STRING, amount BIGINT) WITH ('connector'='memory');
-         CREATE TABLE dim (user_id STRING, country STRING) WITH ('connector'='files','format'='json','path'='{}');
-         CREATE SINK inner_out WITH ('connector'='memory');
+    let j = DimJob::start(
+        &[("u1", "FR"), ("u2", "DE"), ("u9", "US")],
+        "CREATE SINK inner_out WITH ('connector'='memory');
          CREATE SINK left_out WITH ('connector'='memory');
          CREATE SINK right_out WITH ('connector'='memory');
          CREATE SINK semi_out WITH ('connector'='memory');
-         SET 'spark.sql.shuffle.partitions' = '3';
          INSERT INTO inner_out SELECT s.user_id, s.amount, d.country FROM s JOIN dim d ON s.user_id = d.user_id;
          INSERT INTO left_out SELECT s.user_id, s.amount, d.country FROM s LEFT JOIN dim d
            ON s.user_id = d.user_id AND s.amount >= 10;
          INSERT INTO right_out SELECT s.user_id, d.country FROM dim d RIGHT JOIN s ON d.user_id = s.user_id;
          INSERT INTO semi_out SELECT s.user_id, s.amount FROM s LEFT SEMI JOIN dim d ON s.user_id = d.user_id;",
-        sluice_tests::path_lit(dir.path())
-    );
-    let qs = h.run(&job).await;
-    let stream = h.session.memory_stream("s").unwrap();
-    let settle = || async {
-        for q in &qs {
-            sluice_tests::settle(q).await;
-        }
-    };
-    let get = |n: &str| sorted_rows(&h.session.memory_table(n).unwrap().all_rows());
-
-    stream.add_data(str_long("user_id", "amount", &[("u1", 5), ("u2", 20), ("u3", 30)])).unwrap();
-    settle().await;
-    assert_eq!(get("inner_out"), vec!["(u1, 5, FR)", "(u2, 20, DE)"]);
-    assert_eq!(get("left_out"), vec!["(u1, 5, null)", "(u2, 20, DE)", "(u3, 30, null)"]);
-    assert_eq!(get("right_out"), vec!["(u1, FR)", "(u2, DE)", "(u3, null)"]);
-    assert_eq!(get("semi_out"), vec!["(u1, 5)", "(u2, 20)"]);
+    )
+    .await;
+    j.add(&[("u1", 5), ("u2", 20), ("u3", 30)]).await;
+    assert_eq!(j.all("inner_out"), vec!["(u1, 5, FR)", "(u2, 20, DE)"]);
+    assert_eq!(j.all("left_out"), vec!["(u1, 5, null)", "(u2, 20, DE)", "(u3, 30, null)"]);
+    assert_eq!(j.all("right_out"), vec!["(u1, FR)", "(u2, DE)", "(u3, null)"]);
+    assert_eq!(j.all("semi_out"), vec!["(u1, 5)", "(u2, 20)"]);
 
     // The dimension changes between batches: the next batch joins with the new rows, and the
     // rows already emitted stay as they were.
-    write_dim(dir.path(), &[("u1", "ES"), ("u3", "IT")]);
-    stream.add_data(str_long("user_id", "amount", &[("u1", 50), ("u3", 1), ("u2", 7)])).unwrap();
-    settle().await;
-    assert_eq!(get("inner_out"), vec!["(u1, 5, FR)", "(u1, 50, ES)", "(u2, 20, DE)", "(u3, 1, IT)"]);
+    j.write_dim(&[("u1", "ES"), ("u3", "IT")]);
+    j.add(&[("u1", 50), ("u3", 1), ("u2", 7)]).await;
+    assert_eq!(j.all("inner_out"), vec!["(u1, 5, FR)", "(u1, 50, ES)", "(u2, 20, DE)", "(u3, 1, IT)"]);
     assert_eq!(
-        get("left_out"),
+        j.all("left_out"),
         vec!["(u1, 5, null)", "(u1, 50, ES)", "(u2, 20, DE)", "(u2, 7, null)", "(u3, 1, null)", "(u3, 30, null)"]
     );
-    assert_eq!(get("right_out"), vec!["(u1, ES)", "(u1, FR)", "(u2, DE)", "(u2, null)", "(u3, IT)", "(u3, null)"]);
-    assert_eq!(get("semi_out"), vec!["(u1, 5)", "(u1, 50)", "(u2, 20)", "(u3, 1)"]);
-    for q in &qs {
-        q.stop().await.unwrap();
-    }
-    h.shutdown().await;
+    assert_eq!(j.all("right_out"), vec!["(u1, ES)", "(u1, FR)", "(u2, DE)", "(u2, null)", "(u3, IT)", "(u3, null)"]);
+    assert_eq!(j.all("semi_out"), vec!["(u1, 5)", "(u1, 50)", "(u2, 20)", "(u3, 1)"]);
+    j.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrichment_feeds_an_aggregation_and_a_dedup() {
-    let dir = tempfile::tempdir().unwrap();
-    write_dim(dir.path(), &[("u1", "FR"), ("u2", "DE"), ("u3", "FR")]);
-    let h = Harness::start().await;
-    let job = format!(
-        "CREATE STREAM s (user_id STRING, amount BIGINT) WITH ('connector'='memory');
-         CREATE TABLE dim (user_id STRING, country STRING) WITH ('connector'='files','format'='json','path'='{}');
-         CREATE SINK per_country WITH ('connector'='memory');
+    let j = DimJob::start(
+        &[("u1", "FR"), ("u2", "DE"), ("u3", "FR")],
+        "CREATE SINK per_country WITH ('connector'='memory');
          CREATE SINK first_per_country WITH ('connector'='memory');
-         SET 'spark.sql.shuffle.partitions' = '3';
          SET 'outputMode' = 'update';
          INSERT INTO per_country SELECT d.country, count(*) AS n, sum(s.amount) AS total
            FROM s JOIN dim d ON s.user_id = d.user_id GROUP BY d.country;
          INSERT INTO first_per_country SELECT country, user_id FROM (
            SELECT DISTINCT ON (country) d.country, s.user_id FROM s LEFT JOIN dim d ON s.user_id = d.user_id);",
-        sluice_tests::path_lit(dir.path())
-    );
-    let qs = h.run(&job).await;
-    let stream = h.session.memory_stream("s").unwrap();
-    let settle = || async {
-        for q in &qs {
-            sluice_tests::settle(q).await;
-        }
-    };
-    let last = |n: &str| sorted_rows(&h.session.memory_table(n).unwrap().last_batch());
-    let all = |n: &str| sorted_rows(&h.session.memory_table(n).unwrap().all_rows());
-
-    stream.add_data(str_long("user_id", "amount", &[("u1", 5), ("u2", 20), ("u3", 30), ("u9", 1)])).unwrap();
-    settle().await;
-    assert_eq!(last("per_country"), vec!["(DE, 1, 20)", "(FR, 2, 35)"]);
+    )
+    .await;
+    j.add(&[("u1", 5), ("u2", 20), ("u3", 30), ("u9", 1)]).await;
+    assert_eq!(j.last("per_country"), vec!["(DE, 1, 20)", "(FR, 2, 35)"]);
     // u9 has no user row: its country is NULL, a key of its own.
-    assert_eq!(all("first_per_country"), vec!["(DE, u2)", "(FR, u1)", "(null, u9)"]);
+    assert_eq!(j.all("first_per_country"), vec!["(DE, u2)", "(FR, u1)", "(null, u9)"]);
 
-    // u2 moves to FR: the next batch counts it there.
-    write_dim(dir.path(), &[("u1", "FR"), ("u2", "FR"), ("u4", "ES")]);
-    stream.add_data(str_long("user_id", "amount", &[("u2", 7), ("u4", 2), ("u3", 100)])).unwrap();
-    settle().await;
-    assert_eq!(last("per_country"), vec!["(ES, 1, 2)", "(FR, 3, 42)"]);
-    assert_eq!(all("first_per_country"), vec!["(DE, u2)", "(ES, u4)", "(FR, u1)", "(null, u9)"]);
-    for q in &qs {
-        q.stop().await.unwrap();
-    }
-    h.shutdown().await;
+    // u2 moves to FR and u3 leaves the table: the next batch counts u2 in FR and drops u3.
+    j.write_dim(&[("u1", "FR"), ("u2", "FR"), ("u4", "ES")]);
+    j.add(&[("u2", 7), ("u4", 2), ("u3", 100)]).await;
+    assert_eq!(j.last("per_country"), vec!["(ES, 1, 2)", "(FR, 3, 42)"]);
+    assert_eq!(j.all("first_per_country"), vec!["(DE, u2)", "(ES, u4)", "(FR, u1)", "(null, u9)"]);
+    j.finish().await;
 }
 
 /// Window of 10 s over the click time of clicks within 5 s of their impression.
