@@ -464,3 +464,64 @@ pub fn check_pipeline(pipeline: &StreamingPipeline, mode: OutputMode) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::join::{JoinSideSpec, SolvedBound, StateEviction, StateWatermarkBound};
+    use datafusion::logical_expr::JoinType;
+
+    fn operator(id: usize, inputs: Vec<OperatorInput>, kind: OperatorKind) -> StatefulOperator {
+        let plan = LogicalPlanBuilder::empty(false).build().unwrap();
+        let output_schema = Arc::clone(plan.schema());
+        StatefulOperator { id, inputs, kind, plan, output_schema }
+    }
+
+    fn aggregate() -> OperatorKind {
+        OperatorKind::Aggregate { group_count: 1, event_time: None }
+    }
+
+    /// A join whose left state watermark is the watermark − 5001 ms; the right side never evicts.
+    fn join() -> OperatorKind {
+        let side = |eviction| JoinSideSpec {
+            plan: LogicalPlanBuilder::empty(false).build().unwrap(),
+            keys: Vec::new(),
+            pre_filter: None,
+            event_time: None,
+            eviction,
+            range_bound: None,
+        };
+        let bound = StateWatermarkBound {
+            conjuncts: vec![SolvedBound { watermark_coef: 1.0, offset_us: -5_000_000.0, inclusive: true }],
+        };
+        let column = EventTimeColumn { index: 0, is_window: false, delay_ms: 10_000 };
+        OperatorKind::Join(Box::new(StreamJoin {
+            join_type: JoinType::Inner,
+            left: side(StateEviction::Value { column, bound }),
+            right: side(StateEviction::Never),
+            post_filter: None,
+            watermark_in_keys: false,
+        }))
+    }
+
+    #[test]
+    fn operators_see_their_inputs_watermarks_held_back_by_joins() {
+        // aggregation (streams) → right side of a join (left: streams) → aggregation.
+        let pipeline = StreamingPipeline {
+            operators: vec![
+                operator(0, vec![OperatorInput::Sources], aggregate()),
+                operator(1, vec![OperatorInput::Sources, OperatorInput::Operator(0)], join()),
+                operator(2, vec![OperatorInput::Operator(1)], aggregate()),
+            ],
+            output: LogicalPlanBuilder::empty(false).build().unwrap(),
+            needs_gather: false,
+        };
+        let batch = BatchWatermarks { late_ms: 10_000, eviction_ms: 20_000 };
+        assert_eq!(pipeline.watermarks_for(0, &batch), batch);
+        assert_eq!(pipeline.watermarks_for(1, &batch), batch);
+        assert_eq!(pipeline.watermarks_for(2, &batch), BatchWatermarks { late_ms: 4_999, eviction_ms: 14_999 });
+        assert_eq!(pipeline.consumer_of(0), Some((1, 1)));
+        assert_eq!(pipeline.consumer_of(1), Some((2, 0)));
+        assert_eq!(pipeline.consumer_of(2), None);
+    }
+}
