@@ -104,6 +104,7 @@ async fn stream_stream_join_rules_follow_spark() {
     // range condition bounds the preserved side(s).
     let allowed = [
         "INSERT INTO out SELECT a.k FROM a JOIN c ON a.k = c.k;".to_string(),
+        "INSERT INTO out SELECT k FROM a JOIN c USING (k);".to_string(),
         format!("INSERT INTO out SELECT a.k FROM a LEFT JOIN b ON {range};"),
         format!("INSERT INTO out SELECT b.k FROM a RIGHT JOIN b ON {range};"),
         format!("INSERT INTO out SELECT a.k, b.k FROM a FULL JOIN b ON {range};"),
