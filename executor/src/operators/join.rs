@@ -291,12 +291,6 @@ fn state_times(side: &CompiledSide, rows: &RecordBatch, keys: &[ArrayRef]) -> Re
     }
 }
 
-/// What one side's pass over its input produced.
-#[derive(Default)]
-struct SideOutcome {
-    rows_stored: u64,
-}
-
 /// Runs one partition of a stream-stream join for a batch: returns the emitted rows (`left ++
 /// right`, or the left columns for a left semi join) and the metrics of both stores together.
 pub fn reduce_join(
@@ -321,8 +315,7 @@ pub fn reduce_join(
             metrics.num_rows_dropped_by_watermark += on_time.dropped;
             rows = on_time.rows;
         }
-        let o = process_side(stages, side, rows, this, other, watermarks, &mut out)?;
-        metrics.num_rows_updated += o.rows_stored;
+        metrics.num_rows_updated += process_side(stages, side, rows, this, other, watermarks, &mut out)?;
         Ok(())
     };
     run(JoinSide::Left, left_input, left_state, right_state)?;
@@ -339,7 +332,7 @@ pub fn reduce_join(
     Ok((out, metrics))
 }
 
-/// Step 1 or 2 of the module docs for `side`'s (on-time) input rows.
+/// Step 1 or 2 of the module docs for `side`'s (on-time) input rows; returns the rows stored.
 fn process_side(
     stages: &JoinStages,
     side: JoinSide,
@@ -348,7 +341,7 @@ fn process_side(
     other_state: &mut KeyedState,
     watermarks: &BatchWatermarks,
     out: &mut Vec<RecordBatch>,
-) -> Result<SideOutcome> {
+) -> Result<u64> {
     let this = stages.side(side);
     let other_side = match side {
         JoinSide::Left => JoinSide::Right,
@@ -357,7 +350,7 @@ fn process_side(
     let other = stages.side(other_side);
     let semi = stages.join_type == JoinType::LeftSemi;
     if rows.num_rows() == 0 {
-        return Ok(SideOutcome::default());
+        return Ok(0);
     }
 
     // Rows failing this side's own conditions can never match: never stored, and an outer join
@@ -378,7 +371,7 @@ fn process_side(
     };
     let n = rows.num_rows();
     if n == 0 {
-        return Ok(SideOutcome::default());
+        return Ok(0);
     }
     let key_columns = stages.key_columns(side, &rows)?;
     let keys = this_state.encode_keys(&key_columns, n)?;
@@ -547,7 +540,7 @@ fn process_side(
     }
     put_lists(this, this_state, &[&before_elements, &new_elements], writes)?;
     this_state.list_rows = Some(this_state.list_rows.unwrap_or(0) + rows_stored);
-    Ok(SideOutcome { rows_stored })
+    Ok(rows_stored)
 }
 
 /// Step 3 of the module docs for one side: removes the rows at or below its state watermark,
@@ -569,11 +562,12 @@ fn evict(
     }
     let stored = StoredRows::decode(this, state, due)?;
     // A key-evicted entry leaves whole; a value-evicted one keeps its rows above the watermark.
+    let times = match &this.eviction {
+        StateEviction::Value { column, .. } => event_time_micros(stored.rows.column(column.index), column.is_window)?,
+        _ => Vec::new(),
+    };
     let removed: Vec<bool> = match &this.eviction {
-        StateEviction::Value { column, .. } => event_time_micros(stored.rows.column(column.index), column.is_window)?
-            .iter()
-            .map(|t| t.is_some_and(|t| t <= wm_us))
-            .collect(),
+        StateEviction::Value { .. } => times.iter().map(|t| t.is_some_and(|t| t <= wm_us)).collect(),
         _ => vec![true; stored.rows.num_rows()],
     };
     if stages.preserves(side) {
@@ -583,10 +577,6 @@ fn evict(
             out.push(stages.null_padded(side, &rows)?);
         }
     }
-    let times = match &this.eviction {
-        StateEviction::Value { column, .. } => event_time_micros(stored.rows.column(column.index), column.is_window)?,
-        _ => Vec::new(),
-    };
     let kept_elements = elements(this, &stored.rows, &stored.matched)?;
     let mut writes = Vec::new();
     for g in 0..stored.keys.len() {
