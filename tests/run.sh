@@ -34,6 +34,13 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install tansu@0.6.0 --locked --no-default-features --features dynostore
 fi
 
+# Python tools of the deployment checks (kubernetes-validate, checkov, PyYAML) in a venv under
+# ~/.cache/sluice, installed again only when tests/requirements.txt changes.
+tests/venv.sh >/dev/null
+
+# The deployment test (tests/deploy) renders the manifests with `kubectl kustomize` and runs them
+# in Docker; it fails naming whichever of kubectl, docker and docker-compose is missing.
+
 # Always build and test the whole workspace in one command: cargo unifies features per build,
 # and a narrower build (-p, --test) would recompile the dependency graph with other features.
 cargo test --workspace "$@"

@@ -145,6 +145,10 @@ pub struct ExecutorRecord {
     pub endpoint: String,
     /// How many tasks it runs at once; the driver schedules at most this many on it.
     pub task_slots: usize,
+    /// It is shutting down (SIGTERM): the leader gives it no new batches and dismisses it once
+    /// nothing in flight needs it. Absent in records of older executors.
+    #[serde(default)]
+    pub decommissioning: bool,
 }
 
 /// Registers an executor under its session's lease.

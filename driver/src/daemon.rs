@@ -42,19 +42,21 @@ pub enum DriverExit {
     Stopped,
 }
 
-/// Runs a driver until `shutdown` resolves.
+/// Runs a driver until `shutdown` resolves; `admin` tells the caller (its readiness probe)
+/// whether it leads or stands by.
 pub async fn run_driver(
     config: DriverConfig,
     listener: Option<ProgressListener>,
+    admin: Arc<Admin>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DriverExit> {
     let registry = match &config.etcd {
         Some(e) => ExecutorRegistry::external(Duration::from_secs(e.lease_ttl_secs.max(1) as u64)),
         None => ExecutorRegistry::default(),
     };
-    let admin = Arc::new(Admin::default());
     let server = DriverServer::start_with_admin(config.listen, registry.clone(), Arc::clone(&admin)).await?;
     let endpoint = config.advertise.clone().unwrap_or_else(|| server.endpoint.clone());
+    admin.set_endpoint(&endpoint);
     let mut session = Session::new(registry.clone());
     if let Some(l) = listener {
         session = session.with_progress_listener(l);
@@ -65,9 +67,7 @@ pub async fn run_driver(
         let manager = QueryManager::new(session, None, config.restarts);
         admin.activate(Arc::clone(&manager));
         shutdown.await;
-        manager.stop_all().await;
-        server.shutdown().await;
-        return Ok(DriverExit::Stopped);
+        return Ok(stop(&admin, server, None, Some(manager)).await);
     };
 
     // Membership comes from executors' leases in etcd.
@@ -82,7 +82,7 @@ pub async fn run_driver(
                     }
                 }
                 MembershipEvent::Joined(r) => {
-                    if let Err(e) = membership.register(&r.id, &r.endpoint, r.task_slots).await {
+                    if let Err(e) = membership.register_record(&r).await {
                         tracing::warn!(executor = %r.id, error = %e, "ignoring an unusable executor registration");
                     }
                 }
@@ -97,7 +97,7 @@ pub async fn run_driver(
         // A lease first. etcd may be down: a driver starts, and stands by, through the outage.
         let lease = tokio::select! {
             l = LeaseSession::start(&etcd) => l,
-            _ = &mut shutdown => return Ok(stop(server, None, None).await),
+            _ = &mut shutdown => return Ok(stop(&admin, server, None, None).await),
         };
         let mut lease = match lease {
             Ok(l) => l,
@@ -105,7 +105,7 @@ pub async fn run_driver(
                 tracing::warn!(error = %e, "etcd unreachable; standing by until it is back");
                 tokio::select! {
                     _ = tokio::time::sleep(waits.next().unwrap_or(RetryPolicy::RECONNECT.max_delay)) => continue,
-                    _ = &mut shutdown => return Ok(stop(server, None, None).await),
+                    _ = &mut shutdown => return Ok(stop(&admin, server, None, None).await),
                 }
             }
         };
@@ -117,11 +117,12 @@ pub async fn run_driver(
         }
         let elected = tokio::select! {
             l = campaign(&mut lease, &etcd, &endpoint) => l,
+            never = follow_leader(&etcd, &endpoint, &admin) => match never {},
             _ = lost.wait_for(|l| *l) => {
                 tracing::warn!("the etcd lease lapsed while standing by; campaigning again");
                 continue;
             }
-            _ = &mut shutdown => return Ok(stop(server, Some(lease), None).await),
+            _ = &mut shutdown => return Ok(stop(&admin, server, Some(lease), None).await),
         };
         let leadership = match elected {
             Ok(l) => l,
@@ -148,13 +149,15 @@ pub async fn run_driver(
             }
         }
         admin.activate(Arc::clone(&manager));
+        registry.set_leading(true);
         tokio::select! {
-            _ = &mut shutdown => return Ok(stop(server, Some(lease), Some(manager)).await),
+            _ = &mut shutdown => return Ok(stop(&admin, server, Some(lease), Some(manager)).await),
             _ = lost.wait_for(|l| *l) => {
                 // Without the lease every checkpoint write is fenced anyway; stop the queries
                 // without waiting for their batches and stand by until etcd elects again.
                 tracing::warn!("lost leadership: the etcd lease could not be renewed; stepping down");
                 admin.deactivate();
+                registry.set_leading(false);
                 manager.abandon_all().await;
                 lease.close().await;
             }
@@ -162,14 +165,40 @@ pub async fn run_driver(
     }
 }
 
-/// Stops a driver that was asked to: its queries after their current batch, then its lease and
-/// its server.
-async fn stop(server: DriverServer, lease: Option<LeaseSession>, manager: Option<Arc<QueryManager>>) -> DriverExit {
+/// Keeps `admin` told who leads while this driver campaigns: a standby is ready (and forwards
+/// admin calls) only when it knows the leader, which may be elected after it first looked.
+async fn follow_leader(etcd: &EtcdConfig, endpoint: &str, admin: &Admin) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(Some(leader)) = sluice_cluster::etcd::leader_endpoint(etcd).await {
+            if leader != endpoint && leader != admin.leader() {
+                tracing::info!(%leader, "standing by: another driver leads this cluster");
+                admin.set_leader(&leader);
+            }
+        }
+    }
+}
+
+/// Stops a driver that was asked to (Ctrl-C, SIGTERM): it turns unready, stops its queries
+/// after their current batch (their definitions stay stored in etcd), then revokes its lease —
+/// which hands leadership to a standby at once, instead of after the lease TTL — and stops its
+/// server. The standby resumes every query from the checkpoint the batches just committed, so
+/// a rolling restart of drivers fails no batch.
+async fn stop(
+    admin: &Admin,
+    server: DriverServer,
+    lease: Option<LeaseSession>,
+    manager: Option<Arc<QueryManager>>,
+) -> DriverExit {
+    admin.set_stopping();
     if let Some(m) = manager {
+        tracing::info!("stopping: finishing the current batch of every query, then handing over");
         m.stop_all().await;
+        tracing::info!("every query stopped after its batch");
     }
     if let Some(l) = lease {
         l.close().await;
+        tracing::info!("etcd lease revoked: a standby can lead now");
     }
     server.shutdown().await;
     DriverExit::Stopped

@@ -17,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod daemon;
+pub mod decommission;
 pub mod job;
 pub mod manager;
 pub mod progress;

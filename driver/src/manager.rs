@@ -305,9 +305,41 @@ pub struct Admin {
     manager: std::sync::RwLock<Option<Arc<QueryManager>>>,
     /// The leader's endpoint, as seen by a standby.
     leader: std::sync::RwLock<String>,
+    /// Set once the driver is shutting down.
+    stopping: std::sync::atomic::AtomicBool,
+    /// This driver's advertised endpoint.
+    endpoint: std::sync::RwLock<String>,
 }
 
 impl Admin {
+    /// Whether this driver can serve (its readiness probe): it leads and runs the queries, or
+    /// it stands by with a lease and knows the leader (admin calls are forwarded there) — and
+    /// it is not shutting down.
+    pub fn ready(&self) -> bool {
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let leads = self.manager.read().map(|m| m.is_some()).unwrap_or(false);
+        leads || !self.leader().is_empty()
+    }
+
+    /// Records the endpoint this driver advertises (what it reports as leader when it leads).
+    pub fn set_endpoint(&self, endpoint: &str) {
+        if let Ok(mut e) = self.endpoint.write() {
+            *e = endpoint.to_string();
+        }
+    }
+
+    /// The endpoint this driver advertises ("" if not recorded).
+    pub fn endpoint(&self) -> String {
+        self.endpoint.read().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// The driver is shutting down: it reports unready from now on.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Makes this driver's queries manageable (it is the leader, or there is no election).
     pub fn activate(&self, manager: Arc<QueryManager>) {
         if let Ok(mut m) = self.manager.write() {

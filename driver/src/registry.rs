@@ -2,6 +2,10 @@
 //!
 //! In the embedded cluster and in a plain multi-process cluster executors register here
 //! directly over gRPC; the registry is the driver's view of membership either way.
+//!
+//! A batch attempt *engages* the executors it runs on ([`ExecutorRegistry::engage`]); an
+//! executor that is decommissioning gets no new attempts and is dismissed once the attempts
+//! engaging it end (see [`crate::decommission`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +13,15 @@ use std::time::{Duration, Instant};
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
+use sluice_proto::v1::DismissRequest;
 use sluice_proto::MAX_MESSAGE_BYTES;
 use tokio::sync::{watch, Mutex};
 use tonic::transport::Channel;
+
+use crate::decommission::DecommissionBook;
+
+/// How long a dismissal waits for the executor to answer.
+const DISMISS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A registered executor.
 #[derive(Debug, Clone)]
@@ -34,6 +44,9 @@ pub struct ExecutorInfo {
 pub struct ExecutorRegistry {
     inner: Arc<Mutex<BTreeMap<String, ExecutorInfo>>>,
     changes: watch::Sender<u64>,
+    /// Decommissioning executors and the attempts that still use them. A std mutex: an
+    /// [`Engagement`] updates it when dropped, which cannot await.
+    book: Arc<std::sync::Mutex<DecommissionBook>>,
     /// An executor that has not heartbeated for this long is considered gone; `None` when
     /// liveness comes from elsewhere (etcd leases).
     pub liveness_timeout: Option<Duration>,
@@ -48,22 +61,100 @@ impl Default for ExecutorRegistry {
 }
 
 impl ExecutorRegistry {
-    /// An empty registry.
+    /// An empty registry of the one driver of a cluster (it runs queries, so it dismisses
+    /// decommissioning executors).
     pub fn new(liveness_timeout: Duration) -> Self {
         Self {
             inner: Arc::default(),
             changes: watch::channel(0).0,
+            book: Arc::new(std::sync::Mutex::new(DecommissionBook::new(true))),
             liveness_timeout: Some(liveness_timeout),
             suspension: liveness_timeout,
         }
     }
 
-    /// A registry whose membership is maintained externally (etcd): no heartbeat expiry.
+    /// A registry whose membership is maintained externally (etcd): no heartbeat expiry, and no
+    /// dismissals until [`Self::set_leading`] says this driver runs the queries.
     pub fn external(suspension: Duration) -> Self {
-        Self { inner: Arc::default(), changes: watch::channel(0).0, liveness_timeout: None, suspension }
+        Self {
+            inner: Arc::default(),
+            changes: watch::channel(0).0,
+            book: Arc::new(std::sync::Mutex::new(DecommissionBook::new(false))),
+            liveness_timeout: None,
+            suspension,
+        }
     }
 
-    /// Adds or refreshes an executor; connects lazily.
+    /// Runs `f` on the decommission book and dismisses the executors it returns.
+    fn with_book(&self, f: impl FnOnce(&mut DecommissionBook) -> Vec<String>) {
+        let due = match self.book.lock() {
+            Ok(mut book) => f(&mut book),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        };
+        if !due.is_empty() {
+            self.dismiss(due);
+        }
+    }
+
+    /// Whether new work may go to `id` (it is not decommissioning).
+    fn schedulable(&self, id: &str) -> bool {
+        match self.book.lock() {
+            Ok(book) => book.schedulable(id),
+            Err(poisoned) => poisoned.into_inner().schedulable(id),
+        }
+    }
+
+    /// This driver started (true) or stopped (false) running the cluster's queries: only then
+    /// does it dismiss decommissioning executors.
+    pub fn set_leading(&self, leading: bool) {
+        self.with_book(|b| b.set_leading(leading));
+    }
+
+    /// Tells each executor in `ids` that it may exit, in the background.
+    fn dismiss(&self, ids: Vec<String>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let inner = Arc::clone(&self.inner);
+        runtime.spawn(async move {
+            for id in ids {
+                let Some(mut client) = inner.lock().await.get(&id).map(|e| e.client.clone()) else { continue };
+                match tokio::time::timeout(DISMISS_TIMEOUT, client.dismiss(DismissRequest {})).await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(executor = %id, "dismissed the decommissioned executor: no batch in flight needs it")
+                    }
+                    Ok(Err(status)) => {
+                        tracing::warn!(executor = %id, error = %status.message(), "could not dismiss a decommissioned executor")
+                    }
+                    Err(_) => tracing::warn!(executor = %id, "dismissing a decommissioned executor timed out"),
+                }
+            }
+        });
+    }
+
+    /// The executor `id` is shutting down: no new batch attempt uses it, and it is dismissed
+    /// once the attempts in flight that use it end.
+    pub async fn decommission(&self, id: &str) {
+        if self.inner.lock().await.contains_key(id) && self.schedulable(id) {
+            tracing::info!(executor = %id, "executor decommissioning: no new batches go to it");
+            self.with_book(|b| b.decommission(id));
+            self.changes.send_modify(|c| *c += 1);
+        }
+    }
+
+    /// Adds or refreshes an executor from its etcd record; a record saying it is decommissioning
+    /// decommissions it.
+    pub async fn register_record(&self, record: &sluice_cluster::ExecutorRecord) -> Result<()> {
+        let same = self.inner.lock().await.get(&record.id).is_some_and(|e| e.endpoint == record.endpoint);
+        if !same {
+            self.register(&record.id, &record.endpoint, record.task_slots).await?;
+        }
+        if record.decommissioning {
+            self.decommission(&record.id).await;
+        }
+        Ok(())
+    }
+
+    /// Adds or refreshes an executor; connects lazily. A registration is a new process (or one
+    /// that came back): it is schedulable, whatever an earlier process with its id was doing.
     pub async fn register(&self, id: &str, endpoint: &str, task_slots: usize) -> Result<()> {
         let channel = Channel::from_shared(endpoint.to_string())
             .map_err(|e| SluiceError::user(format!("executor endpoint '{endpoint}' is not a URL: {e}")))?
@@ -85,6 +176,10 @@ impl ExecutorRegistry {
             suspended_until: None,
         };
         self.inner.lock().await.insert(id.to_string(), info);
+        self.with_book(|b| {
+            b.forget(id);
+            Vec::new()
+        });
         tracing::info!(executor = %id, %endpoint, task_slots, "executor registered");
         self.changes.send_modify(|c| *c += 1);
         Ok(())
@@ -97,29 +192,39 @@ impl ExecutorRegistry {
             self.remove(id, "no longer registered in etcd").await;
         }
         for r in records {
-            let same = self.inner.lock().await.get(&r.id).is_some_and(|e| e.endpoint == r.endpoint);
-            if !same {
-                self.register(&r.id, &r.endpoint, r.task_slots).await?;
-            }
+            self.register_record(r).await?;
         }
         Ok(())
     }
 
     /// Records a heartbeat; false when the executor is unknown and must register again.
-    pub async fn heartbeat(&self, id: &str) -> bool {
-        match self.inner.lock().await.get_mut(id) {
+    pub async fn heartbeat(&self, id: &str, decommissioning: bool) -> bool {
+        let known = match self.inner.lock().await.get_mut(id) {
             Some(info) => {
                 info.last_seen = Instant::now();
                 true
             }
             None => false,
+        };
+        if known && decommissioning {
+            self.decommission(id).await;
         }
+        known
     }
 
-    /// Drops an executor (it failed or stopped heartbeating).
+    /// Drops an executor (it failed, stopped heartbeating or left).
     pub async fn remove(&self, id: &str, why: &str) {
         if self.inner.lock().await.remove(id).is_some() {
-            tracing::warn!(executor = %id, reason = why, "executor removed");
+            let gracefully = !self.schedulable(id);
+            self.with_book(|b| {
+                b.forget(id);
+                Vec::new()
+            });
+            if gracefully {
+                tracing::info!(executor = %id, reason = why, "decommissioned executor left");
+            } else {
+                tracing::warn!(executor = %id, reason = why, "executor removed");
+            }
             self.changes.send_modify(|c| *c += 1);
         }
     }
@@ -153,18 +258,46 @@ impl ExecutorRegistry {
         map.values().filter(|e| e.suspended_until.is_none_or(|t| t <= now)).cloned().collect()
     }
 
-    /// Total task slots of the live executors.
-    pub async fn total_slots(&self) -> usize {
-        self.live().await.iter().map(|e| e.task_slots).sum()
+    /// Live executors that new work may go to: not suspended, not decommissioning.
+    pub async fn schedulable_executors(&self) -> Vec<ExecutorInfo> {
+        self.live().await.into_iter().filter(|e| self.schedulable(&e.id)).collect()
     }
 
-    /// Waits until at least `n` executors are live, or fails after `timeout`. Wakes on
+    /// Total task slots of the executors new work may go to.
+    pub async fn total_slots(&self) -> usize {
+        self.schedulable_executors().await.iter().map(|e| e.task_slots).sum()
+    }
+
+    /// The executors a batch attempt runs on: waits for at least one schedulable executor (up
+    /// to `timeout`), and keeps those it returns from being dismissed until the engagement is
+    /// dropped, even if they start decommissioning meanwhile.
+    pub async fn engage(&self, timeout: Duration) -> Result<Engagement> {
+        loop {
+            let candidates = self.wait_for(1, timeout).await?;
+            // Check and engage under one lock: an executor decommissioning between the two
+            // would otherwise be dismissed under this attempt.
+            let engaged = {
+                let mut book = match self.book.lock() {
+                    Ok(b) => b,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let executors: Vec<ExecutorInfo> = candidates.into_iter().filter(|e| book.schedulable(&e.id)).collect();
+                book.engage(executors.iter().map(|e| e.id.as_str()));
+                executors
+            };
+            if !engaged.is_empty() {
+                return Ok(Engagement { executors: engaged, registry: self.clone() });
+            }
+        }
+    }
+
+    /// Waits until at least `n` executors are schedulable, or fails after `timeout`. Wakes on
     /// membership changes and when a suspension ends.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<Vec<ExecutorInfo>> {
         let mut rx = self.changes.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let live = self.live().await;
+            let live = self.schedulable_executors().await;
             if live.len() >= n.max(1) {
                 return Ok(live);
             }
@@ -178,7 +311,7 @@ impl ExecutorRegistry {
                 _ = tokio::time::sleep_until(wake) => {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(SluiceError::external(format!(
-                            "no executors available after {}s (need {n}; {registered} registered, {} of them suspended after failed task RPCs)",
+                            "no executors available after {}s (need {n}; {registered} registered, {} of them suspended after failed task RPCs or decommissioning)",
                             timeout.as_secs(),
                             registered - live.len()
                         )));
@@ -186,5 +319,26 @@ impl ExecutorRegistry {
                 }
             }
         }
+    }
+}
+
+/// The executors one batch attempt runs on; while it lives none of them is dismissed.
+pub struct Engagement {
+    /// The engaged executors, in id order.
+    pub executors: Vec<ExecutorInfo>,
+    registry: ExecutorRegistry,
+}
+
+impl Engagement {
+    /// Ids of the engaged executors.
+    pub fn ids(&self) -> Vec<String> {
+        self.executors.iter().map(|e| e.id.clone()).collect()
+    }
+}
+
+impl Drop for Engagement {
+    fn drop(&mut self) {
+        let ids: Vec<&str> = self.executors.iter().map(|e| e.id.as_str()).collect();
+        self.registry.with_book(|b| b.disengage(ids));
     }
 }

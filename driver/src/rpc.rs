@@ -1,8 +1,13 @@
-//! The driver's gRPC service: executors register and heartbeat here.
+//! The driver's gRPC service: executors register and heartbeat here, and admin commands
+//! (`sluice submit`, `queries`, `stop`) arrive.
+//!
+//! A standby forwards admin calls to the leader it knows, once: behind a Kubernetes Service
+//! that spreads connections over every ready driver, a client need not know which one leads.
 
 use std::sync::Arc;
 
 use sluice_common::error::{ErrorKind, SluiceError};
+use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::driver_service_server::DriverService;
 use sluice_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, ListQueriesRequest, ListQueriesResponse, RegisterExecutorRequest,
@@ -11,7 +16,7 @@ use sluice_proto::v1::{
 use sluice_proto::PROTOCOL_VERSION;
 use tonic::{Request, Response, Status};
 
-use crate::manager::{status_of, Admin};
+use crate::manager::{status_of, Admin, QueryManager};
 use crate::registry::ExecutorRegistry;
 
 /// gRPC front of the [`ExecutorRegistry`] and of the driver's queries.
@@ -20,6 +25,42 @@ pub struct DriverRpc {
     pub registry: ExecutorRegistry,
     /// Serves `SubmitJob`, `ListQueries` and `StopQuery`; on a standby it answers with the leader's address.
     pub admin: Arc<Admin>,
+}
+
+/// Marks a request a standby forwarded, so that two drivers that each believe the other leads
+/// do not pass it back and forth.
+const FORWARDED: &str = "x-sluice-forwarded";
+
+/// Where an admin call is served: here (this driver leads) or at the leader.
+enum Route {
+    Here(Arc<QueryManager>),
+    Leader(DriverServiceClient<tonic::transport::Channel>),
+}
+
+impl DriverRpc {
+    /// Serves admin calls here when this driver leads; otherwise connects to the leader, unless
+    /// the call was already forwarded once or no leader is known.
+    async fn route<T>(&self, request: &Request<T>) -> Result<Route, Status> {
+        let not_leading = match self.admin.manager() {
+            Ok(m) => return Ok(Route::Here(m)),
+            Err(e) => e,
+        };
+        let leader = self.admin.leader();
+        if leader.is_empty() || request.metadata().contains_key(FORWARDED) {
+            return Err(status(not_leading));
+        }
+        let client = DriverServiceClient::connect(leader.clone()).await.map_err(|e| {
+            Status::unavailable(format!("this driver is a standby and the leader at {leader} is unreachable: {e}"))
+        })?;
+        Ok(Route::Leader(client))
+    }
+}
+
+/// `message` as a request marked forwarded.
+fn forwarded<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
 }
 
 /// A user-facing error as a gRPC status (the message is the one line users see).
@@ -52,33 +93,40 @@ impl DriverService for DriverRpc {
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
-        let known = self.registry.heartbeat(&request.into_inner().executor_id).await;
+        let req = request.into_inner();
+        let known = self.registry.heartbeat(&req.executor_id, req.decommissioning).await;
         Ok(Response::new(HeartbeatResponse { reregister: !known }))
     }
 
     async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobResponse>, Status> {
-        let req = request.into_inner();
-        let manager = self.admin.manager().map_err(status)?;
-        let queries = manager.submit(&req.origin, &req.job).await.map_err(status)?;
-        Ok(Response::new(SubmitJobResponse { queries: queries.iter().map(|q| status_of(q, 0)).collect() }))
+        match self.route(&request).await? {
+            Route::Leader(mut leader) => leader.submit_job(forwarded(request.into_inner())).await,
+            Route::Here(manager) => {
+                let req = request.into_inner();
+                let queries = manager.submit(&req.origin, &req.job).await.map_err(status)?;
+                Ok(Response::new(SubmitJobResponse { queries: queries.iter().map(|q| status_of(q, 0)).collect() }))
+            }
+        }
     }
 
-    async fn list_queries(&self, _: Request<ListQueriesRequest>) -> Result<Response<ListQueriesResponse>, Status> {
-        // A standby names the leader; a driver that knows of none (still starting, or between
-        // leaders) says so rather than answer with an empty list as if it led.
-        let response = match self.admin.manager() {
-            Ok(m) => ListQueriesResponse { queries: m.statuses().await, leader: String::new() },
-            Err(e) => match self.admin.leader() {
-                leader if leader.is_empty() => return Err(status(e)),
-                leader => ListQueriesResponse { queries: Vec::new(), leader },
-            },
-        };
-        Ok(Response::new(response))
+    async fn list_queries(&self, request: Request<ListQueriesRequest>) -> Result<Response<ListQueriesResponse>, Status> {
+        // A driver that knows no leader (still starting, or between leaders) says so rather
+        // than answer with an empty list as if it led.
+        match self.route(&request).await? {
+            Route::Leader(mut leader) => leader.list_queries(forwarded(request.into_inner())).await,
+            Route::Here(manager) => {
+                Ok(Response::new(ListQueriesResponse { queries: manager.statuses().await, leader: self.admin.endpoint() }))
+            }
+        }
     }
 
     async fn stop_query(&self, request: Request<StopQueryRequest>) -> Result<Response<StopQueryResponse>, Status> {
-        let manager = self.admin.manager().map_err(status)?;
-        let stopped = manager.stop(&request.into_inner().query).await.map_err(status)?;
-        Ok(Response::new(StopQueryResponse { query: Some(stopped) }))
+        match self.route(&request).await? {
+            Route::Leader(mut leader) => leader.stop_query(forwarded(request.into_inner())).await,
+            Route::Here(manager) => {
+                let stopped = manager.stop(&request.into_inner().query).await.map_err(status)?;
+                Ok(Response::new(StopQueryResponse { query: Some(stopped) }))
+            }
+        }
     }
 }

@@ -12,6 +12,9 @@ use crate::manager::Admin;
 use crate::registry::ExecutorRegistry;
 use crate::rpc::DriverRpc;
 
+/// How long a stopping server waits for its connections to close.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The driver's gRPC server.
 pub struct DriverServer {
     /// `http://host:port` executors connect to.
@@ -60,9 +63,15 @@ impl DriverServer {
         let _ = self.server.await;
     }
 
-    /// Stops the server.
+    /// Stops the server: lets in-flight calls finish, but no longer than
+    /// [`SHUTDOWN_GRACE`] — a peer that keeps its connection open without answering (a paused
+    /// standby, say) must not hold a stopping driver past its grace period.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+            tracing::warn!("connections still open {} s after stopping; closing them", SHUTDOWN_GRACE.as_secs());
+            server.abort();
+        }
     }
 }

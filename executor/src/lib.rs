@@ -19,4 +19,4 @@ pub mod shuffle;
 pub mod state_cache;
 pub mod task_runner;
 
-pub use service::{ExecutorConfig, ExecutorHandle};
+pub use service::{DrainOutcome, ExecutorConfig, ExecutorHandle, ExecutorStatus};

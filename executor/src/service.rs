@@ -1,4 +1,12 @@
-//! The executor process: its gRPC service, registration with the driver and heartbeats.
+//! The executor process: its gRPC service, registration with the driver and heartbeats, and
+//! its graceful shutdown.
+//!
+//! On SIGTERM an executor *decommissions* (Spark's word): it tells the driver — in its etcd
+//! record, or in its heartbeats — and keeps serving, so the batch in flight finishes with its
+//! tasks, shuffle blocks and state partitions where they are; the leading driver gives it no new
+//! batch, moves its state partitions at the next batch boundary, and dismisses it once nothing
+//! in flight needs it. Then it exits, revoking its registration. A driver that never answers
+//! (none leads) cannot hold it past its drain timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +21,8 @@ use sluice_plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
-    task_response, HeartbeatRequest, PingRequest, PingResponse, RegisterExecutorRequest, ReleaseQueryRequest,
-    ReleaseQueryResponse, TaskRequest, TaskResponse, TaskSuccess,
+    task_response, DismissRequest, DismissResponse, HeartbeatRequest, PingRequest, PingResponse, RegisterExecutorRequest,
+    ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest, TaskResponse, TaskSuccess,
 };
 use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
@@ -62,7 +70,9 @@ impl ExecutorConfig {
 
 struct Service {
     queries: QueryCache,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
+    /// Turns true when the driver dismisses this (decommissioning) executor.
+    dismissed: watch::Sender<bool>,
     blocks: Arc<BlockStore>,
     states: StateCache,
     /// This executor's endpoint, as the driver and other executors reach it.
@@ -98,6 +108,12 @@ impl ExecutorService for Service {
 
     async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
         Ok(Response::new(PingResponse {}))
+    }
+
+    async fn dismiss(&self, _request: Request<DismissRequest>) -> Result<Response<DismissResponse>, Status> {
+        tracing::info!("dismissed by the driver: no batch in flight needs this executor");
+        self.dismissed.send_replace(true);
+        Ok(Response::new(DismissResponse {}))
     }
 
     async fn release_query(&self, request: Request<ReleaseQueryRequest>) -> Result<Response<ReleaseQueryResponse>, Status> {
@@ -164,12 +180,63 @@ fn kind_name(kind: &TaskKind) -> String {
     }
 }
 
+/// What an executor's readiness probe reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutorStatus {
+    /// Registered (with the driver, or in etcd) and serving.
+    pub registered: bool,
+    /// Shutting down: finishing what is in flight, taking no new batches.
+    pub decommissioning: bool,
+}
+
+impl ExecutorStatus {
+    /// Whether the executor can take new work.
+    pub fn ready(&self) -> bool {
+        self.registered && !self.decommissioning
+    }
+}
+
+/// How a decommissioned executor's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// The driver dismissed it and its running tasks finished: nothing was cut short.
+    Dismissed,
+    /// No driver leads the cluster (or, without etcd, the driver does not answer), so no batch
+    /// can be using it.
+    NoDriver,
+    /// The drain timeout passed first (a batch ran too long, or the driver never answered).
+    TimedOut,
+}
+
+/// Resolves once no driver can be waiting for this executor: with etcd, when no driver holds
+/// the leadership (checked every half second); without, when heartbeats stop reaching the driver.
+async fn no_driver(etcd: Option<EtcdConfig>, mut status: watch::Receiver<ExecutorStatus>) {
+    match etcd {
+        Some(config) => loop {
+            if let Ok(None) = sluice_cluster::etcd::leader_endpoint(&config).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        },
+        None => {
+            let _ = status.wait_for(|s| !s.registered).await;
+        }
+    }
+}
+
 /// A running executor.
 pub struct ExecutorHandle {
     /// The id it registered with.
     pub id: String,
     /// Where the driver reaches it.
     pub endpoint: String,
+    status: watch::Receiver<ExecutorStatus>,
+    decommissioning: watch::Sender<bool>,
+    dismissed: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+    task_slots: usize,
+    /// The cluster's etcd, if it registers there: where a draining executor checks for a leader.
+    etcd: Option<EtcdConfig>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -186,9 +253,14 @@ impl ExecutorHandle {
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
         let blocks = Arc::new(BlockStore::default());
+        let slots = Arc::new(Semaphore::new(config.task_slots.max(1)));
+        let (dismissed_tx, dismissed) = watch::channel(false);
+        let (decommissioning, _) = watch::channel(false);
+        let (status_tx, status) = watch::channel(ExecutorStatus::default());
         let service = Service {
             queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
-            slots: Semaphore::new(config.task_slots.max(1)),
+            slots: Arc::clone(&slots),
+            dismissed: dismissed_tx,
             blocks: Arc::clone(&blocks),
             states: StateCache::default(),
             endpoint: endpoint.clone(),
@@ -214,22 +286,84 @@ impl ExecutorHandle {
                 tracing::error!(error = %e, "executor gRPC server stopped");
             }
         });
+        let signals =
+            RegistrationSignals { stop: shutdown.subscribe(), decommissioning: decommissioning.subscribe(), status: status_tx };
         let heartbeat = match &config.etcd {
             Some(etcd) => {
-                let record = ExecutorRecord { id: id.clone(), endpoint: endpoint.clone(), task_slots: config.task_slots };
-                tokio::spawn(etcd_registration_loop(etcd.clone(), record, shutdown.subscribe()))
+                let record = ExecutorRecord {
+                    id: id.clone(),
+                    endpoint: endpoint.clone(),
+                    task_slots: config.task_slots,
+                    decommissioning: false,
+                };
+                tokio::spawn(etcd_registration_loop(etcd.clone(), record, signals))
             }
-            None => tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), shutdown.subscribe())),
+            None => tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), signals)),
         };
         tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
-        Ok(Self { id, endpoint, shutdown, server, heartbeat })
+        let task_slots = config.task_slots.max(1);
+        let etcd = config.etcd.clone();
+        Ok(Self { id, endpoint, status, decommissioning, dismissed, slots, task_slots, etcd, shutdown, server, heartbeat })
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Registration and readiness, as they change (for the readiness probe).
+    pub fn status(&self) -> watch::Receiver<ExecutorStatus> {
+        self.status.clone()
+    }
+
+    /// Shuts down gracefully: announces it is decommissioning, keeps serving until the driver
+    /// dismisses it and its running tasks end — or until `timeout` — then stops. With no driver
+    /// to dismiss it (none leads, or the driver is unreachable: the whole cluster is going down)
+    /// nothing can need it, and it stops at once.
+    pub async fn decommission(self, timeout: Duration) -> DrainOutcome {
+        tracing::info!(executor = %self.id, timeout_s = timeout.as_secs_f64(), "decommissioning: finishing the work in flight");
+        self.decommissioning.send_replace(true);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut dismissed = self.dismissed.clone();
+        let drained = async {
+            let _ = dismissed.wait_for(|d| *d).await;
+            // Dismissed: no attempt uses this executor, so any task still running here belongs
+            // to an attempt that already failed; let it end rather than cut it.
+            let _ = self.slots.acquire_many(self.task_slots as u32).await;
+        };
+        let orphaned = no_driver(self.etcd.clone(), self.status.clone());
+        let outcome = match tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                _ = drained => DrainOutcome::Dismissed,
+                _ = orphaned => {
+                    tracing::info!(executor = %self.id, "no driver leads the cluster: nothing can need this executor; stopping");
+                    DrainOutcome::NoDriver
+                }
+            }
+        })
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(executor = %self.id, "drain timeout passed before the driver dismissed this executor; stopping anyway");
+                DrainOutcome::TimedOut
+            }
+        };
+        self.shutdown().await;
+        outcome
+    }
+
+    /// Stops serving and waits for the server to finish; the registration ends with it (the
+    /// etcd lease is revoked).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        self.heartbeat.abort();
-        let _ = self.server.await;
+        // The registration loop revokes its lease when told to stop; give it a moment.
+        let mut heartbeat = self.heartbeat;
+        if tokio::time::timeout(Duration::from_secs(2), &mut heartbeat).await.is_err() {
+            heartbeat.abort();
+        }
+        // In-flight calls finish; a peer that holds its connection open without answering (a
+        // paused driver) does not hold this executor.
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(3), &mut server).await.is_err() {
+            tracing::warn!("connections still open 3 s after stopping; closing them");
+            server.abort();
+        }
     }
 
     /// Waits until the executor stops (its server ends).
@@ -239,39 +373,85 @@ impl ExecutorHandle {
     }
 }
 
+/// What the registration loops watch and report.
+struct RegistrationSignals {
+    /// Turns true when the executor stops.
+    stop: watch::Receiver<bool>,
+    /// Turns true when the executor starts decommissioning.
+    decommissioning: watch::Receiver<bool>,
+    /// Where the loop reports registration (for readiness).
+    status: watch::Sender<ExecutorStatus>,
+}
+
+impl RegistrationSignals {
+    fn report(&self, registered: bool) {
+        let decommissioning = *self.decommissioning.borrow();
+        self.status.send_if_modified(|s| {
+            let new = ExecutorStatus { registered, decommissioning };
+            std::mem::replace(s, new) != new
+        });
+    }
+}
+
 /// Keeps this executor registered in etcd under a live lease, re-registering with a new lease
-/// whenever the old one is lost (etcd unreachable for longer than the TTL).
-async fn etcd_registration_loop(config: EtcdConfig, record: ExecutorRecord, mut stop: watch::Receiver<bool>) {
+/// whenever the old one is lost (etcd unreachable for longer than the TTL), and republishing its
+/// record when it starts decommissioning.
+async fn etcd_registration_loop(config: EtcdConfig, mut record: ExecutorRecord, mut signals: RegistrationSignals) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        if *stop.borrow() {
+        if *signals.stop.borrow() {
             return;
         }
+        record.decommissioning = *signals.decommissioning.borrow();
         let attempt = async {
             let mut session = LeaseSession::start(&config).await?;
             register_executor(&mut session, &config, &record).await?;
             Ok::<_, SluiceError>(session)
         };
         match attempt.await {
-            Ok(session) => {
+            Ok(mut session) => {
                 tracing::info!(executor = %record.id, "registered in etcd");
+                signals.report(true);
                 backoff = Duration::from_millis(200);
                 let mut lost = session.lost();
-                let stopping = tokio::select! {
-                    _ = lost.wait_for(|l| *l) => false,
-                    _ = stop.wait_for(|s| *s) => true,
+                enum Event {
+                    LeaseLost,
+                    Stop,
+                    Decommission,
+                }
+                let stopping = loop {
+                    let event = tokio::select! {
+                        _ = lost.wait_for(|l| *l) => Event::LeaseLost,
+                        _ = signals.stop.wait_for(|s| *s) => Event::Stop,
+                        Ok(()) = signals.decommissioning.changed(), if !record.decommissioning => Event::Decommission,
+                    };
+                    match event {
+                        Event::LeaseLost => break false,
+                        Event::Stop => break true,
+                        Event::Decommission if *signals.decommissioning.borrow() => {
+                            record.decommissioning = true;
+                            signals.report(true);
+                            if let Err(e) = register_executor(&mut session, &config, &record).await {
+                                // The driver then learns it when the lease goes, later.
+                                tracing::warn!(executor = %record.id, error = %e, "could not publish that this executor is decommissioning");
+                            }
+                        }
+                        Event::Decommission => {}
+                    }
                 };
                 if stopping {
+                    signals.report(false);
                     session.close().await;
                     return;
                 }
+                signals.report(false);
                 tracing::warn!(executor = %record.id, "etcd lease lost; registering again");
             }
             Err(e) => {
                 tracing::warn!(executor = %record.id, error = %e, "cannot register in etcd; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
+                    _ = signals.stop.changed() => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -279,15 +459,17 @@ async fn etcd_registration_loop(config: EtcdConfig, record: ExecutorRecord, mut 
     }
 }
 
-/// Registers, then heartbeats; re-registers whenever the driver forgets us or restarts.
-async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mut stop: watch::Receiver<bool>) {
+/// Registers, then heartbeats (saying when it decommissions, at once); re-registers whenever the
+/// driver forgets us or restarts.
+async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mut signals: RegistrationSignals) {
     let mut registered = false;
     let mut backoff = Duration::from_millis(100);
     let mut client: Option<DriverServiceClient<tonic::transport::Channel>> = None;
     loop {
-        if *stop.borrow() {
+        if *signals.stop.borrow() {
             return;
         }
+        let decommissioning = *signals.decommissioning.borrow();
         let step = async {
             if client.is_none() {
                 client = Some(DriverServiceClient::connect(config.driver_endpoint.clone()).await.map_err(|e| e.to_string())?);
@@ -314,7 +496,7 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
                 return Ok(true);
             }
             let resp = client
-                .heartbeat(HeartbeatRequest { executor_id: id.clone() })
+                .heartbeat(HeartbeatRequest { executor_id: id.clone(), decommissioning })
                 .await
                 .map_err(|e| e.message().to_string())?
                 .into_inner();
@@ -334,9 +516,13 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
                 backoff
             }
         };
+        signals.report(registered);
+        // A heartbeat goes out at once when decommissioning starts.
+        let announce = !decommissioning;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            _ = signals.stop.changed() => {}
+            Ok(()) = signals.decommissioning.changed(), if announce => {}
         }
     }
 }

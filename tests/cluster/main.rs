@@ -87,6 +87,109 @@ fn queries_are_listed_rebalanced_stopped_and_forgotten() {
     assert_eq!(c.queries(), Vec::<serde_json::Value>::new(), "a stopped query came back");
 }
 
+/// The rate → grouped counts query of the rebalancing tests (5 groups over 6 partitions).
+fn counts_job(dir: &Path) -> String {
+    format!(
+        "CREATE STREAM rates WITH ('connector' = 'rate', 'rowsPerSecond' = '100');
+         CREATE SINK out WITH ('connector' = 'noop');
+         SET 'queryName' = 'counts';
+         SET 'outputMode' = 'update';
+         SET 'trigger' = 'processingTime=200 milliseconds';
+         SET 'checkpointLocation' = '{}';
+         SET 'spark.sql.shuffle.partitions' = '6';
+         INSERT INTO out SELECT value % 5 AS k, count(*) AS n FROM rates GROUP BY value % 5;",
+        dir.join("chk").display()
+    )
+}
+
+fn batch_id(q: &serde_json::Value) -> i64 {
+    q.pointer("/lastProgress/batchId").and_then(|b| b.as_i64()).unwrap_or(-1)
+}
+
+#[test]
+fn an_executor_stopped_with_sigterm_is_drained_without_a_retried_batch() {
+    let mut c = ClusterProcs::start(1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path())).unwrap();
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    let on_all = |q: &serde_json::Value| placement(q).len() == 3 && state_rows(q) == Some(5);
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| on_all(&q))),
+        "the query did not spread over 3 executors: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+
+    // SIGTERM (a rolling restart or scale-down): the executor finishes the batch in flight,
+    // the driver dismisses it, and it exits cleanly, long before its 25 s drain timeout.
+    let started = std::time::Instant::now();
+    let exit = c.terminate_executor(2, Duration::from_secs(20));
+    assert!(exit.is_some_and(|s| s.success()), "executor-2 did not exit cleanly on SIGTERM: {exit:?}\n{}", c.dump_logs());
+    let drained = started.elapsed();
+    assert!(drained < Duration::from_secs(10), "draining took {drained:?}: it waited for its timeout\n{}", c.dump_logs());
+
+    // Its partitions moved to the others at the next batch boundary, restored from the
+    // checkpoint (still 5 groups), and no batch failed on the way.
+    let moved =
+        |q: &serde_json::Value| !placement(q).contains_key("executor-2") && placement(q).len() == 2 && state_rows(q) == Some(5);
+    let before = status(&c, "counts").map(|q| batch_id(&q)).unwrap_or(-1);
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| moved(&q) && batch_id(&q) >= before + 3)),
+        "partitions did not leave the stopped executor: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+    let q = status(&c, "counts").unwrap();
+    assert_eq!(q["batchesRetried"], 0, "a batch was retried: {q}\n{}", c.dump_logs());
+    assert_eq!(q["state"], "active");
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_commits_its_batch_and_hands_over() {
+    let mut c = ClusterProcs::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path())).unwrap();
+    let out = c.sluice(dir.path(), &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| batch_id(&q) >= 3)),
+        "the query did not run: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+    let leader = status(&c, "counts").unwrap()["leader"].as_str().unwrap().to_string();
+    let (l, s) = if leader == c.driver_url(0) { (0, 1) } else { (1, 0) };
+
+    // The standby is paused while the leader stops, so the checkpoint the leader leaves can be
+    // read before the standby writes to it: every batch the leader planned is committed.
+    c.signal_driver(s, nix::sys::signal::Signal::SIGSTOP);
+    let exit = c.terminate_driver(l, Duration::from_secs(20));
+    let logs = |d: &str| {
+        std::fs::read_dir(dir.path().join("chk").join(d))
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u64>().ok())
+            .max()
+    };
+    let (offsets, commits) = (logs("offsets"), logs("commits"));
+    c.signal_driver(s, nix::sys::signal::Signal::SIGCONT);
+    assert!(exit.is_some_and(|e| e.success()), "the leader did not exit cleanly on SIGTERM: {exit:?}\n{}", c.dump_logs());
+    assert_eq!(offsets, commits, "the leader stopped with a batch planned but not committed\n{}", c.dump_logs());
+
+    // The standby takes over at once (the leader revoked its lease) and resumes with the next
+    // batch: nothing fails, nothing re-runs.
+    let resumed = |q: &serde_json::Value| q["leader"] == c.driver_url(s) && batch_id(q) > commits.unwrap() as i64 + 2;
+    assert!(
+        wait_until(Duration::from_secs(30), || status(&c, "counts").is_some_and(|q| resumed(&q))),
+        "the standby did not take over: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+    let q = status(&c, "counts").unwrap();
+    assert_eq!(q["batchesRetried"], 0, "{q}");
+    assert_eq!(state_rows(&q), Some(5), "{q}");
+}
+
 /// A copy query from two small JSON files into a file sink, in `dir`.
 fn copy_job(dir: &Path) -> String {
     let input = dir.join("in");
@@ -189,23 +292,37 @@ fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_
 }
 
 #[test]
-fn a_standby_points_to_the_leader() {
-    let c = ClusterProcs::start(2, 0);
-    let standby = c.driver_url(1);
+fn a_standby_forwards_admin_calls_to_the_leader() {
+    // Behind a Kubernetes Service a client reaches any ready driver: a standby must pass
+    // submit, queries and stop on to the leader.
+    let c = ClusterProcs::start(2, 1);
+    let (leader, standby) = (c.driver_url(0), c.driver_url(1));
     let here = Path::new(".");
     assert!(wait_until(Duration::from_secs(20), || run_sluice(here, &["queries", "--driver", &standby]).status.success()));
-    let out = run_sluice(here, &["queries", "--driver", &standby]);
-    assert!(stdout(&out).contains(&format!("the leader is at {}", c.driver_url(0))), "{}", stdout(&out));
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), "CREATE STREAM r WITH ('connector' = 'rate'); CREATE SINK s WITH ('connector' = 'console'); INSERT INTO s SELECT * FROM r;").unwrap();
+    std::fs::write(
+        dir.path().join("job.sql"),
+        "CREATE STREAM r WITH ('connector' = 'rate'); CREATE SINK s WITH ('connector' = 'noop'); SET 'queryName' = 'via_standby'; INSERT INTO s SELECT * FROM r;",
+    )
+    .unwrap();
     let out = run_sluice(dir.path(), &["submit", "job.sql", "--driver", &standby]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains(&format!("this driver is a standby; the leader is at {}", c.driver_url(0))),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "submit through the standby: {}", stderr(&out));
+    let listed = |url: &str| {
+        let out = run_sluice(here, &["queries", "--json", "--driver", url]);
+        assert!(out.status.success(), "queries at {url}: {}", stderr(&out));
+        stdout(&out).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    let at_leader = listed(&leader);
+    assert_eq!(at_leader.len(), 1, "the leader runs the query submitted to the standby: {at_leader:?}");
+    assert_eq!(at_leader[0]["name"], "via_standby");
+    let ids = |qs: &[serde_json::Value]| qs.iter().map(|q| q["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&listed(&standby)), ids(&at_leader), "the standby answers with the leader's queries");
+
+    let out = run_sluice(here, &["stop", "via_standby", "--driver", &standby]);
+    assert!(out.status.success(), "stop through the standby: {}", stderr(&out));
+    let stopped = listed(&leader);
+    assert_eq!(stopped[0]["state"], "terminated", "{stopped:?}");
 }
 
 /// Rows of one side of the join test: (key, time in seconds, id).

@@ -192,6 +192,18 @@ impl ClusterProcs {
         }
     }
 
+    /// Sends driver `i` SIGTERM and waits (up to `timeout`) for it to exit; its exit status.
+    pub fn terminate_driver(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let p = self.drivers[i].take()?;
+        terminate(p, timeout)
+    }
+
+    /// Sends executor `i` SIGTERM and waits (up to `timeout`) for it to exit; its exit status.
+    pub fn terminate_executor(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let p = self.executors.get_mut(i)?.take()?;
+        terminate(p, timeout)
+    }
+
     /// Pauses (SIGSTOP) or resumes (SIGCONT) driver `i`.
     pub fn signal_driver(&mut self, i: usize, signal: nix::sys::signal::Signal) {
         if let Some(p) = &self.drivers[i] {
@@ -349,4 +361,19 @@ impl Drop for ClusterProcs {
             sigkill(&mut p.child);
         }
     }
+}
+
+/// SIGTERM, then waits for the exit; SIGKILLs a process still running after `timeout` (and
+/// returns `None`).
+fn terminate(mut p: Proc, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigkill(&mut p.child);
+    None
 }

@@ -117,6 +117,7 @@ pub async fn queries(args: QueriesArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "id": q.id, "name": q.name, "state": q.state, "error": q.error,
+                    "leader": resp.leader,
                     "batchesRetried": q.batches_retried,
                     "restarts": q.restarts,
                     "statePartitions": q.state_partitions,
@@ -124,10 +125,6 @@ pub async fn queries(args: QueriesArgs) -> Result<()> {
                 })
             );
         }
-        return Ok(());
-    }
-    if resp.queries.is_empty() && !resp.leader.is_empty() {
-        println!("(standby driver; the leader is at {})", resp.leader);
         return Ok(());
     }
     print_table(&resp.queries);

@@ -1,7 +1,9 @@
 //! `sluice cat <dir>`: the committed rows of a file-sink output directory.
 //!
 //! Reads exactly the files `_spark_metadata` lists — what Spark would read — so files from
-//! failed or in-flight batches never show up.
+//! failed or in-flight batches never show up. The log records absolute paths as the writer saw
+//! them; a directory read from elsewhere (a container volume on its host, a copied directory)
+//! has its files found by name in the directory itself.
 
 use std::io::Write;
 
@@ -45,7 +47,15 @@ async fn print_committed(args: CatArgs) -> Result<()> {
         let url = url::Url::parse(&file.path)
             .map_err(|e| SluiceError::user(format!("bad path {} in _spark_metadata: {e}", file.path)))?;
         let loc = storage::resolve_url(&url)?;
-        let bytes = loc.store.get(&loc.path).await?.bytes().await?;
+        let bytes = match loc.store.get(&loc.path).await {
+            Ok(found) => found.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => {
+                let name =
+                    loc.path.filename().ok_or_else(|| SluiceError::user(format!("bad path {} in _spark_metadata", file.path)))?;
+                dir.store.get(&dir.path.clone().join(name)).await?.bytes().await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         if file.path.ends_with(".parquet") {
             for batch in read_parquet(bytes)? {
                 let mut buf = Vec::new();

@@ -2,13 +2,15 @@
 
 mod admin;
 mod cat;
+mod config_file;
+mod probes;
 mod processes;
 mod run;
 mod status;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use sluice_common::error::SluiceError;
 
 /// sluice: Spark Structured Streaming semantics, without a JVM.
@@ -52,7 +54,11 @@ enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config_file::apply(Cli::command(), std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => return fail(&e),
+    };
+    let cli = Cli::parse_from(argv);
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("sluice").build() {
         Ok(r) => r,

@@ -1,16 +1,23 @@
 //! `sluice driver` and `sluice executor`: the two long-running processes of a cluster.
+//!
+//! Both stop gracefully on SIGTERM (what Kubernetes sends) or Ctrl-C: a driver finishes its
+//! queries' current batches and hands leadership over; an executor decommissions (see
+//! `sluice_executor::service`). A second signal stops at once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Args;
 use sluice_cluster::{etcd_config, EtcdConfig};
 use sluice_common::error::{Result, SluiceError};
-use sluice_executor::{ExecutorConfig, ExecutorHandle};
+use sluice_executor::{DrainOutcome, ExecutorConfig, ExecutorHandle};
 
 use sluice_driver::daemon::{run_driver, DriverConfig};
-use sluice_driver::manager::RestartPolicy;
+use sluice_driver::manager::{Admin, RestartPolicy};
+
+use super::probes;
 
 /// etcd options shared by every command that can use a cluster.
 #[derive(Debug, Clone, Args)]
@@ -36,6 +43,14 @@ impl EtcdArgs {
 /// Arguments of `sluice driver`.
 #[derive(Debug, Args)]
 pub struct DriverArgs {
+    /// Settings file (TOML; keys are these options' long names). Precedence: command line,
+    /// then environment, then this file, then defaults.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for the HTTP health probes: `/healthz` (alive) and `/readyz` (leads, or stands
+    /// by with a known leader). Off unless set.
+    #[arg(long, env = "SLUICE_HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
     /// Address to listen on for executors and admin commands (127.0.0.1 unless you expose it).
     #[arg(long, default_value = "127.0.0.1:7077", env = "SLUICE_DRIVER_LISTEN")]
     listen: SocketAddr,
@@ -57,6 +72,19 @@ pub struct DriverArgs {
 /// Arguments of `sluice executor`.
 #[derive(Debug, Args)]
 pub struct ExecutorArgs {
+    /// Settings file (TOML; keys are these options' long names). Precedence: command line,
+    /// then environment, then this file, then defaults.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for the HTTP health probes: `/healthz` (alive) and `/readyz` (registered, and not
+    /// decommissioning). Off unless set.
+    #[arg(long, env = "SLUICE_HEALTH_LISTEN")]
+    health_listen: Option<SocketAddr>,
+    /// Seconds a stopping executor (SIGTERM) waits for the driver to dismiss it — the batch in
+    /// flight to finish — before it exits anyway; keep it below Kubernetes'
+    /// terminationGracePeriodSeconds.
+    #[arg(long, default_value_t = 25, env = "SLUICE_DRAIN_TIMEOUT")]
+    drain_timeout: u64,
     /// The driver to register with (not needed with --etcd: executors register in etcd).
     #[arg(long, default_value = "http://127.0.0.1:7077", env = "SLUICE_DRIVER")]
     driver: String,
@@ -92,15 +120,50 @@ fn progress_file_listener(path: &Option<PathBuf>) -> Result<Option<sluice_driver
     })))
 }
 
-async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM; only Ctrl-C stops gracefully");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
 }
 
 pub async fn driver(args: DriverArgs) -> Result<()> {
     let restarts = RestartPolicy { max_restarts: args.max_query_restarts, ..RestartPolicy::default() };
     let config = DriverConfig { listen: args.listen, advertise: args.advertise, etcd: args.etcd.config(), restarts };
     let listener = progress_file_listener(&args.progress_json)?;
-    run_driver(config, listener, ctrl_c()).await.map(|_| ())
+    let admin = Arc::new(Admin::default());
+    if let Some(addr) = args.health_listen {
+        let admin = Arc::clone(&admin);
+        probes::serve(
+            addr,
+            Arc::new(
+                move || if admin.ready() { Ok(()) } else { Err("neither leading nor standing by with a known leader".into()) },
+            ),
+        )
+        .await?;
+    }
+    let stopping = async {
+        stop_signal().await;
+        tracing::info!("stop requested: finishing the current batches (a second signal stops at once)");
+    };
+    tokio::select! {
+        r = run_driver(config, listener, admin, stopping) => r.map(|_| ()),
+        _ = async { stop_signal().await; stop_signal().await } => {
+            Err(SluiceError::user("stopped at once by a second signal; the interrupted batches re-run from the checkpoint"))
+        }
+    }
 }
 
 pub async fn executor(args: ExecutorArgs) -> Result<()> {
@@ -113,10 +176,38 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
         config.task_slots = s.max(1);
     }
     let handle = ExecutorHandle::start(config).await?;
-    eprintln!("sluice executor {} listening at {}", handle.id, handle.endpoint);
-    tokio::select! {
-        _ = ctrl_c() => handle.shutdown().await,
-        _ = futures::future::pending::<()>() => {}
+    if let Some(addr) = args.health_listen {
+        let status = handle.status();
+        probes::serve(
+            addr,
+            Arc::new(move || {
+                let s = *status.borrow();
+                match (s.registered, s.decommissioning) {
+                    (_, true) => Err("decommissioning".into()),
+                    (false, _) => Err("not registered with the cluster yet".into()),
+                    (true, false) => Ok(()),
+                }
+            }),
+        )
+        .await?;
     }
-    Ok(())
+    eprintln!("sluice executor {} listening at {}", handle.id, handle.endpoint);
+    stop_signal().await;
+    let id = handle.id.clone();
+    tokio::select! {
+        outcome = handle.decommission(Duration::from_secs(args.drain_timeout)) => match outcome {
+            DrainOutcome::Dismissed => {
+                tracing::info!(executor = %id, "decommissioned: the driver dismissed this executor; exiting");
+                Ok(())
+            }
+            DrainOutcome::NoDriver => Ok(()),
+            DrainOutcome::TimedOut => Err(SluiceError::external(format!(
+                "executor {id} stopped after its drain timeout ({} s, --drain-timeout) without being dismissed: batches still using it are retried elsewhere",
+                args.drain_timeout
+            ))),
+        },
+        _ = stop_signal() => Err(SluiceError::user(format!(
+            "executor {id} stopped at once by a second signal: batches still using it are retried elsewhere"
+        ))),
+    }
 }

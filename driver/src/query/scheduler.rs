@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
 use super::deadline::TaskWatch;
-use crate::registry::{ExecutorInfo, ExecutorRegistry};
+use crate::registry::{Engagement, ExecutorInfo, ExecutorRegistry};
 
 /// How long an executor may take to answer a ping before it counts as unresponsive. Pings share
 /// the executor's runtime with its tasks, so this leaves room for a busy executor's long polls.
@@ -82,9 +82,9 @@ impl TaskScheduler {
         Self { registry, executor_wait: Duration::from_secs(60) }
     }
 
-    /// Ids of the live executors.
-    pub async fn live_executors(&self) -> Result<Vec<String>> {
-        Ok(self.registry.wait_for(1, self.executor_wait).await?.into_iter().map(|e| e.id).collect())
+    /// The executors a batch attempt runs on (see [`ExecutorRegistry::engage`]).
+    pub async fn engage(&self) -> Result<Engagement> {
+        self.registry.engage(self.executor_wait).await
     }
 
     /// Task slots the cluster offers (Spark's default parallelism).
@@ -120,22 +120,23 @@ impl TaskScheduler {
         futures::future::join_all(calls).await;
     }
 
-    /// Runs every task of a stage; results come back ordered by partition index. A task whose
-    /// executor stops answering pings, or that runs past its deadline, fails the stage; an
-    /// executor that does not answer is set aside so the retried attempt runs elsewhere.
+    /// Runs every task of a stage on the attempt's executors; results come back ordered by
+    /// partition index. A task whose executor stops answering pings, or that runs past its
+    /// deadline, fails the stage; an executor that does not answer is set aside so the retried
+    /// attempt runs elsewhere.
     pub async fn run_stage(
         &self,
         run: &QueryRun,
         batch: &BatchContext,
+        executors: &Engagement,
         tasks: Vec<TaskSpec>,
         watch: TaskWatch,
     ) -> Result<Vec<TaskResult>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let executors = self.registry.wait_for(1, self.executor_wait).await?;
         let slots: Vec<(ExecutorInfo, Arc<Semaphore>)> =
-            executors.into_iter().map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)))).collect();
+            executors.executors.iter().map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)))).collect();
         let mut pending = FuturesUnordered::new();
         let mut next = 0usize;
         for task in tasks.into_iter() {

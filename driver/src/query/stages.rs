@@ -20,6 +20,7 @@ use super::deadline::TaskDeadlines;
 use super::placement::assign_partitions;
 use super::resolve::OperatorInfo;
 use super::scheduler::{QueryRun, TaskResult, TaskScheduler, TaskSpec};
+use crate::registry::Engagement;
 
 /// What a batch attempt produced.
 #[derive(Debug, Default)]
@@ -87,15 +88,17 @@ impl StageRunner {
         scheduler: &TaskScheduler,
         run: &QueryRun,
         batch: &BatchContext,
+        executors: &Engagement,
         stage: u32,
         tasks: Vec<TaskSpec>,
     ) -> Result<Vec<TaskResult>> {
-        let results = scheduler.run_stage(run, batch, tasks, self.deadlines.watch(stage)).await?;
+        let results = scheduler.run_stage(run, batch, executors, tasks, self.deadlines.watch(stage)).await?;
         self.deadlines.record(stage, results.iter().map(|r| Duration::from_millis(r.metrics.duration_ms)));
         Ok(results)
     }
 
-    /// Runs one attempt of a batch over `splits` (source index, split).
+    /// Runs one attempt of a batch over `splits` (source index, split), on the executors that
+    /// may take new work when it starts; they stay engaged (none is dismissed) until it ends.
     pub async fn run(
         &mut self,
         scheduler: &TaskScheduler,
@@ -103,6 +106,7 @@ impl StageRunner {
         batch: &BatchContext,
         splits: &[(usize, PlannedSplit)],
     ) -> Result<AttemptResults> {
+        let executors = scheduler.engage().await?;
         let stateful = !self.operators.is_empty();
         let first: Vec<TaskSpec> = splits
             .iter()
@@ -118,11 +122,11 @@ impl StageRunner {
                 executor: None,
             })
             .collect();
-        let first_results = self.run_stage(scheduler, run, batch, 0, first).await?;
+        let first_results = self.run_stage(scheduler, run, batch, &executors, 0, first).await?;
         if !stateful {
             return Ok(AttemptResults { sink: first_results.clone(), all: first_results });
         }
-        let live = scheduler.live_executors().await?;
+        let live = executors.ids();
         let owners = assign_partitions(&self.placement, self.partitions as usize, &live);
         let moved = self
             .placement
@@ -155,7 +159,7 @@ impl StageRunner {
                     executor: Some(owners[p as usize].clone()),
                 })
                 .collect();
-            last = self.run_stage(scheduler, run, batch, op as u32 + 1, tasks).await?;
+            last = self.run_stage(scheduler, run, batch, &executors, op as u32 + 1, tasks).await?;
             reduced.push(sources_of(&last));
             all.extend(last.iter().cloned());
         }
@@ -168,7 +172,7 @@ impl StageRunner {
                 executor: None,
             }];
             let stage = self.operators.len() as u32 + 1;
-            last = self.run_stage(scheduler, run, batch, stage, gather).await?;
+            last = self.run_stage(scheduler, run, batch, &executors, stage, gather).await?;
             all.extend(last.iter().cloned());
         }
         Ok(AttemptResults { all, sink: last })
