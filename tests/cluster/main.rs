@@ -29,21 +29,7 @@ fn state_rows(q: &serde_json::Value) -> Option<u64> {
 fn queries_are_listed_rebalanced_stopped_and_forgotten() {
     let mut c = ClusterProcs::start(1, 1);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("job.sql"),
-        format!(
-            "CREATE STREAM rates WITH ('connector' = 'rate', 'rowsPerSecond' = '100');
-             CREATE SINK out WITH ('connector' = 'console');
-             SET 'queryName' = 'counts';
-             SET 'outputMode' = 'update';
-             SET 'trigger' = 'processingTime=200 milliseconds';
-             SET 'checkpointLocation' = '{}';
-             SET 'spark.sql.shuffle.partitions' = '4';
-             INSERT INTO out SELECT value % 5 AS k, count(*) AS n FROM rates GROUP BY value % 5;",
-            dir.path().join("chk").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path(), 4)).unwrap();
 
     let out = c.sluice(dir.path(), &["submit", "job.sql"]);
     assert!(out.status.success(), "submit: {}", stderr(&out));
@@ -87,8 +73,9 @@ fn queries_are_listed_rebalanced_stopped_and_forgotten() {
     assert_eq!(c.queries(), Vec::<serde_json::Value>::new(), "a stopped query came back");
 }
 
-/// The rate → grouped counts query of the rebalancing tests (5 groups over 6 partitions).
-fn counts_job(dir: &Path) -> String {
+/// The rate → grouped counts query of the rebalancing tests: 5 groups over `partitions` state
+/// partitions.
+fn counts_job(dir: &Path, partitions: u32) -> String {
     format!(
         "CREATE STREAM rates WITH ('connector' = 'rate', 'rowsPerSecond' = '100');
          CREATE SINK out WITH ('connector' = 'noop');
@@ -96,7 +83,7 @@ fn counts_job(dir: &Path) -> String {
          SET 'outputMode' = 'update';
          SET 'trigger' = 'processingTime=200 milliseconds';
          SET 'checkpointLocation' = '{}';
-         SET 'spark.sql.shuffle.partitions' = '6';
+         SET 'spark.sql.shuffle.partitions' = '{partitions}';
          INSERT INTO out SELECT value % 5 AS k, count(*) AS n FROM rates GROUP BY value % 5;",
         dir.join("chk").display()
     )
@@ -110,7 +97,7 @@ fn batch_id(q: &serde_json::Value) -> i64 {
 fn an_executor_stopped_with_sigterm_is_drained_without_a_retried_batch() {
     let mut c = ClusterProcs::start(1, 3);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path())).unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path(), 6)).unwrap();
     let out = c.sluice(dir.path(), &["submit", "job.sql"]);
     assert!(out.status.success(), "submit: {}", stderr(&out));
     let on_all = |q: &serde_json::Value| placement(q).len() == 3 && state_rows(q) == Some(5);
@@ -149,7 +136,7 @@ fn an_executor_stopped_with_sigterm_is_drained_without_a_retried_batch() {
 fn a_leader_stopped_with_sigterm_commits_its_batch_and_hands_over() {
     let mut c = ClusterProcs::start(2, 2);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path())).unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path(), 6)).unwrap();
     let out = c.sluice(dir.path(), &["submit", "job.sql"]);
     assert!(out.status.success(), "submit: {}", stderr(&out));
     assert!(

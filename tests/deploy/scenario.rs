@@ -138,7 +138,7 @@ fn scenario(p: &Project, rendered: &[u8], work: &Path, subnet: &str) {
     let leader = q.leader();
     let standby = if leader == "sluice-driver-0" { "sluice-driver-1" } else { "sluice-driver-0" };
     p.compose(&["pause", standby]);
-    graceful_stop(p, &leader);
+    let stopped_in = graceful_stop(p, &leader);
     let (offsets, commits) = checkpoint_logs(&p.data);
     p.compose(&["unpause", standby]);
     assert_eq!(offsets, commits, "the stopping leader left a batch planned but not committed: it failed mid-batch");
@@ -148,7 +148,8 @@ fn scenario(p: &Project, rendered: &[u8], work: &Path, subnet: &str) {
     p.compose(&["start", &leader]);
     p.wait_ready(&leader, READY_TIMEOUT);
     say!(
-        "leader {leader} stopped (SIGTERM) after committing batch {}; {standby} took over with 0 batches retried",
+        "leader {leader} stopped (SIGTERM) in {:.2} s after committing batch {}; {standby} took over with 0 batches retried",
+        stopped_in.as_secs_f64(),
         commits.unwrap_or(0)
     );
 
