@@ -85,12 +85,15 @@ impl ExecutorRegistry {
         }
     }
 
+    /// The decommission book (a panic elsewhere while holding it leaves it usable: every update
+    /// is a single insert or removal).
+    fn book(&self) -> std::sync::MutexGuard<'_, DecommissionBook> {
+        self.book.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Runs `f` on the decommission book and dismisses the executors it returns.
     fn with_book(&self, f: impl FnOnce(&mut DecommissionBook) -> Vec<String>) {
-        let due = match self.book.lock() {
-            Ok(mut book) => f(&mut book),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        };
+        let due = f(&mut self.book());
         if !due.is_empty() {
             self.dismiss(due);
         }
@@ -98,10 +101,7 @@ impl ExecutorRegistry {
 
     /// Whether new work may go to `id` (it is not decommissioning).
     fn schedulable(&self, id: &str) -> bool {
-        match self.book.lock() {
-            Ok(book) => book.schedulable(id),
-            Err(poisoned) => poisoned.into_inner().schedulable(id),
-        }
+        self.book().schedulable(id)
     }
 
     /// This driver started (true) or stopped (false) running the cluster's queries: only then
@@ -176,10 +176,7 @@ impl ExecutorRegistry {
             suspended_until: None,
         };
         self.inner.lock().await.insert(id.to_string(), info);
-        self.with_book(|b| {
-            b.forget(id);
-            Vec::new()
-        });
+        self.book().forget(id);
         tracing::info!(executor = %id, %endpoint, task_slots, "executor registered");
         self.changes.send_modify(|c| *c += 1);
         Ok(())
@@ -215,11 +212,12 @@ impl ExecutorRegistry {
     /// Drops an executor (it failed, stopped heartbeating or left).
     pub async fn remove(&self, id: &str, why: &str) {
         if self.inner.lock().await.remove(id).is_some() {
-            let gracefully = !self.schedulable(id);
-            self.with_book(|b| {
-                b.forget(id);
-                Vec::new()
-            });
+            let gracefully = {
+                let mut book = self.book();
+                let decommissioned = !book.schedulable(id);
+                book.forget(id);
+                decommissioned
+            };
             if gracefully {
                 tracing::info!(executor = %id, reason = why, "decommissioned executor left");
             } else {
@@ -277,10 +275,7 @@ impl ExecutorRegistry {
             // Check and engage under one lock: an executor decommissioning between the two
             // would otherwise be dismissed under this attempt.
             let engaged = {
-                let mut book = match self.book.lock() {
-                    Ok(b) => b,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut book = self.book();
                 let executors: Vec<ExecutorInfo> = candidates.into_iter().filter(|e| book.schedulable(&e.id)).collect();
                 book.engage(executors.iter().map(|e| e.id.as_str()));
                 executors

@@ -6,14 +6,12 @@ use std::sync::Arc;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_server::DriverServiceServer;
+use sluice_proto::SHUTDOWN_GRACE;
 use tokio::sync::watch;
 
 use crate::manager::Admin;
 use crate::registry::ExecutorRegistry;
 use crate::rpc::DriverRpc;
-
-/// How long a stopping server waits for its connections to close.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The driver's gRPC server.
 pub struct DriverServer {
@@ -63,9 +61,7 @@ impl DriverServer {
         let _ = self.server.await;
     }
 
-    /// Stops the server: lets in-flight calls finish, but no longer than
-    /// [`SHUTDOWN_GRACE`] — a peer that keeps its connection open without answering (a paused
-    /// standby, say) must not hold a stopping driver past its grace period.
+    /// Stops the server: lets in-flight calls finish, but no longer than [`SHUTDOWN_GRACE`].
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let mut server = self.server;

@@ -25,7 +25,7 @@ use sluice_proto::v1::{
     ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest, TaskResponse, TaskSuccess,
 };
 use sluice_proto::wire::error_to_proto;
-use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -190,9 +190,13 @@ pub struct ExecutorStatus {
 }
 
 impl ExecutorStatus {
-    /// Whether the executor can take new work.
-    pub fn ready(&self) -> bool {
-        self.registered && !self.decommissioning
+    /// Whether the executor can take new work, or why not.
+    pub fn readiness(&self) -> std::result::Result<(), &'static str> {
+        match (self.registered, self.decommissioning) {
+            (_, true) => Err("decommissioning"),
+            (false, _) => Err("not registered with the cluster yet"),
+            (true, false) => Ok(()),
+        }
     }
 }
 
@@ -357,11 +361,10 @@ impl ExecutorHandle {
         if tokio::time::timeout(Duration::from_secs(2), &mut heartbeat).await.is_err() {
             heartbeat.abort();
         }
-        // In-flight calls finish; a peer that holds its connection open without answering (a
-        // paused driver) does not hold this executor.
+        // In-flight calls finish, within SHUTDOWN_GRACE.
         let mut server = self.server;
-        if tokio::time::timeout(Duration::from_secs(3), &mut server).await.is_err() {
-            tracing::warn!("connections still open 3 s after stopping; closing them");
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+            tracing::warn!("connections still open {} s after stopping; closing them", SHUTDOWN_GRACE.as_secs());
             server.abort();
         }
     }
@@ -428,7 +431,8 @@ async fn etcd_registration_loop(config: EtcdConfig, mut record: ExecutorRecord, 
                     match event {
                         Event::LeaseLost => break false,
                         Event::Stop => break true,
-                        Event::Decommission if *signals.decommissioning.borrow() => {
+                        // `decommissioning` only ever turns true.
+                        Event::Decommission => {
                             record.decommissioning = true;
                             signals.report(true);
                             if let Err(e) = register_executor(&mut session, &config, &record).await {
@@ -436,7 +440,6 @@ async fn etcd_registration_loop(config: EtcdConfig, mut record: ExecutorRecord, 
                                 tracing::warn!(executor = %record.id, error = %e, "could not publish that this executor is decommissioning");
                             }
                         }
-                        Event::Decommission => {}
                     }
                 };
                 if stopping {

@@ -14,6 +14,11 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// (console and memory sinks), and tasks carry the query's spec.
 pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
 
+/// How long a stopping gRPC server (driver or executor) lets its connections close before it
+/// drops them: a peer that keeps one open without answering (a paused process) must not hold a
+/// stopping process past its grace period.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Generated messages and services.
 #[allow(missing_docs, clippy::all, clippy::unwrap_used)]
 pub mod v1 {

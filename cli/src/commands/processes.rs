@@ -178,18 +178,7 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
     let handle = ExecutorHandle::start(config).await?;
     if let Some(addr) = args.health_listen {
         let status = handle.status();
-        probes::serve(
-            addr,
-            Arc::new(move || {
-                let s = *status.borrow();
-                match (s.registered, s.decommissioning) {
-                    (_, true) => Err("decommissioning".into()),
-                    (false, _) => Err("not registered with the cluster yet".into()),
-                    (true, false) => Ok(()),
-                }
-            }),
-        )
-        .await?;
+        probes::serve(addr, Arc::new(move || status.borrow().readiness().map_err(String::from))).await?;
     }
     eprintln!("sluice executor {} listening at {}", handle.id, handle.endpoint);
     stop_signal().await;
