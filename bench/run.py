@@ -363,51 +363,129 @@ def decode_limit(input_dir: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
-    """W1 on a 3-executor local cluster; one executor SIGKILLed after three committed batches."""
-    env = dict(
-        os.environ,
-        SLUICE_BIN=str(SLUICE),
-        SLUICE_WORK=str(work / "cluster"),
-        SLUICE_DRIVER_PORT=str(free_port()),
-        SLUICE_ETCD_PORT=str(free_port_pair()),
-        RUST_LOG="warn",
-    )
-    script = ROOT / "deploy" / "local" / "cluster.sh"
-    chk = work / "chk"
-    job = work / "job.sql"
-    job.write_text(sluice_job("W1", input_dir, work / "out", chk, 1, partitions))
-    started = subprocess.run([str(script), "start", "--executors", "3"], env=env, capture_output=True, text=True)
-    if started.returncode != 0:
-        subprocess.run([str(script), "stop"], env=env, capture_output=True)
-        raise RuntimeError(f"cluster.sh start failed: {(started.stdout + started.stderr).strip()}")
-    try:
-        driver = f"http://127.0.0.1:{env['SLUICE_DRIVER_PORT']}"
+class LocalCluster:
+    """deploy/local/cluster.sh with 3 executors, TLS on (as users run it) or off (--no-tls)."""
+
+    def __init__(self, work: Path, tls: bool = True):
+        self.env = dict(
+            os.environ,
+            SLUICE_BIN=str(SLUICE),
+            SLUICE_WORK=str(work / "cluster"),
+            SLUICE_DRIVER_PORT=str(free_port()),
+            SLUICE_ETCD_PORT=str(free_port_pair()),
+            SLUICE_ALLOW_LOCATIONS=f"{work},{tempfile.gettempdir()}",
+            RUST_LOG="warn",
+        )
+        self.script = ROOT / "deploy" / "local" / "cluster.sh"
+        self.tls = tls
+
+    def __enter__(self) -> "LocalCluster":
+        args = [str(self.script), "start", "--executors", "3"] + ([] if self.tls else ["--no-tls"])
+        started = subprocess.run(args, env=self.env, capture_output=True, text=True)
+        if started.returncode != 0:
+            self.__exit__()
+            raise RuntimeError(f"cluster.sh start failed: {(started.stdout + started.stderr).strip()}")
+        # The CLI's settings (driver URL, CA, token), as `eval "$(cluster.sh env)"` sets them.
+        printed = subprocess.run([str(self.script), "env"], env=self.env, capture_output=True, text=True, check=True).stdout
+        for line in printed.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, value = line[len("export "):].split("=", 1)
+                self.env[key] = value.strip().strip("'\"")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        subprocess.run([str(self.script), "stop"], env=self.env, capture_output=True)
+
+    def submit(self, job: Path) -> None:
         # The driver answers once it has been elected leader.
         deadline = time.monotonic() + 60
         while True:
-            submitted = subprocess.run([str(SLUICE), "submit", str(job), "--driver", driver], env=env, capture_output=True, text=True)
+            submitted = subprocess.run([str(SLUICE), "submit", str(job)], env=self.env, capture_output=True, text=True)
             if submitted.returncode == 0:
-                break
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"submit failed: {submitted.stderr.strip()}")
             time.sleep(0.5)
-        commits = lambda: len(list((chk / "commits").glob("*"))) if (chk / "commits").exists() else 0
+
+    def kill_executor(self, i: int) -> None:
+        subprocess.run([str(self.script), "kill-executor", str(i)], env=self.env, check=True, capture_output=True)
+
+
+def commits(chk: Path) -> int:
+    return len(list((chk / "commits").glob("*"))) if (chk / "commits").exists() else 0
+
+
+def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
+    """W1 on a 3-executor local cluster; one executor SIGKILLed after three committed batches."""
+    chk = work / "chk"
+    job = work / "job.sql"
+    job.write_text(sluice_job("W1", input_dir, work / "out", chk, 1, partitions))
+    with LocalCluster(work) as cluster:
+        cluster.submit(job)
         deadline = time.monotonic() + 300
-        while commits() < 3:
+        while commits(chk) < 3:
             if time.monotonic() > deadline:
                 raise RuntimeError("the recovery run committed no batches")
             time.sleep(0.02)
-        before = commits()
-        subprocess.run([str(script), "kill-executor", "1"], env=env, check=True, capture_output=True)
+        before = commits(chk)
+        cluster.kill_executor(1)
         killed = time.monotonic()
-        while commits() <= before:
+        while commits(chk) <= before:
             if time.monotonic() > deadline:
                 raise RuntimeError("no batch committed after the kill")
             time.sleep(0.005)
         return {"kill_to_next_commit_ms": round((time.monotonic() - killed) * 1000.0, 1), "batches_before_kill": before}
-    finally:
-        subprocess.run([str(script), "stop"], env=env, capture_output=True)
+
+
+def cluster_run(workload: str, input_dir: Path, work: Path, max_files: int, partitions: int, tls: bool) -> dict:
+    """One workload on a 3-executor local cluster, timed from its checkpoint: the first offsets
+    file to the last commit (throughput), and commit to commit (per-batch time)."""
+    chk = work / "chk"
+    job = work / "job.sql"
+    job.write_text(sluice_job(workload, input_dir, work / "out", chk, max_files, partitions))
+    files = len(list(input_dir.iterdir()))
+    data_batches = -(-files // max_files)
+    with LocalCluster(work, tls) as cluster:
+        cluster.submit(job)
+        deadline = time.monotonic() + 600
+        last, settled = -1, time.monotonic()
+        # Done when every file's batch committed and nothing new commits for 3 s.
+        while True:
+            n = commits(chk)
+            if n != last:
+                last, settled = n, time.monotonic()
+            elif n >= data_batches and time.monotonic() - settled > 3:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workload} committed {n} of {data_batches} batches")
+            time.sleep(0.05)
+    stamps = sorted(f.stat().st_mtime for f in (chk / "commits").iterdir())
+    started = min(f.stat().st_mtime for f in (chk / "offsets").iterdir())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    rows = count_lines(input_dir)
+    return {
+        "batches": len(stamps),
+        "processing_s": round(stamps[-1] - started, 3),
+        "rows_per_s": round(rows / max(stamps[-1] - started, 1e-3), 1),
+        "median_batch_ms": round(1000.0 * statistics.median(gaps), 1) if gaps else None,
+    }
+
+
+def tls_cost(events: Path, tiny: Path, work: Path, files: int, partitions: int, repeat: int) -> dict:
+    """W1 throughput and W3 per-batch time on a 3-executor local cluster, with and without TLS."""
+    out: dict = {}
+    for tls in (False, True):
+        mode = "tls" if tls else "plain"
+        for w, source, max_files in (("W1", events, max(files // 4, 1)), ("W3", tiny, 1)):
+            log(f"{w} on a 3-executor local cluster, {mode}")
+
+            def run(i: int) -> dict:
+                d = work / f"{w}-{mode}-{i}"
+                d.mkdir()
+                return cluster_run(w, source, d, max_files, partitions, tls)
+
+            out.setdefault(w, {})[mode] = repeated(repeat, "processing_s", run)
+    return out
 
 
 def machine() -> dict:
@@ -494,6 +572,20 @@ def table(results: dict) -> str:
                     lines.append(f"{'':<9}{engine:<9}median per batch (ms): {parts}")
     if limit:
         lines.append(f"decode limit (sluice's JSON decoder, 2 threads): {limit:,.0f} rows/s")
+    cost = results.get("tls_cost", {})
+    if "error" in cost:
+        lines.append(f"TLS cost run failed: {cost['error']}")
+    elif cost:
+        lines.append("")
+        lines.append("TLS cost (3-executor local cluster, deploy/local/cluster.sh; plain = --no-tls):")
+        lines.append(f"{'workload':<9}{'plain':>16}{'tls':>16}{'tls/plain':>11}")
+        w1, w3 = cost.get("W1", {}), cost.get("W3", {})
+        if "plain" in w1 and "tls" in w1:
+            p, t = w1["plain"]["rows_per_s"], w1["tls"]["rows_per_s"]
+            lines.append(f"{'W1 rows/s':<9}{p:>16,.0f}{t:>16,.0f}{t / p:>10.2f}x")
+        if "plain" in w3 and "tls" in w3:
+            p, t = w3["plain"]["median_batch_ms"], w3["tls"]["median_batch_ms"]
+            lines.append(f"{'W3 ms/batch':<9}{p:>14.1f}{t:>16.1f}{t / p:>10.2f}x")
     rec = results.get("recovery", {})
     if "kill_to_next_commit_ms" in rec:
         lines.append(f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_next_commit_ms']:.0f} ms from kill to the next committed batch")
@@ -532,6 +624,7 @@ def main() -> None:
     p.add_argument("--queries", default="q0,q1,q2,q3,q5,q7,q8", help="Nexmark queries ('' for none)")
     p.add_argument("--repeat", type=int, default=1, help="runs of every measurement; the median run is reported")
     p.add_argument("--name", default=None, help="results file name (default: <rows>-rows)")
+    p.add_argument("--tls-cost", action="store_true", help="also measure TLS's cost in --smoke runs (on by default in full runs)")
     p.add_argument("--report", type=Path, default=None, help="print the table and redraw the chart of a results file")
     a = p.parse_args()
     if a.report:
@@ -619,6 +712,14 @@ def main() -> None:
             except (RuntimeError, subprocess.CalledProcessError) as e:
                 results["recovery"] = {"error": str(e)}
                 log(f"recovery run failed: {e}")
+        if a.tls_cost or (not a.smoke and "W1" in workloads and "W3" in workloads):
+            cost_dir = tmp_path / "tls-cost"
+            cost_dir.mkdir()
+            try:
+                results["tls_cost"] = tls_cost(events, tiny, cost_dir, a.files, a.shuffle_partitions, a.repeat)
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                results["tls_cost"] = {"error": str(e)}
+                log(f"TLS cost run failed: {e}")
     out = save(results, name)
     chart(results, out.with_suffix(".png"))
     print(table(results))

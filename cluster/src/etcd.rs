@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaderKey, PutOptions, Txn, WatchOptions};
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, LeaderKey, PutOptions, TlsOptions,
+    Txn, WatchOptions,
+};
 use tokio::sync::watch;
 
 use sluice_common::error::{Result, SluiceError};
@@ -26,6 +29,29 @@ pub struct EtcdConfig {
     pub cluster: String,
     /// Lease TTL in seconds: how long a dead process stays registered (or leader).
     pub lease_ttl_secs: i64,
+    /// TLS to etcd (`https://` endpoints): its CA, and a client certificate when etcd asks for one.
+    pub tls: Option<EtcdTls>,
+    /// etcd's own authentication (`etcdctl auth enable`): a user and the file holding its password.
+    pub user: Option<EtcdUser>,
+}
+
+/// TLS settings for etcd. The files are read at every (re)connection, so renewed certificates
+/// are used from the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// CA that signed etcd's server certificate.
+    pub ca: std::path::PathBuf,
+    /// Client certificate and key, for etcd started with `--client-cert-auth`.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// An etcd user; the password comes from a file (a Kubernetes Secret), never from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdUser {
+    /// The user name.
+    pub name: String,
+    /// The file holding its password (first line).
+    pub password_file: std::path::PathBuf,
 }
 
 impl EtcdConfig {
@@ -59,10 +85,31 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client> {
     // notice a dead connection; callers bound the calls that must not hang (`still_leader`).
     // etcd answers pings more frequent than its `--grpc-keepalive-min-time` (5 s), or pings
     // without an open stream, with GOAWAY "too many pings", which cuts every watch: stay above.
-    let options = ConnectOptions::new()
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
         .with_keep_alive_while_idle(false);
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| SluiceError::user(format!("etcd TLS: cannot read {}: {e}", p.display())))
+        };
+        let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+        if let Some((cert, key)) = &tls.identity {
+            t = t.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(t);
+    }
+    if let Some(user) = &config.user {
+        let text = std::fs::read_to_string(&user.password_file).map_err(|e| {
+            SluiceError::user(format!(
+                "etcd user {}: cannot read the password file {}: {e}",
+                user.name,
+                user.password_file.display()
+            ))
+        })?;
+        let password = text.lines().next().unwrap_or_default().to_string();
+        options = options.with_user(user.name.clone(), password);
+    }
     Client::connect(&config.endpoints, Some(options))
         .await
         .map_err(|e| etcd_error(&format!("cannot connect to {}", config.endpoints.join(",")), e))

@@ -6,7 +6,7 @@
 
 pub mod etcd;
 
-pub use etcd::{EtcdConfig, ExecutorRecord, Leadership, LeaseSession, MembershipEvent, QueryRecord};
+pub use etcd::{EtcdConfig, EtcdTls, EtcdUser, ExecutorRecord, Leadership, LeaseSession, MembershipEvent, QueryRecord};
 
 /// Parses `--etcd URL[,URL…]` into a config for `cluster`.
 pub fn etcd_config(endpoints: &str, cluster: &str, lease_ttl_secs: i64) -> EtcdConfig {
@@ -14,5 +14,7 @@ pub fn etcd_config(endpoints: &str, cluster: &str, lease_ttl_secs: i64) -> EtcdC
         endpoints: endpoints.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect(),
         cluster: cluster.to_string(),
         lease_ttl_secs,
+        tls: None,
+        user: None,
     }
 }

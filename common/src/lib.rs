@@ -10,6 +10,7 @@
 //! * [`batch`] — [`BatchContext`]: a batch's id, attempt, timestamp and watermarks.
 //! * [`conf`] — the settings a query runs with ([`QueryConf`]) and its [`OutputMode`].
 //! * [`options`] — connector and setting options with Spark's case-insensitive names.
+//! * [`redact`] — Spark's redaction of secrets in what reaches logs, progress and errors.
 //! * [`storage`] — locations on any `object_store` (local paths, `file://`, `s3://`, `memory://`),
 //!   and the fault-injecting store tests run the engine on.
 //! * [`log`] — Spark's metadata logs (`HDFSMetadataLog`, `CompactibleFileStreamLog`).
@@ -30,6 +31,7 @@ pub mod error;
 pub mod ipc;
 pub mod log;
 pub mod options;
+pub mod redact;
 pub mod retry;
 pub mod schema_serde;
 pub mod storage;

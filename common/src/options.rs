@@ -10,10 +10,20 @@ use std::str::FromStr;
 use crate::error::{Result, SluiceError};
 
 /// Options given in a `WITH (...)` clause or by `SET`, keyed case-insensitively.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// `Debug` shows the redacted view ([`crate::redact::redact_value`]), so a type holding options
+/// can derive `Debug` and be logged without printing a password; `Serialize` keeps every value
+/// (task specs carry them to executors).
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     /// lower-cased key → (key as the user spelled it, value)
     entries: BTreeMap<String, (String, String)>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter().map(|(k, v)| (k, crate::redact::redact_value(k, v)))).finish()
+    }
 }
 
 impl Options {
@@ -83,7 +93,10 @@ impl Options {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(SluiceError::user(format!("{owner}: option '{key}' must be true or false, got '{v}'"))),
+                _ => Err(SluiceError::user(format!(
+                    "{owner}: option '{key}' must be true or false, got '{}'",
+                    crate::redact::redact_value(key, v)
+                ))),
             },
         }
     }
@@ -118,7 +131,10 @@ fn parse_value<T: FromStr>(key: &str, v: &str, owner: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    v.trim().parse::<T>().map_err(|e| SluiceError::user(format!("{owner}: invalid value '{v}' for option '{key}': {e}")))
+    v.trim().parse::<T>().map_err(|e| {
+        let shown = crate::redact::redact_value(key, v);
+        SluiceError::user(format!("{owner}: invalid value '{shown}' for option '{key}': {e}"))
+    })
 }
 
 /// Spark's `Utils.timeStringAsMs`: `7d`, `12h`, `30m`, `10s`, `500ms`; a bare number is ms.

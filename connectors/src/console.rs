@@ -13,6 +13,7 @@ use sluice_common::options::Options;
 use sluice_common::{BatchId, OutputMode};
 use sluice_formats::console_banner::console_batch_output;
 
+use crate::access::Access;
 use crate::sink::{
     collected_rows, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult,
 };
@@ -59,6 +60,10 @@ impl SinkConnector for ConsoleSink {
 
     fn resolve(&self, options: &mut Options) -> Result<()> {
         ConsoleOptions::parse(options).map(|_| ())
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // prints to the driver's console
     }
 
     fn requires_checkpoint(&self) -> bool {

@@ -12,6 +12,7 @@
 //! [`memory`]. Sinks: [`console`], [`files`], [`kafka`], [`memory`], [`noop`]. Static tables:
 //! [`files`].
 
+pub mod access;
 pub mod registry;
 pub mod sink;
 pub mod source;
@@ -27,6 +28,7 @@ pub mod rate;
 pub mod rate_micro_batch;
 pub mod socket;
 
+pub use access::{Access, LocationUse};
 pub use registry::{Connectors, InProcessIo};
 pub use sink::{SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult};
 pub use source::{PlannedSplit, Source, SourceConnector, SourceSpec, SplitData, SplitDescriptor, SplitReader};

@@ -27,6 +27,7 @@ use sluice_common::time::now_ms;
 use sluice_common::types::{timestamp_type, UTC};
 use sluice_common::QueryConf;
 
+use crate::access::Access;
 use crate::source::{
     check_source_options, AvailableNowSupport, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
     SourceConnector, SourceSchema, SourceSpec, SplitReader,
@@ -43,6 +44,10 @@ impl SourceConnector for NexmarkConnector {
 
     fn resolve(&self, options: &mut Options, _declared: &Schema) -> Result<SourceSchema> {
         Ok(SourceSchema::Fixed(NexmarkOptions::parse(options)?.table.schema()))
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // generated events: nothing outside the engine
     }
 
     fn create_source(&self, spec: &SourceSpec, _conf: &QueryConf) -> Result<Box<dyn Source>> {
@@ -418,7 +423,7 @@ impl RowBuilder {
                 return Err(SluiceError::internal(format!(
                     "nexmark generator produced a {:?} event for another type's stream",
                     other.event_type()
-                )))
+                )));
             }
         }
         Ok(())

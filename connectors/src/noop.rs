@@ -11,6 +11,7 @@ use sluice_common::error::Result;
 use sluice_common::options::Options;
 use sluice_common::{BatchId, OutputMode};
 
+use crate::access::Access;
 use crate::sink::{SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult};
 
 /// The `noop` sink connector.
@@ -24,6 +25,10 @@ impl SinkConnector for NoopConnector {
 
     fn resolve(&self, options: &mut Options) -> Result<()> {
         options.check_known(&["connector"], "connector 'noop'")
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // writes nowhere
     }
 
     fn requires_checkpoint(&self) -> bool {

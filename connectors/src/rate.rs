@@ -15,6 +15,7 @@ use sluice_common::options::Options;
 use sluice_common::time::now_ms;
 use sluice_common::types::{timestamp_type, UTC};
 
+use crate::access::Access;
 use crate::source::{
     check_source_options, check_task_count, parse_long_offset, GeneratedSplitReader, PlannedSplit, ReadLimit, Source,
     SourceCheckpoint, SourceConnector, SourceSchema, SourceSpec, SplitReader,
@@ -32,6 +33,10 @@ impl SourceConnector for RateConnector {
     fn resolve(&self, options: &mut Options, _declared: &Schema) -> Result<SourceSchema> {
         RateOptions::parse(options)?;
         Ok(SourceSchema::Fixed(rate_schema()))
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // generated rows: nothing outside the engine
     }
 
     fn create_source(&self, spec: &SourceSpec, _conf: &QueryConf) -> Result<Box<dyn Source>> {

@@ -9,6 +9,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
 use sluice_common::QueryConf;
 
+use crate::access::Access;
 use crate::rate::{rate_batch, rate_schema};
 use crate::source::{
     check_source_options, AvailableNowSupport, GeneratedSplitReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
@@ -27,6 +28,10 @@ impl SourceConnector for RateMicroBatchConnector {
     fn resolve(&self, options: &mut Options, _declared: &Schema) -> Result<SourceSchema> {
         RateMicroBatchOptions::parse(options)?;
         Ok(SourceSchema::Fixed(rate_schema()))
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // generated rows: nothing outside the engine
     }
 
     fn create_source(&self, spec: &SourceSpec, _conf: &QueryConf) -> Result<Box<dyn Source>> {

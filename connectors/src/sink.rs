@@ -17,6 +17,8 @@ use sluice_common::error::Result;
 use sluice_common::options::Options;
 use sluice_common::{BatchId, OutputMode};
 
+use crate::access::Access;
+
 /// A sink as declared and validated on the driver, shipped to executors.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SinkSpec {
@@ -37,6 +39,10 @@ pub trait SinkConnector: Send + Sync {
     /// Validates `options` with Spark's names and messages on the driver and normalises them in
     /// place (relative paths become absolute URLs).
     fn resolve(&self, options: &mut Options) -> Result<()>;
+
+    /// What a sink with these (resolved) `options` touches outside the engine (see
+    /// [`crate::SourceConnector::access`]).
+    fn access(&self, options: &Options) -> Result<Vec<Access>>;
 
     /// Whether a query writing here must name a checkpoint location. Sinks without durable
     /// output (console, memory, noop) run on a temporary checkpoint when none is given, as in

@@ -17,6 +17,7 @@ use sluice_common::options::Options;
 use sluice_common::types::{timestamp_type, UTC};
 use sluice_common::QueryConf;
 
+use crate::access::Access;
 use crate::source::{
     check_source_options, parse_long_offset, InlineRowsReader, PlannedSplit, ReadLimit, Source, SourceCheckpoint,
     SourceConnector, SourceSchema, SourceSpec, SplitReader,
@@ -34,6 +35,13 @@ impl SourceConnector for SocketConnector {
     fn resolve(&self, options: &mut Options, _declared: &Schema) -> Result<SourceSchema> {
         let o = SocketOptions::parse(options)?;
         Ok(SourceSchema::Fixed(socket_schema(o.include_timestamp)))
+    }
+
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        let o = SocketOptions::parse(options)?;
+        let host = o.host.trim().to_ascii_lowercase();
+        let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+        Ok(vec![Access::Endpoint { option: "host".to_string(), endpoint: format!("socket://{host}:{}", o.port) }])
     }
 
     fn create_source(&self, spec: &SourceSpec, _conf: &QueryConf) -> Result<Box<dyn Source>> {

@@ -21,6 +21,8 @@ use sluice_common::options::Options;
 use sluice_common::storage::Location;
 use sluice_common::QueryConf;
 
+use crate::access::Access;
+
 /// A stream's input as resolved on the driver and shipped to executors: which connector, its
 /// options, and the columns it produces.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -58,6 +60,11 @@ pub trait SourceConnector: Send + Sync {
     /// in place (relative paths become absolute URLs), and says which columns the source
     /// produces. `declared` holds the columns the user declared (possibly none).
     fn resolve(&self, options: &mut Options, declared: &Schema) -> Result<SourceSchema>;
+
+    /// What a stream with these (resolved) `options` touches outside the engine: locations it
+    /// reads, endpoints it connects to, client properties it sets. Every connector must say —
+    /// the driver's job policy refuses what it does not allow from this list alone.
+    fn access(&self, options: &Options) -> Result<Vec<Access>>;
 
     /// Called on the driver for every stream of a job before any of its queries starts; the
     /// `memory` source creates its stream here so tests can feed it before the query runs.

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use sluice_common::error::Result;
 use sluice_common::options::Options;
 
+use crate::access::Access;
+
 /// A static table as resolved on the driver and shipped to executors.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TableSpec {
@@ -30,6 +32,11 @@ pub trait TableConnector: Send + Sync {
     /// Validates and normalises `options` on the driver and returns the table's columns: the
     /// declared ones, or — when none are declared and the data carries a schema — the data's.
     async fn resolve(&self, options: &mut Options, declared: &Schema) -> Result<SchemaRef>;
+
+    /// What a table with these options touches (see [`crate::SourceConnector::access`]). Unlike
+    /// the sources' and sinks', it must also take unresolved options: resolving a table may
+    /// already read it (a Parquet table's schema), so the driver checks before resolving.
+    fn access(&self, options: &Options) -> Result<Vec<Access>>;
 
     /// Reads the whole table.
     async fn read(&self, spec: &TableSpec) -> Result<Vec<RecordBatch>>;

@@ -11,11 +11,16 @@ would run that pod:
   the object's namespace;
 * ConfigMap volumes written as files under <out>/configmaps/<name>/ and bind-mounted read-only;
   a PersistentVolumeClaim bind-mounted from --data-dir (with several claims, one subdirectory
-  per claim); emptyDirs as tmpfs;
+  per claim); emptyDirs as tmpfs; a required Secret volume bind-mounted read-only from
+  <--secrets-dir>/<secret name>/ — a directory holding one file per key, which the generator does
+  not write (Secrets never go into generated files; deploy/compose/dev-secrets.sh makes
+  development stand-ins for sluice's); optional Secret volumes are left out;
 * the security context: user, fsGroup (as a supplementary group), read-only root filesystem,
   dropped capabilities, no-new-privileges; CPU and memory limits; the grace period on stop;
 * DNS as in the cluster: the hostname is the pod name; every Service selecting the pod adds its
-  name as a network alias, and a StatefulSet's headless Service adds `<pod>.<service>` too.
+  name as a network alias (also as `<service>.<namespace>.svc` and `….svc.cluster.local`), and a
+  StatefulSet's headless Service adds `<pod>.<service>` and `<pod>.<service>.<namespace>.svc`
+  (and `….svc.cluster.local`) too.
 
 Probes cannot become compose healthchecks (the image has no shell and no curl), so
 <out>/probes.json lists each service with its address and HTTP probes, for a test to poll from
@@ -26,6 +31,11 @@ the host as the kubelet would:
       "probes": {"readiness": {"port": 8080, "path": "/readyz", "periodSeconds": 5, …}, …}}, …]
 
 (`port` is the readiness probe's port, else the liveness probe's.)
+
+<out>/cert-hosts.txt lists, one per line, the names and addresses the services are reached at —
+every Service alias, `*.<service>.<namespace>.svc` (and `….svc.cluster.local`) for each headless
+Service, each service's address, localhost and 127.0.0.1 — for the server certificate of a
+development CA (`sluice certs --host`, which deploy/compose/dev-secrets.sh runs).
 
     kubectl kustomize deploy/k8s/overlays/dev | deploy/compose/generate.py --out DIR
     docker-compose -f DIR/docker-compose.yml up -d
@@ -72,6 +82,9 @@ def parse_args(argv):
                    help="host directory standing in for the PersistentVolumeClaim, or holding one "
                         "subdirectory per claim when there are several (relative to --out unless "
                         "absolute; default: data)")
+    p.add_argument("--secrets-dir", default="secrets",
+                   help="host directory holding one subdirectory per Secret a pod mounts, with one file "
+                        "per key (relative to --out unless absolute; default: secrets)")
     p.add_argument("--replicas", action="append", default=[], metavar="NAME=N",
                    help="replicas of the Deployment or StatefulSet NAME (repeatable)")
     p.add_argument("--image", action="append", default=[], metavar="OLD=NEW",
@@ -144,6 +157,14 @@ def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def qualified(name, namespace):
+    """`name` and its fully qualified forms as the cluster's DNS answers them."""
+    return [name, f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"]
+
+
 def network_aliases(pod, services):
     """Service names that resolve to this pod in the cluster, as compose network aliases."""
     aliases = []
@@ -152,10 +173,31 @@ def network_aliases(pod, services):
             continue
         if not selects(svc["spec"].get("selector"), pod["labels"]):
             continue
-        aliases.append(name)
+        aliases.extend(qualified(name, pod["namespace"]))
         if svc["spec"].get("clusterIP") == "None" and pod["service_name"] == name:
             aliases.append(f"{pod['name']}.{name}")
+            aliases.extend(qualified(f"{pod['name']}.{name}", pod["namespace"])[1:])
     return aliases
+
+
+def cert_hosts(pods, services):
+    """What a development server certificate must name for the services to verify each other:
+    Service aliases, a wildcard per headless Service (a pod's `<pod>.<service>.<namespace>.svc`;
+    webpki accepts a wildcard only before two or more labels, so not for `<pod>.<service>`), the
+    pods' addresses, and loopback."""
+    hosts = []
+    for pod in pods:
+        for name, svc in sorted(services.items()):
+            if svc["metadata"].get("namespace", "default") != pod["namespace"]:
+                continue
+            if not selects(svc["spec"].get("selector"), pod["labels"]):
+                continue
+            hosts.extend(qualified(name, pod["namespace"]))
+            if svc["spec"].get("clusterIP") == "None":
+                hosts.extend("*." + h for h in qualified(name, pod["namespace"])[1:])
+    hosts.extend(["localhost", "127.0.0.1"])
+    hosts.extend(pod["ip"] for pod in pods)
+    return list(dict.fromkeys(hosts))
 
 
 # --- environment ---------------------------------------------------------------------------------
@@ -288,7 +330,16 @@ def empty_dir_options(empty_dir, pod):
     return ",".join(options)
 
 
-def mounts(container, pod, configmaps, out_dir, claims):
+def secret_directory(volume, pod, secrets_dir):
+    """The host directory standing in for a required Secret volume, as a compose path."""
+    secret = volume["secret"]
+    if secret.get("items"):
+        raise Unsupported(f"pod {pod['name']}: Secret volume {secret.get('secretName')}: items are not supported")
+    base = secrets_dir if os.path.isabs(secrets_dir) else os.path.join(".", secrets_dir)
+    return os.path.join(base, secret["secretName"])
+
+
+def mounts(container, pod, configmaps, out_dir, claims, secrets_dir):
     """Compose bind mounts and tmpfs mounts for the container's volumeMounts."""
     volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
     binds, tmpfs = [], []
@@ -306,12 +357,14 @@ def mounts(container, pod, configmaps, out_dir, claims):
             binds.append(f"{os.path.join(source, sub) if sub else source}:{target}{mode}")
         elif "emptyDir" in volume:
             tmpfs.append(f"{target}:{empty_dir_options(volume['emptyDir'], pod)}")
+        elif "secret" in volume and volume["secret"].get("optional"):
+            secret_missing("Secret volume", {"name": volume["secret"].get("secretName"), "optional": True}, pod)
         elif "secret" in volume:
-            secret_missing("Secret volume", {"name": volume["secret"].get("secretName"),
-                                             "optional": volume["secret"].get("optional")}, pod)
+            source = secret_directory(volume, pod, secrets_dir)
+            binds.append(f"{os.path.join(source, sub) if sub else source}:{target}:ro")
         else:
             raise Unsupported(f"pod {pod['name']}: volume {mount['name']}: only configMap, "
-                              "persistentVolumeClaim, emptyDir and optional secret volumes are supported")
+                              "persistentVolumeClaim, emptyDir and secret volumes are supported")
     return binds, tmpfs
 
 
@@ -435,7 +488,7 @@ def escape(value):
 def compose_service(pod, services, configmaps, claims, images, args, gateway):
     container = only_container(pod)
     env = container_env(container, pod, configmaps, gateway)
-    binds, tmpfs = mounts(container, pod, configmaps, args.out, claims)
+    binds, tmpfs = mounts(container, pod, configmaps, args.out, claims, args.secrets_dir)
     svc = {"image": map_image(container["image"], images), "hostname": pod["name"]}
     if "command" in container:
         svc["entrypoint"] = [expand(a, env) for a in container["command"]]
@@ -459,7 +512,7 @@ def compose_service(pod, services, configmaps, claims, images, args, gateway):
     return escape(svc), probe_entry(container, pod)
 
 
-def write_outputs(args, compose, probe_list, source):
+def write_outputs(args, compose, probe_list, hosts, source):
     os.makedirs(args.out, exist_ok=True)
     header = (f"# Generated by deploy/compose/generate.py from {source}; regenerate rather than edit.\n"
               f"# docker-compose -f docker-compose.yml up -d   (docker-compose 1.29, format 2.4)\n")
@@ -468,6 +521,10 @@ def write_outputs(args, compose, probe_list, source):
     with open(os.path.join(args.out, "probes.json"), "w", encoding="utf-8") as f:
         json.dump(probe_list, f, indent=2)
         f.write("\n")
+    with open(os.path.join(args.out, "cert-hosts.txt"), "w", encoding="utf-8") as f:
+        f.write(f"# Generated by deploy/compose/generate.py from {source}: the names and addresses a development\n"
+                "# server certificate must hold (sluice certs --host; deploy/compose/dev-secrets.sh).\n")
+        f.write("".join(f"{h}\n" for h in hosts))
     # docker-compose reads the project name from .env in the compose file's directory.
     with open(os.path.join(args.out, ".env"), "w", encoding="utf-8") as f:
         f.write(f"COMPOSE_PROJECT_NAME={args.project}\n")
@@ -501,7 +558,14 @@ def main(argv):
     except Unsupported as e:
         raise SystemExit(f"generate.py: {e}")
     source = args.source or ("stdin" if args.manifests == "-" else args.manifests)
-    write_outputs(args, compose, probe_list, source)
+    write_outputs(args, compose, probe_list, cert_hosts(pods, services), source)
+    secrets = sorted({v["secret"]["secretName"] for pod in pods for v in pod["spec"].get("volumes", [])
+                      if "secret" in v and not v["secret"].get("optional")})
+    base = args.secrets_dir if os.path.isabs(args.secrets_dir) else os.path.join(args.out, args.secrets_dir)
+    missing = [s for s in secrets if not os.path.isdir(os.path.join(base, s))]
+    if missing:
+        warn(f"the pods mount the Secrets {', '.join(missing)}: put their keys in {base}/<secret>/ before `up` "
+             "(deploy/compose/dev-secrets.sh makes development ones)")
     print(f"generate.py: {len(pods)} services on {args.subnet} -> {os.path.join(args.out, 'docker-compose.yml')}",
           file=sys.stderr)
 

@@ -15,11 +15,12 @@ use sluice_cluster::{EtcdConfig, LeaseSession, MembershipEvent};
 use sluice_common::error::Result;
 use sluice_common::retry::RetryPolicy;
 
+use crate::job::JobPolicy;
 use crate::manager::{Admin, QueryManager, QueryStore, RestartPolicy};
 use crate::query::fence::LeaderFence;
 use crate::query::micro_batch::ProgressListener;
 use crate::registry::ExecutorRegistry;
-use crate::server::DriverServer;
+use crate::server::{DriverSecurity, DriverServer};
 use crate::session::Session;
 
 /// How a driver process runs.
@@ -33,6 +34,10 @@ pub struct DriverConfig {
     pub etcd: Option<EtcdConfig>,
     /// When failed queries are restarted.
     pub restarts: RestartPolicy,
+    /// What submitted jobs may touch; held to every job submitted or resumed.
+    pub policy: JobPolicy,
+    /// TLS and user tokens for the server and every client this driver opens.
+    pub security: DriverSecurity,
 }
 
 /// What happened to a running driver.
@@ -53,11 +58,14 @@ pub async fn run_driver(
     let registry = match &config.etcd {
         Some(e) => ExecutorRegistry::external(Duration::from_secs(e.lease_ttl_secs.max(1) as u64)),
         None => ExecutorRegistry::default(),
-    };
-    let server = DriverServer::start_with_admin(config.listen, registry.clone(), Arc::clone(&admin)).await?;
+    }
+    .with_transport(config.security.transport.clone());
+    let server =
+        DriverServer::start_with_admin(config.listen, registry.clone(), Arc::clone(&admin), config.security.clone()).await?;
     let endpoint = config.advertise.clone().unwrap_or_else(|| server.endpoint.clone());
     admin.set_endpoint(&endpoint);
-    let mut session = Session::new(registry.clone());
+    tracing::info!(policy = %config.policy.describe(), "jobs may touch what this policy allows");
+    let mut session = Session::new(registry.clone()).with_policy(config.policy.clone());
     if let Some(l) = listener {
         session = session.with_progress_listener(l);
     }

@@ -15,6 +15,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
 use sluice_proto::v1::DismissRequest;
 use sluice_proto::MAX_MESSAGE_BYTES;
+use sluice_security::Transport;
 use tokio::sync::{watch, Mutex};
 use tonic::transport::Channel;
 
@@ -52,6 +53,8 @@ pub struct ExecutorRegistry {
     pub liveness_timeout: Option<Duration>,
     /// How long a failed executor is left out of scheduling.
     pub suspension: Duration,
+    /// How executors are dialled (TLS, presenting this driver's member certificate, or plain).
+    transport: Transport,
 }
 
 impl Default for ExecutorRegistry {
@@ -70,6 +73,7 @@ impl ExecutorRegistry {
             book: Arc::new(std::sync::Mutex::new(DecommissionBook::new(true))),
             liveness_timeout: Some(liveness_timeout),
             suspension: liveness_timeout,
+            transport: Transport::Plain,
         }
     }
 
@@ -82,7 +86,14 @@ impl ExecutorRegistry {
             book: Arc::new(std::sync::Mutex::new(DecommissionBook::new(false))),
             liveness_timeout: None,
             suspension,
+            transport: Transport::Plain,
         }
+    }
+
+    /// Dials executors through `transport` (set before the first executor registers).
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
     }
 
     /// The decommission book (a panic elsewhere while holding it leaves it usable: every update
@@ -156,14 +167,16 @@ impl ExecutorRegistry {
     /// Adds or refreshes an executor; connects lazily. A registration is a new process (or one
     /// that came back): it is schedulable, whatever an earlier process with its id was doing.
     pub async fn register(&self, id: &str, endpoint: &str, task_slots: usize) -> Result<()> {
-        let channel = Channel::from_shared(endpoint.to_string())
-            .map_err(|e| SluiceError::user(format!("executor endpoint '{endpoint}' is not a URL: {e}")))?
+        let channel = self
+            .transport
+            .endpoint(endpoint)
+            .map_err(|e| e.context(format!("executor {id} registered the endpoint '{endpoint}'")))?
             .connect_timeout(Duration::from_secs(5))
             // Notice a dead or partitioned peer within seconds, even mid-task.
             .http2_keep_alive_interval(Duration::from_secs(2))
             .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = self.transport.connect_lazy(channel);
         let client = ExecutorServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

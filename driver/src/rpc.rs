@@ -14,6 +14,7 @@ use sluice_proto::v1::{
     RegisterExecutorResponse, StopQueryRequest, StopQueryResponse, SubmitJobRequest, SubmitJobResponse,
 };
 use sluice_proto::PROTOCOL_VERSION;
+use sluice_security::Transport;
 use tonic::{Request, Response, Status};
 
 use crate::manager::{status_of, Admin, QueryManager};
@@ -25,6 +26,8 @@ pub struct DriverRpc {
     pub registry: ExecutorRegistry,
     /// Serves `SubmitJob`, `ListQueries` and `StopQuery`; on a standby it answers with the leader's address.
     pub admin: Arc<Admin>,
+    /// How a standby reaches the leader (as a member: its certificate authorizes the forwarded call).
+    pub transport: Transport,
 }
 
 /// Marks a request a standby forwarded, so that two drivers that each believe the other leads
@@ -49,10 +52,11 @@ impl DriverRpc {
         if leader.is_empty() || request.metadata().contains_key(FORWARDED) {
             return Err(status(not_leading));
         }
-        let client = DriverServiceClient::connect(leader.clone()).await.map_err(|e| {
-            Status::unavailable(format!("this driver is a standby and the leader at {leader} is unreachable: {e}"))
-        })?;
-        Ok(Route::Leader(client))
+        let unreachable =
+            |e: String| Status::unavailable(format!("this driver is a standby and the leader at {leader} is unreachable: {e}"));
+        let endpoint = self.transport.endpoint(&leader).map_err(|e| unreachable(e.one_line()))?;
+        let channel = self.transport.connect(endpoint).await.map_err(|e| unreachable(e.to_string()))?;
+        Ok(Route::Leader(DriverServiceClient::new(channel)))
     }
 }
 

@@ -7,15 +7,45 @@ use std::sync::Arc;
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_server::DriverServiceServer;
 use sluice_proto::SHUTDOWN_GRACE;
+use sluice_security::tls::ClientAuth;
+use sluice_security::token::AcceptedTokens;
+use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
 use tokio::sync::watch;
 
 use crate::manager::Admin;
 use crate::registry::ExecutorRegistry;
 use crate::rpc::DriverRpc;
 
+/// How the driver's server and clients authenticate.
+#[derive(Debug, Clone)]
+pub struct DriverSecurity {
+    /// TLS (or plain text) for the server, the executor clients and forwarding to the leader.
+    pub transport: Transport,
+    /// The bearer tokens users may authenticate with.
+    pub tokens: Option<Arc<AcceptedTokens>>,
+}
+
+impl DriverSecurity {
+    /// No TLS, no tokens: the embedded cluster of `sluice run`.
+    pub fn plain() -> Self {
+        Self { transport: Transport::Plain, tokens: None }
+    }
+}
+
+/// Who each driver RPC is for: users submit, list and stop queries; everything else (executors
+/// registering and heartbeating) is for cluster members.
+pub fn audience(path: &str) -> Audience {
+    const USER_CALLS: [&str; 3] = ["SubmitJob", "ListQueries", "StopQuery"];
+    let service = format!("/{}/", <DriverServiceServer<DriverRpc> as tonic::server::NamedService>::NAME);
+    match path.strip_prefix(&service) {
+        Some(method) if USER_CALLS.contains(&method) => Audience::Users,
+        _ => Audience::Members,
+    }
+}
+
 /// The driver's gRPC server.
 pub struct DriverServer {
-    /// `http://host:port` executors connect to.
+    /// `http(s)://host:port` executors connect to.
     pub endpoint: String,
     /// The executors registered here (or, with etcd, seen there).
     pub registry: ExecutorRegistry,
@@ -24,25 +54,32 @@ pub struct DriverServer {
 }
 
 impl DriverServer {
-    /// Listens on `bind` (port 0 picks a free port).
+    /// Listens on `bind` (port 0 picks a free port), in plain text.
     pub async fn start(bind: SocketAddr, registry: ExecutorRegistry) -> Result<Self> {
-        Self::start_with_admin(bind, registry, Arc::new(Admin::default())).await
+        Self::start_with_admin(bind, registry, Arc::new(Admin::default()), DriverSecurity::plain()).await
     }
 
-    /// Listens on `bind`, also serving the query admin calls of `admin`.
-    pub async fn start_with_admin(bind: SocketAddr, registry: ExecutorRegistry, admin: Arc<Admin>) -> Result<Self> {
+    /// Listens on `bind`, also serving the query admin calls of `admin`; every call is
+    /// authorized (see [`audience`]).
+    pub async fn start_with_admin(
+        bind: SocketAddr,
+        registry: ExecutorRegistry,
+        admin: Arc<Admin>,
+        security: DriverSecurity,
+    ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|e| SluiceError::external(format!("driver cannot listen on {bind}: {e}")).with_retryable(false))?;
         let addr = listener.local_addr()?;
-        let endpoint = format!("http://{addr}");
+        let transport = security.transport.clone();
+        let endpoint = transport.url(addr);
         let (shutdown, mut rx) = watch::channel(false);
-        let svc = DriverServiceServer::new(DriverRpc { registry: registry.clone(), admin });
-        // TCP_NODELAY on every accepted connection (tonic sets it only on listeners it binds):
-        // without it Nagle's algorithm meets delayed ACKs and each small RPC waits ~40 ms.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let svc = DriverServiceServer::new(DriverRpc { registry: registry.clone(), admin, transport: transport.clone() });
+        let guard = Guard::new(transport.tls().cloned(), security.tokens.clone(), audience);
+        let incoming = transport.incoming(listener, ClientAuth::Anyone)?;
         let server = tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
+                .layer(AuthorizeLayer::new(guard))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = rx.wait_for(|s| *s).await;

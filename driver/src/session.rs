@@ -10,11 +10,12 @@ use sluice_connectors::memory::{MemoryStream, MemoryTable};
 use sluice_connectors::{Connectors, InProcessIo};
 
 use crate::checkpoint::{Checkpoint, OffsetSeq};
-use crate::job::JobFile;
+use crate::job::{JobFile, JobPolicy};
 use crate::query::fence::{Fence, NoFence};
 use crate::query::handle::QueryShared;
 use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
 use crate::query::scheduler::TaskScheduler;
+use crate::query::touches::{query_touches, table_touches};
 use crate::query::{resolve_query, resolve_stream, ResolvedQuery, StreamingQuery};
 use crate::registry::ExecutorRegistry;
 
@@ -26,6 +27,7 @@ pub struct Session {
     connectors: Connectors,
     listener: Option<ProgressListener>,
     fence: Arc<dyn Fence>,
+    policy: JobPolicy,
 }
 
 impl Session {
@@ -38,7 +40,15 @@ impl Session {
             io,
             listener: None,
             fence: Arc::new(NoFence),
+            policy: JobPolicy::unrestricted(),
         }
+    }
+
+    /// Holds every job prepared from now on to `policy` (a driver process); a new session runs
+    /// whatever its user asks (the embedded `sluice run`).
+    pub fn with_policy(mut self, policy: JobPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Fences every checkpoint write of queries started from now on (etcd leadership).
@@ -61,12 +71,23 @@ impl Session {
     }
 
     /// Parses and validates every query of a job file without starting anything, so a mistake
-    /// in the last statement is reported before the first query writes a checkpoint.
+    /// in the last statement is reported before the first query writes a checkpoint — and
+    /// refuses a job that touches what the session's policy does not allow, before it reads or
+    /// writes anything.
     pub async fn prepare_job(&self, origin: &str, text: &str) -> Result<Vec<ResolvedQuery>> {
         let job = JobFile::parse(origin, text)?;
+        let enforced = !self.policy.is_unrestricted();
+        // Static tables first: resolving one may read it (a Parquet table's schema).
+        for table in job.tables.values().filter(|_| enforced) {
+            self.policy.check(&table_touches(table, &self.connectors)?)?;
+        }
         let mut out = Vec::with_capacity(job.queries.len());
         for q in &job.queries {
-            out.push(resolve_query(&job, q, &self.connectors).await?);
+            let resolved = resolve_query(&job, q, &self.connectors).await?;
+            if enforced {
+                self.policy.check(&query_touches(q, &resolved, &self.connectors)?)?;
+            }
+            out.push(resolved);
         }
         for (i, def) in job.streams.values().enumerate() {
             let stream = resolve_stream(def, i, &self.connectors)?;

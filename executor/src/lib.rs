@@ -18,5 +18,6 @@ pub mod service;
 pub mod shuffle;
 pub mod state_cache;
 pub mod task_runner;
+pub mod term_fence;
 
 pub use service::{DrainOutcome, ExecutorConfig, ExecutorHandle, ExecutorStatus};

@@ -97,7 +97,8 @@ impl QueryCache {
         let spec: QuerySpec = serde_json::from_slice(spec_json)
             .map_err(|e| SluiceError::internal(format!("query spec from the driver is unreadable: {e}")))?;
         let query_id = spec.query_id;
-        let prepared = Arc::new(PreparedQuery::prepare(spec, &self.connectors).await?);
+        let redactor = spec.redactor();
+        let prepared = Arc::new(PreparedQuery::prepare(spec, &self.connectors).await.map_err(|e| redactor.scrub_error(e))?);
         // Specs of the same run replace each other; other runs of the same query are over.
         let mut superseded: Vec<String> = entries
             .iter()

@@ -26,13 +26,16 @@ use sluice_proto::v1::{
 };
 use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE};
+use sluice_security::tls::ClientAuth;
+use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::query_cache::QueryCache;
-use crate::shuffle::{BlockStore, ShuffleService};
+use crate::shuffle::{BlockStore, Peers, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv};
+use crate::term_fence::TermFence;
 
 /// How an executor is started.
 #[derive(Debug, Clone)]
@@ -51,6 +54,9 @@ pub struct ExecutorConfig {
     pub advertise: Option<String>,
     /// Register in etcd (with a lease) instead of with the driver directly.
     pub etcd: Option<EtcdConfig>,
+    /// TLS (only members may connect, and this executor presents its member certificate to
+    /// the driver and to peers) or plain text.
+    pub transport: Transport,
 }
 
 impl ExecutorConfig {
@@ -64,6 +70,7 @@ impl ExecutorConfig {
             heartbeat_interval: Duration::from_secs(1),
             advertise: None,
             etcd: None,
+            transport: Transport::Plain,
         }
     }
 }
@@ -77,12 +84,20 @@ struct Service {
     states: StateCache,
     /// This executor's endpoint, as the driver and other executors reach it.
     endpoint: String,
+    /// Connections to the other executors, for their shuffle blocks.
+    peers: Peers,
+    /// Refuses tasks of deposed leaders.
+    fence: TermFence,
 }
 
 #[tonic::async_trait]
 impl ExecutorService for Service {
     async fn run_task(&self, request: Request<TaskRequest>) -> Result<Response<TaskResponse>, Status> {
         let req = request.into_inner();
+        if let Err(e) = self.fence.admit(req.leader_term) {
+            tracing::warn!(task = %req.task_id, term = req.leader_term, newest = self.fence.newest(), "refused a task of a deposed leader");
+            return Ok(Response::new(TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }));
+        }
         let _permit = self.slots.acquire().await.map_err(|_| Status::unavailable("executor is shutting down"))?;
         // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
         let outcome = match std::panic::AssertUnwindSafe(self.execute(&req)).catch_unwind().await {
@@ -146,11 +161,18 @@ impl Service {
             self.states.release(run);
         }
         let query = prepared.query;
+        self.blocks.learn_key(&req.query_run_id, &req.shuffle_key);
         let kind = serde_json::from_slice(&req.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
         let batch = req.batch.as_ref().ok_or_else(|| SluiceError::internal("task from the driver has no batch context"))?;
         let ctx = TaskContext { run_id: req.query_run_id.clone(), batch: batch.into(), partition_index: req.partition_index };
-        let env = TaskEnv { blocks: &self.blocks, states: &self.states, endpoint: &self.endpoint };
+        let env = TaskEnv {
+            blocks: &self.blocks,
+            states: &self.states,
+            endpoint: &self.endpoint,
+            peers: &self.peers,
+            shuffle_key: &req.shuffle_key,
+        };
         let started = std::time::Instant::now();
         let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
             .await
@@ -253,7 +275,7 @@ impl ExecutorHandle {
             SluiceError::external(format!("executor cannot listen on {}: {e}", config.bind)).with_retryable(false)
         })?;
         let addr = listener.local_addr()?;
-        let endpoint = config.advertise.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let endpoint = config.advertise.clone().unwrap_or_else(|| config.transport.url(addr));
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
         let blocks = Arc::new(BlockStore::default());
@@ -268,6 +290,8 @@ impl ExecutorHandle {
             blocks: Arc::clone(&blocks),
             states: StateCache::default(),
             endpoint: endpoint.clone(),
+            peers: Peers::new(config.transport.clone()),
+            fence: TermFence::default(),
         };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -275,11 +299,12 @@ impl ExecutorHandle {
         // Shuffle blocks are served over Arrow Flight on the same port.
         let flight_svc = arrow_flight::flight_service_server::FlightServiceServer::new(ShuffleService { blocks })
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        // TCP_NODELAY on every accepted connection (tonic sets it only on listeners it binds):
-        // without it Nagle's algorithm meets delayed ACKs and each small RPC waits ~40 ms.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Only cluster members may connect (with TLS); every call is for members.
+        let incoming = config.transport.incoming(listener, ClientAuth::MembersOnly)?;
+        let guard = Guard::new(config.transport.tls().cloned(), None, |_| Audience::Members);
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
+                .layer(AuthorizeLayer::new(guard))
                 .add_service(server_svc)
                 .add_service(flight_svc)
                 .serve_with_incoming_shutdown(incoming, async move {
@@ -467,6 +492,7 @@ async fn etcd_registration_loop(config: EtcdConfig, mut record: ExecutorRecord, 
 async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mut signals: RegistrationSignals) {
     let mut registered = false;
     let mut backoff = Duration::from_millis(100);
+    let mut failures = 0u32;
     let mut client: Option<DriverServiceClient<tonic::transport::Channel>> = None;
     loop {
         if *signals.stop.borrow() {
@@ -475,7 +501,9 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
         let decommissioning = *signals.decommissioning.borrow();
         let step = async {
             if client.is_none() {
-                client = Some(DriverServiceClient::connect(config.driver_endpoint.clone()).await.map_err(|e| e.to_string())?);
+                let target = config.transport.endpoint(&config.driver_endpoint).map_err(|e| e.one_line())?;
+                let channel = config.transport.connect(target).await.map_err(|e| e.to_string())?;
+                client = Some(DriverServiceClient::new(channel));
             }
             let Some(client) = client.as_mut() else { return Err("no driver connection".to_string()) };
             if !registered {
@@ -508,11 +536,19 @@ async fn heartbeat_loop(config: ExecutorConfig, id: String, endpoint: String, mu
         let wait = match step.await {
             Ok(ok) => {
                 registered = ok;
+                failures = 0;
                 backoff = Duration::from_millis(100);
                 config.heartbeat_interval
             }
             Err(e) => {
-                tracing::debug!(executor = %id, error = %e, "driver not reachable; retrying");
+                // A driver that is restarting is normal; one that stays out of reach (or refuses
+                // this executor's certificate) is worth an operator's attention.
+                failures += 1;
+                if failures.is_multiple_of(10) {
+                    tracing::warn!(executor = %id, error = %e, attempts = failures, "cannot register with the driver; retrying");
+                } else {
+                    tracing::debug!(executor = %id, error = %e, "driver not reachable; retrying");
+                }
                 registered = false;
                 client = None;
                 backoff = (backoff * 2).min(Duration::from_secs(2));

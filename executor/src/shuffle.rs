@@ -5,6 +5,11 @@
 //! batches or attempts of a run are dropped as soon as a newer one starts on this executor, so
 //! memory holds at most the blocks of the batch in flight. A consumer on the same executor reads
 //! blocks directly from memory; others fetch them with a Flight ticket.
+//!
+//! A ticket names the block and carries its run's **shuffle key**, the random secret the driver
+//! made for the run and sends only with the run's tasks (over TLS in a secure cluster): a run id
+//! read from progress JSON is not enough to fetch another run's rows. Connections to peers go
+//! through the process's [`Transport`], so in a secure cluster only members can fetch at all.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -23,6 +28,8 @@ use arrow_flight::{
 use futures::{Stream, TryStreamExt};
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::BatchId;
+use sluice_security::Transport;
+use subtle::ConstantTimeEq;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Identity of one shuffle block.
@@ -42,15 +49,40 @@ pub struct BlockId {
     pub partition: u32,
 }
 
+/// What a consumer sends to fetch a block: the block, and the shuffle key of its run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ShuffleTicket {
+    /// The block.
+    pub block: BlockId,
+    /// The run's shuffle key.
+    pub key: String,
+}
+
 /// Blocks held by this executor.
 #[derive(Debug, Default)]
 pub struct BlockStore {
     blocks: Mutex<HashMap<BlockId, Arc<Vec<RecordBatch>>>>,
     /// Per run: the (batch, attempt) whose blocks are current.
     current: Mutex<HashMap<String, (BatchId, u32)>>,
+    /// Per run: its shuffle key, learnt from the run's first task here.
+    keys: Mutex<HashMap<String, String>>,
 }
 
 impl BlockStore {
+    /// Learns a run's shuffle key from one of its tasks (the first one seen stays).
+    pub fn learn_key(&self, run_id: &str, key: &str) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.entry(run_id.to_string()).or_insert_with(|| key.to_string());
+        }
+    }
+
+    /// Whether `ticket` carries its run's key (compared in constant time). A run this executor
+    /// ran no task of has no blocks here either.
+    pub fn authorizes(&self, ticket: &ShuffleTicket) -> bool {
+        let Ok(keys) = self.keys.lock() else { return false };
+        keys.get(&ticket.block.run_id).is_some_and(|k| bool::from(k.as_bytes().ct_eq(ticket.key.as_bytes())))
+    }
+
     /// Marks (batch, attempt) current for its run, dropping that run's older blocks.
     pub fn begin(&self, run_id: &str, batch: BatchId, attempt: u32) {
         let (Ok(mut cur), Ok(mut blocks)) = (self.current.lock(), self.blocks.lock()) else { return };
@@ -81,6 +113,9 @@ impl BlockStore {
         if let Ok(mut c) = self.current.lock() {
             c.remove(run_id);
         }
+        if let Ok(mut k) = self.keys.lock() {
+            k.remove(run_id);
+        }
     }
 }
 
@@ -107,8 +142,16 @@ impl FlightService for ShuffleService {
     type ListActionsStream = BoxStream<ActionType>;
 
     async fn do_get(&self, request: Request<Ticket>) -> std::result::Result<Response<Self::DoGetStream>, Status> {
-        let id: BlockId = serde_json::from_slice(&request.into_inner().ticket)
+        let ticket: ShuffleTicket = serde_json::from_slice(&request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("bad shuffle ticket: {e}")))?;
+        if !self.blocks.authorizes(&ticket) {
+            tracing::warn!(run = %ticket.block.run_id, "refused a shuffle ticket without its run's key");
+            return Err(Status::permission_denied(format!(
+                "shuffle ticket refused: it does not carry the shuffle key of run {}",
+                ticket.block.run_id
+            )));
+        }
+        let id = ticket.block;
         let rows =
             self.blocks.get(&id).ok_or_else(|| Status::not_found(format!("shuffle block {id:?} is not on this executor")))?;
         let batches: Vec<std::result::Result<RecordBatch, FlightError>> = rows.iter().cloned().map(Ok).collect();
@@ -157,11 +200,66 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long fetching one block from a peer may take.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Connections to the other executors, kept from task to task: dialling (and, in a secure
+/// cluster, a TLS handshake) for every task and peer would cost more than most blocks' transfer.
+pub struct Peers {
+    transport: Transport,
+    channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+}
+
+impl Peers {
+    /// No connections yet; peers are dialled through `transport`.
+    pub fn new(transport: Transport) -> Self {
+        Self { transport, channels: Mutex::default() }
+    }
+
+    /// A Flight client of the executor at `endpoint`, connecting at its first call.
+    fn client(&self, endpoint: &str) -> Result<FlightServiceClient<tonic::transport::Channel>> {
+        let mut channels = self.channels.lock().map_err(|_| SluiceError::internal("peer connections poisoned"))?;
+        let channel = match channels.get(endpoint) {
+            Some(c) => c.clone(),
+            None => {
+                let target = self
+                    .transport
+                    .endpoint(endpoint)?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    // Notice a dead or partitioned peer within seconds, even mid-transfer.
+                    .http2_keep_alive_interval(std::time::Duration::from_secs(2))
+                    .keep_alive_timeout(std::time::Duration::from_secs(5));
+                let c = self.transport.connect_lazy(target);
+                channels.insert(endpoint.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(FlightServiceClient::new(channel).max_decoding_message_size(sluice_proto::MAX_MESSAGE_BYTES))
+    }
+
+    /// Drops the connection to a peer a fetch failed on: the next task dials it afresh (it may
+    /// have restarted, or another executor may have its address now).
+    fn forget(&self, endpoint: &str) {
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.remove(endpoint);
+        }
+    }
+}
+
+/// Where a task fetches its blocks from, and with what.
+pub struct Fetch<'a> {
+    /// This executor's blocks (read directly when this executor produced them).
+    pub local: &'a BlockStore,
+    /// This executor's endpoint.
+    pub self_endpoint: &'a str,
+    /// Connections to the other executors.
+    pub peers: &'a Peers,
+    /// The run's shuffle key, put in every ticket.
+    pub key: &'a str,
+}
+
 /// Fetches blocks from their producers, reading local ones from memory. Results keep the
 /// order of `sources`, which is the producers' task order.
-pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(BlockId, String)]) -> Result<Vec<RecordBatch>> {
+pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> Result<Vec<RecordBatch>> {
+    let (local, self_endpoint) = (fetch.local, fetch.self_endpoint);
     let mut out = Vec::new();
-    let mut clients: HashMap<String, FlightServiceClient<tonic::transport::Channel>> = HashMap::new();
     for (id, endpoint) in sources {
         if endpoint == self_endpoint {
             let rows = local.get(id).ok_or_else(|| {
@@ -173,19 +271,10 @@ pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(B
             out.extend(rows.iter().cloned());
             continue;
         }
-        if !clients.contains_key(endpoint) {
-            let channel = tonic::transport::Channel::from_shared(endpoint.clone())
-                .map_err(|e| SluiceError::internal(format!("bad executor endpoint {endpoint}: {e}")))?
-                .connect_timeout(CONNECT_TIMEOUT)
-                .connect()
-                .await
-                .map_err(|e| SluiceError::external(format!("cannot reach executor {endpoint} for shuffle data: {e}")))?;
-            let client = FlightServiceClient::new(channel);
-            clients.insert(endpoint.clone(), client.max_decoding_message_size(sluice_proto::MAX_MESSAGE_BYTES));
-        }
-        let client = clients.get_mut(endpoint).ok_or_else(|| SluiceError::internal("flight client vanished"))?;
-        let ticket = Ticket { ticket: serde_json::to_vec(id)?.into() };
-        let fetch = async {
+        let mut client = fetch.peers.client(endpoint)?;
+        let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
+        let ticket = Ticket { ticket: serde_json::to_vec(&ticket)?.into() };
+        let one = async {
             let response = client.do_get(ticket).await.map_err(|s| {
                 SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
             })?;
@@ -197,10 +286,16 @@ pub async fn fetch_blocks(local: &BlockStore, self_endpoint: &str, sources: &[(B
                 .map_err(|e| SluiceError::external(format!("reading shuffle block from {endpoint}: {e}")))
         };
         // A paused or cut-off peer answers nothing: give up rather than hold a task slot for ever.
-        let batches = tokio::time::timeout(FETCH_TIMEOUT, fetch).await.map_err(|_| {
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, one).await.map_err(|_| {
             SluiceError::external(format!("fetching shuffle block of task {} from {endpoint} timed out", id.producer))
-        })??;
-        out.extend(batches);
+        });
+        match fetched {
+            Ok(Ok(batches)) => out.extend(batches),
+            Ok(Err(e)) | Err(e) => {
+                fetch.peers.forget(endpoint);
+                return Err(e);
+            }
+        }
     }
     Ok(out)
 }

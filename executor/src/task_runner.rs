@@ -26,7 +26,7 @@ use crate::operators::join::reduce_join;
 use crate::operators::session::reduce_sessions;
 use crate::operators::{as_operator_output, map_input, CompiledOperator};
 use crate::query_cache::PreparedQuery;
-use crate::shuffle::{fetch_blocks, BlockId, BlockStore};
+use crate::shuffle::{fetch_blocks, BlockId, BlockStore, Fetch, Peers};
 use crate::state_cache::StateCache;
 
 /// The facts of one task.
@@ -57,10 +57,26 @@ pub struct TaskEnv<'a> {
     pub states: &'a StateCache,
     /// This executor's own endpoint (blocks produced here are read locally).
     pub endpoint: &'a str,
+    /// Connections to the other executors, for their shuffle blocks.
+    pub peers: &'a Peers,
+    /// The run's shuffle key (shuffle tickets carry it).
+    pub shuffle_key: &'a str,
 }
 
-/// Runs one task of `query`.
+/// Runs one task of `query`. A failure's message has the query's secrets redacted: connector
+/// errors (librdkafka, `object_store`) may quote option values, and it is logged here and sent to
+/// the driver.
 pub async fn run_task(
+    query: &PreparedQuery,
+    kind: &TaskKind,
+    inline_rows: &[u8],
+    ctx: &TaskContext,
+    env: &TaskEnv<'_>,
+) -> Result<TaskOutcome> {
+    run_task_unredacted(query, kind, inline_rows, ctx, env).await.map_err(|e| query.compiled.spec.redactor().scrub_error(e))
+}
+
+async fn run_task_unredacted(
     query: &PreparedQuery,
     kind: &TaskKind,
     inline_rows: &[u8],
@@ -144,7 +160,8 @@ async fn fetch(
             )
         })
         .collect();
-    fetch_blocks(env.blocks, env.endpoint, &sources).await
+    let fetch = Fetch { local: env.blocks, self_endpoint: env.endpoint, peers: env.peers, key: env.shuffle_key };
+    fetch_blocks(&fetch, &sources).await
 }
 
 async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<SinkTaskOutput> {

@@ -74,6 +74,20 @@ pub struct QuerySpec {
 }
 
 impl QuerySpec {
+    /// The secret values in the spec's options (sources, tables, sink), to scrub from the
+    /// errors and messages of this query ([`sluice_common::redact`]).
+    pub fn redactor(&self) -> sluice_common::redact::Redactor {
+        let mut r = sluice_common::redact::Redactor::new();
+        for s in &self.sources {
+            r.add_options(&s.source.options);
+        }
+        for t in &self.tables {
+            r.add_options(&t.options);
+        }
+        r.add_options(&self.sink.options);
+        r
+    }
+
     /// A stable hash of the spec, so executors can cache its compiled form.
     pub fn fingerprint(&self) -> Result<u64> {
         use std::hash::{Hash, Hasher};

@@ -9,6 +9,9 @@ use sluice_tests::binary::{run_sluice, stderr, stdout, wait_until};
 use sluice_tests::cluster::ClusterProcs;
 use sluice_tests::services::free_port;
 
+mod policy;
+mod security;
+
 /// The status of the query named `name`, as `sluice queries --json` reports it.
 fn status(c: &ClusterProcs, name: &str) -> Option<serde_json::Value> {
     c.queries().into_iter().rev().find(|q| q["name"] == name)
@@ -209,7 +212,7 @@ const COPIED: [&str; 3] = ["{\"id\":1,\"twice\":2}", "{\"id\":2,\"twice\":4}", "
 #[test]
 fn a_failed_query_is_restarted_from_its_checkpoint_once_the_network_heals() {
     let mut c = ClusterProcs::start(1, 0);
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("https://127.0.0.1:{}", free_port());
     c.start_executor_with(0, &["--advertise", &dead]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.sql"), copy_job(dir.path())).unwrap();
@@ -240,7 +243,7 @@ fn an_unreachable_executor_fails_the_query_after_bounded_retries_and_nothing_is_
     let mut c = ClusterProcs::start_with_driver_env(1, 0, &[("SLUICE_MAX_QUERY_RESTARTS", "0")]);
     // The executor registers in etcd but advertises an address nothing listens on: a network
     // cut between the driver and its only executor.
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("https://127.0.0.1:{}", free_port());
     c.start_executor_with(0, &["--advertise", &dead]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -285,7 +288,7 @@ fn a_standby_forwards_admin_calls_to_the_leader() {
     let c = ClusterProcs::start(2, 1);
     let (leader, standby) = (c.driver_url(0), c.driver_url(1));
     let here = Path::new(".");
-    assert!(wait_until(Duration::from_secs(20), || run_sluice(here, &["queries", "--driver", &standby]).status.success()));
+    assert!(wait_until(Duration::from_secs(20), || c.sluice_at(here, &["queries", "--driver", &standby]).status.success()));
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -293,10 +296,10 @@ fn a_standby_forwards_admin_calls_to_the_leader() {
         "CREATE STREAM r WITH ('connector' = 'rate'); CREATE SINK s WITH ('connector' = 'noop'); SET 'queryName' = 'via_standby'; INSERT INTO s SELECT * FROM r;",
     )
     .unwrap();
-    let out = run_sluice(dir.path(), &["submit", "job.sql", "--driver", &standby]);
+    let out = c.sluice_at(dir.path(), &["submit", "job.sql", "--driver", &standby]);
     assert!(out.status.success(), "submit through the standby: {}", stderr(&out));
     let listed = |url: &str| {
-        let out = run_sluice(here, &["queries", "--json", "--driver", url]);
+        let out = c.sluice_at(here, &["queries", "--json", "--driver", url]);
         assert!(out.status.success(), "queries at {url}: {}", stderr(&out));
         stdout(&out).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
     };
@@ -306,7 +309,7 @@ fn a_standby_forwards_admin_calls_to_the_leader() {
     let ids = |qs: &[serde_json::Value]| qs.iter().map(|q| q["id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&listed(&standby)), ids(&at_leader), "the standby answers with the leader's queries");
 
-    let out = run_sluice(here, &["stop", "via_standby", "--driver", &standby]);
+    let out = c.sluice_at(here, &["stop", "via_standby", "--driver", &standby]);
     assert!(out.status.success(), "stop through the standby: {}", stderr(&out));
     let stopped = listed(&leader);
     assert_eq!(stopped[0]["state"], "terminated", "{stopped:?}");

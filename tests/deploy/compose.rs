@@ -60,20 +60,33 @@ pub struct Project {
     pub dir: PathBuf,
     /// The bind-mounted PersistentVolumeClaim directory (`/data` in the pods).
     pub data: PathBuf,
+    /// The directory of the Secrets' stand-ins (`<secrets>/<secret name>/<key>`), and the
+    /// development CA that made them (`dev-secrets.sh`: `<secrets>/dev-ca/`).
+    pub secrets: PathBuf,
     /// The pods, by service name.
     pub pods: Vec<Pod>,
 }
 
 impl Project {
     /// Generates the project from `rendered` Kubernetes YAML into `dir` with `replicas`
-    /// overrides (`name=N`).
-    pub fn generate(name: &str, rendered: &[u8], dir: &Path, data: &Path, subnet: &str, replicas: &[&str]) -> Project {
+    /// overrides (`name=N`); the pods mount the Secrets from `secrets`.
+    pub fn generate(
+        name: &str,
+        rendered: &[u8],
+        dir: &Path,
+        data: &Path,
+        secrets: &Path,
+        subnet: &str,
+        replicas: &[&str],
+    ) -> Project {
         let mut cmd = Command::new(venv_python());
         cmd.arg(repo_root().join("deploy/compose/generate.py"))
             .args(["--project", name, "--subnet", subnet, "--out"])
             .arg(dir)
             .arg("--data-dir")
-            .arg(data);
+            .arg(data)
+            .arg("--secrets-dir")
+            .arg(secrets);
         for r in replicas {
             cmd.args(["--replicas", r]);
         }
@@ -101,7 +114,31 @@ impl Project {
                 readiness: p["readiness"].as_str().expect("readiness path").to_string(),
             })
             .collect();
-        Project { name: name.to_string(), dir: dir.to_path_buf(), data: data.to_path_buf(), pods }
+        Project { name: name.to_string(), dir: dir.to_path_buf(), data: data.to_path_buf(), secrets: secrets.to_path_buf(), pods }
+    }
+
+    /// Makes the Secrets' stand-ins with `deploy/compose/dev-secrets.sh`: a development CA from
+    /// `sluice certs` (this build's binary) for the hosts generate.py listed, the member
+    /// certificate as `sluice-tls`, the token as `sluice-tokens`.
+    pub fn make_dev_secrets(&self, sluice: &Path) {
+        run_ok(
+            Command::new(repo_root().join("deploy/compose/dev-secrets.sh"))
+                .arg("--compose")
+                .arg(&self.dir)
+                .arg("--secrets")
+                .arg(&self.secrets)
+                .env("SLUICE_BIN", sluice),
+        );
+    }
+
+    /// The cluster CA the host's CLI trusts.
+    pub fn ca(&self) -> PathBuf {
+        self.secrets.join("dev-ca/ca.pem")
+    }
+
+    /// The token file the host's CLI authenticates with.
+    pub fn token_file(&self) -> PathBuf {
+        self.secrets.join("dev-ca/token")
     }
 
     /// `docker-compose -p <name> -f <dir>/docker-compose.yml args…`.

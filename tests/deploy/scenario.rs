@@ -1,5 +1,6 @@
-//! The deployment scenario: validate, build the image, run the dev overlay, disturb it, check
-//! the output exactly.
+//! The deployment scenario: validate, build the image, check that it refuses plain text beyond
+//! loopback, run the dev overlay — TLS between every member and etcd, token authentication for
+//! users, as deployed — disturb it, check the output exactly.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +31,10 @@ const OUTPUT: &str = "out/clicks-dedup";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// `docker stop` grace: the pods' terminationGracePeriodSeconds.
 const GRACE: &str = "60";
+/// The user's credentials inside a driver pod: the Secrets `sluice-tls` (the CA) and
+/// `sluice-tokens` as mounted there (deploy/k8s/base/driver.yaml).
+const POD_USER: [&str; 6] =
+    ["--driver", "https://localhost:7077", "--tls-ca", "/etc/sluice/tls/ca.crt", "--token-file", "/etc/sluice/tokens/tokens"];
 
 /// Runs every step and returns the report.
 pub fn run() {
@@ -52,6 +57,7 @@ pub fn run() {
         t.elapsed().as_secs_f64(),
         size as f64 / 1e6
     );
+    refuses_plain_text_beyond_loopback();
 
     let rendered = run_ok(Command::new("kubectl").args(["kustomize", "deploy/k8s/overlays/dev"]).current_dir(&root)).stdout;
     let work = tempfile::tempdir().expect("temp dir");
@@ -61,11 +67,20 @@ pub fn run() {
     }
     // The pods run as uid 65532 and write checkpoints and output under /data.
     chmod_world_writable(&data);
+    let secrets = work.path().join("secrets");
     let name = format!("sluicedeploy{}", std::process::id());
     let subnet = format!("172.30.{}.0/24", std::process::id() % 200 + 20);
-    // The dev overlay scaled to two drivers (`kubectl scale deploy/sluice-driver --replicas=2`),
+    // The dev overlay scaled to two drivers (`kubectl scale statefulset/sluice-driver --replicas=2`),
     // so that a leader hand-over can be checked too.
-    let project = Project::generate(&name, &rendered, &work.path().join("v2"), &data, &subnet, &["sluice-driver=2"]);
+    let project = Project::generate(&name, &rendered, &work.path().join("v2"), &data, &secrets, &subnet, &["sluice-driver=2"]);
+    // The Secrets sluice-tls and sluice-tokens, from a development CA (`sluice certs`) naming
+    // every Service alias and address of the project.
+    let t = Instant::now();
+    project.make_dev_secrets(&sluice_bin());
+    say!(
+        "development CA, member certificate and token made (sluice certs, dev-secrets.sh) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     scenario(&project, &rendered, work.path(), &subnet);
 }
 
@@ -82,20 +97,26 @@ fn scenario(p: &Project, rendered: &[u8], work: &Path, subnet: &str) {
     }
     say!("from `docker start` of all pods to each ready (probes polled in turn): {}", fmt_times(&ready));
 
-    let writer = InputWriter::start(&p.data);
-    let out =
-        run_ok(Command::new("docker-compose").arg("-p").arg(&p.name).arg("-f").arg(p.dir.join("docker-compose.yml")).args([
-            "exec",
-            "-T",
-            "sluice-driver-0",
-            "/usr/local/bin/sluice",
-            "submit",
-            JOB,
-            "--driver",
-            "http://127.0.0.1:7077",
-        ]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(QUERY), "submit output: {}", String::from_utf8_lossy(&out.stdout));
     let q = Queries { project: p };
+    // Token authentication is on: the CA alone (TLS, but no token) is refused.
+    let unauthenticated = q
+        .cli(false)
+        .args(["queries", "--driver", &format!("https://{}:7077", p.pod("sluice-driver-0").ip)])
+        .output()
+        .expect("sluice queries runs");
+    let refusal = String::from_utf8_lossy(&unauthenticated.stderr).into_owned();
+    assert!(
+        !unauthenticated.status.success() && refusal.contains("token"),
+        "a user without a token was not refused ({}): {refusal}",
+        unauthenticated.status
+    );
+    say!("a user without a token is refused: {}", refusal.trim());
+
+    let writer = InputWriter::start(&p.data);
+    let mut submit = vec!["exec", "-T", "sluice-driver-0", "/usr/local/bin/sluice", "submit", JOB];
+    submit.extend(POD_USER);
+    let out = p.compose(&submit);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(QUERY), "submit output: {}", String::from_utf8_lossy(&out.stdout));
     q.wait_batches(3, "the first batches");
 
     // A rolling restart of the executors (`kubectl rollout restart statefulset/sluice-executor`:
@@ -115,7 +136,15 @@ fn scenario(p: &Project, rendered: &[u8], work: &Path, subnet: &str) {
 
     // Scale up to 3 (`kubectl scale statefulset/sluice-executor --replicas=3`): the new
     // executor takes a fair share of the state partitions.
-    let p3 = Project::generate(&p.name, rendered, &work.join("v3"), &p.data, subnet, &["sluice-driver=2", "sluice-executor=3"]);
+    let p3 = Project::generate(
+        &p.name,
+        rendered,
+        &work.join("v3"),
+        &p.data,
+        &p.secrets,
+        subnet,
+        &["sluice-driver=2", "sluice-executor=3"],
+    );
     p3.compose(&["up", "-d", "--no-deps", "sluice-executor-2"]);
     p3.wait_ready("sluice-executor-2", READY_TIMEOUT);
     assert!(
@@ -198,14 +227,25 @@ struct Queries<'a> {
 }
 
 impl Queries<'_> {
+    /// The host's CLI as a user: the project's CA, and its token when `token`.
+    fn cli(&self, token: bool) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.env("RUST_LOG", "off")
+            .env_remove("SLUICE_TOKEN")
+            .env_remove("SLUICE_TOKEN_FILE")
+            .env_remove("SLUICE_ETCD")
+            .env("SLUICE_TLS_CA", self.project.ca());
+        if token {
+            cmd.env("SLUICE_TOKEN_FILE", self.project.token_file());
+        }
+        cmd
+    }
+
     /// The query's status from `sluice queries --json`, asked of whichever driver answers.
     fn status(&self) -> Option<serde_json::Value> {
         for pod in self.project.pods.iter().filter(|p| p.service.starts_with("sluice-driver")) {
-            let out = Command::new(sluice_bin())
-                .args(["queries", "--json", "--driver", &format!("http://{}:7077", pod.ip)])
-                .env("RUST_LOG", "off")
-                .output()
-                .ok()?;
+            let out =
+                self.cli(true).args(["queries", "--json", "--driver", &format!("https://{}:7077", pod.ip)]).output().ok()?;
             if !out.status.success() {
                 continue;
             }
@@ -245,16 +285,47 @@ impl Queries<'_> {
             .unwrap_or_default()
     }
 
-    /// The pod of the leading driver (the one that answers, through either driver).
+    /// The pod of the leading driver (the one that answers, through either driver), which
+    /// advertises `https://<pod>.sluice-driver-pods.<namespace>.svc:7077`.
     fn leader(&self) -> String {
         let url = wait_for(Duration::from_secs(30), || self.status()?["leader"].as_str().map(str::to_string))
             .expect("a leader answers");
         self.project
             .pods
             .iter()
-            .find(|p| url.contains(&format!("//{}:", p.ip)))
+            .find(|p| url.contains(&format!("//{}.", p.service)) || url.contains(&format!("//{}:", p.ip)))
             .map(|p| p.service.clone())
             .unwrap_or_else(|| panic!("leader {url} is no pod of the project"))
+    }
+}
+
+/// Secure by default: the image's driver and executor, listening on every address without TLS
+/// and without `--insecure`, refuse to start — exit non-zero, naming `--insecure`.
+fn refuses_plain_text_beyond_loopback() {
+    for (role, port) in [("driver", "7077"), ("executor", "7078")] {
+        let name = format!("sluicedeploy{}-{role}-plain", std::process::id());
+        let mut child = Command::new("docker")
+            .args(["run", "--rm", "--name", &name, "--network", "none", "--read-only", IMAGE, role, "--listen"])
+            .arg(format!("0.0.0.0:{port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker run starts");
+        let exited = wait_for(Duration::from_secs(30), || child.try_wait().expect("docker run is waited on"));
+        if exited.is_none() {
+            let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+            let _ = child.wait();
+            panic!("the {role} kept running on 0.0.0.0 without TLS or --insecure");
+        }
+        let out = child.wait_with_output().expect("docker run output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("--insecure") && stderr.contains("without TLS"),
+            "the {role} on 0.0.0.0 without TLS did not refuse to start naming --insecure ({}): {stderr}",
+            out.status
+        );
+        let line = stderr.lines().find(|l| l.contains("--insecure")).unwrap_or_default().trim().to_string();
+        say!("the {role} image on 0.0.0.0 without TLS refuses to start ({}): {line}", out.status);
     }
 }
 

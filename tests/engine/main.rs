@@ -12,6 +12,7 @@ mod nexmark;
 mod oracles;
 mod property;
 mod rate;
+mod secrets;
 mod sinks;
 mod socket;
 mod state;

@@ -37,8 +37,12 @@ struct Proc {
     child: Child,
 }
 
-/// etcd + drivers + executors.
+/// etcd + drivers + executors, secured as a production cluster is: TLS everywhere (etcd
+/// included, with client certificates), members authenticated by certificates from the cluster
+/// CA, and the CLI authenticating as a user with a bearer token.
 pub struct ClusterProcs {
+    /// The development CA and certificates (`sluice certs`) every process uses.
+    pub certs: tempfile::TempDir,
     /// The cluster's etcd.
     pub etcd: EtcdServer,
     /// Logs of every process, kept for failure reports.
@@ -50,6 +54,8 @@ pub struct ClusterProcs {
     pub lease_ttl: u64,
     /// Extra environment of every driver process, restarts included.
     driver_env: Vec<(String, String)>,
+    /// Extra command-line arguments of every driver process, restarts included.
+    driver_args: Vec<String>,
     /// Extra environment of every driver and executor process, restarts included.
     process_env: Vec<(String, String)>,
     launches: usize,
@@ -69,10 +75,16 @@ impl ClusterProcs {
         Self::start_with_env(drivers, executors, driver_env, &[])
     }
 
+    /// As [`Self::start`], with extra command-line arguments for every driver process (e.g. a
+    /// job policy: `--allow-location DIR` replaces the default of [`Self::start_driver`]).
+    pub fn start_with_driver_args(drivers: usize, executors: usize, driver_args: &[&str]) -> Self {
+        Self::launch(drivers, executors, &[], &[], driver_args, None)
+    }
+
     /// As [`Self::start_with_driver_env`], with extra environment for every process, drivers and
     /// executors alike (e.g. `SLUICE_STORE_FAULTS`).
     pub fn start_with_env(drivers: usize, executors: usize, driver_env: &[(&str, &str)], process_env: &[(&str, &str)]) -> Self {
-        Self::launch(drivers, executors, driver_env, process_env, None)
+        Self::launch(drivers, executors, driver_env, process_env, &[], None)
     }
 
     /// As [`Self::start_with_env`], with every process (etcd, each driver, each executor, the
@@ -92,7 +104,7 @@ impl ClusterProcs {
         for i in 0..executors {
             network.add_node(&Node::Executor(i).name())?;
         }
-        Ok(Self::launch(drivers, executors, driver_env, process_env, Some(network)))
+        Ok(Self::launch(drivers, executors, driver_env, process_env, &[], Some(network)))
     }
 
     fn launch(
@@ -100,17 +112,25 @@ impl ClusterProcs {
         executors: usize,
         driver_env: &[(&str, &str)],
         process_env: &[(&str, &str)],
+        driver_args: &[&str],
         network: Option<Network>,
     ) -> Self {
         let etcd_host = network.as_ref().map(|n| n.host(&Node::Etcd.name())).unwrap_or_else(Host::loopback);
+        let mut hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        if let Some(n) = &network {
+            hosts.extend(n.hosts().map(|h| h.ip.to_string()));
+        }
+        let certs = make_certs(&hosts);
         let mut c = Self {
-            etcd: EtcdServer::start_on(&etcd_host),
+            etcd: EtcdServer::start_tls_on(&etcd_host, certs.path()),
+            certs,
             logs: tempfile::tempdir().expect("temp dir"),
             drivers: Vec::new(),
             driver_ports: Vec::new(),
             executors: Vec::new(),
             lease_ttl: 2,
             driver_env: driver_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            driver_args: driver_args.iter().map(|a| a.to_string()).collect(),
             process_env: process_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             launches: 0,
             network,
@@ -147,6 +167,24 @@ impl ClusterProcs {
         self.network.as_ref().expect("a partitionable cluster").heal(&node.name());
     }
 
+    /// The endpoint executor `i` (its latest launch) announced on start, once it has.
+    pub fn executor_endpoint(&self, i: usize) -> Option<String> {
+        let prefix = format!("{}-", Node::Executor(i).name());
+        let mut logs: Vec<(usize, PathBuf)> = std::fs::read_dir(self.logs.path())
+            .ok()?
+            .filter_map(|e| {
+                let path = e.ok()?.path();
+                let name = path.file_name()?.to_str()?.to_string();
+                let launch = name.strip_prefix(&prefix)?.strip_suffix(".log")?.parse().ok()?;
+                Some((launch, path))
+            })
+            .collect();
+        logs.sort();
+        let text = std::fs::read_to_string(&logs.last()?.1).ok()?;
+        let line = text.lines().find(|l| l.starts_with("sluice executor ") && l.contains(" listening at "))?;
+        line.rsplit(' ').next().map(String::from)
+    }
+
     /// The process id of executor `i`, while it runs.
     pub fn executor_pid(&self, i: usize) -> Option<u32> {
         self.executors.get(i)?.as_ref().map(|p| p.child.id())
@@ -160,6 +198,7 @@ impl ClusterProcs {
             .args(args)
             .envs(self.process_env.iter().chain(env).map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
+            .envs(self.member_env())
             .env("SLUICE_ETCD", self.etcd.url())
             .env("SLUICE_LEASE_TTL", self.lease_ttl.to_string())
             .env("SLUICE_CLUSTER", "chaos")
@@ -170,17 +209,50 @@ impl ClusterProcs {
         Proc { child }
     }
 
+    /// A file of the `sluice certs` directory.
+    pub fn cert_file(&self, name: &str) -> String {
+        self.certs.path().join(name).display().to_string()
+    }
+
+    /// The environment that makes a process a member: its certificate from the cluster CA, for
+    /// gRPC and for etcd; drivers also accept users' client certificates and tokens.
+    fn member_env(&self) -> Vec<(String, String)> {
+        let mut env = self.etcd_env();
+        env.extend([
+            ("SLUICE_TLS_CA".to_string(), self.cert_file("ca.pem")),
+            ("SLUICE_TLS_CERT".to_string(), self.cert_file("member.pem")),
+            ("SLUICE_TLS_KEY".to_string(), self.cert_file("member-key.pem")),
+            ("SLUICE_CLIENT_CA".to_string(), self.cert_file("client-ca.pem")),
+            ("SLUICE_AUTH_TOKEN_FILE".to_string(), self.cert_file("token")),
+        ]);
+        env
+    }
+
+    /// How the CLI reaches etcd (to find the leader): TLS with a client certificate.
+    fn etcd_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SLUICE_ETCD_CA".to_string(), self.cert_file("ca.pem")),
+            ("SLUICE_ETCD_CERT".to_string(), self.cert_file("member.pem")),
+            ("SLUICE_ETCD_KEY".to_string(), self.cert_file("member-key.pem")),
+        ]
+    }
+
     /// (Re)starts driver `i`; its progress reports go to `<logs>/<launch>-driver-<i>.progress`.
+    /// Cluster mode allows jobs no location by default; tests keep their data under the system
+    /// temp dir, so drivers allow that (`SLUICE_ALLOW_LOCATIONS`) unless the test's driver
+    /// arguments or environment say otherwise.
     pub fn start_driver(&mut self, i: usize) {
         let progress = self.logs.path().join(format!("{:04}-driver-{i}.progress", self.launches + 1));
-        let args = vec![
+        let mut args = vec![
             "driver".into(),
             "--listen".into(),
             format!("{}:{}", self.host(Node::Driver(i)).ip, self.driver_ports[i]),
             "--progress-json".into(),
             progress.display().to_string(),
         ];
-        let env = self.driver_env.clone();
+        args.extend(self.driver_args.iter().cloned());
+        let mut env = vec![("SLUICE_ALLOW_LOCATIONS".to_string(), std::env::temp_dir().display().to_string())];
+        env.extend(self.driver_env.iter().cloned());
         let p = self.spawn(Node::Driver(i), &args, &env);
         self.drivers[i] = Some(p);
     }
@@ -253,7 +325,7 @@ impl ClusterProcs {
 
     /// Driver `i`'s URL.
     pub fn driver_url(&self, i: usize) -> String {
-        format!("http://{}:{}", self.host(Node::Driver(i)).ip, self.driver_ports[i])
+        format!("https://{}:{}", self.host(Node::Driver(i)).ip, self.driver_ports[i])
     }
 
     /// SIGKILLs executor `i`.
@@ -268,13 +340,36 @@ impl ClusterProcs {
         self.executors.iter().enumerate().filter(|(_, p)| p.is_some()).map(|(i, _)| i).collect()
     }
 
-    /// Runs a `sluice` command against the cluster (leader found through etcd).
+    /// Runs a `sluice` command against the cluster (leader found through etcd) as a user
+    /// authenticated with the bearer token.
     pub fn sluice(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.sluice_as(cwd, args, &[("SLUICE_TOKEN_FILE".to_string(), self.cert_file("token"))])
+    }
+
+    /// Runs a `sluice` command against the driver its `--driver` names (not the one etcd
+    /// elected), as a user authenticated with the bearer token.
+    pub fn sluice_at(&self, cwd: &Path, args: &[&str]) -> Output {
+        std::process::Command::new(sluice_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("SLUICE_TLS_CA", self.cert_file("ca.pem"))
+            .env("SLUICE_TOKEN_FILE", self.cert_file("token"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("sluice runs")
+    }
+
+    /// Runs a `sluice` command with the cluster CA trusted and `credentials` in its environment
+    /// (none: an unauthenticated user).
+    pub fn sluice_as(&self, cwd: &Path, args: &[&str], credentials: &[(String, String)]) -> Output {
         let client = self.network.as_ref().map(|n| n.host("client")).unwrap_or_else(Host::loopback);
         client
             .command(sluice_bin())
             .args(args)
             .current_dir(cwd)
+            .envs(self.etcd_env())
+            .env("SLUICE_TLS_CA", self.cert_file("ca.pem"))
+            .envs(credentials.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .env("SLUICE_ETCD", self.etcd.url())
             .env("SLUICE_CLUSTER", "chaos")
@@ -353,6 +448,20 @@ impl ClusterProcs {
         }
         out
     }
+}
+
+/// A development CA and certificates for `hosts`, made by the binary under test (`sluice certs`).
+fn make_certs(hosts: &[String]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(sluice_bin())
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .arg("--host")
+        .arg(hosts.join(","))
+        .output()
+        .expect("sluice certs runs");
+    assert!(out.status.success(), "sluice certs failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir
 }
 
 impl Drop for ClusterProcs {

@@ -120,6 +120,11 @@ impl Network {
         Ok(host)
     }
 
+    /// Every node's host.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.nodes.iter().map(|(_, h)| h)
+    }
+
     /// Where node `name` runs.
     pub fn host(&self, name: &str) -> Host {
         self.nodes[self.index_of(name) - 1].1.clone()

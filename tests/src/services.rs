@@ -3,7 +3,7 @@
 //! `tests/run.sh` installs them; a test that needs one whose binary is missing fails loudly
 //! rather than skipping, so a green run always means the real service was exercised.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct S3Server {
     pub root: tempfile::TempDir,
     /// The server's port on 127.0.0.1.
     pub port: u16,
+    access_key: String,
+    secret_key: String,
 }
 
 /// Access key the test server accepts.
@@ -46,37 +48,33 @@ pub const S3_SECRET_KEY: &str = "sluice-test-secret";
 impl S3Server {
     /// Starts `s3s-fs` with one bucket, `bucket`.
     pub fn start(bucket: &str) -> Self {
+        Self::start_with_keys(bucket, S3_ACCESS_KEY, S3_SECRET_KEY)
+    }
+
+    /// Starts `s3s-fs` with one bucket, accepting only these credentials.
+    pub fn start_with_keys(bucket: &str, access_key: &str, secret_key: &str) -> Self {
         let bin = find_binary("s3s-fs")
             .expect("s3s-fs is not installed; tests/run.sh installs it (cargo install s3s-fs@0.14.1 --locked --features binary)");
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join(bucket)).expect("bucket dir");
         let port = free_port();
         let child = dies_with_test(&mut Command::new(bin))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                S3_ACCESS_KEY,
-                "--secret-key",
-                S3_SECRET_KEY,
-            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", access_key, "--secret-key", secret_key])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("s3s-fs starts");
         assert!(wait_for_port(&Host::loopback(), port), "s3s-fs did not listen on 127.0.0.1:{port}");
-        Self { child, root, port }
+        Self { child, root, port, access_key: access_key.to_string(), secret_key: secret_key.to_string() }
     }
 
     /// Environment that points AWS clients (and sluice) at this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
-            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_string()),
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
             ("AWS_REGION", "us-east-1".to_string()),
         ]
     }
@@ -97,6 +95,7 @@ pub struct EtcdServer {
     /// The client port.
     pub port: u16,
     host: Host,
+    scheme: &'static str,
 }
 
 impl EtcdServer {
@@ -107,13 +106,35 @@ impl EtcdServer {
 
     /// Starts etcd on `host`.
     pub fn start_on(host: &Host) -> Self {
+        Self::launch(host, None)
+    }
+
+    /// Starts etcd on `host` serving TLS with the member certificate of `certs` (a `sluice certs`
+    /// directory) and requiring client certificates from its CA (`--client-cert-auth`).
+    pub fn start_tls_on(host: &Host, certs: &Path) -> Self {
+        Self::launch(host, Some(certs))
+    }
+
+    fn launch(host: &Host, certs: Option<&Path>) -> Self {
         let bin = find_binary("etcd").expect("etcd is not installed; tests/run.sh installs it (apt-get install etcd-server)");
         let data = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let peer = free_port();
-        let client_url = format!("http://{}:{port}", host.ip);
+        let scheme = if certs.is_some() { "https" } else { "http" };
+        let client_url = format!("{scheme}://{}:{port}", host.ip);
         let peer_url = format!("http://{}:{peer}", host.ip);
-        let child = dies_with_test(&mut host.command(bin))
+        let mut command = host.command(bin);
+        if let Some(dir) = certs {
+            command
+                .arg("--cert-file")
+                .arg(dir.join("member.pem"))
+                .arg("--key-file")
+                .arg(dir.join("member-key.pem"))
+                .arg("--trusted-ca-file")
+                .arg(dir.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        let child = dies_with_test(&mut command)
             .args(["--name", "sluice-test", "--data-dir"])
             .arg(data.path())
             .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
@@ -124,12 +145,12 @@ impl EtcdServer {
             .spawn()
             .expect("etcd starts");
         assert!(wait_for_port(host, port), "etcd did not listen on {}:{port}", host.ip);
-        Self { child, _data: data, port, host: host.clone() }
+        Self { child, _data: data, port, host: host.clone(), scheme }
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.host.ip, self.port)
+        format!("{}://{}:{}", self.scheme, self.host.ip, self.port)
     }
 }
 

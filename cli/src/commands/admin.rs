@@ -6,36 +6,65 @@ use clap::Args;
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::{ListQueriesRequest, QueryStatus, StopQueryRequest, SubmitJobRequest};
+use sluice_security::token::AttachToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::processes::EtcdArgs;
+use super::security_args::ClientAuthArgs;
 
 /// How to reach the driver.
 #[derive(Debug, Args)]
 pub struct DriverAddress {
-    /// The driver's URL (with --etcd: found as the elected leader instead).
+    /// The driver's URL, `https://` when it speaks TLS (with --etcd: found as the elected
+    /// leader instead).
     #[arg(long, default_value = "http://127.0.0.1:7077", env = "SLUICE_DRIVER")]
     driver: String,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    auth: ClientAuthArgs,
 }
 
+/// A driver client that authenticates every call.
+type Client = DriverServiceClient<InterceptedService<Channel, AttachToken>>;
+
 impl DriverAddress {
-    async fn connect(&self) -> Result<DriverServiceClient<Channel>> {
+    async fn connect(&self) -> Result<Client> {
         let endpoint = match self.etcd.config() {
             Some(cfg) => sluice_cluster::etcd::leader_endpoint(&cfg)
                 .await?
                 .ok_or_else(|| SluiceError::external(format!("no driver leads cluster '{}' in etcd", cfg.cluster)))?,
             None => self.driver.clone(),
         };
-        DriverServiceClient::connect(endpoint.clone())
+        let transport = self.auth.tls.transport(None)?;
+        let token = AttachToken::new(self.auth.token()?.as_deref())?;
+        let channel = transport
+            .connect(transport.endpoint(&endpoint)?)
             .await
-            .map_err(|e| SluiceError::external(format!("cannot reach the driver at {endpoint}: {e}")))
+            .map_err(|e| SluiceError::external(format!("cannot reach the driver at {endpoint}: {}", error_chain(&e))))?;
+        Ok(DriverServiceClient::with_interceptor(channel, token))
     }
 }
 
 fn rpc_error(status: tonic::Status) -> SluiceError {
-    SluiceError::external(status.message().to_string())
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            SluiceError::user(format!("the driver refused the call: {}", status.message()))
+        }
+        _ => SluiceError::external(status.message().to_string()),
+    }
+}
+
+/// An error with its causes (a TLS failure hides under "transport error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 /// Arguments of `sluice submit`.

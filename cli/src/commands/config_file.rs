@@ -8,6 +8,9 @@
 //! 3. the config file,
 //! 4. the built-in default.
 //!
+//! A list setting (a repeatable flag such as `allow-location`) is a comma-separated string or an
+//! array of strings.
+//!
 //! clap already orders 1, 2 and 4; the file's settings are slotted in by appending them to the
 //! command line for the options whose value would otherwise come from the default — so the file
 //! is checked by the same parser, with the same errors, as flags are.
@@ -66,17 +69,24 @@ fn file_args(sub: &Command, matches: &ArgMatches, settings: &toml::Table, path: 
             continue;
         }
         let flag = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
-        let text = scalar(value).ok_or_else(|| {
-            SluiceError::user(format!("config file {}: '{key}' must be a string, number or boolean", path.display()))
-        })?;
-        if flag {
-            match value {
-                toml::Value::Boolean(true) => args.push(OsString::from(format!("--{key}"))),
-                toml::Value::Boolean(false) => {}
-                _ => return Err(SluiceError::user(format!("config file {}: '{key}' must be true or false", path.display()))),
+        // A list setting (a repeatable flag) also takes an array: one flag per element.
+        let values = match value {
+            toml::Value::Array(items) if matches!(arg.get_action(), ArgAction::Append) => items.iter().collect(),
+            one => vec![one],
+        };
+        for value in values {
+            let text = scalar(value).ok_or_else(|| {
+                SluiceError::user(format!("config file {}: '{key}' must be a string, number or boolean", path.display()))
+            })?;
+            if flag {
+                match value {
+                    toml::Value::Boolean(true) => args.push(OsString::from(format!("--{key}"))),
+                    toml::Value::Boolean(false) => {}
+                    _ => return Err(SluiceError::user(format!("config file {}: '{key}' must be true or false", path.display()))),
+                }
+            } else {
+                args.push(OsString::from(format!("--{key}={text}")));
             }
-        } else {
-            args.push(OsString::from(format!("--{key}={text}")));
         }
     }
     Ok(args)
@@ -164,6 +174,55 @@ mod tests {
         let e = apply(cli(), argv(&["sluice", "driver", "--config", file.to_str().unwrap()])).unwrap_err();
         let line = e.one_line();
         assert!(line.contains("driver.toml") && line.contains("'lisen'") && line.contains("listen, etcd, lease-ttl"), "{line}");
+    }
+
+    /// `sluice driver`'s job policy settings, with their real flags and parsers.
+    #[derive(Debug, clap::Parser)]
+    struct PolicyDriver {
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        policy: crate::commands::policy_args::JobPolicyArgs,
+    }
+
+    fn policy_cli() -> Command {
+        use clap::Args;
+        Command::new("sluice").subcommand(PolicyDriver::augment_args(Command::new("driver")))
+    }
+
+    fn policy_from_file(text: &str) -> std::result::Result<sluice_driver::job::JobPolicy, String> {
+        use clap::FromArgMatches;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("driver.toml");
+        std::fs::write(&file, text).unwrap();
+        let args =
+            apply(policy_cli(), argv(&["sluice", "driver", "--config", file.to_str().unwrap()])).map_err(|e| e.one_line())?;
+        let m = policy_cli().try_get_matches_from(args).map_err(|e| e.to_string())?;
+        let driver = PolicyDriver::from_arg_matches(m.subcommand_matches("driver").unwrap()).unwrap();
+        assert!(driver.config.is_some());
+        Ok(driver.policy.policy())
+    }
+
+    #[test]
+    fn list_settings_take_comma_separated_strings_or_arrays() {
+        let p = policy_from_file(
+            "allow-location = [\"/data/in\", \"s3://bucket/x,kafka://broker:9092\"]\n\
+             allow-kafka-option = \"ssl.ca.location,kafka.ssl.key.location\"\n\
+             allow-clean-source-delete = true\n",
+        )
+        .unwrap();
+        let locations: Vec<String> = p.allowed_locations.iter().map(ToString::to_string).collect();
+        assert_eq!(locations, ["/data/in", "s3://bucket/x", "kafka://broker:9092"]);
+        let kafka: Vec<&str> = p.allowed_kafka_options.iter().map(String::as_str).collect();
+        assert_eq!(kafka, ["ssl.ca.location", "ssl.key.location"]);
+        assert!(p.allow_clean_source_delete);
+
+        // A bad location in the file is refused as the flag would be.
+        let e = policy_from_file("allow-location = \"relative/dir\"\n").unwrap_err();
+        assert!(e.contains("relative/dir") && e.contains("relative"), "{e}");
+        // Arrays are for list settings only.
+        let e = policy_from_file("allow-clean-source-delete = [true]\n").unwrap_err();
+        assert!(e.contains("must be a string, number or boolean"), "{e}");
     }
 
     #[test]

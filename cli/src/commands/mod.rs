@@ -2,10 +2,13 @@
 
 mod admin;
 mod cat;
+mod certs;
 mod config_file;
+mod policy_args;
 mod probes;
 mod processes;
 mod run;
+mod security_args;
 mod status;
 
 use std::process::ExitCode;
@@ -50,6 +53,9 @@ enum Command {
     Queries(admin::QueriesArgs),
     /// Stop a query (by name or id) on a running driver.
     Stop(admin::StopArgs),
+    /// Write a development CA, member and user certificates and a bearer token for a local
+    /// cluster (production clusters bring their own PKI).
+    Certs(certs::CertsArgs),
 }
 
 /// Entry point of the binary.
@@ -73,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Submit(args) => admin::submit(args).await,
             Command::Queries(args) => admin::queries(args).await,
             Command::Stop(args) => admin::stop(args).await,
+            Command::Certs(args) => certs::certs(args),
         }
     });
     // Tasks may still hold the runtime (aborted queries); do not wait for them.

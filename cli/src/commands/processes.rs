@@ -16,8 +16,11 @@ use sluice_executor::{DrainOutcome, ExecutorConfig, ExecutorHandle};
 
 use sluice_driver::daemon::{run_driver, DriverConfig};
 use sluice_driver::manager::{Admin, RestartPolicy};
+use sluice_driver::server::DriverSecurity;
 
+use super::policy_args::JobPolicyArgs;
 use super::probes;
+use super::security_args::{accepted_tokens, check_listen, EtcdSecurityArgs, TlsArgs};
 
 /// etcd options shared by every command that can use a cluster.
 #[derive(Debug, Clone, Args)]
@@ -31,12 +34,17 @@ pub struct EtcdArgs {
     /// Lease TTL in seconds: how long a dead executor stays registered, or a dead leader leads.
     #[arg(long, default_value_t = 5, env = "SLUICE_LEASE_TTL")]
     pub lease_ttl: i64,
+    #[command(flatten)]
+    pub security: EtcdSecurityArgs,
 }
 
 impl EtcdArgs {
     /// The etcd config, if `--etcd` was given.
     pub fn config(&self) -> Option<EtcdConfig> {
-        self.etcd.as_deref().filter(|e| !e.trim().is_empty()).map(|e| etcd_config(e, &self.cluster, self.lease_ttl))
+        self.etcd
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| self.security.apply(etcd_config(e, &self.cluster, self.lease_ttl)))
     }
 }
 
@@ -54,11 +62,25 @@ pub struct DriverArgs {
     /// Address to listen on for executors and admin commands (127.0.0.1 unless you expose it).
     #[arg(long, default_value = "127.0.0.1:7077", env = "SLUICE_DRIVER_LISTEN")]
     listen: SocketAddr,
-    /// URL others reach this driver at (default `http://<listen>`).
+    /// URL others reach this driver at (default `http://<listen>`, `https://` with TLS).
     #[arg(long, env = "SLUICE_DRIVER_ADVERTISE")]
     advertise: Option<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// CA of users' client certificates (PEM): users presenting one may submit, list and stop
+    /// queries (never act as cluster members).
+    #[arg(long, env = "SLUICE_CLIENT_CA", requires = "tls_ca")]
+    client_ca: Option<PathBuf>,
+    /// File of bearer tokens users may authenticate with, one per line (re-read on change).
+    #[arg(long, env = "SLUICE_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// Listen beyond loopback without TLS: nothing authenticates cluster members then.
+    #[arg(long, env = "SLUICE_INSECURE")]
+    insecure: bool,
+    #[command(flatten)]
+    policy: JobPolicyArgs,
     /// Append every progress report (one JSON object per line) to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
@@ -91,9 +113,15 @@ pub struct ExecutorArgs {
     /// Address to listen on for tasks and shuffle reads (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0", env = "SLUICE_EXECUTOR_LISTEN")]
     listen: SocketAddr,
-    /// URL the driver and other executors reach this executor at (default `http://<listen>`).
+    /// URL the driver and other executors reach this executor at (default `http://<listen>`,
+    /// `https://` with TLS).
     #[arg(long, env = "SLUICE_EXECUTOR_ADVERTISE")]
     advertise: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Listen beyond loopback without TLS: nothing authenticates cluster members then.
+    #[arg(long, env = "SLUICE_INSECURE")]
+    insecure: bool,
     /// Tasks run at once (default: CPU cores).
     #[arg(long, env = "SLUICE_SLOTS")]
     slots: Option<usize>,
@@ -141,7 +169,17 @@ async fn stop_signal() {
 
 pub async fn driver(args: DriverArgs) -> Result<()> {
     let restarts = RestartPolicy { max_restarts: args.max_query_restarts, ..RestartPolicy::default() };
-    let config = DriverConfig { listen: args.listen, advertise: args.advertise, etcd: args.etcd.config(), restarts };
+    let transport = args.tls.transport(args.client_ca.clone())?;
+    check_listen("driver", args.listen, &transport, args.insecure, args.advertise.as_deref())?;
+    let security = DriverSecurity { transport, tokens: accepted_tokens(args.auth_token_file.as_ref())? };
+    let config = DriverConfig {
+        listen: args.listen,
+        advertise: args.advertise,
+        etcd: args.etcd.config(),
+        restarts,
+        security,
+        policy: args.policy.policy(),
+    };
     let listener = progress_file_listener(&args.progress_json)?;
     let admin = Arc::new(Admin::default());
     if let Some(addr) = args.health_listen {
@@ -168,6 +206,8 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
 
 pub async fn executor(args: ExecutorArgs) -> Result<()> {
     let mut config = ExecutorConfig::local(args.driver);
+    config.transport = args.tls.transport(None)?;
+    check_listen("executor", args.listen, &config.transport, args.insecure, args.advertise.as_deref())?;
     config.bind = args.listen;
     config.advertise = args.advertise;
     config.executor_id = args.id;

@@ -235,7 +235,8 @@ const DELETE_FAULTS: &[FaultKind] = &[FaultKind::Error, FaultKind::LostResponse,
 
 impl fmt::Debug for FaultyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({:?}, {:?})", self.inner, self.injector.plan)
+        // The inner store's Display: its Debug shows its whole configuration.
+        write!(f, "FaultyStore({}, {:?})", self.inner, self.injector.plan)
     }
 }
 

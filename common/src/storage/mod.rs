@@ -63,6 +63,10 @@ impl Location {
 
 /// Turns what the user wrote into an absolute URL: URLs are kept, plain paths are made absolute
 /// against the current directory.
+///
+/// A URL with credentials in it (`s3://KEY:SECRET@bucket/…`) is refused: stores take their
+/// credentials from the environment, and a location is recorded in checkpoints (file-source and
+/// file-sink logs, the query shape), progress and messages, where a secret must never be.
 pub fn absolute_url(location: &str) -> Result<Url> {
     let location = location.trim();
     if location.is_empty() {
@@ -70,6 +74,14 @@ pub fn absolute_url(location: &str) -> Result<Url> {
     }
     if let Ok(url) = Url::parse(location) {
         if url.scheme().len() > 1 {
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(SluiceError::user(format!(
+                    "'{}': credentials in a location URL are not supported (locations are written to checkpoints, \
+                     progress and logs); give S3 credentials in the AWS_* environment variables \
+                     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …)",
+                    display_url(&url)
+                )));
+            }
             return Ok(url);
         }
     }
@@ -89,6 +101,14 @@ pub fn absolute_url(location: &str) -> Result<Url> {
             u.set_path(if p.is_empty() { "/" } else { &p });
             u
         })
+}
+
+/// `url` as it may be shown: without user-info (credentials).
+pub fn display_url(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    crate::redact::redact_url_credentials(url.as_str()).into_owned()
 }
 
 fn normalize(p: &std::path::Path) -> std::path::PathBuf {
@@ -115,7 +135,8 @@ pub fn resolve(location: &str) -> Result<Location> {
 /// Resolves an absolute URL to its store and in-store path.
 pub fn resolve_url(url: &Url) -> Result<Location> {
     let store = store_for(url)?;
-    let path = Path::from_url_path(url.path()).map_err(|e| SluiceError::user(format!("invalid path in '{url}': {e}")))?;
+    let path =
+        Path::from_url_path(url.path()).map_err(|e| SluiceError::user(format!("invalid path in '{}': {e}", display_url(url))))?;
     Ok(Location { url: url.clone(), store, path })
 }
 
@@ -133,7 +154,7 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         "file" => Arc::new(durable::DurableLocalStore::new()),
         "memory" => Arc::new(InMemory::new()),
         "s3" | "s3a" => {
-            let bucket = url.host_str().ok_or_else(|| SluiceError::user(format!("'{url}' names no bucket")))?;
+            let bucket = url.host_str().ok_or_else(|| SluiceError::user(format!("'{}' names no bucket", display_url(url))))?;
             let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
             let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
             if let Ok(endpoint) = endpoint {
@@ -145,11 +166,12 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
             if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
                 builder = builder.with_region("us-east-1");
             }
-            Arc::new(builder.build().map_err(|e| SluiceError::user(format!("cannot use '{url}': {e}")))?)
+            Arc::new(builder.build().map_err(|e| SluiceError::user(format!("cannot use '{}': {e}", display_url(url))))?)
         }
         other => {
             return Err(SluiceError::user(format!(
-                "unsupported storage scheme '{other}' in '{url}'; use a local path, file://, s3:// or memory://"
+                "unsupported storage scheme '{other}' in '{}'; use a local path, file://, s3:// or memory://",
+                display_url(url)
             )))
         }
     };
@@ -174,6 +196,17 @@ mod tests {
         assert_eq!(u.scheme(), "file");
         assert!(u.path().ends_with("/data/chk2"), "{u}");
         assert_eq!(absolute_url("s3://b/x").unwrap().as_str(), "s3://b/x");
+    }
+
+    #[test]
+    fn credentials_in_location_urls_are_refused_without_echoing_them() {
+        let e = absolute_url("s3://AKIAEXAMPLE:wJalrXUtnFEMI@lake/in").unwrap_err();
+        assert!(!e.message.contains("AKIAEXAMPLE") && !e.message.contains("wJalrXUtnFEMI"), "{}", e.message);
+        assert!(e.message.starts_with("'s3://*********(redacted)@lake/in': credentials in a location URL"), "{}", e.message);
+        assert!(absolute_url("https://user@host/x").is_err());
+        let odd = Url::parse("s3://k:s@lake/in").unwrap();
+        assert_eq!(display_url(&odd), "s3://*********(redacted)@lake/in");
+        assert_eq!(display_url(&Url::parse("s3://lake/in").unwrap()), "s3://lake/in");
     }
 
     #[test]

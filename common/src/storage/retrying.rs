@@ -50,8 +50,10 @@ where
 }
 
 impl fmt::Debug for RetryingStore {
+    /// The inner store's `Display` (`AmazonS3(bucket)`), not its `Debug`, which shows the store's
+    /// whole configuration.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RetryingStore({:?})", self.inner)
+        write!(f, "RetryingStore({})", self.inner)
     }
 }
 

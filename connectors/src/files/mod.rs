@@ -21,6 +21,7 @@ use sluice_common::options::Options;
 use sluice_common::storage;
 use sluice_common::{OutputMode, QueryConf};
 
+use crate::access::{Access, LocationUse};
 use crate::sink::{SinkCommitter, SinkConnector, SinkSpec, SinkWriter};
 use crate::source::{Source, SourceConnector, SourceSchema, SourceSpec, SplitData, SplitDescriptor, SplitReader};
 use crate::table::{TableConnector, TableSpec};
@@ -51,6 +52,17 @@ impl SourceConnector for FilesConnector {
             ));
         }
         Ok(SourceSchema::Declared)
+    }
+
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        let parsed = FileSourceOptions::parse(options)?;
+        let mut out = vec![Access::location(LocationUse::Read, "path", parsed.path)];
+        match parsed.clean_source {
+            CleanSource::Off => {}
+            CleanSource::Delete => out.push(Access::DeletesInput { option: "cleanSource".to_string() }),
+            CleanSource::Archive(dir) => out.push(Access::location(LocationUse::Archive, "sourceArchiveDir", dir)),
+        }
+        Ok(out)
     }
 
     fn create_source(&self, spec: &SourceSpec, conf: &QueryConf) -> Result<Box<dyn Source>> {
@@ -99,6 +111,11 @@ impl SinkConnector for FilesConnector {
         FileSinkOptions::parse(options).map(|_| ())
     }
 
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        let path = storage::absolute_url(&FileSinkOptions::parse(options)?.path)?;
+        Ok(vec![Access::location(LocationUse::Write, "path", path.to_string())])
+    }
+
     fn check_output_mode(&self, options: &Options, mode: OutputMode) -> Result<()> {
         if mode != OutputMode::Append {
             return Err(SluiceError::user(format!(
@@ -141,6 +158,11 @@ impl TableConnector for FilesConnector {
             FileFormat::Parquet => infer_parquet_schema(&path).await,
             _ => Err(SluiceError::user("declare the table's columns; only Parquet tables can take their schema from the files")),
         }
+    }
+
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        let path = storage::absolute_url(options.required("path", "connector 'files'")?)?;
+        Ok(vec![Access::location(LocationUse::Read, "path", path.to_string())])
     }
 
     async fn read(&self, spec: &TableSpec) -> Result<Vec<RecordBatch>> {

@@ -100,7 +100,7 @@ pub fn parse_format(options: &Options, extra: &[&str], owner: &str) -> Result<Fi
         other => {
             return Err(SluiceError::user(format!(
                 "{owner}: unknown format '{other}'; supported formats are json, csv, parquet, text"
-            )))
+            )));
         }
     })
 }
@@ -142,7 +142,7 @@ impl FileSourceOptions {
             Some(other) => {
                 return Err(SluiceError::user(format!(
                     "Invalid mode for clean source option {other}. Must be one of ARCHIVE, DELETE, OFF"
-                )))
+                )));
             }
         };
         if let CleanSource::Archive(dir) = &clean_source {

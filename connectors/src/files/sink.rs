@@ -75,7 +75,7 @@ impl FileSinkOptions {
                     Some(other) => {
                         return Err(SluiceError::user(format!(
                             "Codec [{other}] is not available. Available codecs are snappy, none, uncompressed, zstd, lz4, gzip."
-                        )))
+                        )));
                     }
                 };
                 OutputFormat::Parquet { compression, extension }
@@ -83,7 +83,7 @@ impl FileSinkOptions {
             other => {
                 return Err(SluiceError::user(format!(
                     "connector 'files': unknown format '{other}'; supported output formats are json, csv, parquet"
-                )))
+                )));
             }
         };
         let partition_by = options

@@ -185,7 +185,7 @@ impl Source for FileSource {
                             return Err(SluiceError::user(format!(
                                 "input file {} recorded in the checkpoint no longer exists; it was deleted or moved before the batch that reads it committed",
                                 e.path
-                            )))
+                            )));
                         }
                         Err(err) => return Err(err.into()),
                     }

@@ -6,6 +6,7 @@
 //! (`reader`) and write sink rows straight to them (`sink`). Consumer-group offsets play no part
 //! in correctness: the offset log in the checkpoint is the only record of what was read.
 
+pub mod access;
 pub mod offset_reader;
 pub mod offsets;
 pub mod options;
@@ -21,6 +22,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
 use sluice_common::{OutputMode, QueryConf};
 
+use crate::access::Access;
 use crate::sink::{SinkCommitter, SinkConnector, SinkSpec, SinkWriter};
 use crate::source::{Source, SourceConnector, SourceSchema, SourceSpec, SplitData, SplitDescriptor, SplitReader};
 
@@ -38,6 +40,10 @@ impl SourceConnector for KafkaConnector {
     fn resolve(&self, options: &mut Options, _declared: &Schema) -> Result<SourceSchema> {
         let o = KafkaSourceOptions::parse(options)?;
         Ok(SourceSchema::Fixed(reader::kafka_schema(o.include_headers)))
+    }
+
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        access::client_access(&KafkaSourceOptions::parse(options)?.client)
     }
 
     fn create_source(&self, spec: &SourceSpec, _conf: &QueryConf) -> Result<Box<dyn Source>> {
@@ -77,6 +83,10 @@ impl SinkConnector for KafkaConnector {
 
     fn resolve(&self, options: &mut Options) -> Result<()> {
         KafkaSinkOptions::parse(options).map(|_| ())
+    }
+
+    fn access(&self, options: &Options) -> Result<Vec<Access>> {
+        access::client_access(&KafkaSinkOptions::parse(options)?.client)
     }
 
     fn check_schema(&self, options: &Options, schema: &SchemaRef) -> Result<()> {

@@ -43,7 +43,7 @@ impl OffsetReader {
         let consumer: BaseConsumer = client
             .client_config(&[("group.id", group_id), ("enable.auto.commit", "false"), ("allow.auto.create.topics", "false")])
             .create()
-            .map_err(|e| client_config_error(&e))?;
+            .map_err(|e| client_config_error(&e, client))?;
         Ok(Self {
             consumer: Arc::new(consumer),
             servers: client.bootstrap_servers().to_string(),
@@ -172,7 +172,8 @@ impl OffsetReader {
     }
 }
 
-/// A librdkafka configuration error (unknown property, bad value) as a user error.
-pub fn client_config_error(e: &KafkaError) -> SluiceError {
-    SluiceError::user(format!("invalid Kafka client option (kafka.*): {e}"))
+/// A librdkafka configuration error (unknown property, bad value) as a user error, with any
+/// secret of `client` it quotes redacted.
+pub fn client_config_error(e: &KafkaError, client: &ClientProperties) -> SluiceError {
+    client.redactor().scrub_error(SluiceError::user(format!("invalid Kafka client option (kafka.*): {e}")))
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
+use sluice_common::redact::{self, Redactor};
 use sluice_common::time::parse_interval;
 
 use super::offsets::{assignment_from_json, offsets_from_json, KafkaReadLimits, PartitionOffsets, TopicPartition};
@@ -333,7 +334,10 @@ pub enum Role {
 }
 
 /// librdkafka properties from the `kafka.*` options, plus the settings sluice always needs.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` shows the properties redacted (`sasl.password` and the like), so the options types
+/// holding them can derive `Debug` and be logged.
+#[derive(Clone, PartialEq)]
 pub struct ClientProperties {
     /// Property → value, prefix stripped.
     pub properties: BTreeMap<String, String>,
@@ -341,7 +345,22 @@ pub struct ClientProperties {
     pub api_timeout: Duration,
 }
 
+impl std::fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, std::borrow::Cow<'_, str>> =
+            self.properties.iter().map(|(k, v)| (k.as_str(), redact::redact_value(k, v))).collect();
+        f.debug_struct("ClientProperties").field("properties", &shown).field("api_timeout", &self.api_timeout).finish()
+    }
+}
+
 impl ClientProperties {
+    /// The secret values among the properties, to scrub from librdkafka's messages.
+    pub fn redactor(&self) -> Redactor {
+        let mut r = Redactor::new();
+        r.add_pairs(self.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        r
+    }
+
     fn from_options(options: &Options, role: Role) -> Result<Self> {
         let mut properties = BTreeMap::new();
         let mut api_timeout = Duration::from_secs(60);
@@ -521,6 +540,12 @@ mod tests {
         assert_eq!(o.client.properties["sasl.password"], "p w");
         assert!(!o.client.properties.contains_key("default.api.timeout.ms"));
         assert_eq!(o.api_timeout, Duration::from_millis(2500));
+        // What a log or panic message would print of the options hides the password.
+        let debug = format!("{o:?}");
+        assert!(!debug.contains("p w") && debug.contains("*********(redacted)") && debug.contains("SASL_SSL"), "{debug}");
+        // librdkafka's messages lose the password too (secrets of 4 characters or more).
+        let o = parse(&[("subscribe", "a"), ("kafka.sasl.password", "hunter22")]).unwrap();
+        assert_eq!(o.client.redactor().scrub("login with hunter22 failed"), "login with *********(redacted) failed");
     }
 
     #[test]

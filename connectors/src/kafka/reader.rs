@@ -127,7 +127,7 @@ pub fn read_split(options: &KafkaSourceOptions, group_id: &str, split: &KafkaSpl
             ("auto.offset.reset", "error"),
         ])
         .create()
-        .map_err(|e| client_config_error(&e))?;
+        .map_err(|e| client_config_error(&e, &options.client))?;
     let assign = |offset: i64| -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)).map_err(kafka_err)?;

@@ -130,7 +130,8 @@ fn producer_for(options: &KafkaSinkOptions) -> Result<FutureProducer> {
     if let Some(p) = guard.get(&key) {
         return Ok(p.clone());
     }
-    let producer: FutureProducer = options.client.client_config(&[]).create().map_err(|e| client_config_error(&e))?;
+    let producer: FutureProducer =
+        options.client.client_config(&[]).create().map_err(|e| client_config_error(&e, &options.client))?;
     guard.insert(key, producer.clone());
     Ok(producer)
 }

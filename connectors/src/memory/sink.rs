@@ -14,6 +14,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
 use sluice_common::{BatchId, OutputMode};
 
+use crate::access::Access;
 use crate::sink::{
     collected_rows, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult,
 };
@@ -94,6 +95,10 @@ impl SinkConnector for MemorySink {
 
     fn resolve(&self, options: &mut Options) -> Result<()> {
         options.check_known(&["connector"], "connector 'memory'")
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // rows stay in the session's memory
     }
 
     fn requires_checkpoint(&self) -> bool {

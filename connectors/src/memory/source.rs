@@ -18,6 +18,7 @@ use sluice_common::ipc;
 use sluice_common::options::Options;
 use sluice_common::QueryConf;
 
+use crate::access::Access;
 use crate::source::{
     check_source_options, parse_long_offset, AvailableNowSupport, InlineRowsReader, PlannedSplit, ReadLimit, Source,
     SourceCheckpoint, SourceConnector, SourceSchema, SourceSpec, SplitReader,
@@ -117,6 +118,10 @@ impl SourceConnector for MemorySourceConnector {
             return Err(SluiceError::user("a memory stream needs declared columns"));
         }
         Ok(SourceSchema::Declared)
+    }
+
+    fn access(&self, _options: &Options) -> Result<Vec<Access>> {
+        Ok(Vec::new()) // rows come from the session's memory
     }
 
     fn prepare(&self, spec: &SourceSpec) -> Result<()> {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::Query;
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
+use sluice_common::redact::Redactor;
 
 use super::statement::{ParsedStatement, RelationDef, SinkDef, StatementKind};
 
@@ -92,6 +93,22 @@ impl JobFile {
             return Err(SluiceError::user("the job file has no INSERT INTO statement, so there is nothing to run"));
         }
         Ok(job)
+    }
+
+    /// The secret values of every option and setting in the job, to scrub from the errors of
+    /// resolving its queries ([`sluice_common::redact`]).
+    pub fn redactor(&self) -> Redactor {
+        let mut r = Redactor::new();
+        for def in self.streams.values().chain(self.tables.values()) {
+            r.add_options(&def.options);
+        }
+        for sink in self.sinks.values() {
+            r.add_options(&sink.options);
+        }
+        for q in &self.queries {
+            r.add_options(&q.settings);
+        }
+        r
     }
 
     /// Parses and builds a job file in one step.

@@ -8,10 +8,11 @@
 use datafusion::sql::sqlparser::ast::{Expr, Statement, Value, ValueWithSpan};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
+use sluice_common::redact::{self, Redactor};
 use sluice_common::time::{parse_interval, Interval};
 use sluice_common::types::arrow_type;
 
@@ -22,8 +23,61 @@ use super::statement::{ColumnDef, ParsedStatement, RelationDef, SinkDef};
 /// Parses a whole job file into statements, in order.
 ///
 /// `origin` names the file in error messages (`job.sql:3:14: …`).
+///
+/// A syntax error may quote the token it stopped at, which can be an option's value; the values
+/// of sensitive options ([`sluice_common::redact`]) are redacted from it.
 pub fn parse_job(origin: &str, text: &str) -> Result<Vec<ParsedStatement>> {
     let tokens = sluice_common::dialect::tokenize(text).map_err(|e| located_error(origin, &e.to_string()))?;
+    let redactor = secrets_in_tokens(&tokens);
+    parse_tokens(origin, text, tokens).map_err(|e| redactor.scrub_error(e))
+}
+
+/// The values of sensitive options in a job's tokens, found without parsing (the text may not
+/// parse): a key — quoted, or dotted words — that [`redact::is_sensitive`] or is
+/// `sasl.jaas.config`, then a quoted value, or any value after `=` or `TO`.
+fn secrets_in_tokens(tokens: &[TokenWithSpan]) -> Redactor {
+    let toks: Vec<&Token> = tokens.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let mut redactor = Redactor::new();
+    for i in 0..toks.len() {
+        let (key, mut next) = match toks[i] {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => (s.clone(), i + 1),
+            Token::Word(w) => {
+                let mut key = w.value.clone();
+                let mut j = i + 1;
+                while let (Some(Token::Period), Some(Token::Word(part))) = (toks.get(j), toks.get(j + 1)) {
+                    key.push('.');
+                    key.push_str(&part.value);
+                    j += 2;
+                }
+                (key, j)
+            }
+            _ => continue,
+        };
+        if !redact::is_sensitive(&key) && !redact::is_jaas_key(&key) {
+            continue;
+        }
+        let assigned = match toks.get(next) {
+            Some(Token::Eq) => true,
+            Some(Token::Word(w)) => w.keyword == Keyword::TO,
+            _ => false,
+        };
+        if assigned {
+            next += 1;
+        }
+        let value = match toks.get(next) {
+            Some(Token::SingleQuotedString(v) | Token::DoubleQuotedString(v)) => Some(v.as_str()),
+            Some(Token::Word(w)) if assigned => Some(w.value.as_str()),
+            Some(Token::Number(n, _)) if assigned => Some(n.as_str()),
+            _ => None,
+        };
+        if let Some(v) = value {
+            redactor.add_pairs([(key.as_str(), v)]);
+        }
+    }
+    redactor
+}
+
+fn parse_tokens(origin: &str, text: &str, tokens: Vec<TokenWithSpan>) -> Result<Vec<ParsedStatement>> {
     let mut parser = sluice_common::dialect::parser_for_tokens(tokens);
     let offsets = LineOffsets::new(text);
     let mut out = Vec::new();
@@ -359,6 +413,21 @@ INSERT INTO out SELECT event_time, user_id FROM events WHERE amount > 10;
     fn syntax_errors_carry_line_and_column() {
         let e = parse_job("job.sql", "SET 'a' = 'b';\nINSERT INTO out SELEC x FROM y").unwrap_err();
         assert!(e.message.starts_with("job.sql:2:"), "{}", e.message);
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_secret_values() {
+        // The `=` is missing: sqlparser stops at the value and quotes it.
+        let job = "CREATE SINK k WITH ('connector' = 'kafka', 'kafka.sasl.password' 'hunter22');";
+        let e = parse_job("job.sql", job).unwrap_err();
+        assert!(!e.message.contains("hunter22") && e.message.contains("*********(redacted)"), "{}", e.message);
+        let job = "CREATE SINK k WITH (kafka.sasl.jaas.config = 'M required username=\"u\" password=\"hunter22\";' x);";
+        let e = parse_job("job.sql", job).unwrap_err();
+        assert!(!e.message.contains("hunter22"), "{}", e.message);
+        let toks =
+            sluice_common::dialect::tokenize("SELECT password FROM t WHERE password = 'abcd1234' AND token 'efgh'").unwrap();
+        let r = secrets_in_tokens(&toks);
+        assert_eq!(r.scrub("FROM abcd1234 efgh"), "FROM *********(redacted) *********(redacted)");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use sluice_common::options::Options;
 use sluice_plan::{ComputedColumn, WatermarkDef};
 
 /// A statement with the line it starts on and its original text.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the text with the statement's secret option values redacted.
+#[derive(Clone)]
 pub struct ParsedStatement {
     /// 1-based line of the first token.
     pub line: u64,
@@ -15,6 +17,23 @@ pub struct ParsedStatement {
     pub sql: String,
     /// What the statement does.
     pub kind: StatementKind,
+}
+
+impl std::fmt::Debug for ParsedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut redactor = sluice_common::redact::Redactor::new();
+        match &self.kind {
+            StatementKind::CreateStream(r) | StatementKind::CreateTable(r) => redactor.add_options(&r.options),
+            StatementKind::CreateSink(s) => redactor.add_options(&s.options),
+            StatementKind::Set { key, value } => redactor.add_pairs([(key.as_str(), value.as_str())]),
+            _ => {}
+        }
+        f.debug_struct("ParsedStatement")
+            .field("line", &self.line)
+            .field("sql", &redactor.scrub(&self.sql))
+            .field("kind", &format_args!("{}", redactor.scrub(&format!("{:?}", self.kind))))
+            .finish()
+    }
 }
 
 /// The job-file statements sluice understands.

@@ -16,6 +16,10 @@ use sluice_common::retry::{retry, RetryPolicy};
 pub trait Fence: Send + Sync {
     /// Fails when the driver lost the right to write.
     async fn check(&self) -> Result<()>;
+
+    /// The leadership term this driver writes under (0: a single driver, no terms); tasks carry
+    /// it so executors refuse a deposed leader's.
+    fn term(&self) -> u64;
 }
 
 /// No fencing: a single driver.
@@ -26,6 +30,10 @@ pub struct NoFence;
 impl Fence for NoFence {
     async fn check(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn term(&self) -> u64 {
+        0
     }
 }
 
@@ -59,5 +67,9 @@ impl Fence for LeaderFence {
             ))
             .with_retryable(false))
         }
+    }
+
+    fn term(&self) -> u64 {
+        self.leadership.term.max(0) as u64
     }
 }

@@ -14,6 +14,7 @@ use crate::progress::StreamingQueryProgress;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use sluice_common::error::{ErrorKind, Result, SluiceError};
+use sluice_common::redact::Redactor;
 use sluice_common::time::now_ms;
 use sluice_common::{BatchContext, BatchId, BatchWatermarks};
 use sluice_connectors::source::{AvailableNowSupport, PlannedSplit, ReadLimit, Source, SourceCheckpoint};
@@ -67,6 +68,9 @@ pub struct MicroBatchExecution {
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) listener: Option<ProgressListener>,
     pub(crate) fence: Arc<dyn Fence>,
+    /// The secrets of the spec's options: scrubbed from the query's error, its retry warnings and
+    /// its progress descriptions.
+    redactor: Redactor,
     // Loop state.
     watermark: WatermarkTracker,
     /// For each watermark node, the source index it watches.
@@ -103,12 +107,13 @@ impl MicroBatchExecution {
         fence: Arc<dyn Fence>,
     ) -> Result<Self> {
         let spec_json = Bytes::from(serde_json::to_vec(spec.as_ref())?);
-        let run = QueryRun { run_id: spec.run_id.to_string(), spec_hash: spec.fingerprint()?, spec_json };
+        let run = QueryRun::new(spec.run_id.to_string(), spec_json, spec.fingerprint()?, fence.term());
         let watermark_sources: Vec<usize> =
             spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.source.index).collect();
         let delays = spec.sources.iter().filter_map(|s| s.watermark.as_ref().map(|w| w.delay_ms)).collect();
         let n = sources.len();
         let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions);
+        let redactor = spec.redactor();
         Ok(Self {
             stages,
             watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
@@ -125,6 +130,7 @@ impl MicroBatchExecution {
             shared,
             listener,
             fence,
+            redactor,
             batch_id: BatchId::FIRST,
             committed: vec![None; n],
             previous_batch_watermark_ms: 0,
@@ -147,6 +153,9 @@ impl MicroBatchExecution {
         if self.delete_checkpoint_on_exit {
             let _ = tokio::fs::remove_dir_all(self.checkpoint.location.url.path()).await;
         }
+        // What ends the query is shown to people (`sluice run`, `sluice queries`, logs); a
+        // connector's message may quote an option's value.
+        let result = result.map_err(|e| self.redactor.scrub_error(e));
         let error = result.as_ref().err().cloned();
         if let Some(e) = &error {
             // Reported to whoever holds the query handle (the CLI prints it as one line).
@@ -203,7 +212,7 @@ impl MicroBatchExecution {
                 let mut limit = ReadLimit::Default;
                 for s in &mut self.sources {
                     if s.prepare_for_available_now().await? == AvailableNowSupport::Unsupported {
-                        tracing::warn!(source = %s.description(), "source does not support Trigger.AvailableNow; falling back to Trigger.Once semantics");
+                        tracing::warn!(source = %self.redactor.scrub(&s.description()), "source does not support Trigger.AvailableNow; falling back to Trigger.Once semantics");
                         limit = ReadLimit::AllAvailable;
                     }
                 }
@@ -215,6 +224,22 @@ impl MicroBatchExecution {
 
     /// Reads the checkpoint and decides where to resume.
     async fn start(&mut self) -> Result<()> {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // Options print redacted (`Options`' Debug is Spark's redaction).
+            let sources: Vec<String> = self
+                .spec
+                .sources
+                .iter()
+                .map(|s| format!("{} ({}) {:?}", s.source.name, s.source.connector, s.source.options))
+                .collect();
+            let sink = &self.spec.sink;
+            tracing::debug!(
+                query = %self.shared.id,
+                sources = ?sources,
+                sink = %format!("{} ({}) {:?}", sink.name, sink.connector, sink.options),
+                "query options"
+            );
+        }
         let shape = QueryShape {
             sources: self.sources.iter().map(|s| s.identity()).collect(),
             stateful_operators: self.stages.operators.iter().map(|o| o.shape.clone()).collect(),
@@ -463,6 +488,7 @@ impl MicroBatchExecution {
                     first_failure.get_or_insert_with(Instant::now);
                     self.shared.batches_retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+                    let e = self.redactor.scrub_error(e);
                     tracing::warn!(query = %self.shared.id, batch = batch.id.0, attempt, error = %e, "batch attempt failed; retrying with the same offsets");
                     tokio::time::sleep(backoff).await;
                 }
@@ -522,7 +548,7 @@ impl MicroBatchExecution {
                     metrics.insert("numLostOffsets".to_string(), lost.to_string());
                 }
                 SourceBatchFacts {
-                    description: s.description(),
+                    description: self.redactor.scrub(&s.description()).into_owned(),
                     start: batch.start[i].clone(),
                     end: batch.end[i].clone(),
                     latest: batch.latest[i].clone(),
@@ -545,7 +571,7 @@ impl MicroBatchExecution {
             batch_watermark_ms: self.watermark.has_watermark().then_some(batch.metadata.batch_watermark_ms),
             event_time: node_stats.iter().flatten().find(|s| s.count > 0).copied(),
             state_operators: state_operator_progress(&self.stages, results),
-            sink_description: self.sink.description(),
+            sink_description: self.redactor.scrub(&self.sink.description()).into_owned(),
             sink_rows,
         };
         self.last_trigger_start_ms = Some(trigger_start_ms);

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod resolve;
 pub mod scheduler;
 pub mod stages;
+pub mod touches;
 pub mod trigger;
 pub mod watermark;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use sluice_common::error::{Result, SluiceError};
+use sluice_common::redact::Redactor;
 use sluice_common::{OutputMode, QueryConf};
 use sluice_connectors::{Connectors, TableSpec};
 use sluice_plan::streaming::check_pipeline;
@@ -70,13 +71,19 @@ pub struct ResolvedQuery {
 }
 
 /// Resolves one query (`INSERT INTO`) of `job`, with its connectors looked up in `connectors`.
+///
+/// A connector's error may quote option values; the job's secrets are redacted from it.
 pub async fn resolve_query(job: &JobFile, def: &QueryDef, connectors: &Connectors) -> Result<ResolvedQuery> {
-    resolve_inner(job, def, connectors).await.map_err(|e| e.context(format!("line {}: INSERT INTO {}", def.line, def.sink)))
+    resolve_inner(job, def, connectors)
+        .await
+        .map_err(|e| job.redactor().scrub_error(e.context(format!("line {}: INSERT INTO {}", def.line, def.sink))))
 }
 
-/// Resolves the `index`-th `CREATE STREAM` of a job.
+/// Resolves the `index`-th `CREATE STREAM` of a job (its secrets redacted from any error).
 pub fn resolve_stream(def: &RelationDef, index: usize, connectors: &Connectors) -> Result<StreamSpec> {
-    let source = connectors.resolve_source(&def.name, index, &def.options, &def.declared_schema())?;
+    let source = connectors
+        .resolve_source(&def.name, index, &def.options, &def.declared_schema())
+        .map_err(|e| Redactor::from_options(&def.options).scrub_error(e))?;
     Ok(StreamSpec { source, computed: def.computed.clone(), watermark: def.watermark.clone() })
 }
 

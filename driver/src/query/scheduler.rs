@@ -43,7 +43,9 @@ pub struct TaskSpec {
 }
 
 /// The query run a stage belongs to.
-#[derive(Debug, Clone)]
+///
+/// `Debug` leaves out the spec (its options hold passwords) and the shuffle key.
+#[derive(Clone)]
 pub struct QueryRun {
     /// Id of this run of the query.
     pub run_id: String,
@@ -51,6 +53,30 @@ pub struct QueryRun {
     pub spec_json: Bytes,
     /// Fingerprint of the spec, under which executors cache its compiled form.
     pub spec_hash: u64,
+    /// The run's shuffle key: executors serve its shuffle blocks only to tickets carrying it.
+    pub shuffle_key: String,
+    /// The leadership term tasks are sent under (0 without etcd): executors refuse older terms.
+    pub leader_term: u64,
+}
+
+impl std::fmt::Debug for QueryRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryRun")
+            .field("run_id", &self.run_id)
+            .field("spec_json", &format_args!("<{} bytes>", self.spec_json.len()))
+            .field("spec_hash", &self.spec_hash)
+            .field("shuffle_key", &sluice_common::redact::REDACTION_REPLACEMENT_TEXT)
+            .field("leader_term", &self.leader_term)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryRun {
+    /// A run of `spec_json`, with a fresh shuffle key (256 random bits).
+    pub fn new(run_id: String, spec_json: Bytes, spec_hash: u64, leader_term: u64) -> Self {
+        let shuffle_key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        Self { run_id, spec_json, spec_hash, shuffle_key, leader_term }
+    }
 }
 
 /// A finished task.
@@ -160,6 +186,8 @@ impl TaskScheduler {
                 partition_index: task.partition_index,
                 task_kind_json: serde_json::to_vec(&task.kind)?,
                 inline_rows: task.inline_rows.map(|b| b.to_vec()).unwrap_or_default(),
+                leader_term: run.leader_term,
+                shuffle_key: run.shuffle_key.clone(),
             };
             let registry = self.registry.clone();
             pending.push(async move {

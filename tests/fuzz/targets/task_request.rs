@@ -124,6 +124,8 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
                     } else {
                         Vec::new()
                     },
+                    leader_term: 12,
+                    shuffle_key: "7c1f".repeat(16),
                 };
                 out.push((format!("{}-{kind_name}.pb", example.trim_end_matches(".sql")), req.encode_to_vec()));
             }

@@ -3,10 +3,10 @@
 -- and every executor mount (dev overlay): input in /data/in, output in /data/out, checkpoints in
 -- /data/checkpoints.
 --
---   kubectl -n sluice exec deploy/sluice-driver -- \
---     sluice submit /etc/sluice/jobs/dedup.sql --driver http://127.0.0.1:7077
---   kubectl -n sluice exec deploy/sluice-driver -- sluice queries
---   kubectl -n sluice exec deploy/sluice-driver -- sluice cat /data/out/clicks-dedup
+--   kubectl -n sluice exec sluice-driver-0 -- sluice submit /etc/sluice/jobs/dedup.sql \
+--     --driver https://localhost:7077 --tls-ca /etc/sluice/tls/ca.crt --token-file /etc/sluice/tokens/tokens
+--   kubectl -n sluice exec sluice-driver-0 -- sluice queries   (with the same --driver, --tls-ca, --token-file)
+--   kubectl -n sluice exec sluice-driver-0 -- sluice cat /data/out/clicks-dedup
 --
 -- Drop JSON files with the schema below into /data/in (examples/data/clicks/ has some); each
 -- one-second trigger reads at most one new file.

@@ -2,8 +2,8 @@
 -- once, with input, output and checkpoints on S3. CHANGE ME: the bucket and prefixes.
 -- Credentials come from the Secret sluice-s3 (AWS_* variables; see deploy/k8s/README.md).
 --
---   kubectl -n sluice exec deploy/sluice-driver -- \
---     sluice submit /etc/sluice/jobs/dedup.sql --driver http://127.0.0.1:7077
+--   kubectl -n sluice exec sluice-driver-0 -- sluice submit /etc/sluice/jobs/dedup.sql \
+--     --driver https://localhost:7077 --tls-ca /etc/sluice/tls/ca.crt --token-file /etc/sluice/tokens/tokens
 
 CREATE STREAM clicks (
   event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, event_id STRING,

@@ -1,0 +1,229 @@
+//! Issue 16's attacks on a secured cluster, each refused with a clear error: the cluster of
+//! these tests runs as production does (TLS everywhere, members authenticated by the cluster
+//! CA, users by a client certificate or a bearer token).
+
+use std::path::Path;
+use std::time::Duration;
+
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::Ticket;
+use sluice_proto::v1::driver_service_client::DriverServiceClient;
+use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
+use sluice_proto::v1::{task_response, BatchContext, RegisterExecutorRequest, TaskRequest};
+use sluice_security::tls::TlsSettings;
+use sluice_security::{ClusterTls, Transport};
+use sluice_tests::binary::{stderr, wait_until};
+use sluice_tests::cluster::ClusterProcs;
+
+use super::{counts_job, status};
+
+/// A transport with the cluster CA trusted and `cert`/`key` (files of the certs dir) presented.
+fn transport(c: &ClusterProcs, identity: Option<(&str, &str)>) -> Transport {
+    let settings = TlsSettings {
+        ca: c.cert_file("ca.pem").into(),
+        cert: identity.map(|(cert, _)| c.cert_file(cert).into()),
+        key: identity.map(|(_, key)| c.cert_file(key).into()),
+        client_ca: None,
+    };
+    Transport::Tls(ClusterTls::load(settings).unwrap())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Starts the counts query and waits until it has run a few batches.
+fn running_counts(c: &ClusterProcs, dir: &Path) {
+    std::fs::write(dir.join("job.sql"), counts_job(dir, 4)).unwrap();
+    let out = c.sluice(dir, &["submit", "job.sql"]);
+    assert!(out.status.success(), "submit: {}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(30), || status(c, "counts")
+            .and_then(|q| q.pointer("/lastProgress/batchId").and_then(|b| b.as_i64()))
+            .is_some_and(|b| b >= 2)),
+        "the query did not run: {:?}\n{}",
+        status(c, "counts"),
+        c.dump_logs()
+    );
+}
+
+#[test]
+fn users_without_credentials_cannot_submit_and_users_with_them_can() {
+    let c = ClusterProcs::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("job.sql"), counts_job(dir.path(), 2)).unwrap();
+
+    let anonymous = c.sluice_as(dir.path(), &["submit", "job.sql"], &[]);
+    assert!(!anonymous.status.success(), "an unauthenticated submit was accepted");
+    let err = stderr(&anonymous);
+    assert!(
+        err.contains("the driver refused the call") && err.contains("SubmitJob needs a client certificate or a bearer token"),
+        "{err}"
+    );
+
+    let bad_token = dir.path().join("bad-token");
+    std::fs::write(&bad_token, "not-the-token-0123456789\n").unwrap();
+    let forged =
+        c.sluice_as(dir.path(), &["submit", "job.sql"], &[("SLUICE_TOKEN_FILE".into(), bad_token.display().to_string())]);
+    assert!(!forged.status.success(), "a wrong token was accepted");
+    assert!(stderr(&forged).contains("the bearer token is not one the driver accepts"), "{}", stderr(&forged));
+    assert!(!dir.path().join("chk").exists(), "a refused job must not start (it created its checkpoint)");
+
+    // A user's client certificate (from the client CA) is enough to submit.
+    let user = c.sluice_as(
+        dir.path(),
+        &["submit", "job.sql"],
+        &[("SLUICE_TLS_CERT".into(), c.cert_file("user.pem")), ("SLUICE_TLS_KEY".into(), c.cert_file("user-key.pem"))],
+    );
+    assert!(user.status.success(), "a user with a client certificate could not submit: {}", stderr(&user));
+    assert!(wait_until(Duration::from_secs(30), || status(&c, "counts").is_some()), "{}", c.dump_logs());
+}
+
+#[test]
+fn only_members_can_register_executors() {
+    let c = ClusterProcs::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    running_counts(&c, dir.path());
+    let driver = c.driver_url(0);
+    let token = std::fs::read_to_string(c.cert_file("token")).unwrap().trim().to_string();
+    // The attacker takes the real executor's id, to have its tasks (and its credentials) sent to them.
+    let forged = RegisterExecutorRequest {
+        protocol_version: sluice_proto::PROTOCOL_VERSION,
+        endpoint: "https://127.0.0.1:1".into(),
+        task_slots: 8,
+        executor_id: "executor-0".into(),
+    };
+    let rt = runtime();
+    // A user (token, or client certificate) is not a member.
+    let as_user = rt.block_on(async {
+        let t = transport(&c, None);
+        let channel = t.connect(t.endpoint(&driver).unwrap()).await.unwrap();
+        let token = sluice_security::token::AttachToken::new(Some(&token)).unwrap();
+        DriverServiceClient::with_interceptor(channel, token).register_executor(forged.clone()).await
+    });
+    let refusal = as_user.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::PermissionDenied, "{refusal:?}");
+    assert!(refusal.message().contains("RegisterExecutor is for cluster members"), "{}", refusal.message());
+    let as_user_cert = rt.block_on(async {
+        let t = transport(&c, Some(("user.pem", "user-key.pem")));
+        let channel = t.connect(t.endpoint(&driver).unwrap()).await.unwrap();
+        DriverServiceClient::new(channel).register_executor(forged.clone()).await
+    });
+    assert_eq!(as_user_cert.unwrap_err().code(), tonic::Code::PermissionDenied);
+    // Anonymous.
+    let anonymous = rt.block_on(async {
+        let t = transport(&c, None);
+        let channel = t.connect(t.endpoint(&driver).unwrap()).await.unwrap();
+        DriverServiceClient::new(channel).register_executor(forged.clone()).await
+    });
+    let refusal = anonymous.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::Unauthenticated, "{refusal:?}");
+    assert!(refusal.message().contains("neither a certificate nor a token"), "{}", refusal.message());
+    // A certificate from another CA (the attacker's own "cluster") fails the handshake.
+    let other = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(sluice_tests::binary::sluice_bin())
+        .args(["certs", "--out"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let foreign = rt.block_on(async {
+        let settings = TlsSettings {
+            ca: c.cert_file("ca.pem").into(),
+            cert: Some(other.path().join("member.pem")),
+            key: Some(other.path().join("member-key.pem")),
+            client_ca: None,
+        };
+        let t = Transport::Tls(ClusterTls::load(settings).unwrap());
+        match t.connect(t.endpoint(&driver).unwrap()).await {
+            Ok(channel) => DriverServiceClient::new(channel).register_executor(forged.clone()).await.map(|_| ()),
+            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        }
+    });
+    assert!(foreign.is_err(), "a member certificate from another CA registered an executor");
+
+    // The real executor-0 still runs the query.
+    let batch = |c: &ClusterProcs| status(c, "counts").and_then(|q| q.pointer("/lastProgress/batchId").and_then(|b| b.as_i64()));
+    let before = batch(&c).unwrap_or(-1);
+    assert!(
+        wait_until(Duration::from_secs(20), || batch(&c).is_some_and(|b| b >= before + 3)),
+        "the query stopped after the forged registrations: {:?}\n{}",
+        status(&c, "counts"),
+        c.dump_logs()
+    );
+}
+
+fn task(term: u64) -> TaskRequest {
+    TaskRequest {
+        task_id: "forged".into(),
+        query_spec_json: b"{}".to_vec(),
+        spec_hash: 1,
+        query_run_id: "forged-run".into(),
+        batch: Some(BatchContext::default()),
+        partition_index: 0,
+        task_kind_json: b"{}".to_vec(),
+        inline_rows: Vec::new(),
+        leader_term: term,
+        shuffle_key: String::new(),
+    }
+}
+
+#[test]
+fn executors_take_tasks_only_from_members_of_the_current_term_and_shuffle_only_with_the_run_key() {
+    let c = ClusterProcs::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    running_counts(&c, dir.path());
+    let executor = c.executor_endpoint(0).expect("executor-0 announced its endpoint");
+    assert!(executor.starts_with("https://"), "{executor}");
+    let rt = runtime();
+
+    // Without a member certificate the TLS handshake itself fails: no call reaches the service.
+    for identity in [None, Some(("user.pem", "user-key.pem"))] {
+        let refused = rt.block_on(async {
+            let t = transport(&c, identity);
+            match t.connect(t.endpoint(&executor).unwrap()).await {
+                Ok(channel) => ExecutorServiceClient::new(channel).run_task(task(u64::MAX)).await.map(|_| ()),
+                Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+            }
+        });
+        assert!(refused.is_err(), "a task from {identity:?} reached the executor");
+    }
+    let plain = rt.block_on(async {
+        let t = Transport::Plain;
+        let http = executor.replacen("https://", "http://", 1);
+        match t.connect(t.endpoint(&http).unwrap()).await {
+            Ok(channel) => ExecutorServiceClient::new(channel).run_task(task(u64::MAX)).await.map(|_| ()),
+            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        }
+    });
+    assert!(plain.is_err(), "a plain-text task reached the executor");
+    assert!(
+        wait_until(Duration::from_secs(5), || c.dump_logs().contains("refused a connection: TLS handshake failed")),
+        "the executor did not log the refused handshakes:\n{}",
+        c.dump_logs()
+    );
+
+    // A member sending a task of an older term than the leader's: a deposed leader.
+    let member = transport(&c, Some(("member.pem", "member-key.pem")));
+    let stale = rt.block_on(async {
+        let channel = member.connect(member.endpoint(&executor).unwrap()).await.unwrap();
+        ExecutorServiceClient::new(channel).run_task(task(1)).await.unwrap().into_inner()
+    });
+    let Some(task_response::Outcome::Error(e)) = stale.outcome else { panic!("a deposed leader's task ran: {stale:?}") };
+    assert!(e.message.contains("deposed leader (term 1)"), "{}", e.message);
+
+    // A shuffle ticket naming the running query's run, without its key.
+    let run_id = status(&c, "counts").and_then(|q| q.pointer("/lastProgress/runId").and_then(|r| r.as_str()).map(String::from));
+    let run_id = run_id.expect("progress names the run");
+    let ticket = serde_json::json!({
+        "block": {"run_id": run_id, "batch": 0, "attempt": 0, "stage": 0, "producer": 0, "partition": 0},
+        "key": "0".repeat(64),
+    });
+    let fetched = rt.block_on(async {
+        let channel = member.connect(member.endpoint(&executor).unwrap()).await.unwrap();
+        FlightServiceClient::new(channel).do_get(Ticket { ticket: serde_json::to_vec(&ticket).unwrap().into() }).await.map(|_| ())
+    });
+    let refusal = fetched.unwrap_err();
+    assert_eq!(refusal.code(), tonic::Code::PermissionDenied, "{refusal:?}");
+    assert!(refusal.message().contains(&format!("does not carry the shuffle key of run {run_id}")), "{}", refusal.message());
+}
