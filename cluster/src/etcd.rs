@@ -324,8 +324,10 @@ pub async fn leader_endpoint(config: &EtcdConfig) -> Result<Option<String>> {
     }
 }
 
-/// A submitted query as stored for future leaders.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A submitted query as stored for future leaders. Its job text holds no password when the job
+/// refers to its credentials as `${secret:NAME}` (the driver's `--secrets-dir`); it is never
+/// printed whole.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueryRecord {
     /// The job file's text.
     pub job: String,
@@ -333,6 +335,16 @@ pub struct QueryRecord {
     pub origin: String,
     /// Which `INSERT INTO` of the job this query is (0-based).
     pub index: usize,
+}
+
+impl std::fmt::Debug for QueryRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryRecord")
+            .field("origin", &self.origin)
+            .field("index", &self.index)
+            .field("job", &format_args!("<{} bytes>", self.job.len()))
+            .finish()
+    }
 }
 
 /// Stores a query under its id.

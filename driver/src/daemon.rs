@@ -15,7 +15,7 @@ use sluice_cluster::{EtcdConfig, LeaseSession, MembershipEvent};
 use sluice_common::error::Result;
 use sluice_common::retry::RetryPolicy;
 
-use crate::job::JobPolicy;
+use crate::job::{JobPolicy, SecretsDir};
 use crate::manager::{Admin, QueryManager, QueryStore, RestartPolicy};
 use crate::query::fence::LeaderFence;
 use crate::query::micro_batch::ProgressListener;
@@ -38,6 +38,8 @@ pub struct DriverConfig {
     pub policy: JobPolicy,
     /// TLS and user tokens for the server and every client this driver opens.
     pub security: DriverSecurity,
+    /// Where jobs' `${secret:NAME}` option values are read from.
+    pub secrets: SecretsDir,
 }
 
 /// What happened to a running driver.
@@ -65,7 +67,7 @@ pub async fn run_driver(
     let endpoint = config.advertise.clone().unwrap_or_else(|| server.endpoint.clone());
     admin.set_endpoint(&endpoint);
     tracing::info!(policy = %config.policy.describe(), "jobs may touch what this policy allows");
-    let mut session = Session::new(registry.clone()).with_policy(config.policy.clone());
+    let mut session = Session::new(registry.clone()).with_policy(config.policy.clone()).with_secrets(config.secrets.clone());
     if let Some(l) = listener {
         session = session.with_progress_listener(l);
     }

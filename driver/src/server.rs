@@ -108,3 +108,21 @@ impl DriverServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_may_only_submit_list_and_stop() {
+        for user_call in ["SubmitJob", "ListQueries", "StopQuery"] {
+            assert_eq!(audience(&format!("/sluice.v1.DriverService/{user_call}")), Audience::Users, "{user_call}");
+        }
+        for member_call in ["RegisterExecutor", "Heartbeat", "Unknown"] {
+            assert_eq!(audience(&format!("/sluice.v1.DriverService/{member_call}")), Audience::Members, "{member_call}");
+        }
+        // Another service's method of the same name is not a user call.
+        assert_eq!(audience("/other.Service/SubmitJob"), Audience::Members);
+        assert_eq!(audience("/sluice.v1.DriverService/SubmitJob/x"), Audience::Members);
+    }
+}

@@ -10,7 +10,7 @@ use sluice_connectors::memory::{MemoryStream, MemoryTable};
 use sluice_connectors::{Connectors, InProcessIo};
 
 use crate::checkpoint::{Checkpoint, OffsetSeq};
-use crate::job::{JobFile, JobPolicy};
+use crate::job::{JobFile, JobPolicy, SecretsDir};
 use crate::query::fence::{Fence, NoFence};
 use crate::query::handle::QueryShared;
 use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
@@ -28,6 +28,7 @@ pub struct Session {
     listener: Option<ProgressListener>,
     fence: Arc<dyn Fence>,
     policy: JobPolicy,
+    secrets: SecretsDir,
 }
 
 impl Session {
@@ -41,6 +42,7 @@ impl Session {
             listener: None,
             fence: Arc::new(NoFence),
             policy: JobPolicy::unrestricted(),
+            secrets: SecretsDir::default(),
         }
     }
 
@@ -48,6 +50,12 @@ impl Session {
     /// whatever its user asks (the embedded `sluice run`).
     pub fn with_policy(mut self, policy: JobPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Resolves `${secret:NAME}` option values from `secrets` (see [`crate::job::secrets`]).
+    pub fn with_secrets(mut self, secrets: SecretsDir) -> Self {
+        self.secrets = secrets;
         self
     }
 
@@ -75,7 +83,8 @@ impl Session {
     /// refuses a job that touches what the session's policy does not allow, before it reads or
     /// writes anything.
     pub async fn prepare_job(&self, origin: &str, text: &str) -> Result<Vec<ResolvedQuery>> {
-        let job = JobFile::parse(origin, text)?;
+        let mut job = JobFile::parse(origin, text)?;
+        self.secrets.resolve(&mut job)?;
         let enforced = !self.policy.is_unrestricted();
         // Static tables first: resolving one may read it (a Parquet table's schema).
         for table in job.tables.values().filter(|_| enforced) {

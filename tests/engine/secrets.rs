@@ -226,3 +226,52 @@ async fn query_status_and_specs_show_secrets_redacted() {
     }
     h.shutdown().await;
 }
+
+#[test]
+fn secret_references_are_read_from_the_secrets_dir_so_the_job_file_holds_no_password() {
+    let (user, password) = (marker("user-"), marker("pw-"));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("kafka-user"), format!("{user}\n")).unwrap();
+    std::fs::write(secrets.path().join("kafka-password"), format!("{password}\n")).unwrap();
+    let job = format!(
+        "CREATE STREAM k WITH (
+           'connector' = 'kafka',
+           'kafka.bootstrap.servers' = '127.0.0.1:{port}',
+           'subscribe' = 'events',
+           'kafka.security.protocol' = 'SASL_PLAINTEXT',
+           'kafka.sasl.mechanism' = 'PLAIN',
+           'kafka.sasl.username' = '${{secret:kafka-user}}',
+           'kafka.sasl.password' = '${{secret:kafka-password}}',
+           'kafka.default.api.timeout.ms' = '1000',
+           'fetchOffset.numRetries' = '0');
+         CREATE SINK c WITH ('connector' = 'console');
+         SET 'trigger' = 'availableNow';
+         INSERT INTO c SELECT CAST(value AS STRING) AS v FROM k;",
+        port = free_port()
+    );
+    std::fs::write(dir.path().join("job.sql"), &job).unwrap();
+
+    // Without a secrets directory the references are refused, naming the option and the setting.
+    let (out, _) = run_logged(dir.path(), &[]);
+    assert!(!out.status.success());
+    let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.contains("stream 'k': option 'kafka.sasl.")
+            && last.contains("refers to secret 'kafka-")
+            && last.contains("no --secrets-dir"),
+        "{last}"
+    );
+
+    let (out, progress) = run_logged(dir.path(), &[("SLUICE_SECRETS_DIR", secrets.path().display().to_string())]);
+    let err_text = stderr(&out);
+    // The options the query runs with hold the files' contents (the username is no secret, so it
+    // shows), the password redacted.
+    let options_line = err_text.lines().find(|l| l.contains("query options")).expect("the query options are logged at debug");
+    assert!(options_line.contains(&user) && options_line.contains(REDACTED), "{options_line}");
+    assert!(!options_line.contains("${secret:"), "the references were not resolved: {options_line}");
+    assert_absent(&password, "stderr of sluice run (debug, JSON)", &err_text);
+    assert_absent(&password, "stdout of sluice run", &stdout(&out));
+    assert_absent(&password, "the progress file", &progress);
+    assert!(!job.contains(&password), "the job file holds only the reference");
+}

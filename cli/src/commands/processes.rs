@@ -15,6 +15,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_executor::{DrainOutcome, ExecutorConfig, ExecutorHandle};
 
 use sluice_driver::daemon::{run_driver, DriverConfig};
+use sluice_driver::job::SecretsDir;
 use sluice_driver::manager::{Admin, RestartPolicy};
 use sluice_driver::server::DriverSecurity;
 
@@ -81,6 +82,11 @@ pub struct DriverArgs {
     insecure: bool,
     #[command(flatten)]
     policy: JobPolicyArgs,
+    /// Directory of secrets jobs may refer to as `${secret:NAME}` in option values (the file
+    /// NAME; a mounted Kubernetes Secret), so job files — and their copies in etcd — hold no
+    /// passwords.
+    #[arg(long, env = "SLUICE_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
     /// Append every progress report (one JSON object per line) to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
@@ -179,6 +185,7 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
         restarts,
         security,
         policy: args.policy.policy(),
+        secrets: args.secrets_dir.map(SecretsDir::new).unwrap_or_default(),
     };
     let listener = progress_file_listener(&args.progress_json)?;
     let admin = Arc::new(Admin::default());

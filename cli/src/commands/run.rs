@@ -9,6 +9,7 @@ use sluice_common::error::{Result, SluiceError};
 
 use super::status::StatusBoard;
 use crate::embedded::EmbeddedCluster;
+use sluice_driver::job::SecretsDir;
 use sluice_driver::Session;
 
 /// Arguments of `sluice run`.
@@ -25,6 +26,9 @@ pub struct RunArgs {
     /// Append every progress report (one JSON object per line) to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
+    /// Directory of secrets the job may refer to as `${secret:NAME}` in option values.
+    #[arg(long, env = "SLUICE_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -53,6 +57,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let console_board = board.clone();
     let listener_board = board.clone();
     let session = Session::new(cluster.registry())
+        .with_secrets(args.secrets_dir.clone().map(SecretsDir::new).unwrap_or_default())
         .with_console(Arc::new(move |text: &str| console_board.print(text)))
         .with_progress_listener(Arc::new(move |p| {
             let name = p.name.clone().unwrap_or_else(|| p.id.to_string()[..8].to_string());

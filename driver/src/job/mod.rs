@@ -4,8 +4,10 @@
 pub mod file;
 pub mod parser;
 pub mod policy;
+pub mod secrets;
 pub mod statement;
 
 pub use file::{JobFile, QueryDef};
 pub use policy::{JobPolicy, Touch};
+pub use secrets::SecretsDir;
 pub use statement::{RelationDef, SinkDef};
