@@ -108,7 +108,8 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client> {
             ))
         })?;
         let password = text.lines().next().unwrap_or_default().to_string();
-        options = options.with_user(user.name.clone(), password);
+        // etcd's simple tokens expire (5 min idle by default): log in again when one does.
+        options = options.with_user(user.name.clone(), password).with_auto_token_refresh(true);
     }
     Client::connect(&config.endpoints, Some(options))
         .await

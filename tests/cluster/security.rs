@@ -227,3 +227,73 @@ fn executors_take_tasks_only_from_members_of_the_current_term_and_shuffle_only_w
     assert_eq!(refusal.code(), tonic::Code::PermissionDenied, "{refusal:?}");
     assert!(refusal.message().contains(&format!("does not carry the shuffle key of run {run_id}")), "{}", refusal.message());
 }
+
+/// Turns etcd's authentication on with a `root` user and a `sluice` user (password `password`)
+/// that may use only the keys under `/sluice/`.
+async fn enable_etcd_auth(url: &str, password: &str) {
+    use etcd_client::{Client, Permission, PermissionType};
+    let mut c = Client::connect([url], None).await.unwrap();
+    let mut auth = c.auth_client();
+    auth.role_add("root").await.unwrap();
+    auth.user_add("root", "root-password-0123", None).await.unwrap();
+    auth.user_grant_role("root", "root").await.unwrap();
+    auth.role_add("sluice").await.unwrap();
+    let keys = Permission::new(PermissionType::Readwrite, "/sluice/").with_prefix();
+    auth.role_grant_permission("sluice", keys).await.unwrap();
+    auth.user_add("sluice", password, None).await.unwrap();
+    auth.user_grant_role("sluice", "sluice").await.unwrap();
+    auth.auth_enable().await.unwrap();
+}
+
+#[test]
+fn drivers_use_etcd_with_its_authentication_on_and_a_wrong_password_never_leads() {
+    let etcd = sluice_tests::services::EtcdServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let password = "sluice-etcd-password-42";
+    runtime().block_on(enable_etcd_auth(&etcd.url(), password));
+    std::fs::write(dir.path().join("good"), format!("{password}\n")).unwrap();
+    std::fs::write(dir.path().join("bad"), "not-the-password\n").unwrap();
+    let etcd_args = |file: &str| {
+        vec![
+            "--etcd".to_string(),
+            etcd.url(),
+            "--cluster".into(),
+            "auth".into(),
+            "--etcd-user".into(),
+            "sluice".into(),
+            "--etcd-password-file".into(),
+            dir.path().join(file).display().to_string(),
+        ]
+    };
+    let port = sluice_tests::services::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let driver = |file: &str, listen: &str| {
+        let mut args = vec!["driver".to_string(), "--listen".into(), listen.to_string()];
+        args.extend(etcd_args(file));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sluice_tests::binary::spawn_sluice(dir.path(), &args, &[("RUST_LOG", "info")])
+    };
+    let leads = |file: &str| {
+        let mut args = vec!["queries".to_string()];
+        args.extend(etcd_args(file));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sluice_tests::binary::run_sluice(dir.path(), &args)
+    };
+    // A driver with the wrong password cannot even stand by, let alone lead.
+    let mut wrong = driver("bad", &listen);
+    std::thread::sleep(Duration::from_secs(3));
+    let refused = leads("good");
+    assert!(!refused.status.success(), "a driver with a wrong etcd password leads");
+    sluice_tests::binary::sigkill(&mut wrong);
+    let out = wrong.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("authentication failed") || log.contains("invalid auth"), "{log}");
+
+    // The right password: it is elected, and the CLI finds it through the same authenticated etcd.
+    let mut right = driver("good", &listen);
+    let found = wait_until(Duration::from_secs(20), || leads("good").status.success());
+    sluice_tests::binary::sigkill(&mut right);
+    assert!(found, "the driver with the right etcd password did not lead: {}", stderr(&leads("good")));
+    let bad_cli = leads("bad");
+    assert!(!bad_cli.status.success() && stderr(&bad_cli).contains("etcd"), "{}", stderr(&bad_cli));
+}
