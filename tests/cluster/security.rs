@@ -232,7 +232,7 @@ fn executors_take_tasks_only_from_members_of_the_current_term_and_shuffle_only_w
 /// that may use only the keys under `/sluice/`.
 async fn enable_etcd_auth(url: &str, password: &str) {
     use etcd_client::{Client, Permission, PermissionType};
-    let mut c = Client::connect([url], None).await.unwrap();
+    let c = Client::connect([url], None).await.unwrap();
     let mut auth = c.auth_client();
     auth.role_add("root").await.unwrap();
     auth.user_add("root", "root-password-0123", None).await.unwrap();
