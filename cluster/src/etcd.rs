@@ -325,6 +325,16 @@ pub async fn leader_endpoint(config: &EtcdConfig) -> Result<Option<String>> {
     }
 }
 
+/// The current leader's term (its key's create revision, as [`Leadership::term`]), if a driver
+/// leads: executors fence tasks by it.
+pub async fn leader_term(client: &mut Client, config: &EtcdConfig) -> Result<Option<i64>> {
+    match client.leader(config.election()).await {
+        Ok(resp) => Ok(resp.kv().map(|kv| kv.create_revision())),
+        Err(etcd_client::Error::GRpcStatus(s)) if s.message().contains("no leader") => Ok(None),
+        Err(e) => Err(etcd_error("finding the leader", e)),
+    }
+}
+
 /// A submitted query as stored for future leaders. Its job text holds no password when the job
 /// refers to its credentials as `${secret:NAME}` (the driver's `--secrets-dir`); it is never
 /// printed whole.

@@ -87,7 +87,7 @@ struct Service {
     /// Connections to the other executors, for their shuffle blocks.
     peers: Peers,
     /// Refuses tasks of deposed leaders.
-    fence: TermFence,
+    fence: Arc<TermFence>,
 }
 
 #[tonic::async_trait]
@@ -283,6 +283,7 @@ impl ExecutorHandle {
         let (dismissed_tx, dismissed) = watch::channel(false);
         let (decommissioning, _) = watch::channel(false);
         let (status_tx, status) = watch::channel(ExecutorStatus::default());
+        let fence = Arc::new(TermFence::default());
         let service = Service {
             queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
             slots: Arc::clone(&slots),
@@ -291,7 +292,7 @@ impl ExecutorHandle {
             states: StateCache::default(),
             endpoint: endpoint.clone(),
             peers: Peers::new(config.transport.clone()),
-            fence: TermFence::default(),
+            fence: Arc::clone(&fence),
         };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -325,6 +326,7 @@ impl ExecutorHandle {
                     task_slots: config.task_slots,
                     decommissioning: false,
                 };
+                tokio::spawn(follow_leader_term(etcd.clone(), fence, shutdown.subscribe()));
                 tokio::spawn(etcd_registration_loop(etcd.clone(), record, signals))
             }
             None => tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), signals)),
@@ -418,6 +420,31 @@ impl RegistrationSignals {
             let new = ExecutorStatus { registered, decommissioning };
             std::mem::replace(s, new) != new
         });
+    }
+}
+
+/// Reads the current leader's term from etcd every second into `fence`, so a deposed leader's
+/// tasks are refused even before the new leader's first task arrives here.
+async fn follow_leader_term(config: EtcdConfig, fence: Arc<TermFence>, mut stop: watch::Receiver<bool>) {
+    let mut client = None;
+    loop {
+        if client.is_none() {
+            client = sluice_cluster::etcd::connect(&config).await.ok();
+        }
+        if let Some(c) = client.as_mut() {
+            match sluice_cluster::etcd::leader_term(c, &config).await {
+                Ok(Some(term)) => fence.observe(term.max(0) as u64),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the leader's term in etcd; retrying");
+                    client = None;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

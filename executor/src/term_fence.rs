@@ -5,7 +5,9 @@
 //! replaced may wake up and send tasks of its old batches; once this executor has seen a newer
 //! term those tasks are refused, so the deposed leader's attempt fails instead of racing the new
 //! leader's for the same state versions and sink files. (Its checkpoint writes are fenced in
-//! etcd as well; this keeps it from doing the work at all.)
+//! etcd as well; this keeps it from doing the work at all.) An executor registered in etcd also
+//! reads the current leader's term there every second, so it knows a new leader before the new
+//! leader's first task reaches it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +38,15 @@ impl TermFence {
         }
     }
 
+    /// Learns that `term` leads now (from etcd), before any of its tasks arrives: from then on a
+    /// deposed leader's tasks are refused even here.
+    pub fn observe(&self, term: u64) {
+        let before = self.newest.fetch_max(term, Ordering::SeqCst);
+        if term > before {
+            tracing::debug!(term, "a new leader term");
+        }
+    }
+
     /// The newest term seen.
     pub fn newest(&self) -> u64 {
         self.newest.load(Ordering::SeqCst)
@@ -58,6 +69,10 @@ mod tests {
         assert!(f.admit(9).is_ok());
         assert_eq!(f.newest(), 9);
         assert!(f.admit(7).is_err(), "the leader before the last one");
+        f.observe(12);
+        assert!(f.admit(9).is_err(), "a term older than one etcd named, before any of the new leader's tasks");
+        f.observe(3);
+        assert_eq!(f.newest(), 12, "observing an older term changes nothing");
     }
 
     #[test]

@@ -172,10 +172,28 @@ fn task(term: u64) -> TaskRequest {
 fn executors_take_tasks_only_from_members_of_the_current_term_and_shuffle_only_with_the_run_key() {
     let c = ClusterProcs::start(1, 1);
     let dir = tempfile::tempdir().unwrap();
-    running_counts(&c, dir.path());
-    let executor = c.executor_endpoint(0).expect("executor-0 announced its endpoint");
-    assert!(executor.starts_with("https://"), "{executor}");
     let rt = runtime();
+    let member = transport(&c, Some(("member.pem", "member-key.pem")));
+    assert!(wait_until(Duration::from_secs(10), || c.executor_endpoint(0).is_some()), "{}", c.dump_logs());
+    let executor = c.executor_endpoint(0).expect("executor-0 announced its endpoint");
+    // Before any task: the executor reads the leader's term in etcd, so a task of an older term
+    // (a deposed leader's) is refused even before the current leader's first task arrives.
+    let refused_before_any_task = || {
+        rt.block_on(async {
+            let channel = member.connect(member.endpoint(&executor).unwrap()).await.unwrap();
+            ExecutorServiceClient::new(channel).run_task(task(1)).await.unwrap().into_inner()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || matches!(
+            refused_before_any_task().outcome,
+            Some(task_response::Outcome::Error(ref e)) if e.message.contains("deposed leader (term 1)")
+        )),
+        "a stale term's task was not refused before the leader's first task: {:?}",
+        refused_before_any_task()
+    );
+    running_counts(&c, dir.path());
+    assert!(executor.starts_with("https://"), "{executor}");
 
     // Without a member certificate the TLS handshake itself fails: no call reaches the service.
     for identity in [None, Some(("user.pem", "user-key.pem"))] {
@@ -204,7 +222,6 @@ fn executors_take_tasks_only_from_members_of_the_current_term_and_shuffle_only_w
     );
 
     // A member sending a task of an older term than the leader's: a deposed leader.
-    let member = transport(&c, Some(("member.pem", "member-key.pem")));
     let stale = rt.block_on(async {
         let channel = member.connect(member.endpoint(&executor).unwrap()).await.unwrap();
         ExecutorServiceClient::new(channel).run_task(task(1)).await.unwrap().into_inner()
