@@ -64,9 +64,9 @@ fn progress_reports(text: &str) -> Vec<serde_json::Value> {
     serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>().map(|v| v.unwrap()).collect()
 }
 
-/// A Kafka stream whose brokers are unreachable, with SASL credentials in its options: the JAAS
-/// password, `kafka.sasl.password` and `kafka.ssl.key.password`.
-fn kafka_job(jaas_password: &str, password: &str, key_password: &str) -> String {
+/// A Kafka source on a port nothing listens on (the query fails fast) with SASL `credentials`
+/// (more `'kafka.…' = '…'` options), into the console.
+fn kafka_job(credentials: &str) -> String {
     format!(
         "CREATE STREAM k WITH (
            'connector' = 'kafka',
@@ -75,9 +75,7 @@ fn kafka_job(jaas_password: &str, password: &str, key_password: &str) -> String 
            'startingOffsets' = 'earliest',
            'kafka.security.protocol' = 'SASL_PLAINTEXT',
            'kafka.sasl.mechanism' = 'PLAIN',
-           'kafka.sasl.jaas.config' = 'org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" password=\"{jaas_password}\";',
-           'kafka.sasl.password' = '{password}',
-           'kafka.ssl.key.password' = '{key_password}',
+           {credentials},
            'kafka.default.api.timeout.ms' = '1000',
            'fetchOffset.numRetries' = '0');
          CREATE SINK c WITH ('connector' = 'console');
@@ -160,7 +158,11 @@ fn an_s3_job_with_secret_credentials_leaks_them_nowhere_and_writes_the_right_row
 fn kafka_passwords_are_redacted_where_options_are_shown_and_absent_everywhere() {
     let (jaas_password, password, key_password) = (marker("jaas-"), marker("pw-"), marker("keypw-"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("job.sql"), kafka_job(&jaas_password, &password, &key_password)).unwrap();
+    std::fs::write(dir.path().join("job.sql"), kafka_job(&format!(
+        "'kafka.sasl.jaas.config' = 'org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" password=\"{jaas_password}\";',
+         'kafka.sasl.password' = '{password}',
+         'kafka.ssl.key.password' = '{key_password}'"
+    ))).unwrap();
     let (out, progress) = run_logged(dir.path(), &[]);
     let (out_text, err_text) = (stdout(&out), stderr(&out));
     // The brokers are unreachable: the query fails, and says so.
@@ -209,7 +211,11 @@ fn a_syntax_error_next_to_a_password_does_not_quote_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_status_and_specs_show_secrets_redacted() {
     let (jaas_password, password, key_password) = (marker("jaas-"), marker("pw-"), marker("keypw-"));
-    let job = kafka_job(&jaas_password, &password, &key_password);
+    let job = kafka_job(&format!(
+        "'kafka.sasl.jaas.config' = 'org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" password=\"{jaas_password}\";',
+         'kafka.sasl.password' = '{password}',
+         'kafka.ssl.key.password' = '{key_password}'"
+    ));
     let h = Harness::start().await;
     let resolved = h.session.prepare_job("test.sql", &job).await.unwrap();
     let debug = format!("{resolved:?}");
@@ -234,21 +240,9 @@ fn secret_references_are_read_from_the_secrets_dir_so_the_job_file_holds_no_pass
     let secrets = tempfile::tempdir().unwrap();
     std::fs::write(secrets.path().join("kafka-user"), format!("{user}\n")).unwrap();
     std::fs::write(secrets.path().join("kafka-password"), format!("{password}\n")).unwrap();
-    let job = format!(
-        "CREATE STREAM k WITH (
-           'connector' = 'kafka',
-           'kafka.bootstrap.servers' = '127.0.0.1:{port}',
-           'subscribe' = 'events',
-           'kafka.security.protocol' = 'SASL_PLAINTEXT',
-           'kafka.sasl.mechanism' = 'PLAIN',
-           'kafka.sasl.username' = '${{secret:kafka-user}}',
-           'kafka.sasl.password' = '${{secret:kafka-password}}',
-           'kafka.default.api.timeout.ms' = '1000',
-           'fetchOffset.numRetries' = '0');
-         CREATE SINK c WITH ('connector' = 'console');
-         SET 'trigger' = 'availableNow';
-         INSERT INTO c SELECT CAST(value AS STRING) AS v FROM k;",
-        port = free_port()
+    let job = kafka_job(
+        "'kafka.sasl.username' = '${secret:kafka-user}',
+         'kafka.sasl.password' = '${secret:kafka-password}'",
     );
     std::fs::write(dir.path().join("job.sql"), &job).unwrap();
 
