@@ -39,6 +39,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import socket
 import statistics
@@ -388,9 +389,14 @@ class LocalCluster:
         # The CLI's settings (driver URL, CA, token), as `eval "$(cluster.sh env)"` sets them.
         printed = subprocess.run([str(self.script), "env"], env=self.env, capture_output=True, text=True, check=True).stdout
         for line in printed.splitlines():
-            if line.startswith("export ") and "=" in line:
-                key, value = line[len("export "):].split("=", 1)
-                self.env[key] = value.strip().strip("'\"")
+            words = shlex.split(line)
+            if words[:1] == ["unset"]:
+                for key in words[1:]:
+                    self.env.pop(key, None)
+            elif words[:1] == ["export"]:
+                for word in words[1:]:
+                    key, _, value = word.partition("=")
+                    self.env[key] = value
         return self
 
     def __exit__(self, *_exc) -> None:
