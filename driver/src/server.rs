@@ -36,8 +36,9 @@ impl DriverSecurity {
 /// registering and heartbeating) is for cluster members.
 pub fn audience(path: &str) -> Audience {
     const USER_CALLS: [&str; 3] = ["SubmitJob", "ListQueries", "StopQuery"];
-    let service = format!("/{}/", <DriverServiceServer<DriverRpc> as tonic::server::NamedService>::NAME);
-    match path.strip_prefix(&service) {
+    let service = <DriverServiceServer<DriverRpc> as tonic::server::NamedService>::NAME;
+    let method = path.strip_prefix('/').and_then(|p| p.strip_prefix(service)).and_then(|p| p.strip_prefix('/'));
+    match method {
         Some(method) if USER_CALLS.contains(&method) => Audience::Users,
         _ => Audience::Members,
     }

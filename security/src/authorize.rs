@@ -93,20 +93,15 @@ impl Guard {
 
     /// Who made a request that came on a connection from `peer` with `headers`.
     pub fn caller(&self, peer: Option<&PeerIdentity>, headers: &HeaderMap) -> Caller {
-        let Some(tls) = &self.tls else {
-            return match (bearer(headers), &self.tokens) {
-                (Some(t), Some(accepted)) if accepted.accepts(t) => Caller::User,
-                (Some(_), Some(_)) => Caller::Unknown { why: "the bearer token is not one the driver accepts" },
-                _ => Caller::Unverifiable,
-            };
-        };
-        if let Some(chain) = peer.and_then(|p| p.certs.as_deref()) {
+        if let (Some(tls), Some(chain)) = (&self.tls, peer.and_then(|p| p.certs.as_deref())) {
             // The handshake verified the chain against the CAs this server trusts.
             return if tls.is_member(chain) { Caller::Member } else { Caller::User };
         }
         match (bearer(headers), &self.tokens) {
             (Some(t), Some(accepted)) if accepted.accepts(t) => Caller::User,
             (Some(_), Some(_)) => Caller::Unknown { why: "the bearer token is not one the driver accepts" },
+            // Plain text: no certificate can be presented, and without a token nothing is claimed.
+            _ if self.tls.is_none() => Caller::Unverifiable,
             (Some(_), None) => Caller::Unknown { why: "this driver accepts no bearer tokens (no --auth-token-file)" },
             (None, _) => Caller::Unknown { why: "the caller presented neither a certificate nor a token" },
         }

@@ -110,7 +110,7 @@ pub fn generate(dir: &Path, hosts: &[String], days: u32) -> Result<DevFiles> {
     let client_ca_key_pem = client_ca_key.serialize_pem();
     let users = Issuer::new(client_ca_params, client_ca_key);
     let (user_pem, user_key) = leaf("sluice user", &[], vec![ExtendedKeyUsagePurpose::ClientAuth], &users, days)?;
-    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let token = crate::token::random_secret();
 
     let files = DevFiles { dir: dir.to_path_buf() };
     write(&files.path("ca.pem"), &ca_pem, false)?;

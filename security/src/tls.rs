@@ -122,11 +122,6 @@ impl ClusterTls {
         Ok(Arc::new(Self { settings, material }))
     }
 
-    /// The files this identity comes from.
-    pub fn settings(&self) -> &TlsSettings {
-        &self.settings
-    }
-
     /// Whether this process has a certificate of its own (it must, to serve or be a member).
     pub fn has_identity(&self) -> bool {
         self.settings.cert.is_some()

@@ -61,6 +61,11 @@ fn parse_token_file(bytes: &[u8], name: &str) -> Result<Vec<String>> {
     Ok(tokens)
 }
 
+/// A fresh random secret of 256 bits, as 64 hex digits: bearer tokens, shuffle keys.
+pub fn random_secret() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
 /// A client's token: read from `path` (its first token) when given.
 pub fn client_token(path: Option<&PathBuf>) -> Result<Option<String>> {
     let Some(path) = path else { return Ok(None) };

@@ -74,8 +74,7 @@ impl std::fmt::Debug for QueryRun {
 impl QueryRun {
     /// A run of `spec_json`, with a fresh shuffle key (256 random bits).
     pub fn new(run_id: String, spec_json: Bytes, spec_hash: u64, leader_term: u64) -> Self {
-        let shuffle_key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        Self { run_id, spec_json, spec_hash, shuffle_key, leader_term }
+        Self { run_id, spec_json, spec_hash, shuffle_key: sluice_security::token::random_secret(), leader_term }
     }
 }
 
