@@ -8,6 +8,7 @@ executor.
     bench/run.py --no-spark      # sluice and the decode limit only
     bench/run.py --repeat 3      # every measurement three times; the median run is reported
     bench/run.py --workloads '' --no-spark --nexmark-events 10000000   # Nexmark only
+    bench/run.py --smoke --no-spark --workloads W3 --queries '' --metrics-cost --repeat 3   # metrics' cost
 
 Spark runs from a virtual environment outside the repository (~/.cache/sluice-bench/venv,
 created on first use with `pip install pyspark==4.0.1`; Java 17 must be installed). Results are
@@ -261,11 +262,14 @@ def sluice_job(workload: str, input_dir: Path, out: Path, chk: Path, max_files: 
     )
 
 
-def run_sluice(workload: str, input_dir: Path, work: Path, max_files: int, partitions: int) -> dict:
+def run_sluice(workload: str, input_dir: Path, work: Path, max_files: int, partitions: int, ui: str = "127.0.0.1:0") -> dict:
+    """One workload on `sluice run` with its UI, REST API and metrics on `ui` (as a user gets
+    them by default), or without (`off`)."""
     job = work / "job.sql"
     job.write_text(sluice_job(workload, input_dir, work / "out", work / "chk", max_files, partitions))
     env = dict(os.environ, RUST_LOG="warn")
-    _, wall, peak, cpu = run_measured([str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(work / "progress.jsonl")], work, env)
+    cmd = [str(SLUICE), "run", str(job), "--executors", "2", "--progress-json", str(work / "progress.jsonl"), "--ui-listen", ui]
+    _, wall, peak, cpu = run_measured(cmd, work, env)
     progress = [json.loads(line) for line in (work / "progress.jsonl").read_text().splitlines() if line.strip()]
     return summarize(progress, wall, peak, cpu, count_lines(input_dir))
 
@@ -477,6 +481,60 @@ def cluster_run(workload: str, input_dir: Path, work: Path, max_files: int, part
     }
 
 
+class Scraper:
+    """Scrapes `url` every `interval` seconds in a thread, as Prometheus would (much more often
+    than its usual 15 s, to bound the cost from above); counts the scrapes that answered."""
+
+    def __init__(self, url: str, interval: float):
+        import threading
+        import urllib.request
+
+        self.scrapes = 0
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as r:
+                        r.read()
+                        self.scrapes += 1
+                except OSError:
+                    pass  # not listening yet, or already gone
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.scrapes
+
+
+def metrics_cost(tiny: Path, work: Path, partitions: int, repeat: int) -> dict:
+    """W3's per-batch time on `sluice run` without the HTTP server (`--ui-listen off`: no
+    metrics kept) and with it, /metrics scraped every 100 ms."""
+    out: dict = {}
+    for mode in ("off", "scraped"):
+        log(f"W3 with metrics {mode}")
+
+        def run(i: int) -> dict:
+            d = work / f"W3-metrics-{mode}-{i}"
+            d.mkdir()
+            if mode == "off":
+                return run_sluice("W3", tiny, d, 1, partitions, ui="off")
+            port = free_port()
+            scraper = Scraper(f"http://127.0.0.1:{port}/metrics", 0.1)
+            try:
+                r = run_sluice("W3", tiny, d, 1, partitions, ui=f"127.0.0.1:{port}")
+            finally:
+                r_scrapes = scraper.stop()
+            r["scrapes"] = r_scrapes
+            return r
+
+        out[mode] = repeated(repeat, "processing_s", run)
+    return out
+
+
 def tls_cost(events: Path, tiny: Path, work: Path, files: int, partitions: int, repeat: int) -> dict:
     """W1 throughput and W3 per-batch time on a 3-executor local cluster, with and without TLS."""
     out: dict = {}
@@ -592,6 +650,17 @@ def table(results: dict) -> str:
         if "plain" in w3 and "tls" in w3:
             p, t = w3["plain"]["median_batch_ms"], w3["tls"]["median_batch_ms"]
             lines.append(f"{'W3 ms/batch':<9}{p:>14.1f}{t:>16.1f}{t / p:>10.2f}x")
+    mcost = results.get("metrics_cost", {})
+    if "error" in mcost:
+        lines.append(f"metrics cost run failed: {mcost['error']}")
+    elif "off" in mcost and "scraped" in mcost:
+        off = mcost["off"]["median_ms"].get("triggerExecution", 0)
+        on = mcost["scraped"]["median_ms"].get("triggerExecution", 0)
+        lines.append("")
+        lines.append("Metrics cost (W3 on sluice run; off = --ui-listen off, scraped = /metrics every 100 ms):")
+        lines.append(f"{'W3 median ms/batch':<20}{'off':>8}{'scraped':>10}{'scraped/off':>13}{'scrapes':>9}")
+        ratio = f"{on / off:>12.2f}x" if off else f"{'-':>13}"
+        lines.append(f"{'':<20}{off:>8.1f}{on:>10.1f}{ratio}{mcost['scraped'].get('scrapes', 0):>9}")
     rec = results.get("recovery", {})
     if "kill_to_next_commit_ms" in rec:
         lines.append(f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_next_commit_ms']:.0f} ms from kill to the next committed batch")
@@ -631,6 +700,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="runs of every measurement; the median run is reported")
     p.add_argument("--name", default=None, help="results file name (default: <rows>-rows)")
     p.add_argument("--tls-cost", action="store_true", help="also measure TLS's cost in --smoke runs (on by default in full runs)")
+    p.add_argument("--metrics-cost", action="store_true", help="also measure the metrics' cost on W3 in --smoke runs (on by default in full runs)")
     p.add_argument("--report", type=Path, default=None, help="print the table and redraw the chart of a results file")
     a = p.parse_args()
     if a.report:
@@ -726,6 +796,14 @@ def main() -> None:
             except (RuntimeError, subprocess.CalledProcessError) as e:
                 results["tls_cost"] = {"error": str(e)}
                 log(f"TLS cost run failed: {e}")
+        if a.metrics_cost or (not a.smoke and "W3" in workloads):
+            cost_dir = tmp_path / "metrics-cost"
+            cost_dir.mkdir()
+            try:
+                results["metrics_cost"] = metrics_cost(tiny, cost_dir, a.shuffle_partitions, a.repeat)
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                results["metrics_cost"] = {"error": str(e)}
+                log(f"metrics cost run failed: {e}")
     out = save(results, name)
     chart(results, out.with_suffix(".png"))
     print(table(results))

@@ -28,13 +28,23 @@ if ! command -v etcd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -q etcd-server
 fi
 
+# Headless Chromium and its WebDriver for the web UI test (tests/http/ui.rs).
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "tests/run.sh: installing chromium and chromium-driver (web UI test)"
+  sudo_if_needed=""
+  if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
+  $sudo_if_needed apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -q chromium chromium-driver
+fi
+
 # Kafka-protocol broker for the Kafka connector tests (tansu, in-memory storage).
 if ! command -v tansu >/dev/null 2>&1; then
   echo "tests/run.sh: installing tansu (Kafka-protocol broker for tests)"
   cargo install tansu@0.6.0 --locked --no-default-features --features dynostore
 fi
 
-# Python tools of the deployment checks (kubernetes-validate, checkov, PyYAML) in a venv under
+# Python tools of the deployment checks (kubernetes-validate, checkov, PyYAML), schemathesis and
+# Prometheus' OpenMetrics parser (the HTTP API tests) in a venv under
 # ~/.cache/sluice, installed again only when tests/requirements.txt changes.
 tests/venv.sh >/dev/null
 

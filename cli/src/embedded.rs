@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sluice_common::error::Result;
 use sluice_driver::{DriverServer, ExecutorRegistry};
+use sluice_executor::metrics::ExecutorMetrics;
 use sluice_executor::{ExecutorConfig, ExecutorHandle};
 
 /// One driver and N executors in this process, talking gRPC over 127.0.0.1 exactly as separate
@@ -20,6 +21,11 @@ impl EmbeddedCluster {
     /// Starts the driver and `executors` executors with `slots` task slots each, and waits until
     /// all have registered.
     pub async fn start(executors: usize, slots: usize) -> Result<Self> {
+        Self::start_with_metrics(executors, slots, ExecutorMetrics::default()).await
+    }
+
+    /// Like [`Self::start`], the executors counting into `metrics` (each under its id).
+    pub async fn start_with_metrics(executors: usize, slots: usize, metrics: ExecutorMetrics) -> Result<Self> {
         let registry = ExecutorRegistry::default();
         let driver = DriverServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), registry.clone()).await?;
         let mut handles = Vec::with_capacity(executors);
@@ -27,6 +33,7 @@ impl EmbeddedCluster {
             let mut cfg = ExecutorConfig::local(driver.endpoint.clone());
             cfg.task_slots = slots;
             cfg.executor_id = Some(format!("executor-{i}"));
+            cfg.metrics = metrics.clone();
             handles.push(ExecutorHandle::start(cfg).await?);
         }
         registry.wait_for(executors, Duration::from_secs(30)).await?;

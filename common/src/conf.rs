@@ -75,6 +75,14 @@ pub struct QueryConf {
     pub open_cost_bytes: u64,
     /// `spark.sql.streaming.stateStore.minDeltasForSnapshot`.
     pub min_deltas_for_snapshot: u64,
+    /// `spark.sql.streaming.noDataProgressEventInterval` in ms: how often an idle query posts a
+    /// `QueryIdleEvent`.
+    #[serde(default = "default_no_data_progress_event_interval_ms")]
+    pub no_data_progress_event_interval_ms: u64,
+}
+
+fn default_no_data_progress_event_interval_ms() -> u64 {
+    10_000
 }
 
 impl Default for QueryConf {
@@ -87,6 +95,7 @@ impl Default for QueryConf {
             max_partition_bytes: DEFAULT_MAX_PARTITION_BYTES,
             open_cost_bytes: DEFAULT_OPEN_COST_BYTES,
             min_deltas_for_snapshot: 10,
+            no_data_progress_event_interval_ms: default_no_data_progress_event_interval_ms(),
         }
     }
 }
@@ -131,6 +140,9 @@ impl QueryConf {
             c.min_deltas_for_snapshot =
                 v.trim().parse().map_err(|_| SluiceError::user(format!("minDeltasForSnapshot must be an integer, got '{v}'")))?;
         }
+        if let Some(v) = settings.get("spark.sql.streaming.noDataProgressEventInterval") {
+            c.no_data_progress_event_interval_ms = parse_time_conf_ms(v)?;
+        }
         Ok(c)
     }
 
@@ -167,6 +179,28 @@ impl QueryConf {
     }
 }
 
+/// A Spark time conf in milliseconds: a number of ms, or a number with a unit (`10s`, `500ms`,
+/// `2min`, `1h`) as Spark's `timeConf` accepts.
+fn parse_time_conf_ms(v: &str) -> Result<u64> {
+    let t = v.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if factor > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(SluiceError::user(format!(
+            "invalid time '{v}': use a number of milliseconds or a number with a unit (ms, s, min, h, d)"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +217,14 @@ mod tests {
         let recorded = QueryConf { shuffle_partitions: 5, ..Default::default() }.to_offset_conf();
         c.restore_from_offsets(&recorded).unwrap();
         assert_eq!(c.shuffle_partitions, 5);
+    }
+
+    #[test]
+    fn time_confs_take_sparks_units() {
+        assert_eq!(parse_time_conf_ms("10s").unwrap(), 10_000);
+        assert_eq!(parse_time_conf_ms("250").unwrap(), 250);
+        assert_eq!(parse_time_conf_ms("2min").unwrap(), 120_000);
+        assert!(parse_time_conf_ms("soon").is_err());
+        assert!(parse_time_conf_ms("5 fortnights").is_err());
     }
 }

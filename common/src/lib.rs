@@ -20,6 +20,7 @@
 //! * [`ipc`] — rows as Arrow IPC bytes, for rows that travel with tasks and results.
 //! * [`checksum`] — checksummed files, so corruption fails loudly.
 //! * [`retry`] — the one retry policy for calls to services sluice depends on.
+//! * [`process`] — facts about this process (its resident memory) for metrics.
 
 pub use datafusion;
 
@@ -31,6 +32,7 @@ pub mod error;
 pub mod ipc;
 pub mod log;
 pub mod options;
+pub mod process;
 pub mod redact;
 pub mod retry;
 pub mod schema_serde;

@@ -19,6 +19,8 @@
 #
 # Environment: SLUICE_BIN (default: target/release/sluice, else target/debug/sluice),
 # SLUICE_WORK (default: .sluice-local), SLUICE_DRIVER_PORT (7077), SLUICE_ETCD_PORT (2379),
+# SLUICE_HTTP_PORT (4040: driver-0's web UI, REST API and /metrics; driver-1 the next port;
+# executor N's /metrics at SLUICE_HTTP_PORT + 10 + N),
 # SLUICE_ALLOW_LOCATIONS (where jobs may read and write; default: the repository's examples/).
 set -euo pipefail
 
@@ -27,6 +29,7 @@ work="${SLUICE_WORK:-$root/.sluice-local}"
 driver_port="${SLUICE_DRIVER_PORT:-7077}"
 etcd_port="${SLUICE_ETCD_PORT:-2379}"
 etcd_peer_port=$((etcd_port + 1))
+http_port="${SLUICE_HTTP_PORT:-4040}"
 bin="${SLUICE_BIN:-}"
 if [ -z "$bin" ]; then
   if [ -x "$root/target/release/sluice" ]; then bin="$root/target/release/sluice"; else bin="$root/target/debug/sluice"; fi
@@ -109,7 +112,8 @@ next_executor() {
 start_executor() { # number
   local n="$1"
   # shellcheck disable=SC2046
-  spawn "executor-$n" "$bin" executor --id "executor-$n" --driver "$(scheme)://127.0.0.1:$driver_port" $(member_tls) $(etcd_args)
+  spawn "executor-$n" "$bin" executor --id "executor-$n" --driver "$(scheme)://127.0.0.1:$driver_port" \
+    --http-listen "127.0.0.1:$((http_port + 10 + n))" $(member_tls) $(etcd_args)
 }
 
 # What the CLI needs, as shell exports.
@@ -145,18 +149,22 @@ case "$cmd" in
     if tls_on; then make_certs; fi
     start_etcd
     # shellcheck disable=SC2046
-    spawn driver-0 "$bin" driver --listen "127.0.0.1:$driver_port" $(member_tls) $(driver_auth) $(etcd_args)
+    spawn driver-0 "$bin" driver --listen "127.0.0.1:$driver_port" --http-listen "127.0.0.1:$http_port" \
+      $(member_tls) $(driver_auth) $(etcd_args)
     if [ "$standby" = 1 ]; then
       have_etcd || { echo "--standby needs etcd" >&2; exit 1; }
       # shellcheck disable=SC2046
-      spawn driver-1 "$bin" driver --listen "127.0.0.1:$((driver_port + 1))" $(member_tls) $(driver_auth) $(etcd_args)
+      spawn driver-1 "$bin" driver --listen "127.0.0.1:$((driver_port + 1))" --http-listen "127.0.0.1:$((http_port + 1))" \
+        $(member_tls) $(driver_auth) $(etcd_args)
     fi
     for n in $(seq 1 "$executors"); do start_executor "$n"; done
     client_env >"$work/env"
     if tls_on; then
       echo "driver: https://127.0.0.1:$driver_port (TLS; users need the CA and a token)   logs: $work/logs"
+      echo "web UI: https://127.0.0.1:$http_port/ui/ (trust $tls/ca.pem; the page asks for the token in $tls/token)"
     else
       echo "driver: http://127.0.0.1:$driver_port (plain text, --no-tls)   logs: $work/logs"
+      echo "web UI: http://127.0.0.1:$http_port/ui/"
     fi
     echo "the CLI's settings (eval \"\$($0 env)\" sets them):"
     sed 's/^/  /' "$work/env"

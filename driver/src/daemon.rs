@@ -18,7 +18,7 @@ use sluice_common::retry::RetryPolicy;
 use crate::job::{JobPolicy, SecretsDir};
 use crate::manager::{Admin, QueryManager, QueryStore, RestartPolicy};
 use crate::query::fence::LeaderFence;
-use crate::query::micro_batch::ProgressListener;
+use crate::query::QueryListener;
 use crate::registry::ExecutorRegistry;
 use crate::server::{DriverSecurity, DriverServer};
 use crate::session::Session;
@@ -50,10 +50,11 @@ pub enum DriverExit {
 }
 
 /// Runs a driver until `shutdown` resolves; `admin` tells the caller (its readiness probe)
-/// whether it leads or stands by.
+/// whether it leads or stands by, and carries every query event to its watchers after
+/// `listeners` (metrics, `--progress-json`) heard it.
 pub async fn run_driver(
     config: DriverConfig,
-    listener: Option<ProgressListener>,
+    listeners: Vec<QueryListener>,
     admin: Arc<Admin>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DriverExit> {
@@ -64,13 +65,15 @@ pub async fn run_driver(
     .with_transport(config.security.transport.clone());
     let server =
         DriverServer::start_with_admin(config.listen, registry.clone(), Arc::clone(&admin), config.security.clone()).await?;
+    admin.set_registry(registry.clone());
     let endpoint = config.advertise.clone().unwrap_or_else(|| server.endpoint.clone());
     admin.set_endpoint(&endpoint);
     tracing::info!(policy = %config.policy.describe(), "jobs may touch what this policy allows");
     let mut session = Session::new(registry.clone()).with_policy(config.policy.clone()).with_secrets(config.secrets.clone());
-    if let Some(l) = listener {
-        session = session.with_progress_listener(l);
+    for l in listeners {
+        session = session.with_listener(l);
     }
+    session = session.with_listener(admin.events.listener());
 
     let Some(etcd) = config.etcd.clone() else {
         tracing::info!(%endpoint, "driver ready (executors register here directly)");

@@ -12,14 +12,17 @@
 //! * [`manager`], [`server`], [`daemon`] — a driver process: its queries, its gRPC endpoint,
 //!   and leader election with etcd.
 //! * [`progress`] — Spark's `StreamingQueryProgress` JSON.
+//! * [`http`], [`metrics`] — the REST API, event stream and web UI; the Prometheus metrics.
 //!
 //! Modules depend downwards only: `daemon → server → manager → session → query → registry`.
 
 pub mod checkpoint;
 pub mod daemon;
 pub mod decommission;
+pub mod http;
 pub mod job;
 pub mod manager;
+pub mod metrics;
 pub mod progress;
 pub mod query;
 pub mod registry;

@@ -15,6 +15,7 @@ use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::QueryStatus;
 use tokio::sync::Mutex;
 
+use crate::query::events::EventHub;
 use crate::query::{QueryState, StreamingQuery};
 use crate::session::Session;
 
@@ -79,8 +80,13 @@ pub fn status_of(q: &StreamingQuery, restarts: u32) -> QueryStatus {
         QueryState::Terminated(None) => ("terminated", String::new()),
         QueryState::Terminated(Some(e)) => ("failed", e.one_line()),
     };
+    let status = q.status();
     QueryStatus {
         id: q.id().to_string(),
+        run_id: q.run_id().to_string(),
+        status_message: status.message,
+        is_data_available: status.is_data_available,
+        is_trigger_active: status.is_trigger_active,
         name: q.name().unwrap_or_default().to_string(),
         state: state.to_string(),
         error,
@@ -140,7 +146,11 @@ impl QueryManager {
             }
             put_query(client, config, &id, &record).await?;
         }
-        self.queries.lock().await.push(ManagedQuery { query: query.clone(), record: record.clone(), restarts });
+        {
+            let mut queries = self.queries.lock().await;
+            queries.push(ManagedQuery { query: query.clone(), record: record.clone(), restarts });
+            forget_oldest_terminated(&mut queries);
+        }
         self.supervise(query.clone(), record, restarts);
         Ok(query)
     }
@@ -235,6 +245,17 @@ impl QueryManager {
         Ok(started)
     }
 
+    /// Every query this manager remembers — the active ones and the last
+    /// [`RETAINED_TERMINATED`] terminated ones — with its restarts, submission order.
+    pub async fn queries(&self) -> Vec<(StreamingQuery, u32)> {
+        self.queries.lock().await.iter().map(|m| (m.query.clone(), m.restarts)).collect()
+    }
+
+    /// The latest run of the query with persistent id `id`, with its restarts.
+    pub async fn find(&self, id: uuid::Uuid) -> Option<(StreamingQuery, u32)> {
+        self.queries.lock().await.iter().rev().find(|m| m.query.id() == id).map(|m| (m.query.clone(), m.restarts))
+    }
+
     /// Every query's status, submission order.
     pub async fn statuses(&self) -> Vec<QueryStatus> {
         self.queries.lock().await.iter().map(|m| status_of(&m.query, m.restarts)).collect()
@@ -299,9 +320,31 @@ impl QueryManager {
     }
 }
 
-/// The admin side of the driver's gRPC service: absent in an embedded cluster and on a standby.
+/// Terminated queries a manager keeps showing (Spark UI's `spark.sql.streaming.ui.retainedQueries`).
+pub const RETAINED_TERMINATED: usize = 100;
+
+/// Drops the oldest terminated queries beyond [`RETAINED_TERMINATED`].
+fn forget_oldest_terminated(queries: &mut Vec<ManagedQuery>) {
+    let terminated = queries.iter().filter(|m| !m.query.is_active()).count();
+    let mut excess = terminated.saturating_sub(RETAINED_TERMINATED);
+    queries.retain(|m| {
+        if excess > 0 && !m.query.is_active() {
+            excess -= 1;
+            return false;
+        }
+        true
+    });
+}
+
+/// The admin side of the driver (its gRPC admin calls and HTTP API): the query manager while
+/// this driver leads, the leader's address while it stands by, and the listener events of its
+/// queries.
 #[derive(Default)]
 pub struct Admin {
+    /// Every query event of this driver, for the HTTP event stream and `sluice queries --watch`.
+    pub events: EventHub,
+    /// The executors this driver schedules on, once it runs.
+    registry: std::sync::RwLock<Option<crate::ExecutorRegistry>>,
     manager: std::sync::RwLock<Option<Arc<QueryManager>>>,
     /// The leader's endpoint, as seen by a standby.
     leader: std::sync::RwLock<String>,
@@ -321,6 +364,18 @@ impl Admin {
         }
         let leads = self.manager.read().map(|m| m.is_some()).unwrap_or(false);
         leads || !self.leader().is_empty()
+    }
+
+    /// Records the executors this driver schedules on (for the executors page and metrics).
+    pub fn set_registry(&self, registry: crate::ExecutorRegistry) {
+        if let Ok(mut r) = self.registry.write() {
+            *r = Some(registry);
+        }
+    }
+
+    /// The executors this driver schedules on, once it runs.
+    pub fn registry(&self) -> Option<crate::ExecutorRegistry> {
+        self.registry.read().ok().and_then(|r| r.clone())
     }
 
     /// Records the endpoint this driver advertises (what it reports as leader when it leads).

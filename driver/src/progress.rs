@@ -62,7 +62,7 @@ pub struct SourceProgress {
 }
 
 /// The sink's part of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkProgress {
     /// Spark's sink `description`, e.g. `FileSink[s3://bucket/out]` or `ConsoleSink[numRows=20, truncate=true]`.
     pub description: String,
@@ -73,7 +73,7 @@ pub struct SinkProgress {
 }
 
 /// Progress of one executed micro-batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamingQueryProgress {
     /// Persistent query id from the checkpoint's `metadata` file; the same across restarts.
     pub id: uuid::Uuid,

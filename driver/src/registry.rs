@@ -111,7 +111,8 @@ impl ExecutorRegistry {
     }
 
     /// Whether new work may go to `id` (it is not decommissioning).
-    fn schedulable(&self, id: &str) -> bool {
+    /// Whether new work may go to executor `id`: false while it decommissions.
+    pub fn schedulable(&self, id: &str) -> bool {
         self.book().schedulable(id)
     }
 

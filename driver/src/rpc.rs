@@ -10,8 +10,8 @@ use sluice_common::error::{ErrorKind, SluiceError};
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::driver_service_server::DriverService;
 use sluice_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, ListQueriesRequest, ListQueriesResponse, RegisterExecutorRequest,
-    RegisterExecutorResponse, StopQueryRequest, StopQueryResponse, SubmitJobRequest, SubmitJobResponse,
+    HeartbeatRequest, HeartbeatResponse, ListQueriesRequest, ListQueriesResponse, QueryEventMessage, RegisterExecutorRequest,
+    RegisterExecutorResponse, StopQueryRequest, StopQueryResponse, SubmitJobRequest, SubmitJobResponse, WatchEventsRequest,
 };
 use sluice_proto::PROTOCOL_VERSION;
 use sluice_security::Transport;
@@ -76,8 +76,36 @@ fn status(e: SluiceError) -> Status {
     }
 }
 
+/// The stream of `WatchEvents`: this driver's events, or the leader's passed through.
+type EventStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<QueryEventMessage, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl DriverService for DriverRpc {
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(&self, request: Request<WatchEventsRequest>) -> Result<Response<EventStream>, Status> {
+        match self.route(&request).await? {
+            Route::Leader(mut leader) => {
+                let stream = leader.watch_events(forwarded(request.into_inner())).await?.into_inner();
+                Ok(Response::new(Box::pin(stream)))
+            }
+            Route::Here(_) => {
+                let rx = self.admin.events.subscribe();
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(e) => return Some((Ok(QueryEventMessage { kind: e.kind().to_string(), json: e.json() }), rx)),
+                            // A watcher that fell behind goes on with the newest events.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        }
+                    }
+                });
+                Ok(Response::new(Box::pin(stream)))
+            }
+        }
+    }
+
     async fn register_executor(
         &self,
         request: Request<RegisterExecutorRequest>,

@@ -35,7 +35,7 @@ impl DriverSecurity {
 /// Who each driver RPC is for: users submit, list and stop queries; everything else (executors
 /// registering and heartbeating) is for cluster members.
 pub fn audience(path: &str) -> Audience {
-    const USER_CALLS: [&str; 3] = ["SubmitJob", "ListQueries", "StopQuery"];
+    const USER_CALLS: [&str; 4] = ["SubmitJob", "ListQueries", "StopQuery", "WatchEvents"];
     let service = <DriverServiceServer<DriverRpc> as tonic::server::NamedService>::NAME;
     let method = path.strip_prefix('/').and_then(|p| p.strip_prefix(service)).and_then(|p| p.strip_prefix('/'));
     match method {
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn users_may_only_submit_list_and_stop() {
-        for user_call in ["SubmitJob", "ListQueries", "StopQuery"] {
+        for user_call in ["SubmitJob", "ListQueries", "StopQuery", "WatchEvents"] {
             assert_eq!(audience(&format!("/sluice.v1.DriverService/{user_call}")), Audience::Users, "{user_call}");
         }
         for member_call in ["RegisterExecutor", "Heartbeat", "Unknown"] {

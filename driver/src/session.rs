@@ -11,9 +11,10 @@ use sluice_connectors::{Connectors, InProcessIo};
 
 use crate::checkpoint::{Checkpoint, OffsetSeq};
 use crate::job::{JobFile, JobPolicy, SecretsDir};
+use crate::query::events::{Listeners, QueryEvent, QueryListener};
 use crate::query::fence::{Fence, NoFence};
 use crate::query::handle::QueryShared;
-use crate::query::micro_batch::{MicroBatchExecution, ProgressListener};
+use crate::query::micro_batch::MicroBatchExecution;
 use crate::query::scheduler::TaskScheduler;
 use crate::query::touches::{query_touches, table_touches};
 use crate::query::{resolve_query, resolve_stream, ResolvedQuery, StreamingQuery};
@@ -25,7 +26,7 @@ pub struct Session {
     scheduler: TaskScheduler,
     io: InProcessIo,
     connectors: Connectors,
-    listener: Option<ProgressListener>,
+    listeners: Listeners,
     fence: Arc<dyn Fence>,
     policy: JobPolicy,
     secrets: SecretsDir,
@@ -39,7 +40,7 @@ impl Session {
             scheduler: TaskScheduler::new(registry),
             connectors: Connectors::builtin(&io),
             io,
-            listener: None,
+            listeners: Listeners::default(),
             fence: Arc::new(NoFence),
             policy: JobPolicy::unrestricted(),
             secrets: SecretsDir::default(),
@@ -72,9 +73,10 @@ impl Session {
         self
     }
 
-    /// Calls `listener` with every progress report of every query.
-    pub fn with_progress_listener(mut self, listener: ProgressListener) -> Self {
-        self.listener = Some(listener);
+    /// Calls `listener` with every event of every query started from now on (Spark's
+    /// `spark.streams.addListener`), after the listeners added before it.
+    pub fn with_listener(mut self, listener: QueryListener) -> Self {
+        self.listeners.add(listener);
         self
     }
 
@@ -163,10 +165,17 @@ impl Session {
             resolved.needs_gather,
             self.scheduler.clone(),
             Arc::clone(&shared),
-            self.listener.clone(),
+            self.listeners.clone(),
             Arc::clone(&self.fence),
         )?;
         exec.took_over = took_over;
+        // Listeners hear of the start before `start` returns, as in Spark.
+        self.listeners.post(&QueryEvent::Started {
+            id: shared.id,
+            run_id: shared.run_id,
+            name: shared.name.clone(),
+            timestamp: sluice_common::time::format_iso_millis(sluice_common::time::now_ms()),
+        });
         tokio::spawn(async move {
             let _ = exec.run().await;
         });

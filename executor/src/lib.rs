@@ -11,7 +11,9 @@
 //! * [`shuffle`] — blocks between stages, served over Arrow Flight.
 //! * [`state_cache`] — the state partitions this executor holds between batches.
 //! * [`query_cache`] — compiled query plans kept per query run.
+//! * [`metrics`] — the executor's Prometheus metrics, and the numbers it answers pings with.
 
+pub mod metrics;
 pub mod operators;
 pub mod query_cache;
 pub mod service;
@@ -20,4 +22,5 @@ pub mod state_cache;
 pub mod task_runner;
 pub mod term_fence;
 
+pub use metrics::{ExecutorMeter, ExecutorMetrics, ExecutorStats};
 pub use service::{DrainOutcome, ExecutorConfig, ExecutorHandle, ExecutorStatus};

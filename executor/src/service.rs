@@ -31,6 +31,7 @@ use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::QueryCache;
 use crate::shuffle::{BlockStore, Peers, ShuffleService};
 use crate::state_cache::StateCache;
@@ -57,6 +58,9 @@ pub struct ExecutorConfig {
     /// TLS (only members may connect, and this executor presents its member certificate to
     /// the driver and to peers) or plain text.
     pub transport: Transport,
+    /// Where the executor's metrics go: the process's registry (its `/metrics`), shared by
+    /// every executor of the process, or families registered nowhere.
+    pub metrics: ExecutorMetrics,
 }
 
 impl ExecutorConfig {
@@ -71,6 +75,7 @@ impl ExecutorConfig {
             advertise: None,
             etcd: None,
             transport: Transport::Plain,
+            metrics: ExecutorMetrics::default(),
         }
     }
 }
@@ -88,6 +93,8 @@ struct Service {
     peers: Peers,
     /// Refuses tasks of deposed leaders.
     fence: Arc<TermFence>,
+    /// This executor's metrics, which its ping answer reads back.
+    meter: ExecutorMeter,
 }
 
 #[tonic::async_trait]
@@ -96,9 +103,12 @@ impl ExecutorService for Service {
         let req = request.into_inner();
         if let Err(e) = self.fence.admit(req.leader_term) {
             tracing::warn!(task = %req.task_id, term = req.leader_term, newest = self.fence.newest(), "refused a task of a deposed leader");
+            self.meter.task_refused();
             return Ok(Response::new(TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }));
         }
         let _permit = self.slots.acquire().await.map_err(|_| Status::unavailable("executor is shutting down"))?;
+        // Counted from here: a cancelled call drops the guard, and the task counts as failed.
+        let running = self.meter.task_started();
         // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
         let outcome = match std::panic::AssertUnwindSafe(self.execute(&req)).catch_unwind().await {
             Ok(outcome) => outcome,
@@ -111,6 +121,10 @@ impl ExecutorService for Service {
                 Err(SluiceError::internal(format!("task panicked: {what}")))
             }
         };
+        // Whatever the task did to this executor's state partitions (checked one out, or failed
+        // and left it to reload) shows in the count before the driver hears the outcome.
+        self.meter.set_state_partitions(self.states.partitions());
+        running.finish(outcome.is_ok());
         let response = match outcome {
             Ok(success) => TaskResponse { outcome: Some(task_response::Outcome::Success(success)) },
             Err(e) => {
@@ -122,7 +136,15 @@ impl ExecutorService for Service {
     }
 
     async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
-        Ok(Response::new(PingResponse {}))
+        let stats = self.meter.stats();
+        Ok(Response::new(PingResponse {
+            tasks_running: stats.tasks_running,
+            tasks_succeeded: stats.tasks_succeeded,
+            tasks_failed: stats.tasks_failed,
+            state_partitions: stats.state_partitions,
+            rss_bytes: sluice_common::process::resident_memory_bytes().unwrap_or(0),
+            task_slots: stats.task_slots,
+        }))
     }
 
     async fn dismiss(&self, _request: Request<DismissRequest>) -> Result<Response<DismissResponse>, Status> {
@@ -139,6 +161,8 @@ impl ExecutorService for Service {
             let parts: Vec<(usize, u32)> = req.partitions.iter().map(|p| (p.operator as usize, p.partition)).collect();
             tracing::debug!(run = %req.query_run_id, partitions = parts.len(), "releasing state partitions that moved away");
             self.states.release_partitions(&req.query_run_id, &parts);
+            self.meter.state_partitions_released(&req.query_run_id, &parts);
+            self.meter.set_state_partitions(self.states.partitions());
         }
         Ok(Response::new(ReleaseQueryResponse {}))
     }
@@ -150,7 +174,14 @@ impl Service {
         tracing::debug!(%run, "releasing a query run");
         self.queries.release(run).await;
         self.blocks.release(run);
+        self.forget_state(run);
+    }
+
+    /// Drops a run's state partitions, and their metrics with them.
+    fn forget_state(&self, run: &str) {
         self.states.release(run);
+        self.meter.query_run_released(run);
+        self.meter.set_state_partitions(self.states.partitions());
     }
 
     async fn execute(&self, req: &TaskRequest) -> Result<TaskSuccess> {
@@ -158,7 +189,7 @@ impl Service {
         for run in &prepared.superseded {
             tracing::info!(%run, new_run = %req.query_run_id, "a new run of the query started here; releasing the old one");
             self.blocks.release(run);
-            self.states.release(run);
+            self.forget_state(run);
         }
         let query = prepared.query;
         self.blocks.learn_key(&req.query_run_id, &req.shuffle_key);
@@ -172,6 +203,7 @@ impl Service {
             endpoint: &self.endpoint,
             peers: &self.peers,
             shuffle_key: &req.shuffle_key,
+            meter: &self.meter,
         };
         let started = std::time::Instant::now();
         let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
@@ -266,6 +298,8 @@ pub struct ExecutorHandle {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Its metrics, removed from the process's `/metrics` when it stops.
+    meter: ExecutorMeter,
 }
 
 impl ExecutorHandle {
@@ -284,6 +318,8 @@ impl ExecutorHandle {
         let (decommissioning, _) = watch::channel(false);
         let (status_tx, status) = watch::channel(ExecutorStatus::default());
         let fence = Arc::new(TermFence::default());
+        let meter = ExecutorMeter::new(config.metrics.clone(), id.clone());
+        meter.set_task_slots(config.task_slots.max(1));
         let service = Service {
             queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
             slots: Arc::clone(&slots),
@@ -293,6 +329,7 @@ impl ExecutorHandle {
             endpoint: endpoint.clone(),
             peers: Peers::new(config.transport.clone()),
             fence: Arc::clone(&fence),
+            meter: meter.clone(),
         };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -334,7 +371,7 @@ impl ExecutorHandle {
         tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
         let task_slots = config.task_slots.max(1);
         let etcd = config.etcd.clone();
-        Ok(Self { id, endpoint, status, decommissioning, dismissed, slots, task_slots, etcd, shutdown, server, heartbeat })
+        Ok(Self { id, endpoint, status, decommissioning, dismissed, slots, task_slots, etcd, shutdown, server, heartbeat, meter })
     }
 
     /// Registration and readiness, as they change (for the readiness probe).
@@ -394,12 +431,14 @@ impl ExecutorHandle {
             tracing::warn!("connections still open {} s after stopping; closing them", SHUTDOWN_GRACE.as_secs());
             server.abort();
         }
+        self.meter.forget();
     }
 
     /// Waits until the executor stops (its server ends).
     pub async fn wait(self) {
         let _ = self.server.await;
         self.heartbeat.abort();
+        self.meter.forget();
     }
 }
 

@@ -32,6 +32,8 @@ use sluice_security::Transport;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::{ExecutorMeter, FetchedFrom};
+
 /// Identity of one shuffle block.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BlockId {
@@ -253,6 +255,13 @@ pub struct Fetch<'a> {
     pub peers: &'a Peers,
     /// The run's shuffle key, put in every ticket.
     pub key: &'a str,
+    /// Counts the bytes fetched, local and remote.
+    pub meter: &'a ExecutorMeter,
+}
+
+/// The bytes of `batches` in memory: the one measure of shuffle volume, written or read.
+pub fn batches_bytes(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.get_array_memory_size() as u64).sum()
 }
 
 /// Fetches blocks from their producers, reading local ones from memory. Results keep the
@@ -268,6 +277,7 @@ pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> R
                     id.producer, id.stage
                 ))
             })?;
+            fetch.meter.shuffle_fetched(FetchedFrom::Local, batches_bytes(&rows));
             out.extend(rows.iter().cloned());
             continue;
         }
@@ -290,7 +300,10 @@ pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> R
             SluiceError::external(format!("fetching shuffle block of task {} from {endpoint} timed out", id.producer))
         });
         match fetched {
-            Ok(Ok(batches)) => out.extend(batches),
+            Ok(Ok(batches)) => {
+                fetch.meter.shuffle_fetched(FetchedFrom::Remote, batches_bytes(&batches));
+                out.extend(batches);
+            }
             Ok(Err(e)) | Err(e) => {
                 fetch.peers.forget(endpoint);
                 return Err(e);

@@ -10,7 +10,7 @@
 //! batch under the old version number, so a checked-out partition that is not marked committed
 //! is discarded when its guard drops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -104,6 +104,13 @@ impl StateCache {
         self.parts.lock().map(|p| p.len()).unwrap_or(0)
     }
 
+    /// How many state partitions — (run, operator, partition)s — this executor holds; a join's
+    /// two stores of one partition count once, as the driver places them together.
+    pub fn partitions(&self) -> usize {
+        let Ok(parts) = self.parts.lock() else { return 0 };
+        parts.keys().map(|(run, op, p, _)| (run, op, p)).collect::<HashSet<_>>().len()
+    }
+
     /// True when it holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -151,5 +158,20 @@ mod tests {
         let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas()).await.unwrap();
         assert_eq!(g.partition().unwrap().state.len(), 1);
         assert_eq!(g.partition().unwrap().version(), StateVersion(1));
+    }
+
+    #[tokio::test]
+    async fn a_joins_two_stores_count_as_one_partition() {
+        let chk = sluice_common::storage::resolve("memory://state-cache-count/chk").unwrap();
+        let cache = StateCache::default();
+        for (op, p, store) in [(0, 0, "left"), (0, 0, "right"), (0, 1, "left"), (0, 1, "right"), (1, 0, "")] {
+            cache.checkout("run", op, p, store, StateVersion(0), &chk, schemas()).await.unwrap().keep();
+        }
+        cache.checkout("other", 1, 0, "", StateVersion(0), &chk, schemas()).await.unwrap().keep();
+        assert_eq!((cache.len(), cache.partitions()), (6, 4));
+        cache.release_partitions("run", &[(0, 1)]);
+        assert_eq!(cache.partitions(), 3);
+        cache.release("run");
+        assert_eq!(cache.partitions(), 1);
     }
 }

@@ -20,13 +20,14 @@ use sluice_plan::{BlockSource, EventTimeStats, SourceProjection, StateOperatorMe
 use sluice_state::hash::SPARK_SEED;
 use sluice_state::StatePolicy;
 
+use crate::metrics::ExecutorMeter;
 use crate::operators::aggregate::{reduce_aggregate, AggregateTask};
 use crate::operators::dedup::reduce_dedup;
 use crate::operators::join::reduce_join;
 use crate::operators::session::reduce_sessions;
 use crate::operators::{as_operator_output, map_input, CompiledOperator};
 use crate::query_cache::PreparedQuery;
-use crate::shuffle::{fetch_blocks, BlockId, BlockStore, Fetch, Peers};
+use crate::shuffle::{batches_bytes, fetch_blocks, BlockId, BlockStore, Fetch, Peers};
 use crate::state_cache::StateCache;
 
 /// The facts of one task.
@@ -61,6 +62,8 @@ pub struct TaskEnv<'a> {
     pub peers: &'a Peers,
     /// The run's shuffle key (shuffle tickets carry it).
     pub shuffle_key: &'a str,
+    /// This executor's metrics: shuffle bytes and state partition sizes.
+    pub meter: &'a ExecutorMeter,
 }
 
 /// Runs one task of `query`. A failure's message has the query's secrets redacted: connector
@@ -133,6 +136,7 @@ fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, bl
             producer: ctx.partition_index,
             partition: first + i as u32,
         };
+        env.meter.shuffle_written(batches_bytes(&rows));
         env.blocks.put(id, rows);
     }
 }
@@ -160,7 +164,8 @@ async fn fetch(
             )
         })
         .collect();
-    let fetch = Fetch { local: env.blocks, self_endpoint: env.endpoint, peers: env.peers, key: env.shuffle_key };
+    let fetch =
+        Fetch { local: env.blocks, self_endpoint: env.endpoint, peers: env.peers, key: env.shuffle_key, meter: env.meter };
     fetch_blocks(&fetch, &sources).await
 }
 
@@ -261,6 +266,15 @@ async fn run_reduce(
         (rows, metrics)
     };
     metrics.operator = op_id;
+    // The partition's new version is committed: this is its size until its next batch here.
+    env.meter.state_partition_updated(
+        &ctx.run_id,
+        &spec.query_id.to_string(),
+        op_id,
+        partition,
+        metrics.num_rows_total,
+        metrics.memory_used_bytes,
+    );
 
     let output_schema = op.output_table_schema();
     let emitted = as_operator_output(emitted, &output_schema)?;

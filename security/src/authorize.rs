@@ -28,6 +28,9 @@ pub enum Audience {
     Members,
     /// Users (and members).
     Users,
+    /// Anyone who can connect: health probes, metrics and the web UI's static files, which hold
+    /// no query data and must answer the kubelet and Prometheus.
+    Anyone,
 }
 
 /// Who made a request.
@@ -59,6 +62,7 @@ pub enum Refusal {
 /// Whether `caller` may call `method` (for messages), an RPC for `audience`. Pure.
 pub fn admit(method: &str, audience: Audience, caller: &Caller, tokens_required: bool) -> Result<(), Refusal> {
     match (audience, caller) {
+        (Audience::Anyone, _) => Ok(()),
         (_, Caller::Member) | (Audience::Users, Caller::User) => Ok(()),
         (Audience::Members, Caller::Unverifiable) => Ok(()),
         (Audience::Users, Caller::Unverifiable) if !tokens_required => Ok(()),
@@ -184,6 +188,13 @@ mod tests {
 
     const NO_TOKEN: bool = false;
     const TOKENS: bool = true;
+
+    #[test]
+    fn anyone_may_reach_open_paths() {
+        for caller in [Caller::Member, Caller::User, Caller::Unverifiable, Caller::Unknown { why: "none" }] {
+            assert_eq!(admit("/metrics", Audience::Anyone, &caller, TOKENS), Ok(()));
+        }
+    }
 
     #[test]
     fn members_may_call_everything() {

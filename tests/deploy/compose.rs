@@ -1,24 +1,12 @@
 //! A rendered overlay running as a docker-compose project: the kubelet's part, played by
 //! docker-compose and this module (start and stop pods, wait on their probes).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// Where to find the repository, tools and the test venv.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
-
-/// The test venv's Python (created by `tests/venv.sh`, which `tests/run.sh` runs).
-pub fn venv_python() -> PathBuf {
-    let venv = std::env::var("SLUICE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/sluice/venv"));
-    venv.join("bin/python")
-}
+pub use sluice_tests::{repo_root, venv_python};
 
 /// Fails the test naming what is missing, unless `program --version`-like `args` run.
 pub fn require(program: &str, args: &[&str], what: &str) {
@@ -50,6 +38,8 @@ pub struct Pod {
     pub health_port: u16,
     /// Readiness path, e.g. `/readyz`.
     pub readiness: String,
+    /// `http` or `https` (sluice's HTTP port speaks TLS when the cluster does).
+    pub scheme: String,
 }
 
 /// A docker-compose project generated from a rendered overlay.
@@ -112,6 +102,7 @@ impl Project {
                 ip: p["ip"].as_str().expect("ip").to_string(),
                 health_port: p["port"].as_u64().expect("port") as u16,
                 readiness: p["readiness"].as_str().expect("readiness path").to_string(),
+                scheme: p["probes"]["readiness"]["scheme"].as_str().unwrap_or("HTTP").to_ascii_lowercase(),
             })
             .collect();
         Project { name: name.to_string(), dir: dir.to_path_buf(), data: data.to_path_buf(), secrets: secrets.to_path_buf(), pods }
@@ -202,13 +193,13 @@ impl Drop for Project {
     }
 }
 
-/// `GET <readiness>` on a pod's health port: the status code, or `None` if nothing answers.
+/// `GET <readiness>` on a pod's health port, as the kubelet does (HTTPS without verifying the
+/// certificate): the status code, or `None` if nothing answers.
 fn probe(pod: &Pod) -> Option<u16> {
-    let addr: SocketAddr = format!("{}:{}", pod.ip, pod.health_port).parse().ok()?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    write!(stream, "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", pod.readiness, pod.ip).ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let url = format!("{}://{}:{}{}", pod.scheme, pod.ip, pod.health_port, pod.readiness);
+    let out = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "0.3", "--max-time", "1.5", &url])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok().filter(|c| *c != 0)
 }

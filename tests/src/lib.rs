@@ -85,6 +85,20 @@ pub async fn settle(q: &StreamingQuery) {
     }
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The test venv's Python (created by `tests/venv.sh`, which `tests/run.sh` runs): schemathesis,
+/// Prometheus' parser, the deployment checks.
+pub fn venv_python() -> std::path::PathBuf {
+    let venv = std::env::var("SLUICE_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/sluice/venv")
+    });
+    venv.join("bin/python")
+}
+
 /// A SQL string literal for a local path.
 pub fn path_lit(p: &std::path::Path) -> String {
     p.to_string_lossy().replace('\'', "''")

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 use sluice_common::error::{Result, SluiceError};
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
-use sluice_proto::v1::{ListQueriesRequest, QueryStatus, StopQueryRequest, SubmitJobRequest};
+use sluice_proto::v1::{
+    ListQueriesRequest, QueryEventMessage, QueryStatus, StopQueryRequest, SubmitJobRequest, WatchEventsRequest,
+};
 use sluice_security::token::AttachToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -83,6 +85,10 @@ pub struct QueriesArgs {
     /// Print the raw statuses as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Then follow the queries' listener events (started, progress, idle, terminated) until
+    /// interrupted: one line each, or Spark's event JSON with --json.
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     address: DriverAddress,
 }
@@ -139,13 +145,17 @@ fn print_table(queries: &[QueryStatus]) {
 
 pub async fn queries(args: QueriesArgs) -> Result<()> {
     let mut client = args.address.connect().await?;
+    // Subscribed before listing, so no event between the two is missed.
+    let events =
+        if args.watch { Some(client.watch_events(WatchEventsRequest {}).await.map_err(rpc_error)?.into_inner()) } else { None };
     let resp = client.list_queries(ListQueriesRequest {}).await.map_err(rpc_error)?.into_inner();
     if args.json {
         for q in &resp.queries {
             println!(
                 "{}",
                 serde_json::json!({
-                    "id": q.id, "name": q.name, "state": q.state, "error": q.error,
+                    "id": q.id, "runId": q.run_id, "name": q.name, "state": q.state, "error": q.error,
+                    "status": {"message": q.status_message, "isDataAvailable": q.is_data_available, "isTriggerActive": q.is_trigger_active},
                     "leader": resp.leader,
                     "batchesRetried": q.batches_retried,
                     "restarts": q.restarts,
@@ -154,10 +164,61 @@ pub async fn queries(args: QueriesArgs) -> Result<()> {
                 })
             );
         }
-        return Ok(());
+    } else {
+        print_table(&resp.queries);
     }
-    print_table(&resp.queries);
-    Ok(())
+    let Some(mut events) = events else { return Ok(()) };
+    loop {
+        match events.message().await {
+            Ok(Some(event)) => println!("{}", if args.json { event_json(&event) } else { event_line(&event) }),
+            Ok(None) => return Err(SluiceError::external("the driver closed the event stream (it stopped or stepped down)")),
+            Err(status) => return Err(rpc_error(status)),
+        }
+    }
+}
+
+/// An event as one JSON line: Spark's event JSON under the event's class name.
+fn event_json(e: &QueryEventMessage) -> String {
+    let json: serde_json::Value = serde_json::from_str(&e.json).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({ "event": e.kind, "data": json }).to_string()
+}
+
+/// An event as one line for people.
+fn event_line(e: &QueryEventMessage) -> String {
+    let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or(serde_json::Value::Null);
+    let text = |v: &serde_json::Value, key: &str| v.get(key).and_then(|x| x.as_str()).unwrap_or("-").to_string();
+    match e.kind.as_str() {
+        "QueryProgressEvent" => {
+            let p = v.get("progress").cloned().unwrap_or_default();
+            let name = p.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or_else(|| text(&p, "id"));
+            let num = |key: &str| p.get(key).and_then(|x| x.as_f64());
+            let mut line = format!(
+                "{} progress   {name} batch {} input {} rows ({} rows/s processed) in {} ms",
+                text(&p, "timestamp"),
+                p.get("batchId").map(|b| b.to_string()).unwrap_or_default(),
+                p.get("numInputRows").map(|b| b.to_string()).unwrap_or_default(),
+                num("processedRowsPerSecond").map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
+                p.get("batchDuration").map(|b| b.to_string()).unwrap_or_default(),
+            );
+            if let Some(wm) = p.pointer("/eventTime/watermark").and_then(|w| w.as_str()) {
+                line.push_str(&format!(", watermark {wm}"));
+            }
+            line
+        }
+        "QueryStartedEvent" => {
+            let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("-");
+            format!("{} started    {name} id {} run {}", text(&v, "timestamp"), text(&v, "id"), text(&v, "runId"))
+        }
+        "QueryIdleEvent" => format!("{} idle       {} run {}", text(&v, "timestamp"), text(&v, "id"), text(&v, "runId")),
+        "QueryTerminatedEvent" => {
+            let mut line = format!("terminated {} run {}", text(&v, "id"), text(&v, "runId"));
+            if let Some(ex) = v.get("exception").and_then(|x| x.as_str()) {
+                line.push_str(&format!(": {ex}"));
+            }
+            line
+        }
+        other => format!("{other} {}", e.json),
+    }
 }
 
 pub async fn stop(args: StopArgs) -> Result<()> {

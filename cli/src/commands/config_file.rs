@@ -1,7 +1,7 @@
 //! `--config FILE`: settings from a TOML file (a Kubernetes ConfigMap, typically).
 //!
 //! The file's keys are the long option names of the subcommand (`listen`, `etcd`,
-//! `health-listen`, …). One precedence order holds for every setting:
+//! `http-listen`, …). One precedence order holds for every setting:
 //!
 //! 1. the command line,
 //! 2. the environment variable (`SLUICE_…`, shown by `--help`),

@@ -17,10 +17,12 @@ use sluice_executor::{DrainOutcome, ExecutorConfig, ExecutorHandle};
 use sluice_driver::daemon::{run_driver, DriverConfig};
 use sluice_driver::job::SecretsDir;
 use sluice_driver::manager::{Admin, RestartPolicy};
+use sluice_driver::metrics::{DriverSnapshot, QueryMetrics};
+use sluice_driver::query::{QueryEvent, QueryListener};
 use sluice_driver::server::DriverSecurity;
 
+use super::http::{self, HttpSetup, Metrics};
 use super::policy_args::JobPolicyArgs;
-use super::probes;
 use super::security_args::{accepted_tokens, check_listen, EtcdSecurityArgs, TlsArgs};
 
 /// etcd options shared by every command that can use a cluster.
@@ -56,10 +58,11 @@ pub struct DriverArgs {
     /// then environment, then this file, then defaults.
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
-    /// Address for the HTTP health probes: `/healthz` (alive) and `/readyz` (leads, or stands
-    /// by with a known leader). Off unless set.
-    #[arg(long, env = "SLUICE_HEALTH_LISTEN")]
-    health_listen: Option<SocketAddr>,
+    /// Address of the HTTP server: probes (`/healthz`; `/readyz`: leads, or stands by with a
+    /// known leader), Prometheus `/metrics`, the REST API (`/api/v1/`) and the web UI (`/ui/`);
+    /// HTTPS with --tls-cert. Off unless set.
+    #[arg(long, env = "SLUICE_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Address to listen on for executors and admin commands (127.0.0.1 unless you expose it).
     #[arg(long, default_value = "127.0.0.1:7077", env = "SLUICE_DRIVER_LISTEN")]
     listen: SocketAddr,
@@ -104,10 +107,10 @@ pub struct ExecutorArgs {
     /// then environment, then this file, then defaults.
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
-    /// Address for the HTTP health probes: `/healthz` (alive) and `/readyz` (registered, and not
-    /// decommissioning). Off unless set.
-    #[arg(long, env = "SLUICE_HEALTH_LISTEN")]
-    health_listen: Option<SocketAddr>,
+    /// Address of the HTTP server: probes (`/healthz`; `/readyz`: registered, and not
+    /// decommissioning) and Prometheus `/metrics`; HTTPS with --tls-cert. Off unless set.
+    #[arg(long, env = "SLUICE_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
     /// Seconds a stopping executor (SIGTERM) waits for the driver to dismiss it — the batch in
     /// flight to finish — before it exits anyway; keep it below Kubernetes'
     /// terminationGracePeriodSeconds.
@@ -138,7 +141,8 @@ pub struct ExecutorArgs {
     etcd: EtcdArgs,
 }
 
-fn progress_file_listener(path: &Option<PathBuf>) -> Result<Option<sluice_driver::query::micro_batch::ProgressListener>> {
+/// A listener appending every progress report to `path` (`--progress-json`), one JSON per line.
+pub fn progress_file_listener(path: Option<&PathBuf>) -> Result<Option<QueryListener>> {
     let Some(p) = path else { return Ok(None) };
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -146,10 +150,12 @@ fn progress_file_listener(path: &Option<PathBuf>) -> Result<Option<sluice_driver
         .open(p)
         .map_err(|e| SluiceError::user(format!("cannot open --progress-json file {}: {e}", p.display())))?;
     let file = Arc::new(Mutex::new(file));
-    Ok(Some(Arc::new(move |progress: &sluice_driver::progress::StreamingQueryProgress| {
+    Ok(Some(Arc::new(move |event: &QueryEvent| {
         use std::io::Write;
-        if let Ok(mut f) = file.lock() {
-            let _ = writeln!(f, "{}", progress.json());
+        if let QueryEvent::Progress(progress) = event {
+            if let Ok(mut f) = file.lock() {
+                let _ = writeln!(f, "{}", progress.json());
+            }
         }
     })))
 }
@@ -178,6 +184,7 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
     let transport = args.tls.transport(args.client_ca.clone())?;
     check_listen("driver", args.listen, &transport, args.insecure, args.advertise.as_deref())?;
     let security = DriverSecurity { transport, tokens: accepted_tokens(args.auth_token_file.as_ref())? };
+    let http_security = security.clone();
     let config = DriverConfig {
         listen: args.listen,
         advertise: args.advertise,
@@ -187,16 +194,35 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
         policy: args.policy.policy(),
         secrets: args.secrets_dir.map(SecretsDir::new).unwrap_or_default(),
     };
-    let listener = progress_file_listener(&args.progress_json)?;
     let admin = Arc::new(Admin::default());
-    if let Some(addr) = args.health_listen {
-        let admin = Arc::clone(&admin);
-        probes::serve(
-            addr,
-            Arc::new(
-                move || if admin.ready() { Ok(()) } else { Err("neither leading nor standing by with a known leader".into()) },
-            ),
-        )
+    let mut registry = prometheus_client::registry::Registry::default();
+    let query_metrics = QueryMetrics::register(&mut registry);
+    let snapshot = DriverSnapshot::register(&mut registry);
+    let mut listeners: Vec<QueryListener> = progress_file_listener(args.progress_json.as_ref())?.into_iter().collect();
+    if let Some(addr) = args.http_listen {
+        // Metrics are kept only where someone can scrape them.
+        listeners.push(query_metrics.listener());
+        check_listen("driver's HTTP server", addr, &http_security.transport, args.insecure, None)?;
+        let ready = Arc::clone(&admin);
+        let refreshed = Arc::clone(&admin);
+        let refresh: http::Refresh = Arc::new(move || {
+            let (admin, snapshot) = (Arc::clone(&refreshed), snapshot.clone());
+            Box::pin(async move { snapshot.refresh(&admin).await })
+        });
+        http::serve(HttpSetup {
+            listen: addr,
+            transport: http_security.transport.clone(),
+            tokens: http_security.tokens.clone(),
+            readiness: Arc::new(move || {
+                if ready.ready() {
+                    Ok(())
+                } else {
+                    Err("neither leading nor standing by with a known leader".into())
+                }
+            }),
+            metrics: Metrics::new(registry, Some(refresh)),
+            driver: Some(sluice_driver::http::router(Arc::clone(&admin))),
+        })
         .await?;
     }
     let stopping = async {
@@ -204,7 +230,7 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
         tracing::info!("stop requested: finishing the current batches (a second signal stops at once)");
     };
     tokio::select! {
-        r = run_driver(config, listener, admin, stopping) => r.map(|_| ()),
+        r = run_driver(config, listeners, admin, stopping) => r.map(|_| ()),
         _ = async { stop_signal().await; stop_signal().await } => {
             Err(SluiceError::user("stopped at once by a second signal; the interrupted batches re-run from the checkpoint"))
         }
@@ -214,6 +240,8 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
 pub async fn executor(args: ExecutorArgs) -> Result<()> {
     let mut config = ExecutorConfig::local(args.driver);
     config.transport = args.tls.transport(None)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    config.metrics = sluice_executor::metrics::ExecutorMetrics::register(&mut registry);
     check_listen("executor", args.listen, &config.transport, args.insecure, args.advertise.as_deref())?;
     config.bind = args.listen;
     config.advertise = args.advertise;
@@ -222,10 +250,20 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
     if let Some(s) = args.slots {
         config.task_slots = s.max(1);
     }
+    let transport = config.transport.clone();
     let handle = ExecutorHandle::start(config).await?;
-    if let Some(addr) = args.health_listen {
+    if let Some(addr) = args.http_listen {
+        check_listen("executor's HTTP server", addr, &transport, args.insecure, None)?;
         let status = handle.status();
-        probes::serve(addr, Arc::new(move || status.borrow().readiness().map_err(String::from))).await?;
+        http::serve(HttpSetup {
+            listen: addr,
+            transport,
+            tokens: None,
+            readiness: Arc::new(move || status.borrow().readiness().map_err(String::from)),
+            metrics: Metrics::new(registry, None),
+            driver: None,
+        })
+        .await?;
     }
     eprintln!("sluice executor {} listening at {}", handle.id, handle.endpoint);
     stop_signal().await;

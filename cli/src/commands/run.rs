@@ -1,16 +1,32 @@
-//! `sluice run job.sql`: the embedded cluster, every query of the job, until they end.
+//! `sluice run job.sql`: the embedded cluster, every query of the job, until they end — with the
+//! driver's REST API, event stream, metrics and web UI on a local port, as Spark's driver serves
+//! its UI on 4040.
 
-use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use clap::Args;
+use prometheus_client::registry::Registry;
 use sluice_common::error::{Result, SluiceError};
+use sluice_driver::job::SecretsDir;
+use sluice_driver::manager::{Admin, QueryManager, RestartPolicy};
+use sluice_driver::metrics::{DriverSnapshot, QueryMetrics};
+use sluice_driver::query::QueryEvent;
+use sluice_driver::{Session, StreamingQuery};
+use sluice_executor::metrics::ExecutorMetrics;
+use sluice_security::Transport;
 
+use super::http::{self, HttpSetup, Metrics};
+use super::processes::progress_file_listener;
+use super::security_args::check_listen;
 use super::status::StatusBoard;
 use crate::embedded::EmbeddedCluster;
-use sluice_driver::job::SecretsDir;
-use sluice_driver::Session;
+
+/// Spark's default UI port, and how many ports after it are tried when it is taken
+/// (`spark.port.maxRetries`).
+const UI_PORT: u16 = 4040;
+const UI_PORT_RETRIES: u16 = 16;
 
 /// Arguments of `sluice run`.
 #[derive(Debug, Args)]
@@ -29,6 +45,13 @@ pub struct RunArgs {
     /// Directory of secrets the job may refer to as `${secret:NAME}` in option values.
     #[arg(long, env = "SLUICE_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
+    /// Where to serve the web UI, REST API and metrics: an address (port 0 picks one), or `off`.
+    /// Default 127.0.0.1:4040, or the next free port up to 4056.
+    #[arg(long, env = "SLUICE_UI_LISTEN")]
+    ui_listen: Option<String>,
+    /// Serve the UI beyond loopback: it has no authentication in `sluice run`.
+    #[arg(long)]
+    insecure: bool,
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -38,45 +61,97 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if args.executors == 0 {
         return Err(SluiceError::user("--executors must be at least 1"));
     }
+    let ui = ui_addresses(args.ui_listen.as_deref())?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let slots = args.slots.unwrap_or_else(|| cores.div_ceil(args.executors)).max(1);
 
-    let board = StatusBoard::new();
-    let progress_file = match &args.progress_json {
-        Some(p) => Some(Arc::new(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| SluiceError::user(format!("cannot open --progress-json file {}: {e}", p.display())))?,
-        ))),
-        None => None,
-    };
+    let mut registry = Registry::default();
+    let query_metrics = QueryMetrics::register(&mut registry);
+    let snapshot = DriverSnapshot::register(&mut registry);
+    let executor_metrics = ExecutorMetrics::register(&mut registry);
+    let progress_file = progress_file_listener(args.progress_json.as_ref())?;
 
-    let cluster = EmbeddedCluster::start(args.executors, slots).await?;
+    let cluster = EmbeddedCluster::start_with_metrics(args.executors, slots, executor_metrics).await?;
+    let admin = Arc::new(Admin::default());
+    admin.set_registry(cluster.registry());
+    let board = StatusBoard::new();
     let console_board = board.clone();
     let listener_board = board.clone();
-    let session = Session::new(cluster.registry())
+    let mut session = Session::new(cluster.registry())
         .with_secrets(args.secrets_dir.clone().map(SecretsDir::new).unwrap_or_default())
         .with_console(Arc::new(move |text: &str| console_board.print(text)))
-        .with_progress_listener(Arc::new(move |p| {
-            let name = p.name.clone().unwrap_or_else(|| p.id.to_string()[..8].to_string());
-            listener_board.update(&name, p);
-            if let Some(f) = &progress_file {
-                if let Ok(mut f) = f.lock() {
-                    let _ = writeln!(f, "{}", p.json());
-                }
+        .with_listener(Arc::new(move |event: &QueryEvent| {
+            if let QueryEvent::Progress(p) = event {
+                let name = p.name.clone().unwrap_or_else(|| p.id.to_string()[..8].to_string());
+                listener_board.update(&name, p);
             }
         }));
+    if !ui.is_empty() {
+        // Metrics are kept only where someone can scrape them.
+        session = session.with_listener(query_metrics.listener());
+    }
+    if let Some(l) = progress_file {
+        session = session.with_listener(l);
+    }
+    session = session.with_listener(admin.events.listener());
+    // A failed query stays failed here: `sluice run` reports it and exits.
+    let manager = QueryManager::new(session, None, RestartPolicy { max_restarts: 0, ..RestartPolicy::default() });
+    admin.activate(Arc::clone(&manager));
 
-    let result = run_queries(&session, &origin, &text).await;
+    if !ui.is_empty() {
+        let refreshed = Arc::clone(&admin);
+        let refresh: http::Refresh = Arc::new(move || {
+            let (admin, snapshot) = (Arc::clone(&refreshed), snapshot.clone());
+            Box::pin(async move { snapshot.refresh(&admin).await })
+        });
+        let metrics = Metrics::new(registry, Some(refresh));
+        let addr = serve_ui(&ui, args.insecure, &admin, metrics).await?;
+        // Before any status line is drawn: the block never has to move around it.
+        eprintln!("sluice: UI at http://{addr}/ui/");
+    }
+
+    let result = run_queries(&manager, &origin, &text).await;
     board.finish();
     cluster.shutdown().await;
     result
 }
 
-async fn run_queries(session: &Session, origin: &str, text: &str) -> Result<()> {
-    let queries = session.run_job(origin, text).await?;
+/// The addresses to try for the UI, in order: the one given, or 4040…4056 on loopback; none
+/// for `off`.
+fn ui_addresses(flag: Option<&str>) -> Result<Vec<SocketAddr>> {
+    match flag.map(str::trim) {
+        Some("off") => Ok(Vec::new()),
+        Some(addr) => addr
+            .parse()
+            .map(|a| vec![a])
+            .map_err(|_| SluiceError::user(format!("--ui-listen {addr}: expected an address like 127.0.0.1:4040, or off"))),
+        None => Ok((UI_PORT..=UI_PORT + UI_PORT_RETRIES).map(|p| SocketAddr::from(([127, 0, 0, 1], p))).collect()),
+    }
+}
+
+/// Serves the UI on the first address of `candidates` that is free.
+async fn serve_ui(candidates: &[SocketAddr], insecure: bool, admin: &Arc<Admin>, metrics: Metrics) -> Result<SocketAddr> {
+    let mut last_error = None;
+    for addr in candidates {
+        check_listen("sluice run UI", *addr, &Transport::Plain, insecure, None)?;
+        let setup = HttpSetup {
+            listen: *addr,
+            transport: Transport::Plain,
+            tokens: None,
+            readiness: Arc::new(|| Ok(())),
+            metrics: metrics.clone(),
+            driver: Some(sluice_driver::http::router(Arc::clone(admin))),
+        };
+        match http::serve(setup).await {
+            Ok(bound) => return Ok(bound),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| SluiceError::user("no address to serve the UI on")))
+}
+
+async fn run_queries(manager: &QueryManager, origin: &str, text: &str) -> Result<()> {
+    let queries: Vec<StreamingQuery> = manager.submit(origin, text).await?;
     let stopper = queries.clone();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

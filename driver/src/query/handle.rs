@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::events::QueryStatus;
 use crate::progress::StreamingQueryProgress;
 use sluice_common::error::{Result, SluiceError};
 use tokio::sync::watch;
@@ -36,6 +37,8 @@ pub struct QueryShared {
     /// Start time of the most recent trigger that found nothing to do.
     pub(crate) idle_since: watch::Sender<Option<Instant>>,
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
+    /// Spark's `status`: what the loop is doing now.
+    pub(crate) status: Mutex<QueryStatus>,
     /// Batch attempts retried after a failure.
     pub(crate) batches_retried: std::sync::atomic::AtomicU64,
     /// State partitions per executor id, as placed for the last batch.
@@ -55,10 +58,24 @@ impl QueryShared {
             state: watch::channel(QueryState::Initializing).0,
             idle_since: watch::channel(None).0,
             progress: Mutex::new(VecDeque::new()),
+            status: Mutex::new(QueryStatus::default()),
             batches_retried: std::sync::atomic::AtomicU64::new(0),
             state_partitions: Mutex::new(BTreeMap::new()),
             progress_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Updates the status message, and the two flags where given.
+    pub(crate) fn set_status(&self, message: impl Into<String>, data_available: Option<bool>, trigger_active: Option<bool>) {
+        if let Ok(mut s) = self.status.lock() {
+            s.message = message.into();
+            if let Some(d) = data_available {
+                s.is_data_available = d;
+            }
+            if let Some(t) = trigger_active {
+                s.is_trigger_active = t;
+            }
+        }
     }
 
     pub(crate) fn push_progress(&self, p: StreamingQueryProgress) {
@@ -106,6 +123,11 @@ impl StreamingQuery {
     /// True until the query terminates.
     pub fn is_active(&self) -> bool {
         !matches!(self.state(), QueryState::Terminated(_))
+    }
+
+    /// Spark's `status`: the loop's current activity.
+    pub fn status(&self) -> QueryStatus {
+        self.shared.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The last `PROGRESS_RETAINED` progress reports, oldest first.

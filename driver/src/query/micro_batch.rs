@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
 use crate::progress::StateOperatorProgress;
-use crate::progress::StreamingQueryProgress;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use sluice_common::error::{ErrorKind, Result, SluiceError};
@@ -21,6 +20,7 @@ use sluice_connectors::source::{AvailableNowSupport, PlannedSplit, ReadLimit, So
 use sluice_connectors::{SinkCommitter, TaskSinkResult};
 use sluice_plan::{EventTimeStats, QuerySpec};
 
+use super::events::{Listeners, QueryEvent};
 use super::fence::Fence;
 use super::handle::{QueryShared, QueryState};
 use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
@@ -37,9 +37,6 @@ const MAX_BATCH_ATTEMPTS: u32 = 6;
 /// Backoff before the second attempt; doubles per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
-
-/// Called with every progress report (CLI status line, `--progress-json`, logs).
-pub type ProgressListener = Arc<dyn Fn(&StreamingQueryProgress) + Send + Sync>;
 
 /// A batch whose offsets are in the WAL.
 #[derive(Debug, Clone)]
@@ -66,7 +63,7 @@ pub struct MicroBatchExecution {
     pub(crate) stages: StageRunner,
     pub(crate) scheduler: TaskScheduler,
     pub(crate) shared: Arc<QueryShared>,
-    pub(crate) listener: Option<ProgressListener>,
+    pub(crate) listeners: Listeners,
     pub(crate) fence: Arc<dyn Fence>,
     /// The secrets of the spec's options: scrubbed from the query's error, its retry warnings and
     /// its progress descriptions.
@@ -86,6 +83,9 @@ pub struct MicroBatchExecution {
     /// Since when the query has been down, until the first batch of this run commits.
     outage_since: Option<chrono::DateTime<chrono::Utc>>,
     last_trigger_start_ms: Option<i64>,
+    /// When the last progress or idle event was posted: an idle query posts a `QueryIdleEvent`
+    /// at most once per `noDataProgressEventInterval` after it (Spark's `finishTrigger`).
+    last_event_at: Option<Instant>,
 }
 
 impl MicroBatchExecution {
@@ -103,7 +103,7 @@ impl MicroBatchExecution {
         needs_gather: bool,
         scheduler: TaskScheduler,
         shared: Arc<QueryShared>,
-        listener: Option<ProgressListener>,
+        listeners: Listeners,
         fence: Arc<dyn Fence>,
     ) -> Result<Self> {
         let spec_json = Bytes::from(serde_json::to_vec(spec.as_ref())?);
@@ -128,7 +128,7 @@ impl MicroBatchExecution {
             trigger,
             scheduler,
             shared,
-            listener,
+            listeners,
             fence,
             redactor,
             batch_id: BatchId::FIRST,
@@ -138,6 +138,7 @@ impl MicroBatchExecution {
             took_over: false,
             outage_since: None,
             last_trigger_start_ms: None,
+            last_event_at: None,
         })
     }
 
@@ -161,6 +162,18 @@ impl MicroBatchExecution {
             // Reported to whoever holds the query handle (the CLI prints it as one line).
             tracing::debug!(query = %self.shared.id, error = %e, "query terminated with an error");
         }
+        let message = match &error {
+            Some(e) => format!("Terminated with exception: {}", e.one_line()),
+            None => "Stopped".to_string(),
+        };
+        self.shared.set_status(message, None, Some(false));
+        // Listeners hear of the end before `awaitTermination` returns, as in Spark.
+        self.listeners.post(&QueryEvent::Terminated {
+            id: self.shared.id,
+            run_id: self.shared.run_id,
+            exception: error.as_ref().map(|e| e.one_line()),
+            error_class_on_exception: None,
+        });
         self.shared.state.send_replace(QueryState::Terminated(error));
         result
     }
@@ -313,18 +326,46 @@ impl MicroBatchExecution {
     async fn execute_one_batch(&mut self, limit: ReadLimit) -> Result<bool> {
         let mut timer = PhaseTimer::start();
         let trigger_started = Instant::now();
+        self.shared.set_status(self.getting_offsets_message(), None, Some(true));
         let batch = match self.recovered.take() {
             Some(b) => b,
             None => match self.construct_next_batch(limit, &mut timer).await? {
                 Some(b) => b,
                 None => {
+                    self.shared.set_status("Waiting for data to arrive", Some(false), Some(false));
+                    self.post_idle_event(trigger_started, timer.trigger_start_ms);
                     self.shared.idle_since.send_replace(Some(trigger_started));
+                    self.shared.set_status("Waiting for next trigger", None, None);
                     return Ok(false);
                 }
             },
         };
+        self.shared.set_status("Processing new data", Some(true), None);
         self.run_batch(batch, timer).await?;
+        self.last_event_at = Some(Instant::now());
+        self.shared.set_status("Waiting for next trigger", None, Some(false));
         Ok(true)
+    }
+
+    /// Spark's status while a trigger asks its sources how far data goes.
+    fn getting_offsets_message(&self) -> String {
+        let sources: Vec<String> = self.sources.iter().map(|s| self.redactor.scrub(&s.description()).into_owned()).collect();
+        format!("Getting offsets from {}", sources.join(", "))
+    }
+
+    /// Posts a `QueryIdleEvent` for a trigger that found no data, unless one (or a progress
+    /// event) was posted less than `noDataProgressEventInterval` ago.
+    fn post_idle_event(&mut self, now: Instant, trigger_start_ms: i64) {
+        let interval = Duration::from_millis(self.spec.conf.no_data_progress_event_interval_ms);
+        if self.last_event_at.is_some_and(|last| now.duration_since(last) < interval) {
+            return;
+        }
+        self.last_event_at = Some(now);
+        self.listeners.post(&QueryEvent::Idle {
+            id: self.shared.id,
+            run_id: self.shared.run_id,
+            timestamp: sluice_common::time::format_iso_millis(trigger_start_ms),
+        });
     }
 
     async fn construct_next_batch(&mut self, limit: ReadLimit, timer: &mut PhaseTimer) -> Result<Option<PlannedBatch>> {
@@ -577,10 +618,8 @@ impl MicroBatchExecution {
         self.last_trigger_start_ms = Some(trigger_start_ms);
         let progress = build_progress(&facts);
         tracing::info!(target: "sluice::progress", query = %self.shared.id, batch = batch.id.0, "{}", progress.json());
-        if let Some(l) = &self.listener {
-            l(&progress);
-        }
-        self.shared.push_progress(progress);
+        self.shared.push_progress(progress.clone());
+        self.listeners.post(&QueryEvent::Progress(Arc::new(progress)));
     }
 }
 

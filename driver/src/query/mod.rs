@@ -2,6 +2,7 @@
 //! task scheduling and progress.
 
 pub mod deadline;
+pub mod events;
 pub mod fault;
 pub mod fence;
 pub mod handle;
@@ -15,6 +16,7 @@ pub mod touches;
 pub mod trigger;
 pub mod watermark;
 
+pub use events::{QueryEvent, QueryListener, QueryStatus};
 pub use handle::{QueryState, StreamingQuery};
 pub use resolve::{resolve_query, resolve_stream, ResolvedQuery};
 pub use trigger::Trigger;
