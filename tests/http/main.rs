@@ -76,7 +76,7 @@ impl UiRun {
     }
 
     /// A driver process (no etcd; plain text on loopback) with its HTTP server on a free port
-    /// and one executor, `job` submitted through the API: unlike `sluice run`, which exits when
+    /// and two executors, `job` submitted through the API: unlike `sluice run`, which exits when
     /// its job's queries end, the server outlives the queries a test stops.
     pub async fn cluster(job: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -86,14 +86,14 @@ impl UiRun {
             &["driver", "--listen", &format!("127.0.0.1:{grpc}"), "--http-listen", &format!("127.0.0.1:{http}")],
             &[],
         );
-        let executor = spawn_sluice(
-            dir.path(),
-            &["executor", "--id", "executor-0", "--driver", &format!("http://127.0.0.1:{grpc}"), "--slots", "2"],
-            &[],
-        );
+        let mut children = vec![driver];
+        for id in ["executor-0", "executor-1"] {
+            let driver_url = format!("http://127.0.0.1:{grpc}");
+            children.push(spawn_sluice(dir.path(), &["executor", "--id", id, "--driver", &driver_url, "--slots", "2"], &[]));
+        }
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
         let run = Self {
-            children: vec![driver, executor],
+            children,
             base: format!("http://127.0.0.1:{http}"),
             stderr: Arc::default(),
             dir,

@@ -13,7 +13,19 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use sluice_tests::binary::{dies_with_test, sigkill};
 
-use crate::{UiRun, WINDOWED_COUNTS};
+use crate::UiRun;
+
+/// A windowed count over the real-time rate source, a batch every 700 ms: event time is now, so
+/// the watermark gap is seconds, as in a production stream.
+const LIVE_COUNTS: &str = "
+CREATE STREAM r (timestamp TIMESTAMP, value BIGINT, WATERMARK FOR timestamp AS timestamp - INTERVAL '5' SECOND)
+  WITH ('connector' = 'rate', 'rowsPerSecond' = '200', 'numPartitions' = '2');
+CREATE SINK out WITH ('connector' = 'noop');
+SET 'queryName' = 'counts';
+SET 'trigger' = 'processingTime=700 milliseconds';
+SET 'spark.sql.shuffle.partitions' = '4';
+INSERT INTO out SELECT window(timestamp, '5 seconds') AS w, count(*) AS cnt FROM r GROUP BY window(timestamp, '5 seconds');
+";
 
 /// Charts with data for a windowed aggregation with a watermark.
 const CHARTS: [&str; 11] = [
@@ -96,8 +108,10 @@ async fn points(c: &Client, key: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_query_page_charts_live_data_and_its_stop_button_stops_the_query() {
     // A driver process, which outlives the query the page stops.
-    let run = UiRun::cluster(WINDOWED_COUNTS).await;
-    let info = run.wait_for_batch("counts", 6).await;
+    let run = UiRun::cluster(LIVE_COUNTS).await;
+    // Screenshots for the docs show a longer history.
+    let batches = if std::env::var("SLUICE_SCREENSHOTS").is_ok() { 60 } else { 8 };
+    let info = run.wait_for_batch("counts", batches).await;
     let id = info["id"].as_str().expect("id").to_string();
     let driver = Driver::start();
     let c = browser(&driver).await;
@@ -123,9 +137,9 @@ async fn the_query_page_charts_live_data_and_its_stop_button_stops_the_query() {
     }
     save_screenshot(&c.screenshot().await.expect("screenshot"), "ui-query.png");
 
-    // The executors page: the executor, with the partitions it owns.
+    // The executors page: both executors, with the partitions they own.
     c.goto(&run.url("/ui/#/executors")).await.expect("executors page loads");
-    for e in ["executor-0"] {
+    for e in ["executor-0", "executor-1"] {
         let row = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(&format!("tr[data-executor='{e}']"))).await;
         let text = row.unwrap_or_else(|err| panic!("{e} is not listed: {err}")).text().await.unwrap_or_default();
         assert!(text.contains(e), "{text}");
