@@ -31,7 +31,9 @@ fn fails(dir: &Path, job: &str) -> String {
     let out = run_sluice(dir, &["run", "job.sql"]);
     assert!(!out.status.success(), "job unexpectedly succeeded:\n{job}");
     let err = stderr(&out);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    // A query that started and then failed was announced with its UI's address first; the
+    // error itself is one line.
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("sluice: UI at ")).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{err}");
     assert!(lines[0].starts_with("sluice: error: "), "{err}");
     lines[0].to_string()

@@ -92,13 +92,7 @@ impl UiRun {
             children.push(spawn_sluice(dir.path(), &["executor", "--id", id, "--driver", &driver_url, "--slots", "2"], &[]));
         }
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
-        let run = Self {
-            children,
-            base: format!("http://127.0.0.1:{http}"),
-            stderr: Arc::default(),
-            dir,
-            http: client,
-        };
+        let run = Self { children, base: format!("http://127.0.0.1:{http}"), stderr: Arc::default(), dir, http: client };
         run.wait_ready().await;
         run.post_json("/api/v1/jobs", &serde_json::json!({ "job": job }), 201).await;
         run

@@ -98,6 +98,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let manager = QueryManager::new(session, None, RestartPolicy { max_restarts: 0, ..RestartPolicy::default() });
     admin.activate(Arc::clone(&manager));
 
+    let mut ui_note = None;
     if !ui.is_empty() {
         let refreshed = Arc::clone(&admin);
         let refresh: http::Refresh = Arc::new(move || {
@@ -105,12 +106,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Box::pin(async move { snapshot.refresh(&admin).await })
         });
         let metrics = Metrics::new(registry, Some(refresh));
-        let addr = serve_ui(&ui, args.insecure, &admin, metrics).await?;
-        // Before any status line is drawn: the block never has to move around it.
-        eprintln!("sluice: UI at http://{addr}/ui/");
+        match serve_ui(&ui, args.insecure, &admin, metrics).await {
+            Ok(addr) => ui_note = Some(format!("sluice: UI at http://{addr}/ui/")),
+            // Every default port taken (many runs on one machine): the job runs all the same.
+            Err(e) if args.ui_listen.is_none() => ui_note = Some(format!("sluice: warning: no UI: {}", e.one_line())),
+            Err(e) => return Err(e),
+        }
     }
 
-    let result = run_queries(&manager, &origin, &text).await;
+    let note_board = board.clone();
+    let announce = move || {
+        if let Some(note) = &ui_note {
+            note_board.note(note);
+        }
+    };
+    let result = run_queries(&manager, &origin, &text, announce).await;
     board.finish();
     cluster.shutdown().await;
     result
@@ -150,8 +160,20 @@ async fn serve_ui(candidates: &[SocketAddr], insecure: bool, admin: &Arc<Admin>,
     Err(last_error.unwrap_or_else(|| SluiceError::user("no address to serve the UI on")))
 }
 
-async fn run_queries(manager: &QueryManager, origin: &str, text: &str) -> Result<()> {
+async fn run_queries(manager: &QueryManager, origin: &str, text: &str, started: impl FnOnce() + Send + 'static) -> Result<()> {
     let queries: Vec<StreamingQuery> = manager.submit(origin, text).await?;
+    let announce = {
+        let queries = queries.clone();
+        tokio::spawn(async move {
+            // Once every query runs: a job that cannot start fails with its one error line.
+            for q in &queries {
+                if !q.await_started().await {
+                    return;
+                }
+            }
+            started();
+        })
+    };
     let stopper = queries.clone();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -179,6 +201,7 @@ async fn run_queries(manager: &QueryManager, origin: &str, text: &str) -> Result
         }
     }
     ctrl_c.abort();
+    announce.abort();
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),

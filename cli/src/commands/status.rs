@@ -71,6 +71,21 @@ impl StatusBoard {
         }
     }
 
+    /// Prints `line` to stderr with the block erased around it.
+    pub fn note(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        match self.inner.lock() {
+            Ok(mut b) if self.enabled => {
+                erase(&mut b, &mut err);
+                let _ = writeln!(err, "{line}");
+                draw(&mut b, &mut err);
+            }
+            _ => {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+    }
+
     /// Erases the block for good (before the final messages).
     pub fn finish(&self) {
         if let Ok(mut b) = self.inner.lock() {

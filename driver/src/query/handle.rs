@@ -170,6 +170,14 @@ impl StreamingQuery {
         self.await_termination().await
     }
 
+    /// Waits until the query has read its checkpoint and opened its sources: true when it runs,
+    /// false when it terminated first (it failed to start, or was stopped).
+    pub async fn await_started(&self) -> bool {
+        let mut rx = self.shared.state.subscribe();
+        let started = rx.wait_for(|s| !matches!(s, QueryState::Initializing)).await;
+        started.is_ok_and(|s| matches!(*s, QueryState::Active))
+    }
+
     /// Waits for termination; the query's error, if it failed.
     pub async fn await_termination(&self) -> Result<()> {
         let mut rx = self.shared.state.subscribe();
