@@ -255,9 +255,16 @@ impl QueryMetrics {
 
 /// What the driver knows only at scrape time: refreshed by [`DriverSnapshot::refresh`] just
 /// before each encoding, then written by the collector.
-#[derive(Debug, Default, Clone)]
+#[derive(Clone)]
 pub struct DriverSnapshot {
+    admin: Arc<crate::manager::Admin>,
     inner: Arc<Mutex<SnapshotValues>>,
+}
+
+impl std::fmt::Debug for DriverSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverSnapshot").field("values", &self.inner).finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -268,15 +275,16 @@ struct SnapshotValues {
 }
 
 impl DriverSnapshot {
-    /// Registers the snapshot's collector in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let s = Self::default();
+    /// Registers the collector of what `admin`'s driver runs in `registry`.
+    pub fn register(registry: &mut Registry, admin: Arc<crate::manager::Admin>) -> Self {
+        let s = Self { admin, inner: Arc::default() };
         registry.register_collector(Box::new(s.clone()));
         s
     }
 
     /// Reads active queries, their retries and the registered executors.
-    pub async fn refresh(&self, admin: &crate::manager::Admin) {
+    pub async fn refresh(&self) {
+        let admin = &self.admin;
         let executors = match admin.registry() {
             Some(r) => r.live().await.len() as i64,
             None => 0,

@@ -18,7 +18,9 @@ use sluice_security::Transport;
 use tonic::{Request, Response, Status};
 
 use crate::manager::{status_of, Admin, QueryManager};
+use crate::query::events::Watched;
 use crate::registry::ExecutorRegistry;
+use futures::StreamExt;
 
 /// gRPC front of the [`ExecutorRegistry`] and of the driver's queries.
 pub struct DriverRpc {
@@ -90,15 +92,11 @@ impl DriverService for DriverRpc {
                 Ok(Response::new(Box::pin(stream)))
             }
             Route::Here(_) => {
-                let rx = self.admin.events.subscribe();
-                let stream = futures::stream::unfold(rx, |mut rx| async move {
-                    loop {
-                        match rx.recv().await {
-                            Ok(e) => return Some((Ok(QueryEventMessage { kind: e.kind().to_string(), json: e.json() }), rx)),
-                            // A watcher that fell behind goes on with the newest events.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                        }
+                // A watcher that fell behind goes on with the newest events.
+                let stream = self.admin.events.watch().filter_map(|w| async move {
+                    match w {
+                        Watched::Event(e) => Some(Ok(QueryEventMessage { kind: e.kind().to_string(), json: e.json() })),
+                        Watched::Missed(_) => None,
                     }
                 });
                 Ok(Response::new(Box::pin(stream)))

@@ -118,7 +118,13 @@ async fn the_query_page_charts_live_data_and_its_stop_button_stops_the_query() {
 
     c.goto(&run.url(&format!("/ui/#/query/{id}"))).await.expect("query page loads");
     let status = c.wait().at_most(Duration::from_secs(30)).for_element(Locator::Id("query-status")).await.expect("status shown");
-    let message = status.text().await.unwrap_or_default();
+    // The element is drawn a moment before the first answer fills it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut message = status.text().await.unwrap_or_default();
+    while message.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        message = c.find(Locator::Id("query-status")).await.expect("status").text().await.unwrap_or_default();
+    }
     assert!(!message.is_empty() && message != "Stopped", "{message}");
     // Every chart has points once a few batches ran…
     let deadline = Instant::now() + Duration::from_secs(30);

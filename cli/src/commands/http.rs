@@ -29,6 +29,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use sluice_common::error::{Result, SluiceError};
+use sluice_driver::metrics::DriverSnapshot;
 use sluice_security::authorize::Refusal;
 use sluice_security::tls::ClientAuth;
 use sluice_security::token::AcceptedTokens;
@@ -40,7 +41,7 @@ use tower::ServiceExt;
 pub type Readiness = Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>;
 
 /// Brings scrape-time values up to date just before `/metrics` encodes them.
-pub type Refresh = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+type Refresh = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// OpenMetrics' content type, which Prometheus negotiates.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -53,10 +54,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Serves `registry`, with the process's own metrics added.
+    pub fn new(registry: Registry) -> Self {
+        Self::refreshed(registry, None)
+    }
+
     /// Serves `registry` (with the process's own metrics added), refreshing with `refresh`.
-    pub fn new(mut registry: Registry, refresh: Option<Refresh>) -> Self {
+    fn refreshed(mut registry: Registry, refresh: Option<Refresh>) -> Self {
         registry.register_collector(Box::new(ProcessCollector));
         Self { registry: Arc::new(registry), refresh }
+    }
+
+    /// A driver's metrics: `registry`, with `snapshot` brought up to date before each scrape.
+    pub fn of_driver(registry: Registry, snapshot: DriverSnapshot) -> Self {
+        let refresh: Refresh = Arc::new(move || {
+            let snapshot = snapshot.clone();
+            Box::pin(async move { snapshot.refresh().await })
+        });
+        Self::refreshed(registry, Some(refresh))
     }
 
     /// The OpenMetrics text of every registered metric.

@@ -197,18 +197,13 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
     let admin = Arc::new(Admin::default());
     let mut registry = prometheus_client::registry::Registry::default();
     let query_metrics = QueryMetrics::register(&mut registry);
-    let snapshot = DriverSnapshot::register(&mut registry);
+    let snapshot = DriverSnapshot::register(&mut registry, Arc::clone(&admin));
     let mut listeners: Vec<QueryListener> = progress_file_listener(args.progress_json.as_ref())?.into_iter().collect();
     if let Some(addr) = args.http_listen {
         // Metrics are kept only where someone can scrape them.
         listeners.push(query_metrics.listener());
         check_listen("driver's HTTP server", addr, &http_security.transport, args.insecure, None)?;
         let ready = Arc::clone(&admin);
-        let refreshed = Arc::clone(&admin);
-        let refresh: http::Refresh = Arc::new(move || {
-            let (admin, snapshot) = (Arc::clone(&refreshed), snapshot.clone());
-            Box::pin(async move { snapshot.refresh(&admin).await })
-        });
         http::serve(HttpSetup {
             listen: addr,
             transport: http_security.transport.clone(),
@@ -220,7 +215,7 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
                     Err("neither leading nor standing by with a known leader".into())
                 }
             }),
-            metrics: Metrics::new(registry, Some(refresh)),
+            metrics: Metrics::of_driver(registry, snapshot),
             driver: Some(sluice_driver::http::router(Arc::clone(&admin))),
         })
         .await?;
@@ -260,7 +255,7 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
             transport,
             tokens: None,
             readiness: Arc::new(move || status.borrow().readiness().map_err(String::from)),
-            metrics: Metrics::new(registry, None),
+            metrics: Metrics::new(registry),
             driver: None,
         })
         .await?;

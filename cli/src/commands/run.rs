@@ -67,13 +67,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
     let mut registry = Registry::default();
     let query_metrics = QueryMetrics::register(&mut registry);
-    let snapshot = DriverSnapshot::register(&mut registry);
     let executor_metrics = ExecutorMetrics::register(&mut registry);
     let progress_file = progress_file_listener(args.progress_json.as_ref())?;
 
     let cluster = EmbeddedCluster::start_with_metrics(args.executors, slots, executor_metrics).await?;
     let admin = Arc::new(Admin::default());
     admin.set_registry(cluster.registry());
+    let snapshot = DriverSnapshot::register(&mut registry, Arc::clone(&admin));
     let board = StatusBoard::new();
     let console_board = board.clone();
     let listener_board = board.clone();
@@ -100,12 +100,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
     let mut ui_note = None;
     if !ui.is_empty() {
-        let refreshed = Arc::clone(&admin);
-        let refresh: http::Refresh = Arc::new(move || {
-            let (admin, snapshot) = (Arc::clone(&refreshed), snapshot.clone());
-            Box::pin(async move { snapshot.refresh(&admin).await })
-        });
-        let metrics = Metrics::new(registry, Some(refresh));
+        let metrics = Metrics::of_driver(registry, snapshot);
         match serve_ui(&ui, args.insecure, &admin, metrics).await {
             Ok(addr) => ui_note = Some(format!("sluice: UI at http://{addr}/ui/")),
             // Every default port taken (many runs on one machine): the job runs all the same.

@@ -18,15 +18,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sluice_common::error::{ErrorKind, SluiceError};
 use sluice_proto::v1::PingRequest;
-use tokio::sync::broadcast::error::RecvError;
 use utoipa::{OpenApi, ToSchema};
 
 use super::openapi::ApiDoc;
 use crate::manager::{Admin, QueryManager};
+use crate::query::events::Watched;
 use crate::query::{QueryState, QueryStatus, StreamingQuery};
 
 /// How long the executors page waits for an executor's answer before showing it unreachable.
@@ -308,14 +308,11 @@ pub(super) async fn list_executors(State(admin): State<Arc<Admin>>) -> ApiResult
         (status = 503, body = ApiError)))]
 pub(super) async fn events(State(admin): State<Arc<Admin>>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     manager(&admin)?;
-    let rx = admin.events.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(e) => Event::default().event(e.kind()).data(e.json()),
-            Err(RecvError::Lagged(n)) => Event::default().comment(format!("this stream fell behind and missed {n} events")),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(event), rx))
+    let stream = admin.events.watch().map(|w| {
+        Ok(match w {
+            Watched::Event(e) => Event::default().event(e.kind()).data(e.json()),
+            Watched::Missed(n) => Event::default().comment(format!("this stream fell behind and missed {n} events")),
+        })
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
 }

@@ -146,10 +146,26 @@ impl EventHub {
         })
     }
 
-    /// A new watcher, receiving events posted from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<QueryEvent> {
-        self.tx.subscribe()
+    /// The events posted from now on, as a stream that ends only with the hub.
+    pub fn watch(&self) -> impl futures::Stream<Item = Watched> + Send + 'static {
+        futures::stream::unfold(self.tx.subscribe(), |mut rx| async move {
+            let next = match rx.recv().await {
+                Ok(e) => Watched::Event(e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Watched::Missed(n),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((next, rx))
+        })
     }
+}
+
+/// What a watcher of an [`EventHub`] gets next.
+#[derive(Debug, Clone)]
+pub enum Watched {
+    /// The next event.
+    Event(QueryEvent),
+    /// The watcher fell behind and missed this many events; it goes on with the newest.
+    Missed(u64),
 }
 
 /// Spark's `StreamingQueryStatus`: what the query is doing right now.

@@ -86,6 +86,9 @@ pub struct MicroBatchExecution {
     /// When the last progress or idle event was posted: an idle query posts a `QueryIdleEvent`
     /// at most once per `noDataProgressEventInterval` after it (Spark's `finishTrigger`).
     last_event_at: Option<Instant>,
+    /// Spark's status while a trigger asks the sources how far data goes (their descriptions
+    /// do not change during a run).
+    getting_offsets: String,
 }
 
 impl MicroBatchExecution {
@@ -114,6 +117,8 @@ impl MicroBatchExecution {
         let n = sources.len();
         let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions);
         let redactor = spec.redactor();
+        let descriptions: Vec<String> = sources.iter().map(|s| redactor.scrub(&s.description()).into_owned()).collect();
+        let getting_offsets = format!("Getting offsets from {}", descriptions.join(", "));
         Ok(Self {
             stages,
             watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
@@ -139,6 +144,7 @@ impl MicroBatchExecution {
             outage_since: None,
             last_trigger_start_ms: None,
             last_event_at: None,
+            getting_offsets,
         })
     }
 
@@ -326,7 +332,7 @@ impl MicroBatchExecution {
     async fn execute_one_batch(&mut self, limit: ReadLimit) -> Result<bool> {
         let mut timer = PhaseTimer::start();
         let trigger_started = Instant::now();
-        self.shared.set_status(self.getting_offsets_message(), None, Some(true));
+        self.shared.set_status(self.getting_offsets.as_str(), None, Some(true));
         let batch = match self.recovered.take() {
             Some(b) => b,
             None => match self.construct_next_batch(limit, &mut timer).await? {
@@ -345,12 +351,6 @@ impl MicroBatchExecution {
         self.last_event_at = Some(Instant::now());
         self.shared.set_status("Waiting for next trigger", None, Some(false));
         Ok(true)
-    }
-
-    /// Spark's status while a trigger asks its sources how far data goes.
-    fn getting_offsets_message(&self) -> String {
-        let sources: Vec<String> = self.sources.iter().map(|s| self.redactor.scrub(&s.description()).into_owned()).collect();
-        format!("Getting offsets from {}", sources.join(", "))
     }
 
     /// Posts a `QueryIdleEvent` for a trigger that found no data, unless one (or a progress
