@@ -9,7 +9,7 @@
 //! connector.
 //!
 //! Sources: [`files`], [`kafka`], [`nexmark`], [`rate`], [`rate_micro_batch`], [`socket`],
-//! [`memory`]. Sinks: [`console`], [`files`], [`kafka`], [`memory`], [`noop`]. Static tables:
+//! [`memory`]. Sinks: [`console`], [`files`], [`foreach_batch`], [`kafka`], [`memory`], [`noop`]. Static tables:
 //! [`files`].
 
 pub mod access;
@@ -20,6 +20,7 @@ pub mod table;
 
 pub mod console;
 pub mod files;
+pub mod foreach_batch;
 pub mod kafka;
 pub mod memory;
 pub mod nexmark;

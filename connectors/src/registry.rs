@@ -30,6 +30,8 @@ pub struct InProcessIo {
     pub memory_tables: MemoryTables,
     /// Where the console sink prints.
     pub console: ConsoleOut,
+    /// The functions `foreachBatch` sinks call.
+    pub batch_functions: crate::foreach_batch::BatchFunctions,
 }
 
 impl Default for InProcessIo {
@@ -38,6 +40,7 @@ impl Default for InProcessIo {
         Self {
             memory_streams: MemoryStreams::default(),
             memory_tables: MemoryTables::default(),
+            batch_functions: Default::default(),
             console: Arc::new(|text: &str| {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
@@ -71,6 +74,7 @@ impl Connectors {
         // Sinks:
         c.add_sink(crate::console::ConsoleSink::connector(Arc::clone(&io.console)));
         c.add_sink(crate::files::FilesConnector);
+        c.add_sink(crate::foreach_batch::ForeachBatchSink::connector(io.batch_functions.clone()));
         c.add_sink(crate::kafka::KafkaConnector);
         c.add_sink(crate::memory::MemorySink::connector(io.memory_tables.clone()));
         c.add_sink(crate::noop::NoopConnector);

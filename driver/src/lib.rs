@@ -16,6 +16,7 @@
 //!
 //! Modules depend downwards only: `daemon → server → manager → session → query → registry`.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod daemon;
 pub mod decommission;

@@ -196,6 +196,11 @@ impl QueryManager {
         });
     }
 
+    /// The session queries start from (its memory sinks, connectors and policy).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
     /// Validates a whole job, then starts each of its queries. A query submitted under the name
     /// of a stopped or failed one replaces it in the store (it usually resumes its checkpoint).
     pub async fn submit(&self, origin: &str, job: &str) -> Result<Vec<StreamingQuery>> {

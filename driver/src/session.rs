@@ -182,6 +182,38 @@ impl Session {
         Ok(StreamingQuery { shared })
     }
 
+    /// The connectors queries of this session read and write through.
+    pub fn connectors(&self) -> &Connectors {
+        &self.connectors
+    }
+
+    /// The functions this session's `foreachBatch` sinks call.
+    pub fn batch_functions(&self) -> &sluice_connectors::foreach_batch::BatchFunctions {
+        &self.io.batch_functions
+    }
+
+    /// The policy every job of this session is held to.
+    pub fn policy(&self) -> &JobPolicy {
+        &self.policy
+    }
+
+    /// Where `${secret:NAME}` values come from.
+    pub fn secrets(&self) -> &SecretsDir {
+        &self.secrets
+    }
+
+    /// The output schema of the one query of `text`, planned but not checked against the
+    /// streaming rules or its sink: what a Spark Connect client's `df.schema` asks of a
+    /// streaming DataFrame before it has an output mode or a sink.
+    pub async fn query_schema(&self, origin: &str, text: &str) -> Result<arrow::datatypes::SchemaRef> {
+        let mut job = JobFile::parse(origin, text)?;
+        self.secrets.resolve(&mut job)?;
+        let Some(q) = job.queries.first() else {
+            return Err(sluice_common::error::SluiceError::internal("the job has no query to plan"));
+        };
+        crate::query::resolve::query_schema(&job, q, &self.connectors).await
+    }
+
     /// The memory stream called `name` (declared with `'connector' = 'memory'`).
     pub fn memory_stream(&self, name: &str) -> Option<MemoryStream> {
         self.io.memory_streams.get(name)

@@ -155,12 +155,18 @@ pub fn scanned_sources(plan: &LogicalPlan) -> Vec<usize> {
 
 /// A stream's per-row preparation on executors: evaluate computed columns, then locate the
 /// watermark column whose event-time statistics drive the watermark.
+///
+/// Computed columns are evaluated in order, each over the declared columns and the computed
+/// ones before it; one named like an earlier column replaces it in place. That is how a chain
+/// of projections before `withWatermark` (a Spark Connect client's `selectExpr` → `from_json`
+/// → `select("data.*")` → `withWatermark`) becomes a stream's columns.
 #[derive(Debug, Clone)]
 pub struct SourceProjection {
-    /// Declared columns followed by computed columns.
+    /// Declared columns, then computed columns not replacing one of them.
     pub schema: SchemaRef,
-    /// Expressions for the computed columns, over the declared columns.
-    computed: Vec<Arc<dyn PhysicalExpr>>,
+    /// Each computed column: its expression over the columns before it, and the position it
+    /// replaces (`None`: appended).
+    computed: Vec<(Arc<dyn PhysicalExpr>, Option<usize>)>,
     /// Index of the watermark column in `schema`, if any.
     pub watermark_column: Option<usize>,
 }
@@ -168,32 +174,36 @@ pub struct SourceProjection {
 impl SourceProjection {
     async fn compile(state: &SessionState, source: &StreamSpec) -> Result<Self> {
         let declared = Arc::clone(source.declared_schema());
-        let df_schema = DFSchema::try_from(declared.as_ref().clone())?;
         let mut fields: Vec<arrow::datatypes::FieldRef> = declared.fields().iter().cloned().collect();
-        let mut exprs = Vec::with_capacity(source.computed.len());
+        let mut computed = Vec::with_capacity(source.computed.len());
         for c in &source.computed {
+            let current = Arc::new(arrow::datatypes::Schema::new(fields.clone()));
+            let df_schema = DFSchema::try_from(current.as_ref().clone())?;
             let sql_expr = parse_expr(&c.expr)?;
             let expr = state
                 .create_logical_expr_from_sql_expr(ExprWithAlias { expr: sql_expr, alias: None }, &df_schema)
-                .map_err(|e| SluiceError::from(e).context(format!("computed column '{}'", c.name)))?;
-            exprs.push(expr.alias(c.name.as_str()));
-        }
-        let mut computed = Vec::with_capacity(exprs.len());
-        if !exprs.is_empty() {
-            // Plan the expressions as a projection so the analyzer (type coercion, Spark's cast
-            // rules) treats them exactly as it treats the query's own expressions.
-            let scan =
-                LogicalPlanBuilder::scan("__source", provider_as_source(Arc::new(EmptyTable::new(Arc::clone(&declared)))), None)?
-                    .project(exprs)?
-                    .build()?;
+                .map_err(|e| SluiceError::from(e).context(format!("computed column '{}'", c.name)))?
+                .alias(c.name.as_str());
+            // Plan the expression as a projection so the analyzer (type coercion, Spark's cast
+            // rules) treats it exactly as it treats the query's own expressions.
+            let scan = LogicalPlanBuilder::scan("__source", provider_as_source(Arc::new(EmptyTable::new(current))), None)?
+                .project(vec![expr])?
+                .build()?;
             let analyzed = state.analyzer().execute_and_check(scan, state.config_options(), |_, _| {})?;
             let LogicalPlan::Projection(projection) = analyzed else {
                 return Err(SluiceError::internal("computed columns did not plan to a projection"));
             };
-            for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
-                computed.push(state.create_physical_expr(expr.clone(), projection.input.schema())?);
-                fields.push(Arc::new(arrow::datatypes::Field::new(field.name(), field.data_type().clone(), true)));
+            let (Some(expr), Some(field)) = (projection.expr.first(), projection.schema.fields().first()) else {
+                return Err(SluiceError::internal("a computed column planned to no expression"));
+            };
+            let physical = state.create_physical_expr(expr.clone(), projection.input.schema())?;
+            let field = Arc::new(arrow::datatypes::Field::new(field.name(), field.data_type().clone(), true));
+            let replaces = fields.iter().position(|f| f.name() == &c.name);
+            match replaces {
+                Some(i) => fields[i] = field,
+                None => fields.push(field),
             }
+            computed.push((physical, replaces));
         }
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         let watermark_column = match &source.watermark {
@@ -232,15 +242,31 @@ impl SourceProjection {
         if self.computed.is_empty() {
             return Ok(batch.clone());
         }
-        let mut columns = batch.columns().to_vec();
-        for expr in &self.computed {
-            columns.push(expr.evaluate(batch)?.into_array(batch.num_rows())?);
+        let rows = batch.num_rows();
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        let mut current = batch.clone();
+        for (expr, replaces) in &self.computed {
+            let value = expr.evaluate(&current)?.into_array(rows)?;
+            let mut fields: Vec<arrow::datatypes::FieldRef> = current.schema().fields().iter().cloned().collect();
+            let mut columns = current.columns().to_vec();
+            let field = Arc::new(arrow::datatypes::Field::new(
+                self.schema.field(replaces.unwrap_or(fields.len())).name(),
+                value.data_type().clone(),
+                true,
+            ));
+            match replaces {
+                Some(i) => {
+                    fields[*i] = field;
+                    columns[*i] = value;
+                }
+                None => {
+                    fields.push(field);
+                    columns.push(value);
+                }
+            }
+            current = RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?;
         }
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-        )?)
+        Ok(RecordBatch::try_new_with_options(Arc::clone(&self.schema), current.columns().to_vec(), &options)?)
     }
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod cat;
 mod certs;
 mod config_file;
+mod connect;
 mod http;
 mod policy_args;
 mod processes;
@@ -39,6 +40,9 @@ enum Command {
     /// process, over gRPC on 127.0.0.1) until the queries end; Ctrl-C stops after the current
     /// batch, a second Ctrl-C aborts.
     Run(run::RunArgs),
+    /// Serve Spark Connect on an embedded cluster: PySpark 4 scripts run on sluice with
+    /// `SparkSession.builder.remote("sc://localhost:15002")`; Ctrl-C stops their queries.
+    Connect(connect::ConnectArgs),
     /// Print the committed rows of a file-sink output directory (what `_spark_metadata` lists),
     /// one JSON object per line.
     Cat(cat::CatArgs),
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Connect(args) => connect::connect(args).await,
             Command::Cat(args) => cat::cat(args).await,
             Command::Driver(args) => processes::driver(args).await,
             Command::Executor(args) => processes::executor(args).await,

@@ -14,12 +14,15 @@ use sluice_cluster::{etcd_config, EtcdConfig};
 use sluice_common::error::{Result, SluiceError};
 use sluice_executor::{DrainOutcome, ExecutorConfig, ExecutorHandle};
 
+use sluice_connect::listen::ConnectListener;
+use sluice_connect::service::SparkConnect;
 use sluice_driver::daemon::{run_driver, DriverConfig};
 use sluice_driver::job::SecretsDir;
 use sluice_driver::manager::{Admin, RestartPolicy};
 use sluice_driver::metrics::{DriverSnapshot, QueryMetrics};
 use sluice_driver::query::{QueryEvent, QueryListener};
 use sluice_driver::server::DriverSecurity;
+use sluice_security::Guard;
 
 use super::http::{self, HttpSetup, Metrics};
 use super::policy_args::JobPolicyArgs;
@@ -66,6 +69,14 @@ pub struct DriverArgs {
     /// Address to listen on for executors and admin commands (127.0.0.1 unless you expose it).
     #[arg(long, default_value = "127.0.0.1:7077", env = "SLUICE_DRIVER_LISTEN")]
     listen: SocketAddr,
+    /// Address of the Spark Connect server for PySpark clients (`sc://host:15002/;token=…`),
+    /// with the driver's TLS and user authentication; `off` for none. When the default port is
+    /// taken the driver runs without it (and says so).
+    #[arg(long, default_value = "127.0.0.1:15002", env = "SLUICE_CONNECT_LISTEN")]
+    connect_listen: String,
+    /// The Python that runs Spark Connect clients' foreachBatch functions (must import pyspark).
+    #[arg(long, env = "PYSPARK_PYTHON", default_value = "python3")]
+    python: String,
     /// URL others reach this driver at (default `http://<listen>`, `https://` with TLS).
     #[arg(long, env = "SLUICE_DRIVER_ADVERTISE")]
     advertise: Option<String>,
@@ -220,6 +231,8 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
         })
         .await?;
     }
+    // Served until the process exits.
+    let _connect = serve_spark_connect(&args.connect_listen, &args.python, &http_security, args.insecure, &admin).await?;
     let stopping = async {
         stop_signal().await;
         tracing::info!("stop requested: finishing the current batches (a second signal stops at once)");
@@ -231,6 +244,36 @@ pub async fn driver(args: DriverArgs) -> Result<()> {
         }
     }
 }
+
+/// The driver's Spark Connect server, guarded as its admin calls are.
+async fn serve_spark_connect(
+    flag: &str,
+    python: &str,
+    security: &DriverSecurity,
+    insecure: bool,
+    admin: &Arc<Admin>,
+) -> Result<Option<ConnectListener>> {
+    if flag.trim() == "off" {
+        return Ok(None);
+    }
+    let addr: SocketAddr = flag
+        .parse()
+        .map_err(|_| SluiceError::user(format!("--connect-listen {flag}: expected an address like 0.0.0.0:15002, or off")))?;
+    check_listen("driver's Spark Connect server", addr, &security.transport, insecure, None)?;
+    let guard = Guard::new(security.transport.tls().cloned(), security.tokens.clone(), sluice_connect::listen::audience);
+    let server = SparkConnect::new(Arc::clone(admin), python.to_string());
+    match ConnectListener::start(server, addr, security.transport.clone(), Some(guard)).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if flag == DEFAULT_CONNECT_LISTEN => {
+            tracing::warn!("no Spark Connect server: {}", e.one_line());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `--connect-listen`'s default.
+const DEFAULT_CONNECT_LISTEN: &str = "127.0.0.1:15002";
 
 pub async fn executor(args: ExecutorArgs) -> Result<()> {
     let mut config = ExecutorConfig::local(args.driver);

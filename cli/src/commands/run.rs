@@ -33,6 +33,13 @@ const UI_PORT_RETRIES: u16 = 16;
 pub struct RunArgs {
     /// The job file (SQL).
     job: PathBuf,
+    #[command(flatten)]
+    local: LocalArgs,
+}
+
+/// The embedded cluster's arguments, shared by `sluice run` and `sluice connect`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
     /// Executors in the embedded cluster.
     #[arg(long, default_value_t = 2, env = "SLUICE_EXECUTORS")]
     executors: usize,
@@ -42,82 +49,105 @@ pub struct RunArgs {
     /// Append every progress report (one JSON object per line) to this file.
     #[arg(long)]
     progress_json: Option<PathBuf>,
-    /// Directory of secrets the job may refer to as `${secret:NAME}` in option values.
+    /// Directory of secrets jobs may refer to as `${secret:NAME}` in option values.
     #[arg(long, env = "SLUICE_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
     /// Where to serve the web UI, REST API and metrics: an address (port 0 picks one), or `off`.
     /// Default 127.0.0.1:4040, or the next free port up to 4056.
     #[arg(long, env = "SLUICE_UI_LISTEN")]
     ui_listen: Option<String>,
-    /// Serve the UI beyond loopback: it has no authentication in `sluice run`.
+    /// Serve the UI (and `sluice connect`'s server) beyond loopback: neither has
+    /// authentication here.
     #[arg(long)]
-    insecure: bool,
+    pub insecure: bool,
+}
+
+/// A driver and its executors in this process, with the terminal's status line and the UI.
+pub struct LocalDriver {
+    /// The executors.
+    pub cluster: EmbeddedCluster,
+    /// The driver's queries, events and executors.
+    pub admin: Arc<Admin>,
+    /// Where queries are submitted.
+    pub manager: Arc<QueryManager>,
+    /// The terminal's status line and console output.
+    pub board: StatusBoard,
+    /// What to tell the user about the UI once something runs.
+    pub ui_note: Option<String>,
+}
+
+impl LocalDriver {
+    /// Starts the embedded cluster, its driver session and the UI.
+    pub async fn start(args: &LocalArgs) -> Result<Self> {
+        if args.executors == 0 {
+            return Err(SluiceError::user("--executors must be at least 1"));
+        }
+        let ui = ui_addresses(args.ui_listen.as_deref())?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let slots = args.slots.unwrap_or_else(|| cores.div_ceil(args.executors)).max(1);
+
+        let mut registry = Registry::default();
+        let query_metrics = QueryMetrics::register(&mut registry);
+        let executor_metrics = ExecutorMetrics::register(&mut registry);
+        let progress_file = progress_file_listener(args.progress_json.as_ref())?;
+
+        let cluster = EmbeddedCluster::start_with_metrics(args.executors, slots, executor_metrics).await?;
+        let admin = Arc::new(Admin::default());
+        admin.set_registry(cluster.registry());
+        let snapshot = DriverSnapshot::register(&mut registry, Arc::clone(&admin));
+        let board = StatusBoard::new();
+        let console_board = board.clone();
+        let listener_board = board.clone();
+        let mut session = Session::new(cluster.registry())
+            .with_secrets(args.secrets_dir.clone().map(SecretsDir::new).unwrap_or_default())
+            .with_console(Arc::new(move |text: &str| console_board.print(text)))
+            .with_listener(Arc::new(move |event: &QueryEvent| {
+                if let QueryEvent::Progress(p) = event {
+                    let name = p.name.clone().unwrap_or_else(|| p.id.to_string()[..8].to_string());
+                    listener_board.update(&name, p);
+                }
+            }));
+        if !ui.is_empty() {
+            // Metrics are kept only where someone can scrape them.
+            session = session.with_listener(query_metrics.listener());
+        }
+        if let Some(l) = progress_file {
+            session = session.with_listener(l);
+        }
+        session = session.with_listener(admin.events.listener());
+        // A failed query stays failed here: the user sees it and decides.
+        let manager = QueryManager::new(session, None, RestartPolicy { max_restarts: 0, ..RestartPolicy::default() });
+        admin.activate(Arc::clone(&manager));
+
+        let mut ui_note = None;
+        if !ui.is_empty() {
+            let metrics = Metrics::of_driver(registry, snapshot);
+            match serve_ui(&ui, args.insecure, &admin, metrics).await {
+                Ok(addr) => ui_note = Some(format!("sluice: UI at http://{addr}/ui/")),
+                // Every default port taken (many runs on one machine): the job runs all the same.
+                Err(e) if args.ui_listen.is_none() => ui_note = Some(format!("sluice: warning: no UI: {}", e.one_line())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self { cluster, admin, manager, board, ui_note })
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.job)
         .map_err(|e| SluiceError::user(format!("cannot read job file {}: {e}", args.job.display())))?;
     let origin = args.job.display().to_string();
-    if args.executors == 0 {
-        return Err(SluiceError::user("--executors must be at least 1"));
-    }
-    let ui = ui_addresses(args.ui_listen.as_deref())?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let slots = args.slots.unwrap_or_else(|| cores.div_ceil(args.executors)).max(1);
-
-    let mut registry = Registry::default();
-    let query_metrics = QueryMetrics::register(&mut registry);
-    let executor_metrics = ExecutorMetrics::register(&mut registry);
-    let progress_file = progress_file_listener(args.progress_json.as_ref())?;
-
-    let cluster = EmbeddedCluster::start_with_metrics(args.executors, slots, executor_metrics).await?;
-    let admin = Arc::new(Admin::default());
-    admin.set_registry(cluster.registry());
-    let snapshot = DriverSnapshot::register(&mut registry, Arc::clone(&admin));
-    let board = StatusBoard::new();
-    let console_board = board.clone();
-    let listener_board = board.clone();
-    let mut session = Session::new(cluster.registry())
-        .with_secrets(args.secrets_dir.clone().map(SecretsDir::new).unwrap_or_default())
-        .with_console(Arc::new(move |text: &str| console_board.print(text)))
-        .with_listener(Arc::new(move |event: &QueryEvent| {
-            if let QueryEvent::Progress(p) = event {
-                let name = p.name.clone().unwrap_or_else(|| p.id.to_string()[..8].to_string());
-                listener_board.update(&name, p);
-            }
-        }));
-    if !ui.is_empty() {
-        // Metrics are kept only where someone can scrape them.
-        session = session.with_listener(query_metrics.listener());
-    }
-    if let Some(l) = progress_file {
-        session = session.with_listener(l);
-    }
-    session = session.with_listener(admin.events.listener());
-    // A failed query stays failed here: `sluice run` reports it and exits.
-    let manager = QueryManager::new(session, None, RestartPolicy { max_restarts: 0, ..RestartPolicy::default() });
-    admin.activate(Arc::clone(&manager));
-
-    let mut ui_note = None;
-    if !ui.is_empty() {
-        let metrics = Metrics::of_driver(registry, snapshot);
-        match serve_ui(&ui, args.insecure, &admin, metrics).await {
-            Ok(addr) => ui_note = Some(format!("sluice: UI at http://{addr}/ui/")),
-            // Every default port taken (many runs on one machine): the job runs all the same.
-            Err(e) if args.ui_listen.is_none() => ui_note = Some(format!("sluice: warning: no UI: {}", e.one_line())),
-            Err(e) => return Err(e),
-        }
-    }
-
-    let note_board = board.clone();
+    let local = LocalDriver::start(&args.local).await?;
+    let note_board = local.board.clone();
+    let ui_note = local.ui_note.clone();
     let announce = move || {
         if let Some(note) = &ui_note {
             note_board.note(note);
         }
     };
-    let result = run_queries(&manager, &origin, &text, announce).await;
-    board.finish();
-    cluster.shutdown().await;
+    let result = run_queries(&local.manager, &origin, &text, announce).await;
+    local.board.finish();
+    local.cluster.shutdown().await;
     result
 }
 

@@ -106,7 +106,7 @@ impl SinkConnector for MemorySink {
     }
 
     fn writer(&self, _spec: &SinkSpec) -> Result<Box<dyn SinkWriter>> {
-        Ok(Box::new(MemoryWriter))
+        Ok(Box::new(RowsToDriver))
     }
 
     fn committer(&self, spec: &SinkSpec, mode: OutputMode) -> Result<Box<dyn SinkCommitter>> {
@@ -114,12 +114,13 @@ impl SinkConnector for MemorySink {
     }
 }
 
-/// Executor side: sends every row of the task back to the driver.
+/// Executor side of sinks that collect on the driver (memory, foreachBatch): sends every row
+/// of the task back to the driver.
 #[derive(Debug)]
-struct MemoryWriter;
+pub struct RowsToDriver;
 
 #[async_trait]
-impl SinkWriter for MemoryWriter {
+impl SinkWriter for RowsToDriver {
     async fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], _task: &SinkTaskContext) -> Result<SinkTaskOutput> {
         let num_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         Ok(SinkTaskOutput { num_rows, rows: Some(sluice_common::ipc::encode(schema, batches)?), ..Default::default() })

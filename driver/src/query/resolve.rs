@@ -117,27 +117,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
 
     // Plan once with every declared stream to learn which ones the query reads and in which
     // order (Spark's source index), then again with exactly those.
-    let mut all_sources = Vec::new();
-    for (i, def) in job.streams.values().enumerate() {
-        all_sources.push(resolve_stream(def, i, connectors)?);
-    }
-    let mut tables: Vec<TableSpec> = Vec::new();
-    for t in job.tables.values() {
-        tables.push(connectors.resolve_table(&t.name, &t.options, &t.declared_schema()).await?);
-    }
-    let mut spec = QuerySpec {
-        query_id: uuid::Uuid::nil(),
-        run_id: uuid::Uuid::nil(),
-        name,
-        select_sql: def.select_sql.clone(),
-        sources: all_sources.clone(),
-        tables,
-        views: job.views.clone(),
-        sink,
-        output_mode,
-        conf,
-        checkpoint_url: String::new(),
-    };
+    let (mut spec, all_sources) = spec_with_all_streams(job, def, connectors, sink, output_mode, conf, name).await?;
     let probe = CompiledQuery::compile(Arc::new(spec.clone())).await?;
     let order = probe.sources_in_plan_order();
     spec.sources = order
@@ -183,4 +163,53 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
         operators,
         needs_gather: compiled.pipeline.needs_gather,
     })
+}
+
+/// A spec of `def` reading every stream of `job` (before the query's own streams are known),
+/// and those streams.
+async fn spec_with_all_streams(
+    job: &JobFile,
+    def: &QueryDef,
+    connectors: &Connectors,
+    sink: sluice_connectors::SinkSpec,
+    output_mode: OutputMode,
+    conf: QueryConf,
+    name: Option<String>,
+) -> Result<(QuerySpec, Vec<StreamSpec>)> {
+    let mut all_sources = Vec::new();
+    for (i, def) in job.streams.values().enumerate() {
+        all_sources.push(resolve_stream(def, i, connectors)?);
+    }
+    let mut tables: Vec<TableSpec> = Vec::new();
+    for t in job.tables.values() {
+        tables.push(connectors.resolve_table(&t.name, &t.options, &t.declared_schema()).await?);
+    }
+    let spec = QuerySpec {
+        query_id: uuid::Uuid::nil(),
+        run_id: uuid::Uuid::nil(),
+        name,
+        select_sql: def.select_sql.clone(),
+        sources: all_sources.clone(),
+        tables,
+        views: job.views.clone(),
+        sink,
+        output_mode,
+        conf,
+        checkpoint_url: String::new(),
+    };
+    Ok((spec, all_sources))
+}
+
+/// The output schema of `def`, planned with no streaming checks and no sink of its own (its
+/// rows would go to `noop`): what a client asks of a DataFrame before it is written anywhere.
+pub async fn query_schema(job: &JobFile, def: &QueryDef, connectors: &Connectors) -> Result<SchemaRef> {
+    let mut options = sluice_common::options::Options::new();
+    options.insert("connector".to_string(), "noop".to_string());
+    let sink = connectors.resolve_sink("schema", &options)?;
+    let conf = QueryConf::from_settings(&def.settings)?;
+    let (spec, _) = spec_with_all_streams(job, def, connectors, sink, OutputMode::Append, conf, None)
+        .await
+        .map_err(|e| job.redactor().scrub_error(e))?;
+    let compiled = CompiledQuery::compile(Arc::new(spec)).await.map_err(|e| job.redactor().scrub_error(e))?;
+    Ok(compiled.schema)
 }
