@@ -110,7 +110,7 @@ pub async fn start(
         };
         let worker = ForeachBatchWorker::start(spec).await?;
         register_batch_function(env, &id, worker);
-        sink.push(("connector".into(), "foreachBatch".into()));
+        sink.push(("connector".into(), "foreach_batch".into()));
         sink.push(("function".into(), id.clone()));
         batch_function = Some(id);
     } else {

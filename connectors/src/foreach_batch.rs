@@ -72,13 +72,13 @@ impl ForeachBatchSink {
 
 impl SinkConnector for ForeachBatchSink {
     fn name(&self) -> &'static str {
-        "foreachBatch"
+        "foreach_batch"
     }
 
     fn resolve(&self, options: &mut Options) -> Result<()> {
-        options.check_known(&["connector", "function"], "connector 'foreachBatch'")?;
+        options.check_known(&["connector", "function"], "connector 'foreach_batch'")?;
         if options.get("function").is_none() {
-            return Err(SluiceError::user("connector 'foreachBatch' needs option 'function' (set by the Spark Connect server)"));
+            return Err(SluiceError::user("connector 'foreach_batch' needs option 'function' (set by the Spark Connect server)"));
         }
         Ok(())
     }

@@ -5,7 +5,9 @@ The server is, in order of preference:
 
 * PYSPARK_TEST_REMOTE=sc://host:port — an already running server (sluice or Spark);
 * PYSPARK_TEST_LOCAL_SPARK=1 — a real Apache Spark Connect server (local[2]) started from the
-  full `pyspark` package's jars, to check the tests' expectations against Spark itself;
+  full `pyspark` package's jars (or SPARK_HOME), to check the tests' expectations against Spark;
+* PYSPARK_TEST_LOCAL_SPARK=classic — classic PySpark, `SparkSession.builder.master("local[2]")`
+  in this process (no Connect at all), the same check by another route;
 * otherwise `$SLUICE_BIN connect --listen 127.0.0.1:0 --ui-listen off`.
 """
 
@@ -19,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the labs
 
 import support
 from support import REPO
@@ -38,20 +42,13 @@ _LISTENING = re.compile(r"listening on (sc://127\.0\.0\.1:(\d+))")
 
 
 class Server:
-    def __init__(self, kind, url, proc=None, stdout=None, stderr=None):
+    def __init__(self, kind, url, proc=None, stdout=None, stderr=None, classic=False):
         self.kind = kind  # "sluice" or "spark"
-        self.url = url
+        self.url = url  # None for classic (non-Connect) Spark
         self.proc = proc
         self.stdout_path = stdout
         self.stderr_path = stderr
-
-    @property
-    def is_sluice(self):
-        return self.kind == "sluice"
-
-    @property
-    def is_spark(self):
-        return self.kind == "spark"
+        self.classic = classic
 
     def stdout(self):
         return Path(self.stdout_path).read_text(errors="replace") if self.stdout_path else ""
@@ -166,6 +163,22 @@ def _start_spark(logdir):
     return Server("spark", f"sc://127.0.0.1:{port}", proc, out, err)
 
 
+def _start_classic():
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+    return Server("spark", None, classic=True)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     remote = os.environ.get("PYSPARK_TEST_REMOTE")
@@ -173,9 +186,19 @@ def server(tmp_path_factory):
         # PYSPARK_TEST_SERVER says what it is (sluice by default): some tests run on one only.
         yield Server(os.environ.get("PYSPARK_TEST_SERVER", "sluice"), remote)
         return
+    local_spark = os.environ.get("PYSPARK_TEST_LOCAL_SPARK")
+    if local_spark == "classic":
+        # Classic PySpark (py4j, no Connect) in this process: SparkSession.builder.master(...)
+        yield _start_classic()
+        from pyspark.sql import SparkSession
+
+        SparkSession.builder.getOrCreate().stop()
+        return
     logdir = tmp_path_factory.mktemp("server")
-    if os.environ.get("PYSPARK_TEST_LOCAL_SPARK") == "1":
+    if local_spark == "1":
         srv = _start_spark(logdir)
+    elif local_spark:
+        pytest.fail(f"PYSPARK_TEST_LOCAL_SPARK={local_spark!r}: 1 (a Spark Connect server) or classic", pytrace=False)
     else:
         srv = _start_sluice(logdir)
     try:
@@ -200,8 +223,11 @@ _stopped_sessions = []
 def spark(server):
     from pyspark.sql import SparkSession
 
-    session = SparkSession.builder.remote(server.url).getOrCreate()
-    _stopped_sessions.append(session)
+    if server.classic:  # one JVM for the run; a session (own conf, views, queries) per test
+        session = SparkSession.builder.getOrCreate().newSession()
+    else:
+        session = SparkSession.builder.remote(server.url).getOrCreate()
+        _stopped_sessions.append(session)
     try:
         yield session
     finally:
@@ -212,7 +238,8 @@ def spark(server):
                 except Exception:  # noqa: BLE001 - best effort
                     pass
         finally:
-            session.stop()
+            if not server.classic:
+                session.stop()
 
 
 @pytest.fixture

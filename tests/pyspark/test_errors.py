@@ -43,6 +43,10 @@ ANALYSIS_ERRORS = {
         lambda df: _memory(df.groupBy("action").count(), "bad_append"),
         ["append", "aggregation", "watermark"],
     ),
+    "sample on a stream": (
+        lambda df: _memory(df.sample(0.5), "bad_sample"),
+        ["sampling is not supported on streaming dataframes/datasets"],
+    ),
     "unknown column": (
         lambda df: _memory(df.select("no_such_column"), "bad_column"),
         ["no_such_column"],
@@ -94,7 +98,6 @@ def _map_in_pandas(df):
 UNSUPPORTED = {
     "writeStream.foreach": (_foreach_writer, ["foreach"]),
     "mapInPandas": (_map_in_pandas, ["mapinpandas", "mappartitions"]),
-    "sample": (lambda df: _memory(df.sample(0.5), "bad_sample"), ["sample"]),
 }
 
 

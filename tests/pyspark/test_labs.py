@@ -185,12 +185,9 @@ def test_dedup_to_parquet(spark, tmp):
     all_rows = [r for rows in got.values() for r in rows]
     keys = Counter((r["event_id"], r["event_time"]) for r in all_rows)
     assert max(keys.values()) == 1, "a duplicate was written"
-    # Every distinct (event_id, event_time) of the input is written, except late ones.
+    # Every distinct (event_id, event_time) of the input is written once, except late ones.
     distinct = {(r["event_id"], r["event_time"]) for b in schedule for r in b}
-    assert set(keys) <= distinct
-    assert len(distinct) - len(keys) == len(
-        distinct - {(r["event_id"], r["event_time"]) for rows in expected for r in rows}
-    )
+    assert set(keys) == {(r["event_id"], r["event_time"]) for rows in expected for r in rows} <= distinct
     check_progress_per_file(q, [b for b in schedule if b])
 
 
@@ -280,7 +277,7 @@ def test_impressions_clicks(spark, tmp):
     clk_wm = watermarks(clks, dt.timedelta(minutes=20), "click_time")
     for k in range(1, len(imps)):
         wm = min(w for w in (imp_wm[k], clk_wm[k]) if w is not None)
-        assert all(r["impression_time"] > wm for r in imps[k]) and all(r["click_time"] > wm - hour for r in clks[k])
+        assert all(r["impression_time"] > wm for r in imps[k]) and all(r["click_time"] > wm for r in clks[k])
     expected = Counter()
     all_clicks = [c for b in clks for c in b]
     final_wm = min(imp_wm[-1], clk_wm[-1])

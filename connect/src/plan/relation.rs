@@ -95,7 +95,7 @@ impl Frame {
             s.push_str(" WHERE ");
             s.push_str(&self.filters.join(" AND "));
         }
-        if let Some(g) = &self.group_by {
+        if let Some(g) = self.group_by.as_ref().filter(|g| !g.is_empty()) {
             s.push_str(" GROUP BY ");
             s.push_str(&g.join(", "));
         }
