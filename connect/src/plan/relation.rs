@@ -202,7 +202,8 @@ impl<'e> Planner<'e> {
                 Ok(f)
             }
             RelType::Aggregate(a) => {
-                if a.group_type != crate::proto::aggregate::GroupType::Groupby as i32 {
+                let plain = [crate::proto::aggregate::GroupType::Groupby as i32, crate::proto::aggregate::GroupType::Unspecified as i32];
+                if !plain.contains(&a.group_type) {
                     let kind = crate::proto::aggregate::GroupType::try_from(a.group_type)
                         .map(|g| g.as_str_name().trim_start_matches("GROUP_TYPE_").to_lowercase())
                         .unwrap_or_else(|_| "unknown".into());
