@@ -130,13 +130,43 @@ impl std::error::Error for ConnectError {}
 impl From<SluiceError> for ConnectError {
     /// A user's mistake is an analysis error (Spark reports bad options, unknown columns and
     /// unsupported streaming shapes as `AnalysisException`); anything else is a `SparkException`.
+    ///
+    /// A user error's context names lines of the job text the server generated, which the
+    /// client never saw, so only its cause is reported.
     fn from(e: SluiceError) -> Self {
-        let class = match e.kind {
-            ErrorKind::User => ExceptionClass::Analysis,
-            _ => ExceptionClass::Spark,
-        };
-        Self::new(class, e.one_line())
+        match e.kind {
+            ErrorKind::User => unresolved_column(&e.message).unwrap_or_else(|| Self::analysis(e.message.clone())),
+            _ => Self::new(ExceptionClass::Spark, e.one_line()),
+        }
     }
+}
+
+/// DataFusion's "No field named x. Valid fields are …" as Spark's `UNRESOLVED_COLUMN`.
+fn unresolved_column(message: &str) -> Option<ConnectError> {
+    let rest = &message[message.find("No field named ")? + "No field named ".len()..];
+    // DataFusion puts the list on a line of its own.
+    let (name, valid) = match rest.split_once("Valid fields are ") {
+        Some((n, v)) => (n.trim().trim_end_matches('.'), v.trim().trim_end_matches('.')),
+        None => (rest.trim_end_matches('.'), ""),
+    };
+    let bare = |s: &str| s.trim().trim_matches('"').rsplit('.').next().unwrap_or_default().trim_matches('"').to_string();
+    let name = bare(name);
+    let suggestions: Vec<String> = valid.split(", ").filter(|v| !v.is_empty()).map(|v| format!("`{}`", bare(v))).collect();
+    let (class, text) = if suggestions.is_empty() {
+        (
+            "UNRESOLVED_COLUMN.WITHOUT_SUGGESTION",
+            format!("A column, variable, or function parameter with name `{name}` cannot be resolved."),
+        )
+    } else {
+        (
+            "UNRESOLVED_COLUMN.WITH_SUGGESTION",
+            format!(
+                "A column, variable, or function parameter with name `{name}` cannot be resolved. Did you mean one of the following? [{}].",
+                suggestions.join(", ")
+            ),
+        )
+    };
+    Some(ConnectError::analysis(format!("[{class}] {text}")).with_error_class(class, "42703"))
 }
 
 impl From<ConnectError> for tonic::Status {
@@ -165,5 +195,15 @@ mod tests {
     fn a_users_mistake_is_an_analysis_exception_and_a_fault_of_sluice_a_spark_exception() {
         assert_eq!(ConnectError::from(SluiceError::user("no column x")).class, ExceptionClass::Analysis);
         assert_eq!(ConnectError::from(SluiceError::internal("bug")).class, ExceptionClass::Spark);
+    }
+
+    #[test]
+    fn unknown_columns_are_sparks_unresolved_column() {
+        let e = ConnectError::from(SluiceError::user("No field named nope.\nValid fields are _s0.timestamp, _s0.value."));
+        assert_eq!(e.error_class, Some("UNRESOLVED_COLUMN.WITH_SUGGESTION"));
+        assert_eq!(
+            e.message,
+            "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with name `nope` cannot be resolved. Did you mean one of the following? [`timestamp`, `value`]."
+        );
     }
 }

@@ -9,6 +9,7 @@ use sluice_tests::binary::{run_sluice, stderr, stdout, wait_until};
 use sluice_tests::cluster::ClusterProcs;
 use sluice_tests::services::free_port;
 
+mod connect;
 mod http;
 mod policy;
 mod security;

@@ -102,7 +102,7 @@ pub fn to_sql(e: &Expression, scope: &dyn Scope) -> Result<SqlExpr> {
         }
         ExprType::UnresolvedFunction(f) => function(&f.function_name, &f.arguments, f.is_distinct, scope),
         ExprType::CallFunction(f) => function(&f.function_name, &f.arguments, false, scope),
-        ExprType::ExpressionString(s) => Ok(SqlExpr::new(format!("({})", s.expression), s.expression.clone())),
+        ExprType::ExpressionString(s) => expression_string(&s.expression),
         ExprType::UnresolvedStar(s) => match &s.unparsed_target {
             None => Ok(SqlExpr::new("*", "*")),
             Some(t) => Ok(SqlExpr::new(t.clone(), t.clone())),
@@ -159,6 +159,37 @@ pub fn to_sql(e: &Expression, scope: &dyn Scope) -> Result<SqlExpr> {
         ExprType::SubqueryExpression(_) => Err(ConnectError::unsupported("subquery expressions")),
         ExprType::Extension(_) => Err(ConnectError::unsupported("expression extensions")),
     }
+}
+
+/// `expr("…")`, `selectExpr("…")`, `filter("…")`: SQL text, which may end in an alias
+/// (`value % 2 = 0 AS even`).
+fn expression_string(text: &str) -> Result<SqlExpr> {
+    use datafusion::sql::sqlparser::ast::SelectItem;
+    let parse_error = |e: &dyn std::fmt::Display| {
+        ConnectError::new(crate::error::ExceptionClass::Parse, format!("[PARSE_SYNTAX_ERROR] Syntax error in '{text}': {e}"))
+            .with_error_class("PARSE_SYNTAX_ERROR", "42601")
+    };
+    let mut parser = sluice_common::dialect::parser(text).map_err(|e| parse_error(&e))?;
+    let item = parser.parse_select_item().map_err(|e| parse_error(&e))?;
+    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+        return Err(parse_error(&"unexpected text after the expression"));
+    }
+    Ok(match item {
+        SelectItem::ExprWithAlias { expr, alias } => SqlExpr::new(format!("({expr})"), alias.value),
+        SelectItem::UnnamedExpr(expr) => {
+            let name = match &expr {
+                datafusion::sql::sqlparser::ast::Expr::Identifier(i) => i.value.clone(),
+                datafusion::sql::sqlparser::ast::Expr::CompoundIdentifier(parts) => {
+                    parts.last().map(|p| p.value.clone()).unwrap_or_default()
+                }
+                _ => text.trim().to_string(),
+            };
+            SqlExpr::new(format!("({expr})"), name)
+        }
+        SelectItem::Wildcard(_) => SqlExpr::new("*", "*"),
+        SelectItem::QualifiedWildcard(kind, _) => SqlExpr::new(format!("{kind}.*"), "*"),
+        SelectItem::ExprWithAliases { .. } => return Err(ConnectError::unsupported("an expression with several aliases")),
+    })
 }
 
 fn required<'a>(e: &'a Option<Box<Expression>>, what: &str) -> Result<&'a Expression> {

@@ -154,6 +154,11 @@ impl<'e> Planner<'e> {
         }
     }
 
+    /// Whether `f` reads a stream (every stream it reads is declared by now).
+    fn is_streaming_frame(&self, f: &Frame) -> bool {
+        self.decls.streams.iter().any(|s| f.from.contains(&quote_ident(&s.name)) || f.from.contains(&format!("{} ", s.name)))
+    }
+
     async fn schema_of(&self, f: &Frame) -> Result<SchemaRef> {
         let probe = PlannedFrame { decls: self.decls.clone(), select: f.sql() };
         self.env.schema(&probe).await
@@ -202,7 +207,8 @@ impl<'e> Planner<'e> {
                 Ok(f)
             }
             RelType::Aggregate(a) => {
-                let plain = [crate::proto::aggregate::GroupType::Groupby as i32, crate::proto::aggregate::GroupType::Unspecified as i32];
+                let plain =
+                    [crate::proto::aggregate::GroupType::Groupby as i32, crate::proto::aggregate::GroupType::Unspecified as i32];
                 if !plain.contains(&a.group_type) {
                     let kind = crate::proto::aggregate::GroupType::try_from(a.group_type)
                         .map(|g| g.as_str_name().trim_start_matches("GROUP_TYPE_").to_lowercase())
@@ -364,6 +370,16 @@ impl<'e> Planner<'e> {
                     .ok_or_else(|| ConnectError::invalid_plan(format!("no cached DataFrame with id {}", c.relation_id)))?;
                 self.decls.memory.insert(m.name.clone(), m);
                 Ok(Frame::table(&c.relation_id, plan_id))
+            }
+            RelType::Sample(s) => {
+                let streaming = match self.input(&s.input, "sample").await {
+                    Ok(f) => self.is_streaming_frame(&f),
+                    Err(_) => false,
+                };
+                if streaming {
+                    return Err(ConnectError::analysis("Sampling is not supported on streaming DataFrames/Datasets"));
+                }
+                Err(ConnectError::unsupported("the DataFrame operation 'sample'"))
             }
             // Partitioning hints: sluice places rows by its own rules (state partitions).
             RelType::Hint(h) => self.input(&h.input, "hint").await,
