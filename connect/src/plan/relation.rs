@@ -403,16 +403,21 @@ impl<'e> Planner<'e> {
         let mut items: Vec<(String, String)> = Vec::new();
         let mut schema: Option<SchemaRef> = None;
         for e in exprs {
-            if let Some(ExprType::UnresolvedStar(star)) = &e.expr_type {
+            // `*`, `data.*`, `e.*`: as a column reference or as selectExpr text.
+            let star: Option<Option<String>> = match &e.expr_type {
+                Some(ExprType::UnresolvedStar(star)) => Some(star.unparsed_target.clone()),
+                Some(ExprType::ExpressionString(s)) if s.expression.trim() == "*" => Some(None),
+                Some(ExprType::ExpressionString(s)) if s.expression.trim().ends_with(".*") => {
+                    Some(Some(s.expression.trim().to_string()))
+                }
+                _ => None,
+            };
+            if let Some(target) = star {
                 if schema.is_none() {
                     schema = Some(self.schema_of(&f).await?);
                 }
                 let Some(schema) = &schema else { continue };
-                match star
-                    .unparsed_target
-                    .as_deref()
-                    .map(|t| t.trim_end_matches(".*").trim_end_matches('*').trim_end_matches('.'))
-                {
+                match target.as_deref().map(|t| t.trim_end_matches(".*").trim_end_matches('*').trim_end_matches('.')) {
                     None => items.extend(schema.fields().iter().map(|c| (c.name().clone(), quote_ident(c.name())))),
                     Some(target) => {
                         let parts = identifier_parts(target)?;
