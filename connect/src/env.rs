@@ -52,6 +52,10 @@ impl PlanEnv for Env<'_> {
         self.client.memory_relation(name)
     }
 
+    fn table(&self, name: &str) -> Option<(String, SchemaRef)> {
+        self.client.table(name)
+    }
+
     fn schema<'a>(&'a self, frame: &'a PlannedFrame) -> BoxFuture<'a, Result<SchemaRef>> {
         async move {
             let text = frame.probe_job_text();

@@ -31,6 +31,7 @@ pub const DEFAULT_CONF: &[(&str, &str)] = &[
     ("spark.python.sql.dataFrameDebugging.enabled", "false"),
     ("spark.sql.shuffle.partitions", "200"),
     ("spark.sql.ansi.enabled", "false"),
+    ("spark.sql.warehouse.dir", "spark-warehouse"),
 ];
 
 /// One query a session started, with what ends with it.
@@ -56,6 +57,7 @@ pub struct ClientSession {
     conf: Mutex<BTreeMap<String, String>>,
     views: Mutex<HashMap<String, Relation>>,
     cached: Mutex<HashMap<String, MemoryRelation>>,
+    tables: Mutex<HashMap<String, (String, arrow::datatypes::SchemaRef)>>,
     /// The queries it started, oldest first.
     pub queries: Mutex<Vec<SessionQuery>>,
     /// Whether a listener bus stream is open for it.
@@ -70,6 +72,7 @@ impl ClientSession {
             conf: Mutex::default(),
             views: Mutex::default(),
             cached: Mutex::default(),
+            tables: Mutex::default(),
             queries: Mutex::default(),
             listener_bus: Mutex::default(),
         }
@@ -131,6 +134,18 @@ impl ClientSession {
         }
         let queries = self.queries.lock().ok()?;
         queries.iter().rev().filter_map(|q| q.memory.clone()).find(|m| m.name == name)
+    }
+
+    /// The table `name` a query of this session writes (`toTable`): its path and schema.
+    pub fn table(&self, name: &str) -> Option<(String, arrow::datatypes::SchemaRef)> {
+        self.tables.lock().ok()?.get(name).cloned()
+    }
+
+    /// Records the table `name` written at `path`.
+    pub fn set_table(&self, name: &str, path: &str, schema: arrow::datatypes::SchemaRef) {
+        if let Ok(mut t) = self.tables.lock() {
+            t.insert(name.to_string(), (path.to_string(), schema));
+        }
     }
 
     /// Keeps a foreachBatch batch readable under its id.

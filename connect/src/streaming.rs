@@ -93,6 +93,7 @@ pub async fn start(
     let query_name = (!op.query_name.is_empty()).then(|| op.query_name.clone());
     let mut sink: Vec<(String, String)> = Vec::new();
     let mut batch_function = None;
+    let mut table: Option<String> = None;
     let format = op.format.to_ascii_lowercase();
     if let Some(f) = &op.foreach_batch {
         let Some(streaming_foreach_function::Function::PythonFunction(udf)) = &f.function else {
@@ -116,8 +117,15 @@ pub async fn start(
     } else {
         let path = match &op.sink_destination {
             Some(SinkDestination::Path(p)) => Some(p.clone()),
+            // A table is Parquet files under the warehouse directory, as Spark's default
+            // catalog keeps a managed table; `spark.read.table` and `readStream.table` read it.
             Some(SinkDestination::TableName(t)) => {
-                return Err(ConnectError::unsupported(format!("toTable('{t}') (write to a path with start(path))")))
+                if !matches!(format.as_str(), "" | "parquet") {
+                    return Err(ConnectError::unsupported(format!("toTable in format '{format}' (tables are Parquet)")));
+                }
+                let warehouse = env.client.conf("spark.sql.warehouse.dir").unwrap_or_else(|| "spark-warehouse".into());
+                table = Some(t.clone());
+                Some(format!("{}/{t}", warehouse.trim_end_matches('/')))
             }
             None => take(&mut options, "path"),
         };
@@ -182,6 +190,10 @@ pub async fn start(
     let Some(query) = queries.into_iter().next() else {
         return Err(ConnectError::new(ExceptionClass::Spark, "the query did not start"));
     };
+    if let (Some(t), Some((_, path))) = (&table, sink.iter().find(|(k, _)| k == "path")) {
+        let schema = crate::plan::PlanEnv::schema(env, &frame).await?;
+        env.client.set_table(t, path, schema);
+    }
     let memory = if format == "memory" {
         let schema = crate::plan::PlanEnv::schema(env, &frame).await?;
         Some(MemoryRelation { name: sink_name.clone(), schema, rows: None })

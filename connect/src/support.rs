@@ -69,6 +69,9 @@ impl PlanEnv for EmptyEnv {
     fn memory_relation(&self, _name: &str) -> Option<MemoryRelation> {
         None
     }
+    fn table(&self, _name: &str) -> Option<(String, SchemaRef)> {
+        None
+    }
     fn schema<'a>(&'a self, _frame: &'a PlannedFrame) -> BoxFuture<'a, Result<SchemaRef>> {
         Box::pin(async { Err(ConnectError::invalid_plan("no schema while listing what is supported")) })
     }

@@ -1,6 +1,8 @@
 """The StreamingQuery and StreamingQueryManager API as PySpark (Connect) exposes it."""
 
 import json
+import os
+import shutil
 import uuid
 
 import pytest
@@ -171,3 +173,27 @@ def test_failed_query_shows_in_await_any_termination(spark, tmp):
     with pytest.raises(StreamingQueryException):
         run_with_timeout(lambda: spark.streams.awaitAnyTermination(60), 90, "awaitAnyTermination")
     assert q.exception() is not None
+
+
+def test_to_table_then_read_it_as_a_table_and_as_a_stream(spark, tmp):
+    """`toTable(name)` writes a table `spark.read.table` and `readStream.table` read (under the
+    server's warehouse directory, `spark-warehouse/` in its working directory; removed after)."""
+    src = tmp / "in"
+    files = stage_dir("events", src)
+    name = "events_" + uuid.uuid4().hex[:8]
+    q = (
+        file_stream(spark, src)
+        .writeStream.option("checkpointLocation", str(tmp / "chk"))
+        .trigger(availableNow=True)
+        .toTable(name)
+    )
+    finish(q)
+    expected = [r for batch in read_input_batches(files) for r in batch]
+    assert multiset(spark.read.table(name).collect(), EVENT_COLS) == multiset(expected, EVENT_COLS)
+    assert spark.readStream.table(name).isStreaming
+    q2 = spark.readStream.table(name).writeStream.format("memory").queryName(name + "_copy").trigger(availableNow=True).start()
+    finish(q2)
+    assert multiset(spark.sql(f"select * from {name}_copy").collect(), EVENT_COLS) == multiset(expected, EVENT_COLS)
+    shutil.rmtree(os.path.join("spark-warehouse", name), ignore_errors=True)
+    if os.path.isdir("spark-warehouse") and not os.listdir("spark-warehouse"):
+        os.rmdir("spark-warehouse")

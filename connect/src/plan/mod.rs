@@ -125,6 +125,8 @@ pub trait PlanEnv: Send + Sync {
     fn temp_view(&self, name: &str) -> Option<Relation>;
     /// A memory sink's table (by query name) or a foreachBatch batch (by its id).
     fn memory_relation(&self, name: &str) -> Option<MemoryRelation>;
+    /// A table a query wrote with `toTable(name)`: its path (Parquet files) and schema.
+    fn table(&self, name: &str) -> Option<(String, SchemaRef)>;
     /// The output schema of `frame`'s SELECT.
     fn schema<'a>(&'a self, frame: &'a PlannedFrame) -> BoxFuture<'a, Result<SchemaRef>>;
 }

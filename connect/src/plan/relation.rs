@@ -17,7 +17,7 @@ use crate::error::{ConnectError, Result};
 use crate::proto::expression::ExprType;
 use crate::proto::relation::RelType;
 use crate::proto::{join, read, set_operation, Expression, Relation};
-use crate::types::{quote_ident, schema_text_to_ddl};
+use crate::types::{arrow_to_proto, proto_to_sql, quote_ident, schema_text_to_ddl};
 
 /// A SELECT under construction.
 #[derive(Debug, Clone, Default)]
@@ -643,6 +643,20 @@ impl<'e> Planner<'e> {
                     self.decls.memory.insert(m.name.clone(), m);
                     return Ok(Frame::table(&name, plan_id));
                 }
+                if let Some((path, schema)) = self.env.table(&name) {
+                    let columns = schema
+                        .fields()
+                        .iter()
+                        .map(|f| Ok(format!("{} {}", quote_ident(f.name()), proto_to_sql(&arrow_to_proto(f.data_type())?)?)))
+                        .collect::<Result<Vec<_>>>()?
+                        .join(", ");
+                    let options = vec![
+                        ("connector".to_string(), "files".to_string()),
+                        ("format".to_string(), "parquet".to_string()),
+                        ("path".to_string(), path),
+                    ];
+                    return Ok(self.declare(r.is_streaming, Some(columns), options, plan_id));
+                }
                 Err(ConnectError::analysis(format!(
                     "[TABLE_OR_VIEW_NOT_FOUND] The table or view `{name}` cannot be found. sluice knows the session's temporary views and memory sinks."
                 ))
@@ -693,20 +707,31 @@ impl<'e> Planner<'e> {
                 )));
             }
         }
+        if !streaming && connector != "files" {
+            return Err(ConnectError::unsupported(format!("a batch read of '{format}' (only files are read as tables)")));
+        }
+        Ok(self.declare(streaming, columns, options, plan_id))
+    }
+
+    /// Declares a stream or a static table and returns the frame reading it.
+    fn declare(
+        &mut self,
+        streaming: bool,
+        columns: Option<String>,
+        options: Vec<(String, String)>,
+        plan_id: Option<i64>,
+    ) -> Frame {
         if streaming {
             let name = self.fresh("s");
             let index = self.decls.streams.len();
             self.decls.streams.push(StreamDecl { name: name.clone(), columns, options, ..Default::default() });
             let mut f = Frame::table(&name, plan_id);
             f.chain = Some(Chain { stream: index, layers: Vec::new() });
-            Ok(f)
+            f
         } else {
-            if connector != "files" {
-                return Err(ConnectError::unsupported(format!("a batch read of '{format}' (only files are read as tables)")));
-            }
             let name = self.fresh("t");
             self.decls.tables.push(TableDecl { name: name.clone(), columns, options });
-            Ok(Frame::table(&name, plan_id))
+            Frame::table(&name, plan_id)
         }
     }
 }
