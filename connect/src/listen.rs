@@ -18,6 +18,31 @@ pub fn audience(_path: &str) -> Audience {
     Audience::Users
 }
 
+/// One tonic server of `server` on `incoming`, guarded by `guard`, until `stop` turns true.
+fn serve<S>(
+    server: Arc<SparkConnect>,
+    incoming: S,
+    guard: Option<Guard>,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()>
+where
+    S: futures::Stream<Item = std::io::Result<sluice_security::transport::ServerConn>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let r = tonic::transport::Server::builder()
+            .layer(tower::util::option_layer(guard.map(AuthorizeLayer::new)))
+            .add_service(server.into_service())
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "{what} stopped");
+        }
+    })
+}
+
 /// A running Spark Connect server.
 pub struct ConnectListener {
     /// Where clients connect.
@@ -39,37 +64,12 @@ impl ConnectListener {
         })?;
         server.set_port(workers.local_addr()?.port());
         let (shutdown, rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let service = Arc::clone(&server).into_service();
-        let incoming = transport.incoming(listener, ClientAuth::Anyone)?;
-        let mut stop = rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut builder =
-                tonic::transport::Server::builder().layer(tower::util::option_layer(guard.map(AuthorizeLayer::new)));
-            let r = builder
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "Spark Connect server stopped");
-            }
-        }));
+        let clients = transport.incoming(listener, ClientAuth::Anyone)?;
         let local = Transport::Plain.incoming(workers, ClientAuth::Anyone)?;
-        let mut stop = rx;
-        let service = server.into_service();
-        tasks.push(tokio::spawn(async move {
-            let r = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(local, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "Spark Connect worker endpoint stopped");
-            }
-        }));
+        let tasks = vec![
+            serve(Arc::clone(&server), clients, guard, rx.clone(), "Spark Connect server"),
+            serve(server, local, None, rx, "Spark Connect worker endpoint"),
+        ];
         tracing::info!(%addr, "Spark Connect server listening");
         Ok(Self { addr, shutdown, tasks })
     }

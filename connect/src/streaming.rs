@@ -40,19 +40,6 @@ use crate::proto::{
 use crate::session::{ClientSession, SessionQuery};
 use crate::types::quote_ident;
 
-/// Settings of the client's session a query takes with it (the job file's `SET`s).
-const QUERY_SETTINGS: &[&str] = &[
-    "spark.sql.shuffle.partitions",
-    "spark.sql.streaming.checkpointLocation",
-    "spark.sql.streaming.minBatchesToRetain",
-    "spark.sql.streaming.noDataMicroBatches.enabled",
-    "spark.sql.streaming.multipleWatermarkPolicy",
-    "spark.sql.streaming.stateStore.minDeltasForSnapshot",
-    "spark.sql.streaming.noDataProgressEventInterval",
-    "spark.sql.files.maxPartitionBytes",
-    "spark.sql.files.openCostInBytes",
-];
-
 /// What starting a foreachBatch worker needs from the server.
 #[derive(Debug, Clone)]
 pub struct WorkerLaunch {
@@ -165,7 +152,8 @@ pub async fn start(
         settings.push(("queryName".into(), n.clone()));
     }
     for (k, v) in env.client.user_conf() {
-        if QUERY_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(&k)) {
+        // The session's Spark settings a job file may SET travel with the query.
+        if k.starts_with("spark.") && sluice_driver::query::resolve::SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(&k)) {
             settings.push((k, v));
         }
     }
