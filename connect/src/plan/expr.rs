@@ -413,7 +413,11 @@ fn function(name: &str, args: &[Expression], distinct: bool, scope: &dyn Scope) 
     };
     let distinct = distinct || matches!(lower.as_str(), "countdistinct" | "count_distinct");
     let d = if distinct { "DISTINCT " } else { "" };
-    let sql = format!("{sql_name}({d}{})", joined(|e| e.sql.as_str()));
+    let mut sql = format!("{sql_name}({d}{})", joined(|e| e.sql.as_str()));
+    if sql_name == "approx_count_distinct" {
+        // Spark's result is a LONG; DataFusion's an unsigned one.
+        sql = format!("CAST({sql} AS BIGINT)");
+    }
     // Spark names a time window's column after the function; other names keep the function's
     // own spelling (lower case) and render DISTINCT too.
     let name = match lower.as_str() {

@@ -682,6 +682,13 @@ impl<'e> Planner<'e> {
         let mut user: Vec<(&String, &String)> = ds.options.iter().collect();
         user.sort();
         for (k, v) in user {
+            // PySpark's `text()` always sends `wholetext`; its default is what sluice does.
+            if format == "text" && k.eq_ignore_ascii_case("wholetext") {
+                if v.eq_ignore_ascii_case("false") {
+                    continue;
+                }
+                return Err(ConnectError::unsupported("text(wholetext=True)"));
+            }
             options.push((k.clone(), v.clone()));
         }
         match ds.paths.as_slice() {
