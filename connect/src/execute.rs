@@ -195,6 +195,12 @@ pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
         return Err(ConnectError::unsupported("partitionBy/bucketBy/sortBy in a batch write"));
     }
     let format = op.source.clone().unwrap_or_else(|| "parquet".into()).to_ascii_lowercase();
+    let extension = match format.as_str() {
+        "parquet" => "snappy.parquet",
+        "json" => "json",
+        "csv" => "csv",
+        other => return Err(ConnectError::unsupported(format!("batch writes in format '{other}'"))),
+    };
     let mode = write_operation::SaveMode::try_from(op.mode).unwrap_or(write_operation::SaveMode::Unspecified);
     let dir = std::path::Path::new(&path);
     let exists = dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -215,7 +221,7 @@ pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
     let (schema, rows) = env.run_batch(&frame).await?;
     std::fs::create_dir_all(dir).map_err(|e| ConnectError::illegal_argument(format!("cannot create {path}: {e}")))?;
     // One file per write, named as Spark names its part files, so appends never collide.
-    let file = dir.join(format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), extension(&format)?));
+    let file = dir.join(format!("part-00000-{}-c000.{extension}", uuid::Uuid::new_v4()));
     let ctx = SessionContext::new();
     let df = ctx
         .read_batches(if rows.is_empty() { vec![RecordBatch::new_empty(schema)] } else { rows })
@@ -225,22 +231,8 @@ pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
     let written = match format.as_str() {
         "parquet" => df.write_parquet(&target, options, None).await,
         "json" => df.write_json(&target, options, None).await,
-        "csv" => df.write_csv(&target, options, None).await,
-        _ => unreachable_format(&format)?,
+        _ => df.write_csv(&target, options, None).await,
     };
     written.map_err(|e| ConnectError::new(crate::error::ExceptionClass::Spark, format!("writing {target}: {e}")))?;
     Ok(Vec::new())
-}
-
-fn extension(format: &str) -> Result<&'static str> {
-    match format {
-        "parquet" => Ok("snappy.parquet"),
-        "json" => Ok("json"),
-        "csv" => Ok("csv"),
-        other => Err(ConnectError::unsupported(format!("batch writes in format '{other}'"))),
-    }
-}
-
-fn unreachable_format(format: &str) -> Result<std::result::Result<Vec<RecordBatch>, datafusion::error::DataFusionError>> {
-    Err(ConnectError::unsupported(format!("batch writes in format '{format}'")))
 }

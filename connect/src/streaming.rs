@@ -165,6 +165,11 @@ pub async fn start(
     text.push_str(&format!("INSERT INTO {}\n{};\n", quote_ident(&sink_name), frame.select));
     tracing::info!(session = %env.client.id, "spark connect: starting a query:\n{text}");
 
+    // Memory sinks and tables are read back by name, with the query's output schema.
+    let schema = match (&table, format.as_str()) {
+        (Some(_), _) | (None, "memory") => Some(crate::plan::PlanEnv::schema(env, &frame).await?),
+        _ => None,
+    };
     let submitted = manager.submit(&env.origin(), &text).await;
     let queries = match submitted {
         Ok(q) => q,
@@ -178,15 +183,12 @@ pub async fn start(
     let Some(query) = queries.into_iter().next() else {
         return Err(ConnectError::new(ExceptionClass::Spark, "the query did not start"));
     };
-    if let (Some(t), Some((_, path))) = (&table, sink.iter().find(|(k, _)| k == "path")) {
-        let schema = crate::plan::PlanEnv::schema(env, &frame).await?;
-        env.client.set_table(t, path, schema);
+    if let (Some(t), Some((_, path)), Some(schema)) = (&table, sink.iter().find(|(k, _)| k == "path"), &schema) {
+        env.client.set_table(t, path, Arc::clone(schema));
     }
-    let memory = if format == "memory" {
-        let schema = crate::plan::PlanEnv::schema(env, &frame).await?;
-        Some(MemoryRelation { name: sink_name.clone(), schema, rows: None })
-    } else {
-        None
+    let memory = match (format.as_str(), schema) {
+        ("memory", Some(schema)) => Some(MemoryRelation { name: sink_name.clone(), schema, rows: None }),
+        _ => None,
     };
     if let Ok(mut qs) = env.client.queries.lock() {
         qs.push(SessionQuery {

@@ -21,7 +21,6 @@ use sluice_plan::tables::StaticTable;
 use sluice_plan::{base_session_state, StaticTableCache, TaskInput};
 
 use crate::job::JobFile;
-use crate::query::touches::table_touches;
 use crate::session::Session;
 
 /// A memory sink's rows under the name queries read it by (its query name), with its schema
@@ -67,11 +66,7 @@ impl Session {
         let [query] = job.queries.as_slice() else {
             return Err(SluiceError::internal("a batch query has exactly one SELECT"));
         };
-        if !self.policy().is_unrestricted() {
-            for table in job.tables.values() {
-                self.policy().check(&table_touches(table, self.connectors())?)?;
-            }
-        }
+        self.check_tables(&job)?;
         let ctx = SessionContext::new_with_state(base_session_state());
         for def in job.tables.values() {
             let spec = self.connectors().resolve_table(&def.name, &def.options, &def.declared_schema()).await?;

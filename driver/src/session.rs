@@ -89,9 +89,7 @@ impl Session {
         self.secrets.resolve(&mut job)?;
         let enforced = !self.policy.is_unrestricted();
         // Static tables first: resolving one may read it (a Parquet table's schema).
-        for table in job.tables.values().filter(|_| enforced) {
-            self.policy.check(&table_touches(table, &self.connectors)?)?;
-        }
+        self.check_tables(&job)?;
         let mut out = Vec::with_capacity(job.queries.len());
         for q in &job.queries {
             let resolved = resolve_query(&job, q, &self.connectors).await?;
@@ -105,6 +103,17 @@ impl Session {
             self.connectors.source(&stream.source.connector)?.prepare(&stream.source)?;
         }
         Ok(out)
+    }
+
+    /// Refuses a job whose static tables read what the session's policy does not allow.
+    pub(crate) fn check_tables(&self, job: &JobFile) -> Result<()> {
+        if self.policy.is_unrestricted() {
+            return Ok(());
+        }
+        for table in job.tables.values() {
+            self.policy.check(&table_touches(table, &self.connectors)?)?;
+        }
+        Ok(())
     }
 
     /// Prepares and starts every query of a job file.

@@ -42,6 +42,8 @@ struct Frame {
     plan_id: Option<i64>,
     /// Projections over one stream read, for `withWatermark`.
     chain: Option<Chain>,
+    /// Whether it reads a stream.
+    streaming: bool,
 }
 
 /// Projection layers over stream `stream` (index in [`Declarations::streams`]).
@@ -150,13 +152,9 @@ impl<'e> Planner<'e> {
             scope,
             plan_id: f.plan_id,
             chain: f.chain,
+            streaming: f.streaming,
             ..Default::default()
         }
-    }
-
-    /// Whether `f` reads a stream (every stream it reads is declared by now).
-    fn is_streaming_frame(&self, f: &Frame) -> bool {
-        self.decls.streams.iter().any(|s| f.from.contains(&quote_ident(&s.name)) || f.from.contains(&format!("{} ", s.name)))
     }
 
     async fn schema_of(&self, f: &Frame) -> Result<SchemaRef> {
@@ -171,9 +169,7 @@ impl<'e> Planner<'e> {
                 return Err(ConnectError::invalid_plan("a relation without a type"));
             };
             let mut frame = self.relation_kind(kind, plan_id).await?;
-            if frame.plan_id.is_none() || plan_id.is_some() {
-                frame.plan_id = plan_id.or(frame.plan_id);
-            }
+            frame.plan_id = plan_id.or(frame.plan_id);
             if let (Some(id), Some(alias)) = (plan_id, frame.alias.clone()) {
                 if !frame.scope.iter().any(|(i, _)| *i == id) {
                     frame.scope.push((id, alias));
@@ -373,7 +369,7 @@ impl<'e> Planner<'e> {
             }
             RelType::Sample(s) => {
                 let streaming = match self.input(&s.input, "sample").await {
-                    Ok(f) => self.is_streaming_frame(&f),
+                    Ok(f) => f.streaming,
                     Err(_) => false,
                 };
                 if streaming {
@@ -491,6 +487,7 @@ impl<'e> Planner<'e> {
         }
         stream.watermark = Some((column, delay.to_string()));
         let mut out = Frame::table(&base, f.plan_id);
+        out.streaming = true;
         out.items = Some(last.iter().map(|(n, _)| quote_ident(n)).collect());
         out.scope = f.scope.iter().map(|(id, _)| (*id, base.clone())).collect();
         Ok(out)
@@ -520,8 +517,13 @@ impl<'e> Planner<'e> {
         };
         let mut scope = left.scope.clone();
         scope.extend(right.scope.iter().cloned());
-        let mut frame =
-            Frame { from: format!("{} {keyword} {}", left.from, right.from), alias: None, scope, ..Default::default() };
+        let mut frame = Frame {
+            from: format!("{} {keyword} {}", left.from, right.from),
+            alias: None,
+            scope,
+            streaming: left.streaming || right.streaming,
+            ..Default::default()
+        };
         if !j.using_columns.is_empty() {
             let ls = self.schema_of(&left).await?;
             let rs = self.schema_of(&right).await?;
@@ -599,6 +601,7 @@ impl<'e> Planner<'e> {
         Ok(Frame {
             from: format!("({} {op}{all} {right_sql}) AS {}", left.sql(), quote_ident(&alias)),
             alias: Some(alias),
+            streaming: left.streaming || right.streaming,
             ..Default::default()
         })
     }
@@ -610,12 +613,14 @@ impl<'e> Planner<'e> {
         }
         // Views and memory sinks the text names become views of the job.
         let mut named = Vec::new();
+        let mut streaming = false;
         for word in s.query.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()) {
             if named.iter().any(|n: &String| n == word) {
                 continue;
             }
             if let Some(view) = self.env.temp_view(word) {
                 let f = self.relation(&view).await?;
+                streaming |= f.streaming;
                 self.decls.views.push((word.to_string(), f.sql()));
                 named.push(word.to_string());
             } else if let Some(m) = self.env.memory_relation(word) {
@@ -624,7 +629,12 @@ impl<'e> Planner<'e> {
             }
         }
         let alias = self.fresh("q");
-        Ok(Frame { from: format!("({}) AS {}", s.query, quote_ident(&alias)), alias: Some(alias), ..Default::default() })
+        Ok(Frame {
+            from: format!("({}) AS {}", s.query, quote_ident(&alias)),
+            alias: Some(alias),
+            streaming,
+            ..Default::default()
+        })
     }
 
     async fn read(&mut self, r: &crate::proto::Read, plan_id: Option<i64>) -> Result<Frame> {
@@ -734,6 +744,7 @@ impl<'e> Planner<'e> {
             self.decls.streams.push(StreamDecl { name: name.clone(), columns, options, ..Default::default() });
             let mut f = Frame::table(&name, plan_id);
             f.chain = Some(Chain { stream: index, layers: Vec::new() });
+            f.streaming = true;
             f
         } else {
             let name = self.fresh("t");
