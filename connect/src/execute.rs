@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::execution::context::SessionContext;
+use sluice_common::options::Options;
+use sluice_connectors::files::sink::{write_batch_files, FileSinkOptions};
 
 use crate::env::Env;
 use crate::error::{ConnectError, Result};
@@ -181,7 +181,9 @@ pub async fn create_view(env: &Env<'_>, cmd: &crate::proto::CreateDataFrameViewC
     Ok(Vec::new())
 }
 
-/// `df.write…save(path)` of a batch DataFrame: parquet, json or csv files under `path`.
+/// `df.write…save(path)` of a batch DataFrame: parquet, json or csv part files under `path`
+/// (in `col=value/` directories with `partitionBy`), written by the `files` sink's writer so a
+/// batch write and a streaming one lay out and format their files alike.
 pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
     let input = op.input.as_ref().ok_or_else(|| ConnectError::invalid_plan("write without its DataFrame"))?;
     let path = match &op.save_type {
@@ -191,16 +193,21 @@ pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
         }
         None => op.options.get("path").cloned().ok_or_else(|| ConnectError::illegal_argument("'path' is not specified"))?,
     };
-    if !op.partitioning_columns.is_empty() || op.bucket_by.is_some() || !op.sort_column_names.is_empty() {
-        return Err(ConnectError::unsupported("partitionBy/bucketBy/sortBy in a batch write"));
+    if op.bucket_by.is_some() || !op.sort_column_names.is_empty() {
+        return Err(ConnectError::unsupported("bucketBy/sortBy in a batch write"));
     }
     let format = op.source.clone().unwrap_or_else(|| "parquet".into()).to_ascii_lowercase();
-    let extension = match format.as_str() {
-        "parquet" => "snappy.parquet",
-        "json" => "json",
-        "csv" => "csv",
-        other => return Err(ConnectError::unsupported(format!("batch writes in format '{other}'"))),
-    };
+    if !matches!(format.as_str(), "parquet" | "json" | "csv") {
+        return Err(ConnectError::unsupported(format!("batch writes in format '{format}'")));
+    }
+    let mut options = Options::from_pairs(op.options.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("path")));
+    options.insert("path", path.clone());
+    options.insert("format", format);
+    if !op.partitioning_columns.is_empty() {
+        options.insert("partitionBy", crate::streaming::partition_by_option(&op.partitioning_columns)?);
+    }
+    // Options are checked before the path is touched: a bad write must not delete anything.
+    let sink = FileSinkOptions::parse(&options)?;
     let mode = write_operation::SaveMode::try_from(op.mode).unwrap_or(write_operation::SaveMode::Unspecified);
     let dir = std::path::Path::new(&path);
     let exists = dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -212,27 +219,14 @@ pub async fn write(env: &Env<'_>, op: &WriteOperation) -> Result<Vec<Reply>> {
             .with_error_class("PATH_ALREADY_EXISTS", "42K04"))
         }
         write_operation::SaveMode::Ignore if exists => return Ok(Vec::new()),
-        write_operation::SaveMode::Overwrite if exists => {
-            std::fs::remove_dir_all(dir).map_err(|e| ConnectError::illegal_argument(format!("cannot overwrite {path}: {e}")))?;
-        }
         _ => {}
     }
     let frame = env.plan(input).await?;
     let (schema, rows) = env.run_batch(&frame).await?;
-    std::fs::create_dir_all(dir).map_err(|e| ConnectError::illegal_argument(format!("cannot create {path}: {e}")))?;
-    // One file per write, named as Spark names its part files, so appends never collide.
-    let file = dir.join(format!("part-00000-{}-c000.{extension}", uuid::Uuid::new_v4()));
-    let ctx = SessionContext::new();
-    let df = ctx
-        .read_batches(if rows.is_empty() { vec![RecordBatch::new_empty(schema)] } else { rows })
-        .map_err(|e| ConnectError::new(crate::error::ExceptionClass::Spark, e.to_string()))?;
-    let target = file.to_string_lossy().into_owned();
-    let options = DataFrameWriteOptions::new().with_single_file_output(true);
-    let written = match format.as_str() {
-        "parquet" => df.write_parquet(&target, options, None).await,
-        "json" => df.write_json(&target, options, None).await,
-        _ => df.write_csv(&target, options, None).await,
-    };
-    written.map_err(|e| ConnectError::new(crate::error::ExceptionClass::Spark, format!("writing {target}: {e}")))?;
+    sink.check_schema(&schema)?;
+    if mode == write_operation::SaveMode::Overwrite && exists {
+        std::fs::remove_dir_all(dir).map_err(|e| ConnectError::illegal_argument(format!("cannot overwrite {path}: {e}")))?;
+    }
+    write_batch_files(&sink, &schema, &rows).await?;
     Ok(Vec::new())
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use futures::StreamExt;
 use sluice_common::error::SluiceError;
 use sluice_driver::batch::MemoryRelation;
@@ -64,9 +65,6 @@ pub async fn start(
     if op.foreach_writer.is_some() {
         return Err(ConnectError::unsupported("writeStream.foreach(writer) (use foreachBatch)"));
     }
-    if !op.partitioning_column_names.is_empty() {
-        return Err(ConnectError::unsupported("partitionBy on a streaming file sink"));
-    }
     if !op.clustering_column_names.is_empty() {
         return Err(ConnectError::unsupported("clusterBy"));
     }
@@ -121,6 +119,9 @@ pub async fn start(
             "" | "parquet" | "json" | "csv" | "text" => {
                 sink.push(("connector".into(), "files".into()));
                 sink.push(("format".into(), if format.is_empty() { "parquet".into() } else { format.clone() }));
+                if !op.partitioning_column_names.is_empty() {
+                    sink.push(("partitionBy".into(), partition_by_option(&op.partitioning_column_names)?));
+                }
             }
             other => return Err(ConnectError::unsupported(format!("the streaming sink format '{other}'"))),
         }
@@ -184,7 +185,7 @@ pub async fn start(
         return Err(ConnectError::new(ExceptionClass::Spark, "the query did not start"));
     };
     if let (Some(t), Some((_, path)), Some(schema)) = (&table, sink.iter().find(|(k, _)| k == "path"), &schema) {
-        env.client.set_table(t, path, Arc::clone(schema));
+        env.client.set_table(t, path, table_schema(schema, &op.partitioning_column_names));
     }
     let memory = match (format.as_str(), schema) {
         ("memory", Some(schema)) => Some(MemoryRelation { name: sink_name.clone(), schema, rows: None }),
@@ -215,6 +216,21 @@ pub async fn start(
         name: query.name().unwrap_or_default().to_string(),
         query_started_event_json: Some(started.to_string()),
     }))])
+}
+
+/// The files sink's `partitionBy` option: the columns, comma-separated (so a name cannot hold a comma).
+pub(crate) fn partition_by_option(columns: &[String]) -> Result<String> {
+    if let Some(c) = columns.iter().find(|c| c.contains(',')) {
+        return Err(ConnectError::unsupported(format!("partitionBy on a column whose name holds a comma ({c})")));
+    }
+    Ok(columns.join(","))
+}
+
+/// A table's schema as Spark's catalog keeps it: the partition columns move to the end.
+fn table_schema(schema: &SchemaRef, partition_columns: &[String]) -> SchemaRef {
+    let is_partition = |f: &Field| partition_columns.iter().any(|c| c.eq_ignore_ascii_case(f.name()));
+    let (partitions, data): (Vec<_>, Vec<_>) = schema.fields().iter().cloned().partition(|f| is_partition(f));
+    Arc::new(Schema::new(data.into_iter().chain(partitions).collect::<Vec<_>>()))
 }
 
 /// A query that cannot start: Spark reports a duplicate name as IllegalArgumentException.

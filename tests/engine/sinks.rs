@@ -63,43 +63,123 @@ async fn json_output_follows_sparks_writer_and_is_committed_per_batch() {
     h.shutdown().await;
 }
 
+/// The partition values the test query below gives `value`, derived here in Rust from the same
+/// rule its SQL states: (parity, tag), tag NULL for 5.
+fn partition_of(value: i64) -> (&'static str, Option<&'static str>) {
+    let parity = if value % 2 == 0 { "even" } else { "odd" };
+    let tag = match value {
+        5 => None,
+        v if v % 3 == 0 => Some("a:b/c"),
+        _ => Some("x"),
+    };
+    (parity, tag)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partition_by_writes_hive_directories_and_the_source_reads_only_committed_files() {
+async fn partition_by_writes_hive_directories_and_readers_take_the_values_from_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let h = Harness::start().await;
     let q = h
         .run(&format!(
             "CREATE STREAM s (value BIGINT) WITH ('connector'='memory');
-             CREATE SINK o WITH ('connector'='files','format'='parquet','path'='{}','partitionBy'='parity');
+             CREATE SINK o WITH ('connector'='files','format'='parquet','path'='{}','partitionBy'='Parity,tag');
              SET 'checkpointLocation' = '{}';
-             INSERT INTO o SELECT value, CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END AS parity FROM s;",
+             INSERT INTO o SELECT value, CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END AS parity,
+                    CASE WHEN value = 5 THEN NULL WHEN value % 3 = 0 THEN 'a:b/c' ELSE 'x' END AS tag FROM s;",
             path_lit(&out),
             path_lit(&dir.path().join("chk"))
         ))
         .await
         .remove(0);
-    h.session.memory_stream("s").unwrap().add_data(longs("value", &[1, 2, 3, 4, 5])).unwrap();
+    let values = [1i64, 2, 3, 4, 5, 6];
+    h.session.memory_stream("s").unwrap().add_data(longs("value", &values)).unwrap();
     settle(&q).await;
     q.stop().await.unwrap();
-    let files = manifest_files(&out, 0);
-    assert!(files.iter().any(|f| f.contains("/parity=even/")) && files.iter().any(|f| f.contains("/parity=odd/")), "{files:?}");
-    // A part file that no batch committed (a failed attempt's leftovers) must stay invisible.
-    let stray = out.join("parity=odd/part-99999-stray.c000.snappy.parquet");
-    fs::copy(files[0].trim_start_matches("file://"), &stray).unwrap();
 
+    // Spark's layout: one `parity=…/tag=…` directory per value pair, escaped as Spark escapes
+    // path names, NULL as the Hive default partition, and no partition column inside the files.
+    // The log holds URLs (a `%` in a directory name is `%25` there); compare file system paths.
+    let files: Vec<std::path::PathBuf> =
+        manifest_files(&out, 0).iter().map(|f| url::Url::parse(f).unwrap().to_file_path().unwrap()).collect();
+    let mut dirs: Vec<String> =
+        files.iter().map(|f| f.parent().unwrap().strip_prefix(&out).unwrap().to_str().unwrap().to_string()).collect();
+    dirs.sort();
+    dirs.dedup();
+    let escape =
+        |t: Option<&str>| t.map_or("__HIVE_DEFAULT_PARTITION__".to_string(), |t| t.replace(':', "%3A").replace('/', "%2F"));
+    let mut expected_dirs: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let (parity, tag) = partition_of(*v);
+            format!("parity={parity}/tag={}", escape(tag))
+        })
+        .collect();
+    expected_dirs.sort();
+    expected_dirs.dedup();
+    assert_eq!(dirs, expected_dirs);
+    for d in &expected_dirs {
+        assert!(
+            out.join(d).is_dir(),
+            "{d} is not a directory under {}: {:?}",
+            out.display(),
+            fs::read_dir(out.join("parity=even")).map(|r| r.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+        );
+    }
+    let first = fs::File::open(&files[0]).unwrap();
+    let columns: Vec<String> =
+        parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(first).unwrap())
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+    assert_eq!(columns, ["value"]);
+
+    // A part file that no batch committed (a failed attempt's leftovers) must stay invisible.
+    let stray = out.join("parity=odd/tag=x/part-99999-stray.c000.snappy.parquet");
+    fs::copy(&files[0], &stray).unwrap();
+
+    let expected: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let (parity, tag) = partition_of(*v);
+            format!("({v}, {parity}, {})", tag.unwrap_or("null"))
+        })
+        .collect();
+    // A stream declaring the partition columns reads them from the path.
     let q = h
         .run(&format!(
-            "CREATE STREAM back (value BIGINT) WITH ('connector'='files','format'='parquet','path'='{}');
+            "CREATE STREAM back (value BIGINT, parity STRING, tag STRING) WITH ('connector'='files','format'='parquet','path'='{}');
              CREATE SINK m WITH ('connector'='memory');
              SET 'trigger' = 'availableNow';
-             INSERT INTO m SELECT value FROM back;",
+             INSERT INTO m SELECT value, parity, tag FROM back;",
             path_lit(&out)
         ))
         .await
         .remove(0);
     q.await_termination().await.unwrap();
-    assert_eq!(sorted_rows(&h.session.memory_table("m").unwrap().all_rows()), multiset(&["(1)", "(2)", "(3)", "(4)", "(5)"]));
+    assert_eq!(sorted_rows(&h.session.memory_table("m").unwrap().all_rows()), multiset(&expected));
+
+    // A table taking its schema from the files finds the partition columns, as `spark.read.parquet` does.
+    let (schema, rows) = h
+        .session
+        .run_batch(
+            "test",
+            &format!(
+                "CREATE TABLE t WITH ('connector'='files','format'='parquet','path'='{}');
+                 CREATE SINK r WITH ('connector'='noop');
+                 INSERT INTO r SELECT * FROM t;",
+                path_lit(&out)
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["value", "parity", "tag"]);
+    assert_eq!(sorted_rows(&rows), multiset(&expected));
     h.shutdown().await;
 }
 

@@ -197,3 +197,39 @@ def test_to_table_then_read_it_as_a_table_and_as_a_stream(spark, tmp):
     shutil.rmtree(os.path.join("spark-warehouse", name), ignore_errors=True)
     if os.path.isdir("spark-warehouse") and not os.listdir("spark-warehouse"):
         os.rmdir("spark-warehouse")
+
+
+def test_partition_by_writes_directories_readers_fill_back_in(spark, tmp):
+    """`writeStream.partitionBy` writes Spark's `col=value/` directories, without the partition
+    column inside the files; `spark.read.parquet` finds the column again (last, as Spark orders
+    it), and so does a streaming read whose schema names it."""
+    import pyarrow.parquet as pq
+
+    src = tmp / "in"
+    files = stage_dir("events", src)
+    out = tmp / "out"
+    q = (
+        file_stream(spark, src)
+        .writeStream.partitionBy("action")
+        .format("parquet")
+        .option("checkpointLocation", str(tmp / "chk"))
+        .trigger(availableNow=True)
+        .start(str(out))
+    )
+    finish(q)
+    expected = [r for batch in read_input_batches(files) for r in batch]
+    dirs = sorted(p.name for p in out.iterdir() if not p.name.startswith("_"))
+    assert dirs == sorted({f"action={r['action']}" for r in expected})
+    part_files = [f for d in dirs for f in (out / d).iterdir() if f.suffix == ".parquet"]
+    assert part_files and all("action" not in pq.read_schema(f).names for f in part_files)
+
+    batch = spark.read.parquet(str(out))
+    assert batch.columns == [c for c in EVENT_COLS if c != "action"] + ["action"]
+    assert multiset(batch.collect(), EVENT_COLS) == multiset(expected, EVENT_COLS)
+
+    back = (
+        spark.readStream.schema(SCHEMA).parquet(str(out))
+        .writeStream.format("memory").queryName("partitioned_back").trigger(availableNow=True).start()
+    )
+    finish(back)
+    assert multiset(spark.sql("select * from partitioned_back").collect(), EVENT_COLS) == multiset(expected, EVENT_COLS)

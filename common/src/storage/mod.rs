@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use object_store::memory::InMemory;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::ObjectStore;
 use url::Url;
 
@@ -34,10 +34,17 @@ pub struct Location {
 
 impl Location {
     /// The location of `child` (a relative `a/b/c` path) under this one.
+    ///
+    /// Each name is used as written, so a `%` in it stays a `%` in the file or key name (Spark's
+    /// escaped partition directories, `k=a%3Ab`, must land on disk exactly so); only names
+    /// `object_store` cannot hold as they are (`.`, `..`) are encoded.
     pub fn child(&self, child: &str) -> Path {
         let mut p = self.path.clone();
         for part in child.split('/').filter(|s| !s.is_empty()) {
-            p = p.join(part);
+            p = match PathPart::parse(part) {
+                Ok(raw) => p.join(raw),
+                Err(_) => p.join(part),
+            };
         }
         p
     }
@@ -54,9 +61,21 @@ impl Location {
 
     /// The URL of an object path in this location's store, as Spark records paths in its logs
     /// (`file:///abs/path/part-0.json`).
+    ///
+    /// Names are percent-encoded into the URL (a `%` becomes `%25`), so that [`resolve_url`],
+    /// which decodes the URL's path, finds the very same object again.
     pub fn url_of(&self, path: &Path) -> String {
         let mut u = self.url.clone();
-        u.set_path(&format!("/{}", path.as_ref()));
+        let encoded = match u.path_segments_mut() {
+            Ok(mut segments) => {
+                segments.clear().extend(path.parts().map(|p| p.as_ref().to_string()));
+                true
+            }
+            Err(()) => false,
+        };
+        if !encoded {
+            u.set_path(&format!("/{}", path.as_ref()));
+        }
         u.to_string()
     }
 }
@@ -189,6 +208,20 @@ fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn names_with_percent_signs_are_kept_as_written_and_round_trip_through_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = resolve(dir.path().to_str().unwrap()).unwrap();
+        let path = loc.child("k=a%3Ab/part 0.json");
+        let url = loc.url_of(&path);
+        assert!(url.ends_with("/k=a%253Ab/part%200.json"), "{url}");
+        let back = resolve_url(&Url::parse(&url).unwrap()).unwrap();
+        assert_eq!(back.path, path);
+        // On disk the name is exactly what was asked for.
+        object_store::ObjectStoreExt::put(loc.store.as_ref(), &path, bytes::Bytes::from_static(b"{}").into()).await.unwrap();
+        assert!(dir.path().join("k=a%3Ab").join("part 0.json").is_file());
+    }
 
     #[test]
     fn relative_paths_become_absolute_file_urls() {

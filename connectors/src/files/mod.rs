@@ -4,6 +4,7 @@
 
 pub mod listing;
 pub mod options;
+pub mod partitions;
 pub mod reader;
 pub mod sink;
 pub mod sink_log;
@@ -70,16 +71,16 @@ impl SourceConnector for FilesConnector {
     }
 
     fn split_reader(&self, spec: &SourceSpec) -> Result<Box<dyn SplitReader>> {
-        Ok(Box::new(FileSplitReader {
-            format: FileSourceOptions::parse(&spec.options)?.format,
-            schema: Arc::clone(&spec.schema),
-        }))
+        let options = FileSourceOptions::parse(&spec.options)?;
+        Ok(Box::new(FileSplitReader { root: options.path, format: options.format, schema: Arc::clone(&spec.schema) }))
     }
 }
 
 /// Executor side of the source: options parsed once per query.
 #[derive(Debug)]
 struct FileSplitReader {
+    /// The source directory, below which `col=value` directories hold partition values.
+    root: String,
     format: FileFormat,
     schema: SchemaRef,
 }
@@ -90,7 +91,7 @@ impl SplitReader for FileSplitReader {
         let split: FileSplit = split.decode("files")?;
         let mut data = SplitData { batches: Vec::with_capacity(split.files.len()), ..Default::default() };
         for range in &split.files {
-            let r = reader::read_file_range(range, &self.format, &self.schema).await?;
+            let r = reader::read_input_range(&self.root, range, &self.format, &self.schema).await?;
             data.malformed_rows += r.malformed_rows;
             data.batches.push(r.batch);
         }
@@ -167,16 +168,19 @@ impl TableConnector for FilesConnector {
 
     async fn read(&self, spec: &TableSpec) -> Result<Vec<RecordBatch>> {
         let format = parse_format(&spec.options, FILE_TABLE_OPTIONS, "connector 'files'")?;
-        let dir = storage::resolve(spec.options.required("path", "connector 'files'")?)?;
+        let root = spec.options.required("path", "connector 'files'")?;
+        let dir = storage::resolve(root)?;
         let mut out = Vec::new();
         for f in listing::list_input_files(&dir).await? {
             let range = FileRange { url: f.url.clone(), start: 0, length: f.size, file_size: f.size };
-            out.push(reader::read_file_range(&range, &format, &spec.schema).await?.batch);
+            out.push(reader::read_input_range(root, &range, &format, &spec.schema).await?.batch);
         }
         Ok(out)
     }
 }
 
+/// The schema of a Parquet directory: the first file's columns, then the partition columns its
+/// `col=value` directories name (with inferred types), as Spark's `spark.read.parquet` infers it.
 #[allow(deprecated)] // ParquetObjectReader: see files::reader
 async fn infer_parquet_schema(path: &str) -> Result<SchemaRef> {
     let dir = storage::resolve(path)?;
@@ -187,5 +191,11 @@ async fn infer_parquet_schema(path: &str) -> Result<SchemaRef> {
     let reader = parquet::arrow::async_reader::ParquetObjectReader::new(Arc::clone(&loc.store), loc.path.clone())
         .with_file_size(first.size);
     let builder = parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder::new(reader).await?;
-    Ok(Arc::clone(builder.schema()))
+    let mut fields: Vec<arrow::datatypes::FieldRef> = builder.schema().fields().iter().cloned().collect();
+    for partition in partitions::infer_partition_fields(path, files.iter().map(|f| f.url.as_str())) {
+        if !fields.iter().any(|f| f.name().eq_ignore_ascii_case(partition.name())) {
+            fields.push(Arc::new(partition));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
 }

@@ -23,6 +23,7 @@ use sluice_formats::json_read::decode_json_lines;
 use sluice_formats::DecodeResult;
 
 use super::options::FileFormat;
+use super::partitions::{path_values, PathColumns};
 use super::splits::FileRange;
 
 /// How far past a range's end to read, at first, to finish its last line.
@@ -48,6 +49,18 @@ pub async fn read_file_range(range: &FileRange, format: &FileFormat, schema: &Sc
         FileFormat::Parquet => read_parquet_range(&loc, range, schema).await,
     };
     result.map_err(|e| e.context(format!("reading {}", range.url)))
+}
+
+/// Reads one byte range of a file under the source or table directory `root`: declared columns
+/// named by a `col=value` directory on the file's path are taken from the path (the layout the
+/// file sink's `partitionBy` writes), the rest from the file.
+pub async fn read_input_range(root: &str, range: &FileRange, format: &FileFormat, schema: &SchemaRef) -> Result<DecodeResult> {
+    let Some(columns) = PathColumns::plan(schema, &path_values(root, &range.url)) else {
+        return read_file_range(range, format, schema).await;
+    };
+    let read = read_file_range(range, format, &columns.data_schema).await?;
+    let batch = columns.assemble(schema, &read.batch).map_err(|e| e.context(format!("reading {}", range.url)))?;
+    Ok(DecodeResult { batch, malformed_rows: read.malformed_rows })
 }
 
 /// Bytes of the lines that start in `[start, start + length)`.

@@ -11,6 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::options::Options;
@@ -19,6 +20,7 @@ use sluice_formats::csv_write::{write_csv, CsvWriteOptions};
 use sluice_formats::json_write::{write_json_lines, JsonWriteOptions};
 use sluice_formats::spark_string::value_to_spark_string;
 
+use super::partitions::directory_name;
 use super::sink_log::{FileSinkLog, SinkFileStatus};
 use crate::sink::{SinkCommitter, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult};
 use sluice_common::log::delete_entry;
@@ -112,37 +114,27 @@ impl FileSinkOptions {
 
     /// Checks `partitionBy` against the query's output columns.
     pub fn check_schema(&self, schema: &Schema) -> Result<()> {
-        for c in &self.partition_by {
-            if schema.index_of(c).is_err() {
-                return Err(SluiceError::user(format!(
-                    "Partition column `{c}` not found in schema {}",
-                    sluice_common::types::spark_type_name(&arrow::datatypes::DataType::Struct(schema.fields().clone()))
-                )));
-            }
-        }
-        if !self.partition_by.is_empty() && self.partition_by.len() == schema.fields().len() {
+        let indices = self.partition_indices(schema)?;
+        if !indices.is_empty() && indices.len() == schema.fields().len() {
             return Err(SluiceError::user("Cannot use all columns for partition columns"));
         }
         Ok(())
     }
-}
 
-/// Spark's `ExternalCatalogUtils.escapePathName` + the Hive default partition for NULL/empty.
-fn partition_dir_value(v: Option<String>) -> String {
-    match v {
-        None => "__HIVE_DEFAULT_PARTITION__".into(),
-        Some(s) if s.is_empty() => "__HIVE_DEFAULT_PARTITION__".into(),
-        Some(s) => {
-            let mut out = String::with_capacity(s.len());
-            for c in s.chars() {
-                if (c as u32) < 0x20 || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
-                    out.push_str(&format!("%{:02X}", c as u32));
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
+    /// The output columns `partitionBy` names, matched case-insensitively as Spark's default
+    /// `spark.sql.caseSensitive=false` matches them.
+    fn partition_indices(&self, schema: &Schema) -> Result<Vec<usize>> {
+        self.partition_by
+            .iter()
+            .map(|c| {
+                schema.fields().iter().position(|f| f.name().eq_ignore_ascii_case(c)).ok_or_else(|| {
+                    SluiceError::user(format!(
+                        "Partition column `{c}` not found in schema {}",
+                        sluice_common::types::spark_type_name(&arrow::datatypes::DataType::Struct(schema.fields().clone()))
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
@@ -162,7 +154,7 @@ impl FileSinkWriter {
 #[async_trait]
 impl SinkWriter for FileSinkWriter {
     async fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], task: &SinkTaskContext) -> Result<SinkTaskOutput> {
-        let files = write_part_files(&self.options, schema, batches, task).await?;
+        let files = write_part_files(&self.options, schema, batches, task.partition_index).await?;
         Ok(SinkTaskOutput {
             num_rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
             commit_message: serde_json::to_value(files)?,
@@ -185,33 +177,26 @@ async fn write_part_files(
     opts: &FileSinkOptions,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    ctx: &SinkTaskContext,
+    task: u32,
 ) -> Result<Vec<SinkFileStatus>> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if rows == 0 {
         return Ok(Vec::new());
     }
     let batch = arrow::compute::concat_batches(schema, batches)?;
-    let part_idx: Vec<usize> = opts.partition_by.iter().map(|c| schema.index_of(c)).collect::<Result<_, _>>()?;
+    let part_idx = opts.partition_indices(schema)?;
     let data_idx: Vec<usize> = (0..schema.fields().len()).filter(|i| !part_idx.contains(i)).collect();
     // Group row indices by partition directory, keeping row order within each group.
     let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for row in 0..batch.num_rows() {
         let dir: Vec<String> = part_idx
             .iter()
-            .map(|&i| {
-                let name = schema.field(i).name();
-                format!(
-                    "{}={}",
-                    partition_dir_value(Some(name.clone())),
-                    partition_dir_value(value_to_spark_string(batch.column(i).as_ref(), row))
-                )
-            })
+            .map(|&i| directory_name(schema.field(i).name(), value_to_spark_string(batch.column(i).as_ref(), row).as_deref()))
             .collect();
         groups.entry(dir.join("/")).or_default().push(row as u32);
     }
     let out = storage::resolve(&opts.path)?;
-    let file_id = uuid::Uuid::new_v4();
+    let name = part_file_name(opts, task);
     let mut written = Vec::new();
     for (dir, idx) in groups {
         let selected = if part_idx.is_empty() {
@@ -219,22 +204,43 @@ async fn write_part_files(
         } else {
             take_record_batch(&batch, &UInt32Array::from(idx))?.project(&data_idx)?
         };
-        let bytes = encode(&opts.format, &selected)?;
-        let name = format!("part-{:05}-{file_id}.c000.{}", ctx.partition_index, opts.extension());
-        let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
-        let path = out.child(&rel);
-        let size = bytes.len() as u64;
-        out.store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(|e| SluiceError::from(e).context(format!("writing {}", out.url_of(&path))))?;
-        let mtime = match out.store.head(&path).await {
-            Ok(meta) => meta.last_modified.timestamp_millis(),
-            Err(_) => sluice_common::time::now_ms(),
-        };
-        written.push(SinkFileStatus::added(out.url_of(&path), size, mtime));
+        let rel = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+        written.push(put_part_file(&out, &rel, encode(&opts.format, &selected)?).await?);
     }
     Ok(written)
+}
+
+/// `part-<task>-<uuid>.c000.<ext>`, Spark's part-file name: unique per write, so appends never collide.
+fn part_file_name(opts: &FileSinkOptions, task: u32) -> String {
+    format!("part-{task:05}-{}.c000.{}", uuid::Uuid::new_v4(), opts.extension())
+}
+
+async fn put_part_file(out: &Location, rel: &str, bytes: Bytes) -> Result<SinkFileStatus> {
+    let path = out.child(rel);
+    let size = bytes.len() as u64;
+    out.store
+        .put(&path, PutPayload::from(bytes))
+        .await
+        .map_err(|e| SluiceError::from(e).context(format!("writing {}", out.url_of(&path))))?;
+    let mtime = match out.store.head(&path).await {
+        Ok(meta) => meta.last_modified.timestamp_millis(),
+        Err(_) => sluice_common::time::now_ms(),
+    };
+    Ok(SinkFileStatus::added(out.url_of(&path), size, mtime))
+}
+
+/// A batch `df.write` of `batches`: the part files and `col=value/` directories a streaming
+/// batch writes, without a `_spark_metadata` log (a batch write has no commit to record). An
+/// empty, unpartitioned result still leaves one file holding the schema, as Spark's batch writer
+/// does, so the directory reads back.
+pub async fn write_batch_files(opts: &FileSinkOptions, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    opts.check_schema(schema)?;
+    if batches.iter().all(|b| b.num_rows() == 0) && opts.partition_by.is_empty() {
+        let out = storage::resolve(&opts.path)?;
+        put_part_file(&out, &part_file_name(opts, 0), encode(&opts.format, &RecordBatch::new_empty(Arc::clone(schema)))?).await?;
+        return Ok(());
+    }
+    write_part_files(opts, schema, batches, 0).await.map(|_| ())
 }
 
 fn encode(format: &OutputFormat, batch: &RecordBatch) -> Result<Bytes> {
@@ -321,18 +327,5 @@ impl SinkCommitter for FileSinkCommitter {
 
     async fn abort(&mut self, batch: BatchId, results: Vec<TaskSinkResult>) {
         self.delete_uncommitted(batch, &results).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_values_are_escaped_like_hive() {
-        assert_eq!(partition_dir_value(Some("a/b".into())), "a%2Fb");
-        assert_eq!(partition_dir_value(Some("x=1".into())), "x%3D1");
-        assert_eq!(partition_dir_value(None), "__HIVE_DEFAULT_PARTITION__");
-        assert_eq!(partition_dir_value(Some("2024-01-01 10:00:00".into())), "2024-01-01 10%3A00%3A00");
     }
 }
