@@ -7,6 +7,15 @@
 //! load naming itself, never loads as empty state. Loading version v takes the newest snapshot at or below v and replays the
 //! deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
 //! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
+//!
+//! Deltas are sparse: a batch that changed nothing in a partition writes no file (with 200
+//! shuffle partitions and a few changed keys per batch, writing 200 files was most of a batch's
+//! cost). Each delta names the version of the file before it (`sluice.previous_version` in its
+//! Arrow schema's metadata), so a load still notices a missing file in the chain: versions
+//! between two files are unchanged, and a file that points past a gap that has no file fails
+//! the load. A partition's first commit always writes a file, so a partition whose files are all
+//! gone fails its load too. Files written before deltas were sparse carry no pointer and mean
+//! "the previous version", as they always did.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,6 +29,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use sluice_common::error::{Result, ResultExt, SluiceError};
 use sluice_common::log::create_entry;
 use sluice_common::storage::Location;
+
+/// Schema metadata key of a delta: the version of the file before it in the partition's chain.
+const PREVIOUS_VERSION_KEY: &str = "sluice.previous_version";
 
 /// What kind of state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +49,19 @@ impl FileKind {
             FileKind::Snapshot => "snapshot",
         }
     }
+}
+
+/// One state file, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateFile {
+    /// The version it holds (a snapshot) or leads to (a delta).
+    pub version: u64,
+    /// Snapshot or delta.
+    pub kind: FileKind,
+    /// For a delta, the version of the partition's file before it (0: none).
+    pub previous: Option<u64>,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
 }
 
 /// The files of one (operator, partition).
@@ -73,8 +98,27 @@ impl StateFiles {
     /// kept, never overwritten: a late attempt — an executor that was paused, cut off and
     /// replaced — must not be able to tear a version the query has committed. A file that is not
     /// whole (a write cut short) is replaced.
-    pub async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
-        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(batch))?);
+    ///
+    /// `previous` is, for a delta, the version of the partition's file before it (0 when none).
+    pub async fn write(
+        &self,
+        version: u64,
+        kind: FileKind,
+        schema: &SchemaRef,
+        batch: &RecordBatch,
+        previous: u64,
+    ) -> Result<()> {
+        let schema = match kind {
+            FileKind::Delta => Arc::new(
+                schema
+                    .as_ref()
+                    .clone()
+                    .with_metadata([(PREVIOUS_VERSION_KEY.to_string(), previous.to_string())].into_iter().collect()),
+            ),
+            FileKind::Snapshot => Arc::clone(schema),
+        };
+        let batch = batch.clone().with_schema(Arc::clone(&schema))?;
+        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(&schema, std::slice::from_ref(&batch))?);
         let what = format!("writing state file {}/{version}.{}", self.display, kind.suffix());
         create_entry(&self.store, &self.path(version, kind), &bytes, &what, is_whole_file).await?;
         Ok(())
@@ -101,7 +145,7 @@ impl StateFiles {
     }
 
     /// Reads one file.
-    pub async fn read(&self, version: u64, kind: FileKind) -> Result<Vec<RecordBatch>> {
+    pub async fn read(&self, version: u64, kind: FileKind) -> Result<StateFile> {
         let path = self.path(version, kind);
         let bytes = self
             .store
@@ -118,34 +162,55 @@ impl StateFiles {
         } else {
             legacy_body(&bytes, &what)?
         };
-        Ok(sluice_common::ipc::decode(body, &what)?.1)
+        let (schema, batches) = sluice_common::ipc::decode(body, &what)?;
+        let previous = match (kind, schema.as_ref().and_then(|s| s.metadata().get(PREVIOUS_VERSION_KEY))) {
+            (FileKind::Snapshot, _) => None,
+            (FileKind::Delta, None) => Some(version.saturating_sub(1)),
+            (FileKind::Delta, Some(p)) => Some(
+                p.parse::<u64>()
+                    .ok()
+                    .filter(|p| *p < version)
+                    .ok_or_else(|| SluiceError::user(format!("{what} is corrupt: it names '{p}' as its previous version")))?,
+            ),
+        };
+        Ok(StateFile { version, kind, previous, batches })
+    }
+
+    /// Reads the files that rebuild `version`, checking that the chain of deltas has no hole.
+    pub async fn load(&self, version: u64) -> Result<Vec<StateFile>> {
+        let mut files = Vec::new();
+        for (v, kind) in self.plan_load(version).await? {
+            let file = self.read(v, kind).await?;
+            let expected = files.last().map_or(0, |f: &StateFile| f.version);
+            if let Some(previous) = file.previous {
+                if previous != expected {
+                    return Err(SluiceError::user(format!(
+                        "cannot load state version {version} of {}: {v}.delta follows version {previous}, whose file is missing (the checkpoint is incomplete or was purged)",
+                        self.display
+                    )));
+                }
+            }
+            files.push(file);
+        }
+        Ok(files)
     }
 
     /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,
-    /// then every later delta up to it. Fails naming the first missing delta.
+    /// then every later delta up to it. A version above 0 with no file at all fails: every
+    /// partition's first commit writes one.
     pub async fn plan_load(&self, version: u64) -> Result<Vec<(u64, FileKind)>> {
         if version == 0 {
             return Ok(Vec::new());
         }
         let files = self.list().await?;
         let base = files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| *v).max();
-        let mut plan = Vec::new();
-        let first_delta = match base {
-            Some(s) => {
-                plan.push((s, FileKind::Snapshot));
-                // A snapshot at the largest version a file name holds needs no deltas.
-                s.saturating_add(1)
-            }
-            None => 1,
-        };
-        for v in (first_delta..=version).filter(|v| base != Some(*v)) {
-            if !files.contains(&(v, FileKind::Delta)) {
-                return Err(SluiceError::user(format!(
-                    "cannot load state version {version} of {}: {v}.delta is missing (the checkpoint is incomplete or was purged)",
-                    self.display
-                )));
-            }
-            plan.push((v, FileKind::Delta));
+        let mut plan: Vec<(u64, FileKind)> = base.map(|s| (s, FileKind::Snapshot)).into_iter().collect();
+        plan.extend(files.iter().filter(|(v, k)| *k == FileKind::Delta && *v <= version && base.is_none_or(|s| *v > s)).copied());
+        if plan.is_empty() {
+            return Err(SluiceError::user(format!(
+                "cannot load state version {version} of {}: it has no state files (the checkpoint is incomplete or was purged)",
+                self.display
+            )));
         }
         Ok(plan)
     }
@@ -208,13 +273,14 @@ mod tests {
         let f = StateFiles::new(&loc, 0, 3);
         for v in 1..=6 {
             let (s, b) = batch(v as i64);
-            f.write(v, FileKind::Delta, &s, &b).await.unwrap();
+            f.write(v, FileKind::Delta, &s, &b, v - 1).await.unwrap();
         }
         let (s, b) = batch(0);
-        f.write(4, FileKind::Snapshot, &s, &b).await.unwrap();
+        f.write(4, FileKind::Snapshot, &s, &b, 0).await.unwrap();
         assert_eq!(f.plan_load(6).await.unwrap(), vec![(4, FileKind::Snapshot), (5, FileKind::Delta), (6, FileKind::Delta)]);
         assert_eq!(f.plan_load(3).await.unwrap().len(), 3);
-        assert!(f.plan_load(7).await.unwrap_err().message.contains("7.delta is missing"));
+        // Version 7 changed nothing: it is version 6's files.
+        assert_eq!(f.plan_load(7).await.unwrap(), f.plan_load(6).await.unwrap());
         f.cleanup(5).await.unwrap();
         let left: Vec<u64> = f.list().await.unwrap().into_iter().map(|(v, _)| v).collect();
         assert_eq!(left, vec![4, 4, 5, 6]);
@@ -235,9 +301,11 @@ mod tests {
         // The first put lands half its bytes and fails; the writer must leave a whole file.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, b) = batch(7);
-        StateFiles::new(&faulty, 0, 0).write(1, FileKind::Delta, &s, &b).await.unwrap();
+        StateFiles::new(&faulty, 0, 0).write(1, FileKind::Delta, &s, &b, 0).await.unwrap();
         let read = StateFiles::new(&plain, 0, 0).read(1, FileKind::Delta).await.unwrap();
-        assert_eq!(read, vec![b]);
+        assert_eq!(read.batches.len(), 1);
+        assert_eq!(read.batches[0].columns(), b.columns());
+        assert_eq!(read.previous, Some(0));
     }
 
     #[tokio::test]
@@ -246,10 +314,53 @@ mod tests {
         // write, torn on the way, must leave the first whole copy standing.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, first) = batch(1);
-        StateFiles::new(&plain, 0, 0).write(2, FileKind::Delta, &s, &first).await.unwrap();
+        StateFiles::new(&plain, 0, 0).write(2, FileKind::Delta, &s, &first, 1).await.unwrap();
         let (s, late) = batch(2);
-        StateFiles::new(&faulty, 0, 0).write(2, FileKind::Delta, &s, &late).await.unwrap();
-        assert_eq!(StateFiles::new(&plain, 0, 0).read(2, FileKind::Delta).await.unwrap(), vec![first]);
+        StateFiles::new(&faulty, 0, 0).write(2, FileKind::Delta, &s, &late, 1).await.unwrap();
+        assert_eq!(StateFiles::new(&plain, 0, 0).read(2, FileKind::Delta).await.unwrap().batches[0].columns(), first.columns());
+    }
+
+    #[tokio::test]
+    async fn sparse_deltas_load_across_gaps_and_a_missing_link_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let f = StateFiles::new(&loc, 1, 2);
+        // Versions 2–4 and 6 changed nothing: files at 1, 5 and 7, each naming the one before.
+        for (v, previous) in [(1, 0), (5, 1), (7, 5)] {
+            let (s, b) = batch(v as i64);
+            f.write(v, FileKind::Delta, &s, &b, previous).await.unwrap();
+        }
+        let versions = |files: Vec<StateFile>| files.iter().map(|f| f.version).collect::<Vec<_>>();
+        assert_eq!(versions(f.load(4).await.unwrap()), [1]);
+        assert_eq!(versions(f.load(6).await.unwrap()), [1, 5]);
+        assert_eq!(versions(f.load(9).await.unwrap()), [1, 5, 7]);
+        std::fs::remove_file(dir.path().join("state/1/2/5.delta")).unwrap();
+        assert_eq!(versions(f.load(4).await.unwrap()), [1], "versions before the hole still load");
+        let e = f.load(7).await.unwrap_err().message;
+        assert!(e.contains("7.delta follows version 5, whose file is missing"), "{e}");
+        std::fs::remove_file(dir.path().join("state/1/2/1.delta")).unwrap();
+        std::fs::remove_file(dir.path().join("state/1/2/7.delta")).unwrap();
+        let e = f.load(3).await.unwrap_err().message;
+        assert!(e.contains("it has no state files"), "{e}");
+        assert!(f.load(0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delta_without_a_pointer_follows_the_version_before_it() {
+        // Deltas written before they became sparse have no pointer: the dense rule holds.
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let f = StateFiles::new(&loc, 0, 0);
+        let (s, b) = batch(1);
+        for v in [1u64, 3] {
+            let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(&s, std::slice::from_ref(&b)).unwrap());
+            std::fs::create_dir_all(dir.path().join("state/0/0")).unwrap();
+            std::fs::write(dir.path().join(format!("state/0/0/{v}.delta")), bytes).unwrap();
+        }
+        assert_eq!(f.read(3, FileKind::Delta).await.unwrap().previous, Some(2));
+        assert_eq!(f.load(2).await.unwrap().len(), 1);
+        let e = f.load(3).await.unwrap_err().message;
+        assert!(e.contains("3.delta follows version 2, whose file is missing"), "{e}");
     }
 
     #[tokio::test]
@@ -257,7 +368,7 @@ mod tests {
         let (dir, plain, _) = faulty(vec![]);
         let (s, b) = batch(3);
         let files = StateFiles::new(&plain, 0, 0);
-        files.write(1, FileKind::Delta, &s, &b).await.unwrap();
+        files.write(1, FileKind::Delta, &s, &b, 0).await.unwrap();
         let path = dir.path().join("state/0/0/1.delta");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();

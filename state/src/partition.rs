@@ -4,7 +4,8 @@
 //! keeps its last version in memory (the executor owning it runs that partition batch after
 //! batch); any other version — a retried batch, a partition that moved here, a new run — is
 //! rebuilt from the checkpoint. Changes made by a task become version N+1 only in
-//! [`StatePartition::commit`], which writes the delta (and a snapshot when due) first.
+//! [`StatePartition::commit`], which writes the delta (and a snapshot when due) first — or
+//! nothing, when the task changed nothing (see [`super::files`]: deltas are sparse).
 
 use std::time::Instant;
 
@@ -32,7 +33,11 @@ pub struct StatePartition {
     pub state: KeyedState,
     version: StateVersion,
     files: StateFiles,
-    last_snapshot: u64,
+    /// Version of the newest file of the chain (0: none yet), which the next delta points back to.
+    last_file: u64,
+    /// Deltas written since the newest snapshot (or since the start): a snapshot is due when
+    /// replaying them would cost more than `minDeltasForSnapshot` files.
+    deltas_since_snapshot: u64,
 }
 
 /// Timing of a commit, for progress.
@@ -46,16 +51,18 @@ impl StatePartition {
     /// Loads `version` from the checkpoint (version 0 is empty).
     pub async fn load(files: StateFiles, key_schema: SchemaRef, value_schema: SchemaRef, version: StateVersion) -> Result<Self> {
         let mut state = KeyedState::new(key_schema, value_schema)?;
-        let mut last_snapshot = 0;
-        for (v, kind) in files.plan_load(version.0).await? {
-            if kind == FileKind::Snapshot {
-                last_snapshot = v;
+        let (mut last_file, mut deltas_since_snapshot) = (0, 0);
+        for file in files.load(version.0).await? {
+            match file.kind {
+                FileKind::Snapshot => deltas_since_snapshot = 0,
+                FileKind::Delta => deltas_since_snapshot += 1,
             }
-            for batch in files.read(v, kind).await? {
-                state.apply_file_batch(&batch)?;
+            last_file = file.version;
+            for batch in &file.batches {
+                state.apply_file_batch(batch)?;
             }
         }
-        Ok(Self { state, version, files, last_snapshot })
+        Ok(Self { state, version, files, last_file, deltas_since_snapshot })
     }
 
     /// The version the in-memory state is consistent with.
@@ -63,21 +70,25 @@ impl StatePartition {
         self.version
     }
 
-    /// Writes the changes as `<version+1>.delta`, a snapshot when due, cleans up old files, and
-    /// advances the version.
+    /// Writes the changes as `<version+1>.delta` (nothing when there are none, except for the
+    /// partition's first file), a snapshot when due, cleans up old files, and advances the version.
     pub async fn commit(&mut self, policy: StatePolicy) -> Result<CommitStats> {
         let started = Instant::now();
         let next = self.version.next().0;
         let delta = self.state.take_delta_batch()?;
-        self.files.write(next, FileKind::Delta, &self.state.file_schema(true), &delta).await?;
-        if next - self.last_snapshot > policy.min_deltas_for_snapshot {
-            let snap = self.state.snapshot_batch()?;
-            self.files.write(next, FileKind::Snapshot, &self.state.file_schema(false), &snap).await?;
-            self.last_snapshot = next;
-        }
-        if next > policy.min_batches_to_retain {
-            if let Err(e) = self.files.cleanup(next - policy.min_batches_to_retain).await {
-                tracing::warn!(error = %e, "could not delete old state files");
+        if delta.num_rows() > 0 || self.last_file == 0 {
+            self.files.write(next, FileKind::Delta, &self.state.file_schema(true), &delta, self.last_file).await?;
+            self.last_file = next;
+            self.deltas_since_snapshot += 1;
+            if self.deltas_since_snapshot > policy.min_deltas_for_snapshot {
+                let snap = self.state.snapshot_batch()?;
+                self.files.write(next, FileKind::Snapshot, &self.state.file_schema(false), &snap, self.last_file).await?;
+                self.deltas_since_snapshot = 0;
+            }
+            if next > policy.min_batches_to_retain {
+                if let Err(e) = self.files.cleanup(next - policy.min_batches_to_retain).await {
+                    tracing::warn!(error = %e, "could not delete old state files");
+                }
             }
         }
         self.version = StateVersion(next);
@@ -125,5 +136,39 @@ mod tests {
         assert_eq!(r.state.len(), 4, "version 4 holds the keys of batches 0..=3");
         let r = StatePartition::load(StateFiles::new(&loc, 0, 0), k, v, StateVersion(5)).await.unwrap();
         assert_eq!(r.state.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_changes_nothing_writes_nothing_and_every_version_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let (k, v) = schemas();
+        let policy = StatePolicy { min_deltas_for_snapshot: 2, min_batches_to_retain: 100 };
+        let load = |version: u64| {
+            StatePartition::load(StateFiles::new(&loc, 0, 0), Arc::clone(&k), Arc::clone(&v), StateVersion(version))
+        };
+        let mut p = load(0).await.unwrap();
+        // Batches 0..12: a key at batches 3, 7, 8 and 11, nothing otherwise.
+        let changed = [3u64, 7, 8, 11];
+        for batch in 0..12u64 {
+            if changed.contains(&batch) {
+                bump(&mut p, batch as i64, policy).await;
+            } else {
+                p.commit(policy).await.unwrap();
+            }
+        }
+        assert_eq!(p.version(), StateVersion(12));
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("state/0/0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        // The first commit always writes (an empty delta); then one delta per changed batch,
+        // and a snapshot once more than two deltas follow the last one (1, 4, 8).
+        assert_eq!(names, ["1.delta", "12.delta", "4.delta", "8.delta", "8.snapshot", "9.delta"]);
+        for version in 0..=14u64 {
+            let expected = changed.iter().filter(|b| **b < version).count();
+            assert_eq!(load(version).await.unwrap().state.len(), expected, "version {version}");
+        }
     }
 }
