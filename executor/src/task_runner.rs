@@ -97,7 +97,7 @@ async fn run_task_unredacted(
             TaskOutcome { metrics, sink_output }
         }
         TaskKind::Map { source_index, split } => {
-            let (input, metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
+            let (input, mut metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
             let state = query.compiled.task_state(input, ctx.batch.timestamp_ms);
             // Every operator input fed by streams gets its blocks, empty when it does not read
             // this task's stream, so its consumers always find one per producer.
@@ -105,9 +105,11 @@ async fn run_task_unredacted(
                 for (i, _) in op.inputs.iter().enumerate().filter(|(_, from)| **from == OperatorInput::Sources) {
                     let partitions = query.compiled.spec.conf.shuffle_partitions;
                     let blocks = map_input(&state, op, &query.operators[op.id], i, partitions).await?;
-                    store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks);
+                    metrics.add_filled_blocks(op.id as u32, store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks));
                 }
             }
+            // Say so even when no block holds rows: consumers then fetch nothing from this task.
+            metrics.filled_blocks.get_or_insert_default();
             TaskOutcome { metrics, ..Default::default() }
         }
         TaskKind::Reduce { op, partition, inputs } => run_reduce(query, *op, *partition, inputs, ctx, env).await?,
@@ -125,9 +127,13 @@ async fn run_task_unredacted(
 }
 
 /// Keeps a task's blocks for consumer `stage`: block `i` is for partition `first + i` (a join's
-/// right input takes partitions `P..2P` of its stage).
-fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, blocks: Vec<Vec<RecordBatch>>) {
+/// right input takes partitions `P..2P` of its stage). Returns the partitions whose blocks hold rows.
+fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, blocks: Vec<Vec<RecordBatch>>) -> Vec<u32> {
+    let mut filled = Vec::new();
     for (i, rows) in blocks.into_iter().enumerate() {
+        if rows.iter().any(|b| b.num_rows() > 0) {
+            filled.push(first + i as u32);
+        }
         let id = BlockId {
             run_id: ctx.run_id.clone(),
             batch: ctx.batch.id,
@@ -139,6 +145,7 @@ fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, bl
         env.meter.shuffle_written(batches_bytes(&rows));
         env.blocks.put(id, rows);
     }
+    filled
 }
 
 async fn fetch(
@@ -284,12 +291,21 @@ async fn run_reduce(
         let state = compiled.task_state(input, ctx.batch.timestamp_ms);
         let partitions = spec.conf.shuffle_partitions;
         let blocks = map_input(&state, &compiled.pipeline.operators[consumer], &query.operators[consumer], i, partitions).await?;
-        store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks);
+        let filled = store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks);
+        outcome.metrics.add_filled_blocks(consumer as u32, filled);
     } else if compiled.pipeline.needs_gather {
-        store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted]);
+        let filled = store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted]);
+        outcome.metrics.add_filled_blocks((op_id + 1) as u32, filled);
     } else {
-        let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
-        let rows = compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+        // The output fragment (projections, filters, stream-static joins with the stream on the
+        // outer side) makes nothing of nothing: most partitions emit no rows in most batches,
+        // and planning the fragment for them was most of their task's time.
+        let rows = if emitted.iter().all(|b| b.num_rows() == 0) {
+            Vec::new()
+        } else {
+            let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
+            compiled.execute_output(input, ctx.batch.timestamp_ms).await?
+        };
         let sink_output = write_sink(query, &rows, ctx).await?;
         outcome.metrics.output_rows = sink_output.num_rows;
         outcome.sink_output = sink_output;

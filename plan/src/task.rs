@@ -110,6 +110,23 @@ pub struct TaskMetrics {
     /// State metrics of the stateful operators this task ran.
     #[serde(default)]
     pub state: Vec<StateOperatorMetrics>,
+    /// The shuffle blocks this task left that hold rows: consumer stage → block partitions.
+    /// Consumers are told to fetch only these; with 200 state partitions and a few changed keys
+    /// a batch, most blocks are empty. `None` (a task that does not say) means "fetch them all".
+    #[serde(default)]
+    pub filled_blocks: Option<BTreeMap<u32, Vec<u32>>>,
+}
+
+impl TaskMetrics {
+    /// Records blocks of consumer `stage` that hold rows.
+    pub fn add_filled_blocks(&mut self, stage: u32, partitions: impl IntoIterator<Item = u32>) {
+        self.filled_blocks.get_or_insert_default().entry(stage).or_default().extend(partitions);
+    }
+
+    /// Whether this task's block for (`stage`, `partition`) may hold rows.
+    pub fn may_have_block(&self, stage: u32, partition: u32) -> bool {
+        self.filled_blocks.as_ref().is_none_or(|f| f.get(&stage).is_some_and(|ps| ps.contains(&partition)))
+    }
 }
 
 /// One stateful operator's metrics in one task (summed by the driver into Spark's

@@ -49,8 +49,15 @@ pub struct StageRunner {
     deadlines: TaskDeadlines,
 }
 
-fn sources_of(results: &[TaskResult]) -> Vec<BlockSource> {
-    results.iter().map(|r| BlockSource { producer: r.partition_index, endpoint: r.endpoint.clone() }).collect()
+/// The producers among `results` a consumer of block (`stage`, `partition`) must fetch from:
+/// those whose block may hold rows (a producer that did not say which of its blocks hold rows
+/// is always fetched).
+fn sources_of(results: &[TaskResult], stage: u32, partition: u32) -> Vec<BlockSource> {
+    results
+        .iter()
+        .filter(|r| r.metrics.may_have_block(stage, partition))
+        .map(|r| BlockSource { producer: r.partition_index, endpoint: r.endpoint.clone() })
+        .collect()
 }
 
 impl StageRunner {
@@ -137,44 +144,91 @@ impl StageRunner {
         self.moved.extend(moved);
         self.placement = owners.iter().cloned().map(Some).collect();
 
-        let map_producers = sources_of(&first_results);
-        let mut all = first_results;
         // Each operator's reduce tasks, by operator: the producers of its consumer's input.
-        let mut reduced: Vec<Vec<BlockSource>> = Vec::with_capacity(self.operators.len());
+        let mut reduced: Vec<Vec<TaskResult>> = Vec::with_capacity(self.operators.len());
+        let map_results = first_results.clone();
+        let mut all = first_results;
         let mut last = Vec::new();
         for op in 0..self.operators.len() {
-            let inputs: Vec<Vec<BlockSource>> = self.operators[op]
-                .inputs
-                .iter()
-                .map(|input| match input {
-                    None => map_producers.clone(),
-                    Some(j) => reduced[*j].clone(),
-                })
-                .collect();
-            let tasks = (0..self.partitions)
-                .map(|p| TaskSpec {
-                    partition_index: p,
-                    kind: TaskKind::Reduce { op, partition: p, inputs: inputs.clone() },
-                    inline_rows: None,
-                    executor: Some(owners[p as usize].clone()),
+            let partitions = self.partitions;
+            let tasks = (0..partitions)
+                .map(|p| {
+                    // Input i of operator `op` reads block partition `i·P + p` of stage `op`.
+                    let inputs: Vec<Vec<BlockSource>> = self.operators[op]
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, input)| {
+                            let producers = match input {
+                                None => &map_results,
+                                Some(j) => &reduced[*j],
+                            };
+                            sources_of(producers, op as u32, i as u32 * partitions + p)
+                        })
+                        .collect();
+                    TaskSpec {
+                        partition_index: p,
+                        kind: TaskKind::Reduce { op, partition: p, inputs },
+                        inline_rows: None,
+                        executor: Some(owners[p as usize].clone()),
+                    }
                 })
                 .collect();
             last = self.run_stage(scheduler, run, batch, &executors, op as u32 + 1, tasks).await?;
-            reduced.push(sources_of(&last));
+            reduced.push(last.clone());
             all.extend(last.iter().cloned());
         }
-        let producers = reduced.last().cloned().unwrap_or_default();
         if self.needs_gather {
+            // The last operator's tasks leave their rows in block 0 of block stage `operators`
+            // (scheduling stage `operators + 1`).
+            let stage = self.operators.len() as u32 + 1;
+            let producers = sources_of(reduced.last().map(Vec::as_slice).unwrap_or_default(), stage - 1, 0);
             let gather = vec![TaskSpec {
                 partition_index: 0,
                 kind: TaskKind::Gather { inputs: producers },
                 inline_rows: None,
                 executor: None,
             }];
-            let stage = self.operators.len() as u32 + 1;
             last = self.run_stage(scheduler, run, batch, &executors, stage, gather).await?;
             all.extend(last.iter().cloned());
         }
         Ok(AttemptResults { all, sink: last })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_plan::TaskMetrics;
+
+    fn result(producer: u32, filled: Option<&[(u32, &[u32])]>) -> TaskResult {
+        let mut metrics = TaskMetrics::default();
+        if let Some(filled) = filled {
+            metrics.filled_blocks = Some(Default::default());
+            for (stage, partitions) in filled {
+                metrics.add_filled_blocks(*stage, partitions.iter().copied());
+            }
+        }
+        TaskResult {
+            partition_index: producer,
+            executor_id: format!("e{producer}"),
+            endpoint: format!("http://e{producer}"),
+            metrics,
+            sink_output: Default::default(),
+        }
+    }
+
+    #[test]
+    fn consumers_fetch_only_blocks_that_hold_rows() {
+        let results = vec![
+            result(0, Some(&[(0, &[3, 7])])),
+            result(1, Some(&[])),
+            // An executor that does not report its blocks is always fetched from.
+            result(2, None),
+        ];
+        let producers = |stage, partition| sources_of(&results, stage, partition).iter().map(|s| s.producer).collect::<Vec<_>>();
+        assert_eq!(producers(0, 3), [0, 2]);
+        assert_eq!(producers(0, 4), [2]);
+        assert_eq!(producers(1, 3), [2], "blocks of another stage");
     }
 }
