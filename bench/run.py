@@ -63,7 +63,11 @@ WORKLOADS = {
     "W2": "dedup with watermark -> window count, append -> parquet",
     "W3": "per-batch overhead: 1 tiny file per batch, 50 batches",
     "W4": "stream-stream join: a user's buys within 10 min of a view, watermarks 10 min -> parquet",
+    "W5": "stateful per-batch overhead: W1 over 1-row files, one per batch, 50 batches, at Spark's default 200 state partitions",
 }
+
+# W5 measures what a batch costs with Spark's default partition count, whatever --shuffle-partitions says.
+W5_PARTITIONS = 200
 
 
 def log(msg: str) -> None:
@@ -197,6 +201,10 @@ def summarize(progress: list[dict], wall: float, peak: int, cpu: float, input_ro
         values = [p["durationMs"].get(key, 0) for p in progress if "durationMs" in p]
         if values:
             parts[key] = statistics.median(values)
+    # The state commit of a batch: every stateful operator's commitTimeMs (summed over its partitions).
+    commits = [sum(op.get("commitTimeMs", 0) for op in p["stateOperators"]) for p in progress if p.get("stateOperators")]
+    if commits:
+        parts["stateCommit"] = statistics.median(commits)
     return {
         "batches": len(progress),
         "input_rows": input_rows,
@@ -234,7 +242,7 @@ def sluice_join_job(input_dir: Path, out: Path, chk: Path, max_files: int, parti
 def sluice_job(workload: str, input_dir: Path, out: Path, chk: Path, max_files: int, partitions: int) -> str:
     if workload == "W4":
         return sluice_join_job(input_dir, out, chk, max_files, partitions)
-    watermark = ",\n  WATERMARK FOR event_time AS event_time - INTERVAL '10' MINUTE" if workload in ("W1", "W2") else ""
+    watermark = ",\n  WATERMARK FOR event_time AS event_time - INTERVAL '10' MINUTE" if workload in ("W1", "W2", "W5") else ""
     head = (
         f"CREATE STREAM events ({EVENT_COLUMNS}{watermark})\n"
         f"  WITH ('connector' = 'files', 'format' = 'json', 'path' = '{input_dir}', 'maxFilesPerTrigger' = '{max_files}');\n"
@@ -245,7 +253,7 @@ def sluice_job(workload: str, input_dir: Path, out: Path, chk: Path, max_files: 
     parquet = f"CREATE SINK out WITH ('connector' = 'files', 'format' = 'parquet', 'path' = '{out}');\n"
     if workload in ("W0", "W3"):
         return head + parquet + "INSERT INTO out SELECT event_time, user_id, amount FROM events WHERE action = 'buy';\n"
-    if workload == "W1":
+    if workload in ("W1", "W5"):
         return (
             head
             + "CREATE SINK out WITH ('connector' = 'memory');\nSET 'outputMode' = 'update';\n"
@@ -628,14 +636,14 @@ def table(results: dict) -> str:
             if not m:
                 continue
             ratio = f"{s['rows_per_s'] / k['rows_per_s']:.2f}x" if engine == "sluice" and k and k["rows_per_s"] else ""
-            pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w != "W3" and limit else ""
+            pct = f"{100.0 * m['rows_per_s'] / limit:.0f}%" if w not in ("W3", "W5") and limit else ""
             per_cpu = m["input_rows"] / max(m["cpu_s"], 1e-3)
             lines.append(
                 f"{w:<9}{engine:<9}{m['wall_s']:>9.2f}{m['startup_s']:>11.2f}{m['rows_per_s']:>13,.0f}{per_cpu:>12,.0f}{m['peak_rss_mb']:>13.0f}{ratio:>14}{pct:>13}"
             )
         if "spark_error" in r:
             lines.append(f"{w:<9}{'spark':<9}failed: {r['spark_error'].strip().splitlines()[-1][:100]}")
-        if w == "W3":
+        if w in ("W3", "W5"):
             for engine, m in (("sluice", s), ("spark", k)):
                 if m:
                     parts = ", ".join(f"{key} {v:g}" for key, v in m["median_ms"].items())
@@ -704,7 +712,7 @@ def main() -> None:
     p.add_argument("--files", type=int, default=20)
     p.add_argument("--smoke", action="store_true", help="tiny inputs: checks the runner end to end")
     p.add_argument("--no-spark", action="store_true")
-    p.add_argument("--workloads", default="W0,W1,W2,W3,W4")
+    p.add_argument("--workloads", default="W0,W1,W2,W3,W4,W5")
     p.add_argument("--shuffle-partitions", type=int, default=8)
     p.add_argument("--nexmark-events", type=int, default=10_000_000)
     p.add_argument("--queries", default="q0,q1,q2,q3,q5,q7,q8", help="Nexmark queries ('' for none)")
@@ -730,15 +738,18 @@ def main() -> None:
         tmp_path = Path(tmp)
         events = tmp_path / "events"
         tiny = tmp_path / "tiny"
+        single = tmp_path / "single"
         workloads = [w for w in a.workloads.split(",") if w]
         if workloads:
             log(f"generating {rows:,} events in {a.files} files")
             subprocess.run([str(BENCH), "gen", "--rows", str(rows), "--files", str(a.files), "--out", str(events)], check=True)
             subprocess.run([str(BENCH), "gen", "--rows", "500", "--files", "50", "--out", str(tiny)], check=True)
+            subprocess.run([str(BENCH), "gen", "--rows", "50", "--files", "50", "--out", str(single)], check=True)
             results["input_bytes"] = sum(f.stat().st_size for f in events.iterdir())
             results["decode_limit"] = repeated(a.repeat, "seconds", lambda _: decode_limit(events))
         for w in workloads:
-            source, max_files = (tiny, 1) if w == "W3" else (events, max(a.files // 4, 1))
+            source, max_files = {"W3": (tiny, 1), "W5": (single, 1)}.get(w, (events, max(a.files // 4, 1)))
+            partitions = W5_PARTITIONS if w == "W5" else a.shuffle_partitions
             entry: dict = {"what": WORKLOADS[w]}
             for engine in ("sluice", "spark"):
                 if engine == "spark" and a.no_spark:
@@ -751,11 +762,11 @@ def main() -> None:
                     return d
 
                 if engine == "sluice":
-                    entry[engine] = repeated(a.repeat, "processing_s", lambda i: run_sluice(w, source, workdir(i), max_files, a.shuffle_partitions))
+                    entry[engine] = repeated(a.repeat, "processing_s", lambda i: run_sluice(w, source, workdir(i), max_files, partitions))
                 else:
                     try:
                         entry[engine] = repeated(
-                            a.repeat, "processing_s", lambda i: run_spark(python, w, source, workdir(i), max_files, a.shuffle_partitions)
+                            a.repeat, "processing_s", lambda i: run_spark(python, w, source, workdir(i), max_files, partitions)
                         )
                     except RuntimeError as e:
                         # Keep sluice's figures and the other workloads; the table says what failed.

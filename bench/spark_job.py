@@ -15,7 +15,7 @@ SCHEMA = "event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, ev
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--workload", required=True, choices=["W0", "W1", "W2", "W3", "W4"])
+    p.add_argument("--workload", required=True, choices=["W0", "W1", "W2", "W3", "W4", "W5"])
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--checkpoint", required=True)
@@ -56,7 +56,7 @@ def main() -> None:
     elif a.workload in ("W0", "W3"):
         query = events.where("action = 'buy'").select("event_time", "user_id", "amount")
         writer = query.writeStream.format("parquet").option("path", a.output).outputMode("append")
-    elif a.workload == "W1":
+    elif a.workload in ("W1", "W5"):
         query = (
             events.withWatermark("event_time", "10 minutes")
             .groupBy(F.window("event_time", "5 minutes"), "action")
