@@ -160,15 +160,20 @@ impl TaskScheduler {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let slots: Vec<(ExecutorInfo, Arc<Semaphore>)> =
-            executors.executors.iter().map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)))).collect();
+        // One liveness probe per executor for the whole stage (not one per task: with 200
+        // state partitions that was 200 pings per stage); it stops when the stage ends.
+        let slots: Vec<(ExecutorInfo, Arc<Semaphore>, Liveness)> = executors
+            .executors
+            .iter()
+            .map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)), Liveness::probe(e, watch.probe_every)))
+            .collect();
         let mut pending = FuturesUnordered::new();
         let mut next = 0usize;
         for task in tasks.into_iter() {
             // Pinned tasks go to their partition's owner; the others round-robin. Each
             // executor's semaphore bounds its concurrency.
-            let (exec, sem) = match &task.executor {
-                Some(id) => slots.iter().find(|(e, _)| &e.id == id).cloned().ok_or_else(|| {
+            let (exec, sem, alive) = match &task.executor {
+                Some(id) => slots.iter().find(|(e, _, _)| &e.id == id).cloned().ok_or_else(|| {
                     SluiceError::external(format!("executor {id}, owner of a state partition, is no longer available"))
                 })?,
                 None => {
@@ -191,7 +196,7 @@ impl TaskScheduler {
             let registry = self.registry.clone();
             pending.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| SluiceError::internal("scheduler semaphore closed"))?;
-                run_one(&registry, exec, request, watch).await
+                run_one(&registry, exec, request, watch, alive).await
             });
         }
         let mut results = Vec::new();
@@ -203,52 +208,41 @@ impl TaskScheduler {
     }
 }
 
-async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskRequest, watch: TaskWatch) -> Result<TaskResult> {
+async fn run_one(
+    registry: &ExecutorRegistry,
+    exec: ExecutorInfo,
+    request: TaskRequest,
+    watch: TaskWatch,
+    mut alive: Liveness,
+) -> Result<TaskResult> {
     let partition_index = request.partition_index;
     let mut client = exec.client.clone();
     let call = client.run_task(request);
     tokio::pin!(call);
     let started = tokio::time::Instant::now();
     let deadline = watch.deadline.map(|d| started + d);
-    // The first probe goes out with the task: an executor that was already paused or cut off
-    // when the task was sent is caught one ping timeout later, not one probe interval later.
-    let probe = answers_ping(exec.client.clone());
-    tokio::pin!(probe);
-    let mut probing = true;
-    let mut next_probe = None;
-    let answered = loop {
-        tokio::select! {
-            answer = &mut call => break answer,
-            alive = &mut probe, if probing => {
-                // One that does not answer (paused, cut off) is set aside at once so the
-                // retried attempt runs elsewhere.
-                if !alive {
-                    registry.suspend(&exec.id, "a task's executor does not answer pings").await;
-                    return Err(SluiceError::external(format!(
-                        "executor {} ({}) stopped answering while running task {partition_index} ({} ms in)",
-                        exec.id,
-                        exec.endpoint,
-                        started.elapsed().as_millis()
-                    )));
-                }
-                probing = false;
-                next_probe = Some(tokio::time::Instant::now() + watch.probe_every);
-            }
-            _ = sleep_until_opt(next_probe), if !probing => {
-                // Still running: is the executor?
-                probe.set(answers_ping(exec.client.clone()));
-                probing = true;
-            }
-            _ = sleep_until_opt(deadline) => {
-                // The executor answers, but this task is stuck (a disk, a peer): stop waiting;
-                // the executor keeps its place.
-                return Err(SluiceError::external(format!(
-                    "executor {} ({}) did not finish task {partition_index} within its deadline of {} ms",
-                    exec.id,
-                    exec.endpoint,
-                    watch.deadline.unwrap_or_default().as_millis()
-                )));
-            }
+    let answered = tokio::select! {
+        answer = &mut call => answer,
+        () = alive.lost() => {
+            // One that does not answer (paused, cut off) is set aside at once so the
+            // retried attempt runs elsewhere.
+            registry.suspend(&exec.id, "a task's executor does not answer pings").await;
+            return Err(SluiceError::external(format!(
+                "executor {} ({}) stopped answering while running task {partition_index} ({} ms in)",
+                exec.id,
+                exec.endpoint,
+                started.elapsed().as_millis()
+            )));
+        }
+        _ = sleep_until_opt(deadline) => {
+            // The executor answers, but this task is stuck (a disk, a peer): stop waiting;
+            // the executor keeps its place.
+            return Err(SluiceError::external(format!(
+                "executor {} ({}) did not finish task {partition_index} within its deadline of {} ms",
+                exec.id,
+                exec.endpoint,
+                watch.deadline.unwrap_or_default().as_millis()
+            )));
         }
     };
     let response = match answered {
@@ -278,6 +272,48 @@ async fn run_one(registry: &ExecutorRegistry, exec: ExecutorInfo, request: TaskR
         }
         Some(task_response::Outcome::Error(e)) => Err(error_from_proto(e)),
         None => Err(SluiceError::internal(format!("executor {} returned an empty task response", exec.id))),
+    }
+}
+
+/// Whether one executor still answers pings, as a stage's tasks on it see it: a probe pings it
+/// when the stage starts (so an executor already paused or cut off when the tasks went out is
+/// caught one ping timeout later), then every `probe_every` while the stage runs, and stops at
+/// the first missed answer or when the stage's last handle is dropped.
+#[derive(Debug, Clone)]
+struct Liveness {
+    answers: tokio::sync::watch::Receiver<bool>,
+    _probe: Arc<AbortOnDrop>,
+}
+
+/// Aborts the probe task once no task of the stage holds the [`Liveness`] any more.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Liveness {
+    fn probe(exec: &ExecutorInfo, every: Duration) -> Self {
+        let (tx, answers) = tokio::sync::watch::channel(true);
+        let client = exec.client.clone();
+        let task = tokio::spawn(async move {
+            while answers_ping(client.clone()).await {
+                tokio::time::sleep(every).await;
+            }
+            let _ = tx.send(false);
+        });
+        Self { answers, _probe: Arc::new(AbortOnDrop(task.abort_handle())) }
+    }
+
+    /// Resolves when the executor has missed a ping; pending for as long as it answers.
+    async fn lost(&mut self) {
+        if self.answers.wait_for(|answers| !answers).await.is_err() {
+            // The probe ended without a verdict (aborted with the stage): nothing to report.
+            std::future::pending::<()>().await;
+        }
     }
 }
 
