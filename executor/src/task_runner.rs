@@ -105,11 +105,9 @@ async fn run_task_unredacted(
                 for (i, _) in op.inputs.iter().enumerate().filter(|(_, from)| **from == OperatorInput::Sources) {
                     let partitions = query.compiled.spec.conf.shuffle_partitions;
                     let blocks = map_input(&state, op, &query.operators[op.id], i, partitions).await?;
-                    metrics.add_filled_blocks(op.id as u32, store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks));
+                    store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks, &mut metrics);
                 }
             }
-            // Say so even when no block holds rows: consumers then fetch nothing from this task.
-            metrics.filled_blocks.get_or_insert_default();
             TaskOutcome { metrics, ..Default::default() }
         }
         TaskKind::Reduce { op, partition, inputs } => run_reduce(query, *op, *partition, inputs, ctx, env).await?,
@@ -127,8 +125,16 @@ async fn run_task_unredacted(
 }
 
 /// Keeps a task's blocks for consumer `stage`: block `i` is for partition `first + i` (a join's
-/// right input takes partitions `P..2P` of its stage). Returns the partitions whose blocks hold rows.
-fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, blocks: Vec<Vec<RecordBatch>>) -> Vec<u32> {
+/// right input takes partitions `P..2P` of its stage). Records in `metrics` which of them hold
+/// rows — even none — so consumers fetch only those.
+fn store_blocks(
+    env: &TaskEnv<'_>,
+    ctx: &TaskContext,
+    stage: u32,
+    first: u32,
+    blocks: Vec<Vec<RecordBatch>>,
+    metrics: &mut TaskMetrics,
+) {
     let mut filled = Vec::new();
     for (i, rows) in blocks.into_iter().enumerate() {
         if rows.iter().any(|b| b.num_rows() > 0) {
@@ -145,7 +151,7 @@ fn store_blocks(env: &TaskEnv<'_>, ctx: &TaskContext, stage: u32, first: u32, bl
         env.meter.shuffle_written(batches_bytes(&rows));
         env.blocks.put(id, rows);
     }
-    filled
+    metrics.add_filled_blocks(stage, filled);
 }
 
 async fn fetch(
@@ -291,11 +297,9 @@ async fn run_reduce(
         let state = compiled.task_state(input, ctx.batch.timestamp_ms);
         let partitions = spec.conf.shuffle_partitions;
         let blocks = map_input(&state, &compiled.pipeline.operators[consumer], &query.operators[consumer], i, partitions).await?;
-        let filled = store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks);
-        outcome.metrics.add_filled_blocks(consumer as u32, filled);
+        store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks, &mut outcome.metrics);
     } else if compiled.pipeline.needs_gather {
-        let filled = store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted]);
-        outcome.metrics.add_filled_blocks((op_id + 1) as u32, filled);
+        store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted], &mut outcome.metrics);
     } else {
         // The output fragment (projections, filters, stream-static joins with the stream on the
         // outer side) makes nothing of nothing: most partitions emit no rows in most batches,

@@ -91,6 +91,19 @@ impl StateFiles {
         self.dir.clone().join(format!("{version}.{}", kind.suffix()))
     }
 
+    /// Writes `<version>.delta`, pointing back to `previous`, the version of the partition's
+    /// file before it (0 when none).
+    pub async fn write_delta(&self, version: u64, previous: u64, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        let metadata = [(PREVIOUS_VERSION_KEY.to_string(), previous.to_string())].into_iter().collect();
+        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+        self.write(version, FileKind::Delta, &schema, batch).await
+    }
+
+    /// Writes `<version>.snapshot`: every entry at that version.
+    pub async fn write_snapshot(&self, version: u64, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        self.write(version, FileKind::Snapshot, schema, batch).await
+    }
+
     /// Writes a state file; the first whole copy of a version wins, as in Spark's state store.
     ///
     /// Every attempt of a batch computes the same version from the same input and state, so a
@@ -98,27 +111,9 @@ impl StateFiles {
     /// kept, never overwritten: a late attempt — an executor that was paused, cut off and
     /// replaced — must not be able to tear a version the query has committed. A file that is not
     /// whole (a write cut short) is replaced.
-    ///
-    /// `previous` is, for a delta, the version of the partition's file before it (0 when none).
-    pub async fn write(
-        &self,
-        version: u64,
-        kind: FileKind,
-        schema: &SchemaRef,
-        batch: &RecordBatch,
-        previous: u64,
-    ) -> Result<()> {
-        let schema = match kind {
-            FileKind::Delta => Arc::new(
-                schema
-                    .as_ref()
-                    .clone()
-                    .with_metadata([(PREVIOUS_VERSION_KEY.to_string(), previous.to_string())].into_iter().collect()),
-            ),
-            FileKind::Snapshot => Arc::clone(schema),
-        };
-        let batch = batch.clone().with_schema(Arc::clone(&schema))?;
-        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(&schema, std::slice::from_ref(&batch))?);
+    async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        let batch = batch.clone().with_schema(Arc::clone(schema))?;
+        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(&batch))?);
         let what = format!("writing state file {}/{version}.{}", self.display, kind.suffix());
         create_entry(&self.store, &self.path(version, kind), &bytes, &what, is_whole_file).await?;
         Ok(())
@@ -273,10 +268,10 @@ mod tests {
         let f = StateFiles::new(&loc, 0, 3);
         for v in 1..=6 {
             let (s, b) = batch(v as i64);
-            f.write(v, FileKind::Delta, &s, &b, v - 1).await.unwrap();
+            f.write_delta(v, v - 1, &s, &b).await.unwrap();
         }
         let (s, b) = batch(0);
-        f.write(4, FileKind::Snapshot, &s, &b, 0).await.unwrap();
+        f.write_snapshot(4, &s, &b).await.unwrap();
         assert_eq!(f.plan_load(6).await.unwrap(), vec![(4, FileKind::Snapshot), (5, FileKind::Delta), (6, FileKind::Delta)]);
         assert_eq!(f.plan_load(3).await.unwrap().len(), 3);
         // Version 7 changed nothing: it is version 6's files.
@@ -301,7 +296,7 @@ mod tests {
         // The first put lands half its bytes and fails; the writer must leave a whole file.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, b) = batch(7);
-        StateFiles::new(&faulty, 0, 0).write(1, FileKind::Delta, &s, &b, 0).await.unwrap();
+        StateFiles::new(&faulty, 0, 0).write_delta(1, 0, &s, &b).await.unwrap();
         let read = StateFiles::new(&plain, 0, 0).read(1, FileKind::Delta).await.unwrap();
         assert_eq!(read.batches.len(), 1);
         assert_eq!(read.batches[0].columns(), b.columns());
@@ -314,9 +309,9 @@ mod tests {
         // write, torn on the way, must leave the first whole copy standing.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, first) = batch(1);
-        StateFiles::new(&plain, 0, 0).write(2, FileKind::Delta, &s, &first, 1).await.unwrap();
+        StateFiles::new(&plain, 0, 0).write_delta(2, 1, &s, &first).await.unwrap();
         let (s, late) = batch(2);
-        StateFiles::new(&faulty, 0, 0).write(2, FileKind::Delta, &s, &late, 1).await.unwrap();
+        StateFiles::new(&faulty, 0, 0).write_delta(2, 1, &s, &late).await.unwrap();
         assert_eq!(StateFiles::new(&plain, 0, 0).read(2, FileKind::Delta).await.unwrap().batches[0].columns(), first.columns());
     }
 
@@ -328,7 +323,7 @@ mod tests {
         // Versions 2–4 and 6 changed nothing: files at 1, 5 and 7, each naming the one before.
         for (v, previous) in [(1, 0), (5, 1), (7, 5)] {
             let (s, b) = batch(v as i64);
-            f.write(v, FileKind::Delta, &s, &b, previous).await.unwrap();
+            f.write_delta(v, previous, &s, &b).await.unwrap();
         }
         let versions = |files: Vec<StateFile>| files.iter().map(|f| f.version).collect::<Vec<_>>();
         assert_eq!(versions(f.load(4).await.unwrap()), [1]);
@@ -368,7 +363,7 @@ mod tests {
         let (dir, plain, _) = faulty(vec![]);
         let (s, b) = batch(3);
         let files = StateFiles::new(&plain, 0, 0);
-        files.write(1, FileKind::Delta, &s, &b, 0).await.unwrap();
+        files.write_delta(1, 0, &s, &b).await.unwrap();
         let path = dir.path().join("state/0/0/1.delta");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();

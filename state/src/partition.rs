@@ -77,12 +77,12 @@ impl StatePartition {
         let next = self.version.next().0;
         let delta = self.state.take_delta_batch()?;
         if delta.num_rows() > 0 || self.last_file == 0 {
-            self.files.write(next, FileKind::Delta, &self.state.file_schema(true), &delta, self.last_file).await?;
+            self.files.write_delta(next, self.last_file, &self.state.file_schema(true), &delta).await?;
             self.last_file = next;
             self.deltas_since_snapshot += 1;
             if self.deltas_since_snapshot > policy.min_deltas_for_snapshot {
                 let snap = self.state.snapshot_batch()?;
-                self.files.write(next, FileKind::Snapshot, &self.state.file_schema(false), &snap, self.last_file).await?;
+                self.files.write_snapshot(next, &self.state.file_schema(false), &snap).await?;
                 self.deltas_since_snapshot = 0;
             }
             if next > policy.min_batches_to_retain {

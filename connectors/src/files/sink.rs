@@ -232,9 +232,9 @@ async fn put_part_file(out: &Location, rel: &str, bytes: Bytes) -> Result<SinkFi
 /// A batch `df.write` of `batches`: the part files and `col=value/` directories a streaming
 /// batch writes, without a `_spark_metadata` log (a batch write has no commit to record). An
 /// empty, unpartitioned result still leaves one file holding the schema, as Spark's batch writer
-/// does, so the directory reads back.
+/// does, so the directory reads back. The caller checks the schema first
+/// ([`FileSinkOptions::check_schema`]), before it clears an overwritten directory.
 pub async fn write_batch_files(opts: &FileSinkOptions, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    opts.check_schema(schema)?;
     if batches.iter().all(|b| b.num_rows() == 0) && opts.partition_by.is_empty() {
         let out = storage::resolve(&opts.path)?;
         put_part_file(&out, &part_file_name(opts, 0), encode(&opts.format, &RecordBatch::new_empty(Arc::clone(schema)))?).await?;

@@ -144,11 +144,9 @@ impl StageRunner {
         self.moved.extend(moved);
         self.placement = owners.iter().cloned().map(Some).collect();
 
-        // Each operator's reduce tasks, by operator: the producers of its consumer's input.
+        // Each operator's reduce tasks' results, by operator: the producers of its consumer's input.
+        let map_results = first_results;
         let mut reduced: Vec<Vec<TaskResult>> = Vec::with_capacity(self.operators.len());
-        let map_results = first_results.clone();
-        let mut all = first_results;
-        let mut last = Vec::new();
         for op in 0..self.operators.len() {
             let partitions = self.partitions;
             let tasks = (0..partitions)
@@ -174,11 +172,9 @@ impl StageRunner {
                     }
                 })
                 .collect();
-            last = self.run_stage(scheduler, run, batch, &executors, op as u32 + 1, tasks).await?;
-            reduced.push(last.clone());
-            all.extend(last.iter().cloned());
+            reduced.push(self.run_stage(scheduler, run, batch, &executors, op as u32 + 1, tasks).await?);
         }
-        if self.needs_gather {
+        let gathered = if self.needs_gather {
             // The last operator's tasks leave their rows in block 0 of block stage `operators`
             // (scheduling stage `operators + 1`).
             let stage = self.operators.len() as u32 + 1;
@@ -189,10 +185,13 @@ impl StageRunner {
                 inline_rows: None,
                 executor: None,
             }];
-            last = self.run_stage(scheduler, run, batch, &executors, stage, gather).await?;
-            all.extend(last.iter().cloned());
-        }
-        Ok(AttemptResults { all, sink: last })
+            Some(self.run_stage(scheduler, run, batch, &executors, stage, gather).await?)
+        } else {
+            None
+        };
+        let sink = gathered.as_ref().or(reduced.last()).cloned().unwrap_or_default();
+        let all = map_results.into_iter().chain(reduced.into_iter().flatten()).chain(gathered.into_iter().flatten()).collect();
+        Ok(AttemptResults { all, sink })
     }
 }
 
