@@ -185,6 +185,9 @@ pub(crate) struct StructCol {
     pub(crate) children: Vec<ColumnBuilder>,
     valid: BooleanBufferBuilder,
     index: HashMap<Box<str>, usize>,
+    /// Per field, whether JSON decoding may match its name against a key's raw bytes
+    /// ([`super::json_lexer::plain_key`]).
+    plain: Vec<bool>,
     /// Scratch for decoders: which fields the object being decoded has set.
     pub(crate) seen: Vec<bool>,
 }
@@ -199,7 +202,13 @@ impl StructCol {
             index.entry(f.name().as_str().into()).or_insert(i);
         }
         let seen = vec![false; fields.len()];
-        Ok(Self { fields, children, valid: BooleanBufferBuilder::new(0), index, seen })
+        let plain = fields.iter().map(|f| super::json_lexer::plain_key(f.name())).collect();
+        Ok(Self { fields, children, valid: BooleanBufferBuilder::new(0), index, plain, seen })
+    }
+
+    /// The name of field `i` if keys can be matched against it in place (see `plain`).
+    pub(crate) fn plain_name(&self, i: usize) -> Option<&str> {
+        self.fields.get(i).filter(|_| self.plain.get(i) == Some(&true)).map(|f| f.name().as_str())
     }
 
     /// The index of field `name` (case-sensitive, as Spark's JSON reader); `hint` is tried first

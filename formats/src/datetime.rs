@@ -171,6 +171,11 @@ impl Segments<'_> {
 
 /// Spark's `stringToTimestamp` with the UTC session zone: microseconds, or `None` if invalid.
 pub fn string_to_timestamp(s: &str) -> Option<i64> {
+    iso_utc_micros(s.as_bytes()).or_else(|| scanned_timestamp(s))
+}
+
+/// [`string_to_timestamp`] by the general scanner.
+fn scanned_timestamp(s: &str) -> Option<i64> {
     let seg = parse_segments(s)?;
     let zone = match seg.zone {
         Some(z) => Zone::parse(z.trim_matches(|c: char| c <= ' '))?,
@@ -178,6 +183,66 @@ pub fn string_to_timestamp(s: &str) -> Option<i64> {
     };
     let date = if seg.just_time { zone.today() } else { seg.date()? };
     micros_of(zone.to_utc(date.and_time(seg.time()?))?)
+}
+
+/// The common shape of machine-written timestamps, `yyyy-MM-ddTHH:mm:ss[.f…][Z]` (or a space
+/// for the `T`), in microseconds since the epoch, without the general scanner and calendar
+/// library: JSON and CSV inputs carry one such value per row, and this is most of what reading
+/// them costs. `None` means "not this shape, or not a valid date": the caller then runs the exact
+/// scanner, which is the authority on everything else (and gives the same answer here).
+fn iso_utc_micros(b: &[u8]) -> Option<i64> {
+    fn two(b: &[u8], at: usize) -> Option<u32> {
+        let (h, l) = (b.get(at)?.wrapping_sub(b'0'), b.get(at + 1)?.wrapping_sub(b'0'));
+        (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
+    }
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let year = two(b, 0)? * 100 + two(b, 2)?;
+    let (month, day, hour, minute, second) = (two(b, 5)?, two(b, 8)?, two(b, 11)?, two(b, 14)?, two(b, 17)?);
+    let mut micros = 0u32;
+    let mut rest = &b[19..];
+    if let Some((b'.', fraction)) = rest.split_first() {
+        let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        // Digits past the sixth are dropped, as Spark truncates to microseconds.
+        for i in 0..6 {
+            micros = micros * 10 + fraction.get(i).filter(|_| i < digits).map_or(0, |c| u32::from(c - b'0'));
+        }
+        rest = &fraction[digits..];
+    }
+    if !(rest.is_empty() || rest == b"Z") || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day)?;
+    Some(
+        ((days * 24 + i64::from(hour)) * 60 + i64::from(minute)) * 60_000_000 + i64::from(second) * 1_000_000 + i64::from(micros),
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`), `None`
+/// for a month or day that does not exist.
+fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let shifted_month = i64::from((month + 9) % 12);
+    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// Spark's `stringToTimestampWithoutTimeZone(s, allowTimeZone = false)` for TIMESTAMP_NTZ.
@@ -370,6 +435,57 @@ mod tests {
     fn ts(s: &str) -> i64 {
         let d = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
         micros_of(d).unwrap()
+    }
+
+    #[test]
+    fn the_iso_fast_path_agrees_with_the_scanner() {
+        let mut texts = vec![
+            "2024-01-01T10:00:00Z".to_string(),
+            "2023-12-31T23:59:14.666Z".to_string(),
+            "1969-12-31T23:59:59.999999Z".to_string(),
+            "0000-03-01 00:00:00".to_string(),
+            "9999-12-31T23:59:59.1234567891Z".to_string(),
+            "1900-02-29T00:00:00Z".to_string(),
+            "2000-02-29T00:00:00Z".to_string(),
+            "2023-02-29T00:00:00Z".to_string(),
+            "2024-04-31T00:00:00Z".to_string(),
+            "2024-00-10T00:00:00Z".to_string(),
+            "2024-01-00T00:00:00Z".to_string(),
+            "2024-01-01T24:00:00Z".to_string(),
+            "2024-01-01T10:60:00Z".to_string(),
+            "2024-01-01T10:00:60Z".to_string(),
+            "2024-01-01T10:00:00.Z".to_string(),
+            "2024-01-01T10:00:00z".to_string(),
+            "2024-01-01T10:00:00+01:00".to_string(),
+            "2024-01-01T10:00:00 ".to_string(),
+            "2024-01-01X10:00:00".to_string(),
+            "2024-1-01T10:00:00".to_string(),
+        ];
+        // Every day of a leap and a common year and of the years around the epoch and the
+        // Gregorian 400-year boundary, at a few times of day and fraction lengths.
+        for year in [1582, 1600, 1700, 1969, 1970, 2000, 2023, 2024, 2100] {
+            for month in 1..=12 {
+                for day in [1, 15, 28, 29, 30, 31] {
+                    for (time, fraction) in
+                        [("00:00:00", ""), ("12:34:56", ".7"), ("23:59:59", ".123456"), ("01:02:03", ".98765432")]
+                    {
+                        texts.push(format!("{year:04}-{month:02}-{day:02}T{time}{fraction}Z"));
+                        texts.push(format!("{year:04}-{month:02}-{day:02} {time}{fraction}"));
+                    }
+                }
+            }
+        }
+        assert_eq!(iso_utc_micros(b"2023-12-31T23:59:14.666Z"), Some(1_704_067_154_666_000));
+        let mut fast = 0;
+        for text in &texts {
+            let quick = iso_utc_micros(text.as_bytes());
+            fast += usize::from(quick.is_some());
+            if let Some(v) = quick {
+                assert_eq!(Some(v), scanned_timestamp(text), "{text}");
+            }
+            assert_eq!(string_to_timestamp(text), scanned_timestamp(text), "{text}");
+        }
+        assert!(fast > texts.len() / 2, "the fast path took only {fast} of {} texts", texts.len());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::builder::{ColumnBuilder, StructCol};
 use super::datetime::ReadFormats;
 use super::decimal::parse_big_decimal;
 use super::java_num::parse_long;
-use super::json_lexer::{Fail, Kind, Lexer, NumKind, Step};
+use super::json_lexer::{Fail, Key, Kind, Lexer, NumKind, Step};
 
 /// What value conversion needs besides the text.
 #[derive(Clone, Copy)]
@@ -212,8 +212,12 @@ pub(crate) fn decode_object(lx: &mut Lexer<'_>, st: &mut StructCol, cx: JsonCx<'
     let row = st.len();
     st.seen.fill(false);
     let (mut failed, mut first, mut hint) = (false, true, 0);
-    while let Some(key) = lx.next_key(&mut first)? {
-        let Some(i) = st.field_index(key, hint) else {
+    while let Some(key) = lx.next_key_expecting(&mut first, st.plain_name(hint))? {
+        let found = match key {
+            Key::Expected => Some(hint),
+            Key::Other(name) => st.field_index(name, hint),
+        };
+        let Some(i) = found else {
             lx.skip_value(None)?;
             continue;
         };

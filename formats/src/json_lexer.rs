@@ -61,6 +61,21 @@ enum Span {
     Scratch,
 }
 
+/// A member's key, as [`Lexer::next_key_expecting`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key<'a> {
+    /// The key the caller expected.
+    Expected,
+    /// Another key, unescaped.
+    Other(&'a str),
+}
+
+/// Whether `name` can be matched against a key's raw bytes: it holds no quote, backslash or
+/// control character, so no escape sequence can spell it differently in place.
+pub(crate) fn plain_key(name: &str) -> bool {
+    name.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\'' && c != b'\\')
+}
+
 /// Jackson's default `StreamReadConstraints.maxNestingDepth`.
 const MAX_DEPTH: usize = 1000;
 
@@ -163,29 +178,22 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         let start = self.pos;
-        loop {
-            match self.b.get(self.pos) {
-                None => return Err(Fail::Syntax),
-                Some(&c) if c == quote => {
-                    self.pos += 1;
-                    return Ok(Span::Source(start, self.pos - 1));
-                }
-                Some(b'\\') => break,
-                Some(&c) if c < 0x20 => return Err(Fail::Syntax),
-                Some(_) => self.pos += 1,
+        self.pos = start + string_run(&self.b[start..], quote);
+        match self.b.get(self.pos) {
+            None => return Err(Fail::Syntax),
+            Some(&c) if c == quote => {
+                self.pos += 1;
+                return Ok(Span::Source(start, self.pos - 1));
             }
+            Some(b'\\') => {}
+            Some(_) => return Err(Fail::Syntax),
         }
         // Slow path: the string has escapes.
         self.scratch.clear();
         self.scratch.push_str(self.src.get(start..self.pos).ok_or(Fail::Syntax)?);
         loop {
             let run = self.pos;
-            while let Some(&c) = self.b.get(self.pos) {
-                if c == quote || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos += string_run(&self.b[run..], quote);
             self.scratch.push_str(self.src.get(run..self.pos).ok_or(Fail::Syntax)?);
             match self.b.get(self.pos) {
                 Some(&c) if c == quote => {
@@ -325,6 +333,19 @@ impl<'a> Lexer<'a> {
     /// Advances to the next member of the current object and returns its key (the `:` is
     /// consumed), or `None` after the closing `}`. `first` tracks whether a `,` is due.
     pub(crate) fn next_key(&mut self, first: &mut bool) -> Step<Option<&str>> {
+        match self.next_key_expecting(first, None)? {
+            Some(Key::Other(key)) => Ok(Some(key)),
+            // Nothing was expected, so every key is another.
+            Some(Key::Expected) | None => Ok(None),
+        }
+    }
+
+    /// [`Self::next_key`], checking first whether the key is `expected` written plainly: a
+    /// member's key is nearly always the field the schema lists next, and comparing it in
+    /// place skips scanning and unescaping it. `expected` must hold no quote, backslash or
+    /// control character ([`plain_key`]): then bytes equal to it, followed by the closing
+    /// quote, can only be that very key.
+    pub(crate) fn next_key_expecting(&mut self, first: &mut bool, expected: Option<&str>) -> Step<Option<Key<'_>>> {
         let c = self.next_byte()?;
         if c == b'}' {
             self.pos += 1;
@@ -336,12 +357,30 @@ impl<'a> Lexer<'a> {
             }
             self.pos += 1;
         }
+        if let Some(name) = expected {
+            self.skip_ws();
+            let quote = self.b.get(self.pos).copied();
+            let end = self.pos + 1 + name.len();
+            if matches!(quote, Some(b'"' | b'\''))
+                && self.b.get(self.pos + 1..end) == Some(name.as_bytes())
+                && self.b.get(end).copied() == quote
+            {
+                self.pos = end + 1;
+                self.expect_colon()?;
+                return Ok(Some(Key::Expected));
+            }
+        }
         let span = self.scan_string()?;
+        self.expect_colon()?;
+        Ok(Some(Key::Other(self.text(span))))
+    }
+
+    fn expect_colon(&mut self) -> Step<()> {
         if self.next_byte()? != b':' {
             return Err(Fail::Syntax);
         }
         self.pos += 1;
-        Ok(Some(self.text(span)))
+        Ok(())
     }
 
     /// Advances to the next element of the current array; `false` after the closing `]`.
@@ -433,16 +472,39 @@ impl<'a> Lexer<'a> {
 
     fn copy_key(&mut self, out: &mut Option<&mut Vec<u8>>) -> Step<()> {
         let span = self.scan_string()?;
-        if self.next_byte()? != b':' {
-            return Err(Fail::Syntax);
-        }
-        self.pos += 1;
+        self.expect_colon()?;
         if let Some(o) = out.as_deref_mut() {
             write_string(o, self.text(span));
             o.push(b':');
         }
         Ok(())
     }
+}
+
+/// How many bytes at the start of `b` a string's text can take as they are: the length up to the
+/// first closing `quote`, backslash or control character (or all of `b`).
+///
+/// Strings are most of a JSON line, so this looks at eight bytes per step (SWAR: the classic
+/// "has a zero byte" and "has a byte less than n" word tricks). Each test can misfire only in
+/// bytes *above* a true match, so the lowest flagged byte is always the first real one.
+fn string_run(b: &[u8], quote: u8) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { break };
+        let word = u64::from_le_bytes(bytes);
+        let quotes = zero_byte(word ^ (ONES * u64::from(quote)));
+        let backslashes = zero_byte(word ^ (ONES * u64::from(b'\\')));
+        let controls = word.wrapping_sub(ONES * 0x20) & !word;
+        let hits = (quotes | backslashes | controls) & HIGH;
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|&c| c == quote || c == b'\\' || c < 0x20).unwrap_or(b.len() - i)
 }
 
 fn emit(out: &mut Option<&mut Vec<u8>>, bytes: &[u8]) {
@@ -540,6 +602,57 @@ mod tests {
             let n = lx.read_number().unwrap();
             assert_eq!((n.text, n.kind), (text, kind));
         }
+    }
+
+    #[test]
+    fn string_runs_stop_at_the_first_quote_backslash_or_control_byte() {
+        // Every position of every stop byte, after runs of plain ASCII and of multi-byte UTF-8
+        // (bytes >= 0x80 must never count as control bytes), against a byte-by-byte scan.
+        for filler in ["abcdefghijklmnopqrstu", "éàü€😀ñ"] {
+            for stop in [b'"', b'\'', b'\\', b'\n', b'\t', 0x1f, 0x00] {
+                for quote in [b'"', b'\''] {
+                    let base = filler.as_bytes();
+                    for at in 0..=base.len() {
+                        let mut text = base[..at].to_vec();
+                        text.push(stop);
+                        text.extend_from_slice(base);
+                        let expected = text.iter().position(|&c| c == quote || c == b'\\' || c < 0x20).unwrap_or(text.len());
+                        assert_eq!(string_run(&text, quote), expected, "{text:?} quote {quote}");
+                    }
+                }
+            }
+            assert_eq!(string_run(filler.as_bytes(), b'"'), filler.len());
+        }
+    }
+
+    #[test]
+    fn expected_keys_match_in_place_and_anything_else_is_scanned() {
+        let keys = |text: &str, expected: Option<&str>| {
+            let mut lx = Lexer::new(text, true);
+            lx.begin_object();
+            let mut first = true;
+            let mut out = Vec::new();
+            while let Some(key) = lx.next_key_expecting(&mut first, expected)? {
+                out.push(match key {
+                    Key::Expected => "<expected>".to_string(),
+                    Key::Other(k) => k.to_string(),
+                });
+                lx.skip_value(None)?;
+            }
+            Ok::<_, Fail>(out)
+        };
+        assert_eq!(
+            keys(r#"{"id": 1, 'id':2, "idx":3, "i\u0064":4, "id" : 5}"#, Some("id")).unwrap(),
+            ["<expected>", "<expected>", "idx", "id", "<expected>"]
+        );
+        // A prefix of the key, or of another key, is no match; neither is a key whose closing
+        // quote differs from its opening one.
+        assert_eq!(keys(r#"{"i":1,"idd":2}"#, Some("id")).unwrap(), ["i", "idd"]);
+        assert_eq!(keys(r#"{"id':1}"#, Some("id")), Err(Fail::Syntax));
+        assert_eq!(keys(r#"{"id" 1}"#, Some("id")), Err(Fail::Syntax));
+        assert_eq!(keys(r#"{"id":1 "id":2}"#, Some("id")), Err(Fail::Syntax));
+        assert!(plain_key("event_time") && plain_key("a b.c"));
+        assert!(!plain_key("a\"b") && !plain_key("it's") && !plain_key("a\\b") && !plain_key("a\tb"));
     }
 
     #[test]

@@ -123,17 +123,38 @@ fn settle(sink: &mut RowSink, outcome: Outcome, base: usize, record: &str, locat
 pub fn decode_json_lines(data: &[u8], schema: &SchemaRef, opts: &JsonReadOptions) -> Result<DecodeResult> {
     let mut sink = RowSink::new(schema.fields(), &opts.common.corrupt_column, opts.common.mode, "JSON")?;
     let cx = opts.cx();
-    for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut decode_line = |index: usize, line: std::result::Result<&str, &[u8]>| {
         let base = sink.len();
         let location = || format!("line {}", index + 1);
-        match std::str::from_utf8(line) {
+        match line {
             Ok(text) => {
+                let text = text.strip_suffix('\r').unwrap_or(text);
                 let outcome = decode_record(text, &mut sink, cx, true);
-                settle(&mut sink, outcome, base, text, location)?;
+                settle(&mut sink, outcome, base, text, location)
             }
             // Jackson fails on malformed UTF-8; the record text is shown with replacements.
-            Err(_) => settle(&mut sink, Outcome::Bad, base, &String::from_utf8_lossy(line), location)?,
+            Err(raw) => {
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                settle(&mut sink, Outcome::Bad, base, &String::from_utf8_lossy(raw), location)
+            }
+        }
+    };
+    // Validating the whole range at once is much cheaper than line by line; only a range with
+    // malformed UTF-8 somewhere is checked per line, to lose just the lines that have it.
+    match std::str::from_utf8(data) {
+        Ok(text) => {
+            // Line ends found with a vectorised search; `\n` is ASCII, so every cut is on a
+            // character boundary.
+            let mut start = 0;
+            for (index, end) in memchr::memchr_iter(b'\n', data).chain([data.len()]).enumerate() {
+                decode_line(index, Ok(text.get(start..end).unwrap_or_default()))?;
+                start = end + 1;
+            }
+        }
+        Err(_) => {
+            for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
+                decode_line(index, std::str::from_utf8(raw).map_err(|_| raw))?;
+            }
         }
     }
     let malformed_rows = sink.malformed();

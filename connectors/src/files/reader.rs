@@ -68,7 +68,8 @@ pub async fn read_owned_lines(loc: &Location, range: &FileRange) -> Result<Bytes
     let end = range.start + range.length;
     let begin = range.start.saturating_sub(1);
     let mut fetched_to = (end + LINE_OVERREAD).min(range.file_size);
-    let mut buf = BytesMut::from(fetch(loc, begin, fetched_to).await?.as_ref());
+    // Kept as fetched (no copy) unless the last line runs past the over-read.
+    let mut buf = fetch(loc, begin, fetched_to).await?;
     // Extend until the line that straddles `end` is complete (or the file ends).
     loop {
         let tail_from = (end.saturating_sub(1).max(begin) - begin) as usize;
@@ -76,7 +77,9 @@ pub async fn read_owned_lines(loc: &Location, range: &FileRange) -> Result<Bytes
             break;
         }
         let next = (fetched_to + (fetched_to - begin).max(LINE_OVERREAD)).min(range.file_size);
-        buf.extend_from_slice(&fetch(loc, fetched_to, next).await?);
+        let mut longer = BytesMut::from(buf.as_ref());
+        longer.extend_from_slice(&fetch(loc, fetched_to, next).await?);
+        buf = longer.freeze();
         fetched_to = next;
     }
     let first_owned = if range.start == 0 {
@@ -95,7 +98,7 @@ pub async fn read_owned_lines(loc: &Location, range: &FileRange) -> Result<Bytes
     if first_owned as u64 + begin >= end || first_owned >= owned_end {
         return Ok(Bytes::new());
     }
-    Ok(buf.freeze().slice(first_owned..owned_end))
+    Ok(buf.slice(first_owned..owned_end))
 }
 
 fn memchr(buf: &[u8], from: usize) -> Option<usize> {
