@@ -12,17 +12,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use sluice_cluster::etcd::register_executor;
 use sluice_cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
 use sluice_common::error::{Result, SluiceError};
+use sluice_common::BatchContext;
 use sluice_connectors::{Connectors, InProcessIo};
 use sluice_plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
     task_response, DismissRequest, DismissResponse, HeartbeatRequest, PingRequest, PingResponse, RegisterExecutorRequest,
-    ReleaseQueryRequest, ReleaseQueryResponse, TaskRequest, TaskResponse, TaskSuccess,
+    ReleaseQueryRequest, ReleaseQueryResponse, TaskPart, TaskPartSuccess, TaskRequest, TaskResponse, TaskSuccess,
 };
 use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE};
@@ -32,7 +32,7 @@ use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
-use crate::query_cache::QueryCache;
+use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Peers, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv};
@@ -82,19 +82,14 @@ impl ExecutorConfig {
 
 struct Service {
     queries: QueryCache,
-    slots: Arc<Semaphore>,
     /// Turns true when the driver dismisses this (decommissioning) executor.
     dismissed: watch::Sender<bool>,
-    blocks: Arc<BlockStore>,
-    states: StateCache,
-    /// This executor's endpoint, as the driver and other executors reach it.
-    endpoint: String,
-    /// Connections to the other executors, for their shuffle blocks.
-    peers: Peers,
     /// Refuses tasks of deposed leaders.
     fence: Arc<TermFence>,
-    /// This executor's metrics, which its ping answer reads back.
-    meter: ExecutorMeter,
+    /// What tasks use: task slots, blocks, state partitions, this executor's endpoint (blocks
+    /// produced here are read locally), connections to the other executors, and this
+    /// executor's metrics (which its ping answer reads back).
+    resources: TaskResources,
 }
 
 #[tonic::async_trait]
@@ -103,32 +98,18 @@ impl ExecutorService for Service {
         let req = request.into_inner();
         if let Err(e) = self.fence.admit(req.leader_term) {
             tracing::warn!(task = %req.task_id, term = req.leader_term, newest = self.fence.newest(), "refused a task of a deposed leader");
-            self.meter.task_refused();
+            self.resources.meter.task_refused();
             return Ok(Response::new(TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }));
         }
-        let _permit = self.slots.acquire().await.map_err(|_| Status::unavailable("executor is shutting down"))?;
-        // Counted from here: a cancelled call drops the guard, and the task counts as failed.
-        let running = self.meter.task_started();
-        // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
-        let outcome = match std::panic::AssertUnwindSafe(self.execute(&req)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(SluiceError::internal(format!("task panicked: {what}")))
-            }
-        };
-        // Whatever the task did to this executor's state partitions (checked one out, or failed
+        let (task_id, batch) = (req.task_id.clone(), req.batch.as_ref().map(|b| b.batch_id));
+        let outcome = self.execute(req).await;
+        // Whatever the tasks did to this executor's state partitions (checked one out, or failed
         // and left it to reload) shows in the count before the driver hears the outcome.
-        self.meter.set_state_partitions(self.states.partitions());
-        running.finish(outcome.is_ok());
+        self.resources.meter.set_state_partitions(self.resources.states.partitions());
         let response = match outcome {
             Ok(success) => TaskResponse { outcome: Some(task_response::Outcome::Success(success)) },
             Err(e) => {
-                tracing::warn!(task = %req.task_id, batch = req.batch.as_ref().map(|b| b.batch_id), error = %e, "task failed");
+                tracing::warn!(task = %task_id, batch, error = %e, "task failed");
                 TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }
             }
         };
@@ -136,7 +117,7 @@ impl ExecutorService for Service {
     }
 
     async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
-        let stats = self.meter.stats();
+        let stats = self.resources.meter.stats();
         Ok(Response::new(PingResponse {
             tasks_running: stats.tasks_running,
             tasks_succeeded: stats.tasks_succeeded,
@@ -160,9 +141,9 @@ impl ExecutorService for Service {
         } else {
             let parts: Vec<(usize, u32)> = req.partitions.iter().map(|p| (p.operator as usize, p.partition)).collect();
             tracing::debug!(run = %req.query_run_id, partitions = parts.len(), "releasing state partitions that moved away");
-            self.states.release_partitions(&req.query_run_id, &parts);
-            self.meter.state_partitions_released(&req.query_run_id, &parts);
-            self.meter.set_state_partitions(self.states.partitions());
+            self.resources.states.release_partitions(&req.query_run_id, &parts);
+            self.resources.meter.state_partitions_released(&req.query_run_id, &parts);
+            self.resources.meter.set_state_partitions(self.resources.states.partitions());
         }
         Ok(Response::new(ReleaseQueryResponse {}))
     }
@@ -173,50 +154,127 @@ impl Service {
     async fn release_run(&self, run: &str) {
         tracing::debug!(%run, "releasing a query run");
         self.queries.release(run).await;
-        self.blocks.release(run);
+        self.resources.blocks.release(run);
         self.forget_state(run);
     }
 
     /// Drops a run's state partitions, and their metrics with them.
     fn forget_state(&self, run: &str) {
-        self.states.release(run);
-        self.meter.query_run_released(run);
-        self.meter.set_state_partitions(self.states.partitions());
+        self.resources.states.release(run);
+        self.resources.meter.query_run_released(run);
+        self.resources.meter.set_state_partitions(self.resources.states.partitions());
     }
 
-    async fn execute(&self, req: &TaskRequest) -> Result<TaskSuccess> {
+    /// Runs a request's parts, each on its own tokio task (so they use every core) once it
+    /// holds a task slot; the first failure cancels the others and fails the request, as a
+    /// dropped call (the driver gave up) cancels them all.
+    async fn execute(&self, req: TaskRequest) -> Result<TaskSuccess> {
         let prepared = self.queries.get_or_prepare(&req.query_run_id, req.spec_hash, &req.query_spec_json).await?;
         for run in &prepared.superseded {
             tracing::info!(%run, new_run = %req.query_run_id, "a new run of the query started here; releasing the old one");
-            self.blocks.release(run);
+            self.resources.blocks.release(run);
             self.forget_state(run);
         }
-        let query = prepared.query;
-        self.blocks.learn_key(&req.query_run_id, &req.shuffle_key);
-        let kind = serde_json::from_slice(&req.task_kind_json)
-            .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
+        self.resources.blocks.learn_key(&req.query_run_id, &req.shuffle_key);
         let batch = req.batch.as_ref().ok_or_else(|| SluiceError::internal("task from the driver has no batch context"))?;
-        let ctx = TaskContext { run_id: req.query_run_id.clone(), batch: batch.into(), partition_index: req.partition_index };
+        let request = Arc::new(RequestCx {
+            query: prepared.query,
+            run_id: req.query_run_id,
+            batch: batch.into(),
+            task_id: req.task_id,
+            shuffle_key: req.shuffle_key,
+        });
+        let handles: Vec<tokio::task::JoinHandle<Result<TaskPartSuccess>>> =
+            req.parts.into_iter().map(|part| tokio::spawn(self.resources.clone().run_part(Arc::clone(&request), part))).collect();
+        let _cancel_on_drop = AbortAll(handles.iter().map(|h| h.abort_handle()).collect());
+        let parts = futures::future::try_join_all(handles.into_iter().map(|h| async move {
+            match h.await {
+                Ok(part) => part,
+                // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(SluiceError::internal(format!("task panicked: {what}")))
+                }
+                Err(_) => Err(SluiceError::internal("task was cancelled")),
+            }
+        }))
+        .await?;
+        Ok(TaskSuccess { parts })
+    }
+}
+
+/// What the parts of one request share.
+struct RequestCx {
+    query: Arc<PreparedQuery>,
+    run_id: String,
+    batch: BatchContext,
+    task_id: String,
+    shuffle_key: String,
+}
+
+/// Aborts a request's part tasks when the request ends early (a part failed, or the call was
+/// dropped); finished ones are unaffected.
+struct AbortAll(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+/// The executor's resources a task uses, owned so that a part can run on a task of its own.
+#[derive(Clone)]
+struct TaskResources {
+    slots: Arc<Semaphore>,
+    blocks: Arc<BlockStore>,
+    states: Arc<StateCache>,
+    endpoint: Arc<str>,
+    peers: Arc<Peers>,
+    meter: ExecutorMeter,
+}
+
+impl TaskResources {
+    /// Runs one part once a task slot is free.
+    async fn run_part(self, request: Arc<RequestCx>, part: TaskPart) -> Result<TaskPartSuccess> {
+        let _permit = self.slots.acquire().await.map_err(|_| SluiceError::external("executor is shutting down"))?;
+        // Counted from here: a cancelled part drops the guard, and counts as failed.
+        let running = self.meter.task_started();
+        let outcome = self.run_admitted(&request, part).await;
+        running.finish(outcome.is_ok());
+        outcome
+    }
+
+    async fn run_admitted(&self, request: &RequestCx, part: TaskPart) -> Result<TaskPartSuccess> {
+        let kind: TaskKind = serde_json::from_slice(&part.task_kind_json)
+            .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
+        let ctx = TaskContext { run_id: request.run_id.clone(), batch: request.batch, partition_index: part.partition_index };
         let env = TaskEnv {
             blocks: &self.blocks,
             states: &self.states,
             endpoint: &self.endpoint,
             peers: &self.peers,
-            shuffle_key: &req.shuffle_key,
+            shuffle_key: &request.shuffle_key,
             meter: &self.meter,
         };
         let started = std::time::Instant::now();
-        let outcome = run_task(&query, &kind, &req.inline_rows, &ctx, &env)
+        let outcome = run_task(&request.query, &kind, &part.inline_rows, &ctx, &env)
             .await
-            .map_err(|e| e.context(format!("batch {} task {}", ctx.batch.id, req.partition_index)))?;
+            .map_err(|e| e.context(format!("batch {} task {}", ctx.batch.id, part.partition_index)))?;
         tracing::debug!(
-            task = %req.task_id,
+            task = %request.task_id,
             batch = ctx.batch.id.0,
             stage = kind_name(&kind),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "task finished"
         );
-        Ok(TaskSuccess {
+        Ok(TaskPartSuccess {
             metrics_json: serde_json::to_vec(&outcome.metrics)?,
             sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
             rows: outcome.sink_output.rows.map(|b| b.to_vec()).unwrap_or_default(),
@@ -322,14 +380,16 @@ impl ExecutorHandle {
         meter.set_task_slots(config.task_slots.max(1));
         let service = Service {
             queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
-            slots: Arc::clone(&slots),
             dismissed: dismissed_tx,
-            blocks: Arc::clone(&blocks),
-            states: StateCache::default(),
-            endpoint: endpoint.clone(),
-            peers: Peers::new(config.transport.clone()),
             fence: Arc::clone(&fence),
-            meter: meter.clone(),
+            resources: TaskResources {
+                slots: Arc::clone(&slots),
+                blocks: Arc::clone(&blocks),
+                states: Arc::new(StateCache::default()),
+                endpoint: Arc::from(endpoint.as_str()),
+                peers: Arc::new(Peers::new(config.transport.clone())),
+                meter: meter.clone(),
+            },
         };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -9,7 +9,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::Ticket;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
-use sluice_proto::v1::{task_response, BatchContext, RegisterExecutorRequest, TaskRequest};
+use sluice_proto::v1::{task_response, BatchContext, RegisterExecutorRequest, TaskPart, TaskRequest};
 use sluice_security::tls::TlsSettings;
 use sluice_security::{ClusterTls, Transport};
 use sluice_tests::binary::{stderr, wait_until};
@@ -160,9 +160,7 @@ fn task(term: u64) -> TaskRequest {
         spec_hash: 1,
         query_run_id: "forged-run".into(),
         batch: Some(BatchContext::default()),
-        partition_index: 0,
-        task_kind_json: b"{}".to_vec(),
-        inline_rows: Vec::new(),
+        parts: vec![TaskPart { partition_index: 0, task_kind_json: b"{}".to_vec(), inline_rows: Vec::new() }],
         leader_term: term,
         shuffle_key: String::new(),
     }

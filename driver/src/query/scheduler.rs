@@ -1,8 +1,9 @@
 //! Task scheduling: spreading a stage's tasks over the live executors and gathering results.
 //!
-//! Each executor runs at most its slot count of tasks at once; tasks are handed out in order to
-//! whichever executor has a free slot, so a slow executor gets fewer tasks. The first failure
-//! aborts the stage (the batch attempt), carrying the task's own typed error.
+//! Tasks pinned to an executor (the state partitions it owns) go to it in one call, which it
+//! runs on its task slots; the others are dealt out round-robin, one call each, at most an
+//! executor's slot count of calls in flight to it. The first failure aborts the stage (the batch
+//! attempt), carrying the task's own typed error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use sluice_common::BatchContext;
 use sluice_connectors::SinkTaskOutput;
 use sluice_plan::{TaskKind, TaskMetrics};
 use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
-use sluice_proto::v1::{task_response, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskRequest};
+use sluice_proto::v1::{
+    task_response, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskPart, TaskPartSuccess, TaskRequest,
+};
 use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
@@ -167,60 +170,110 @@ impl TaskScheduler {
             .iter()
             .map(|e| (e.clone(), Arc::new(Semaphore::new(e.task_slots)), Liveness::probe(e, watch.probe_every)))
             .collect();
+        let ids: Vec<&str> = slots.iter().map(|(e, _, _)| e.id.as_str()).collect();
+        let calls = calls_of(tasks, &ids)?;
         let mut pending = FuturesUnordered::new();
-        let mut next = 0usize;
-        for task in tasks.into_iter() {
-            // Pinned tasks go to their partition's owner; the others round-robin. Each
-            // executor's semaphore bounds its concurrency.
-            let (exec, sem, alive) = match &task.executor {
-                Some(id) => slots.iter().find(|(e, _, _)| &e.id == id).cloned().ok_or_else(|| {
-                    SluiceError::external(format!("executor {id}, owner of a state partition, is no longer available"))
-                })?,
-                None => {
-                    next += 1;
-                    slots[(next - 1) % slots.len()].clone()
-                }
-            };
+        for (at, group) in calls {
+            let (exec, sem, alive) = slots[at].clone();
+            let partitions: Vec<u32> = group.iter().map(|t| t.partition_index).collect();
+            let parts = group
+                .into_iter()
+                .map(|t| {
+                    Ok(TaskPart {
+                        partition_index: t.partition_index,
+                        task_kind_json: serde_json::to_vec(&t.kind)?,
+                        inline_rows: t.inline_rows.map(|b| b.to_vec()).unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let request = TaskRequest {
                 task_id: uuid::Uuid::new_v4().to_string(),
                 query_spec_json: run.spec_json.to_vec(),
                 spec_hash: run.spec_hash,
                 query_run_id: run.run_id.clone(),
                 batch: Some(batch.into()),
-                partition_index: task.partition_index,
-                task_kind_json: serde_json::to_vec(&task.kind)?,
-                inline_rows: task.inline_rows.map(|b| b.to_vec()).unwrap_or_default(),
+                parts,
                 leader_term: run.leader_term,
                 shuffle_key: run.shuffle_key.clone(),
             };
             let registry = self.registry.clone();
             pending.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| SluiceError::internal("scheduler semaphore closed"))?;
-                run_one(&registry, exec, request, watch, alive).await
+                run_call(&registry, exec, request, &partitions, watch, alive).await
             });
         }
         let mut results = Vec::new();
         while let Some(r) = pending.next().await {
-            results.push(r?);
+            results.extend(r?);
         }
         results.sort_by_key(|r| r.partition_index);
         Ok(results)
     }
 }
 
-async fn run_one(
+/// Cuts a stage's tasks into calls, each with the index (in `executors`) of the executor it goes
+/// to. Tasks pinned to an executor (a reduce stage's state partitions) go to it in one call: at
+/// Spark's default of 200 partitions, one call per task was most of a small batch's time. The
+/// others go one per call, round-robin; the executor's semaphore bounds the calls in flight to
+/// it, and the executor runs a call's tasks on its own task slots.
+fn calls_of(tasks: Vec<TaskSpec>, executors: &[&str]) -> Result<Vec<(usize, Vec<TaskSpec>)>> {
+    let mut calls: Vec<(usize, Vec<TaskSpec>)> = Vec::new();
+    // The call collecting each executor's pinned tasks, by executor index.
+    let mut pinned_call: Vec<Option<usize>> = vec![None; executors.len()];
+    let mut next = 0usize;
+    for task in tasks {
+        match &task.executor {
+            Some(id) => {
+                let at = executors.iter().position(|e| e == id).ok_or_else(|| {
+                    SluiceError::external(format!("executor {id}, owner of a state partition, is no longer available"))
+                })?;
+                match pinned_call[at] {
+                    Some(call) => calls[call].1.push(task),
+                    None => {
+                        pinned_call[at] = Some(calls.len());
+                        calls.push((at, vec![task]));
+                    }
+                }
+            }
+            None if executors.is_empty() => return Err(SluiceError::internal("a stage has tasks but no executor")),
+            None => {
+                calls.push((next % executors.len(), vec![task]));
+                next += 1;
+            }
+        }
+    }
+    Ok(calls)
+}
+
+/// How a call's tasks are named in errors: `task 3`, or `3 tasks (0, 4, 8)`.
+fn tasks_named(partitions: &[u32]) -> String {
+    match partitions {
+        [one] => format!("task {one}"),
+        many => {
+            let shown: Vec<String> = many.iter().take(5).map(u32::to_string).collect();
+            let more = if many.len() > 5 { ", …" } else { "" };
+            format!("{} tasks ({}{more})", many.len(), shown.join(", "))
+        }
+    }
+}
+
+/// Runs one call: the tasks of `partitions`, on `exec`.
+async fn run_call(
     registry: &ExecutorRegistry,
     exec: ExecutorInfo,
     request: TaskRequest,
+    partitions: &[u32],
     watch: TaskWatch,
     mut alive: Liveness,
-) -> Result<TaskResult> {
-    let partition_index = request.partition_index;
+) -> Result<Vec<TaskResult>> {
+    let tasks = tasks_named(partitions);
     let mut client = exec.client.clone();
     let call = client.run_task(request);
     tokio::pin!(call);
     let started = tokio::time::Instant::now();
-    let deadline = watch.deadline.map(|d| started + d);
+    // A task's deadline holds for each wave of tasks the executor's slots run one after another.
+    let waves = partitions.len().div_ceil(exec.task_slots.max(1)) as u32;
+    let deadline = watch.deadline.map(|d| d * waves);
     let answered = tokio::select! {
         answer = &mut call => answer,
         () = alive.lost() => {
@@ -228,20 +281,20 @@ async fn run_one(
             // retried attempt runs elsewhere.
             registry.suspend(&exec.id, "a task's executor does not answer pings").await;
             return Err(SluiceError::external(format!(
-                "executor {} ({}) stopped answering while running task {partition_index} ({} ms in)",
+                "executor {} ({}) stopped answering while running {tasks} ({} ms in)",
                 exec.id,
                 exec.endpoint,
                 started.elapsed().as_millis()
             )));
         }
-        _ = sleep_until_opt(deadline) => {
-            // The executor answers, but this task is stuck (a disk, a peer): stop waiting;
+        _ = sleep_until_opt(deadline.map(|d| started + d)) => {
+            // The executor answers, but this call is stuck (a disk, a peer): stop waiting;
             // the executor keeps its place.
             return Err(SluiceError::external(format!(
-                "executor {} ({}) did not finish task {partition_index} within its deadline of {} ms",
+                "executor {} ({}) did not finish {tasks} within their deadline of {} ms",
                 exec.id,
                 exec.endpoint,
-                watch.deadline.unwrap_or_default().as_millis()
+                deadline.unwrap_or_default().as_millis()
             )));
         }
     };
@@ -254,7 +307,7 @@ async fn run_one(
                 registry.suspend(&exec.id, "task RPC failed").await;
             }
             return Err(SluiceError::external(format!(
-                "executor {} ({}) failed to run task {partition_index}: {}",
+                "executor {} ({}) failed to run {tasks}: {}",
                 exec.id,
                 exec.endpoint,
                 status.message()
@@ -262,17 +315,28 @@ async fn run_one(
         }
     };
     match response.outcome {
+        Some(task_response::Outcome::Success(s)) if s.parts.len() == partitions.len() => s
+            .parts
+            .into_iter()
+            .zip(partitions)
+            .map(|(part, &partition_index)| task_result(&exec, partition_index, part))
+            .collect(),
         Some(task_response::Outcome::Success(s)) => {
-            let metrics: TaskMetrics = serde_json::from_slice(&s.metrics_json)
-                .map_err(|e| SluiceError::internal(format!("unreadable task metrics: {e}")))?;
-            let mut sink_output: SinkTaskOutput = serde_json::from_slice(&s.sink_output_json)
-                .map_err(|e| SluiceError::internal(format!("unreadable task sink output: {e}")))?;
-            sink_output.rows = (!s.rows.is_empty()).then(|| Bytes::from(s.rows));
-            Ok(TaskResult { partition_index, executor_id: exec.id, endpoint: exec.endpoint, metrics, sink_output })
+            Err(SluiceError::internal(format!("executor {} answered {} results for {tasks}", exec.id, s.parts.len())))
         }
         Some(task_response::Outcome::Error(e)) => Err(error_from_proto(e)),
         None => Err(SluiceError::internal(format!("executor {} returned an empty task response", exec.id))),
     }
+}
+
+/// One task's result, from its part of a call's answer.
+fn task_result(exec: &ExecutorInfo, partition_index: u32, part: TaskPartSuccess) -> Result<TaskResult> {
+    let metrics: TaskMetrics =
+        serde_json::from_slice(&part.metrics_json).map_err(|e| SluiceError::internal(format!("unreadable task metrics: {e}")))?;
+    let mut sink_output: SinkTaskOutput = serde_json::from_slice(&part.sink_output_json)
+        .map_err(|e| SluiceError::internal(format!("unreadable task sink output: {e}")))?;
+    sink_output.rows = (!part.rows.is_empty()).then(|| Bytes::from(part.rows));
+    Ok(TaskResult { partition_index, executor_id: exec.id.clone(), endpoint: exec.endpoint.clone(), metrics, sink_output })
 }
 
 /// Whether one executor still answers pings, as a stage's tasks on it see it: a probe pings it
@@ -327,5 +391,51 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(partition_index: u32, executor: Option<&str>) -> TaskSpec {
+        TaskSpec {
+            partition_index,
+            kind: TaskKind::Gather { inputs: Vec::new() },
+            inline_rows: None,
+            executor: executor.map(str::to_string),
+        }
+    }
+
+    fn shape(calls: &[(usize, Vec<TaskSpec>)]) -> Vec<(usize, Vec<u32>)> {
+        calls.iter().map(|(at, tasks)| (*at, tasks.iter().map(|t| t.partition_index).collect())).collect()
+    }
+
+    #[test]
+    fn pinned_tasks_go_to_their_owner_in_one_call() {
+        let owners = ["b", "a", "b", "b", "a"];
+        let tasks = owners.iter().enumerate().map(|(p, o)| task(p as u32, Some(o))).collect();
+        let calls = calls_of(tasks, &["a", "b"]).unwrap();
+        assert_eq!(shape(&calls), [(1, vec![0, 2, 3]), (0, vec![1, 4])]);
+    }
+
+    #[test]
+    fn unpinned_tasks_go_one_per_call_round_robin() {
+        let calls = calls_of((0..5).map(|p| task(p, None)).collect(), &["a", "b"]).unwrap();
+        assert_eq!(shape(&calls), [(0, vec![0]), (1, vec![1]), (0, vec![2]), (1, vec![3]), (0, vec![4])]);
+    }
+
+    #[test]
+    fn a_task_pinned_to_a_lost_executor_fails_the_stage() {
+        let err = calls_of(vec![task(0, Some("a")), task(1, Some("gone"))], &["a"]).unwrap_err();
+        assert!(err.to_string().contains("executor gone, owner of a state partition, is no longer available"), "{err}");
+        assert!(calls_of(vec![task(0, None)], &[]).is_err());
+    }
+
+    #[test]
+    fn calls_name_their_tasks() {
+        assert_eq!(tasks_named(&[3]), "task 3");
+        assert_eq!(tasks_named(&[0, 2, 4]), "3 tasks (0, 2, 4)");
+        assert_eq!(tasks_named(&[0, 1, 2, 3, 4, 5, 6]), "7 tasks (0, 1, 2, 3, 4, …)");
     }
 }

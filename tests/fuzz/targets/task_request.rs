@@ -13,7 +13,7 @@ use sluice_connectors::{Connectors, InProcessIo};
 use sluice_driver::job::JobFile;
 use sluice_plan::compile::parse_query;
 use sluice_plan::{BlockSource, QuerySpec, TaskKind};
-use sluice_proto::v1::{self, TaskRequest};
+use sluice_proto::v1::{self, TaskPart, TaskRequest};
 
 use crate::Target;
 
@@ -40,8 +40,7 @@ fn run(input: &[u8]) {
     // The JSON documents inside are fuzzed on their own too, as if the protobuf were intact.
     decode_task(&TaskRequest {
         query_spec_json: input.to_vec(),
-        task_kind_json: input.to_vec(),
-        inline_rows: input.to_vec(),
+        parts: vec![TaskPart { partition_index: 0, task_kind_json: input.to_vec(), inline_rows: input.to_vec() }],
         ..req
     });
 }
@@ -57,11 +56,13 @@ fn decode_task(req: &TaskRequest) {
     if let Some(b) = &req.batch {
         let _ = BatchContext::from(b);
     }
-    let _ = sluice_common::ipc::decode(&req.inline_rows, "the rows sent with the task");
-    if let Ok(TaskKind::Stateless { split, .. } | TaskKind::Map { split, .. }) =
-        serde_json::from_slice::<TaskKind>(&req.task_kind_json)
-    {
-        decode_split(&split);
+    for part in &req.parts {
+        let _ = sluice_common::ipc::decode(&part.inline_rows, "the rows sent with the task");
+        if let Ok(TaskKind::Stateless { split, .. } | TaskKind::Map { split, .. }) =
+            serde_json::from_slice::<TaskKind>(&part.task_kind_json)
+        {
+            decode_split(&split);
+        }
     }
 }
 
@@ -117,13 +118,15 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
                         late_watermark_ms: 5_000,
                         eviction_watermark_ms: 10_000,
                     }),
-                    partition_index: 1,
-                    task_kind_json: serde_json::to_vec(&kind).expect("kind JSON"),
-                    inline_rows: if kind_name == "stateless" {
-                        sluice_common::ipc::encode(&schema, &batches).expect("rows").to_vec()
-                    } else {
-                        Vec::new()
-                    },
+                    parts: vec![TaskPart {
+                        partition_index: 1,
+                        task_kind_json: serde_json::to_vec(&kind).expect("kind JSON"),
+                        inline_rows: if kind_name == "stateless" {
+                            sluice_common::ipc::encode(&schema, &batches).expect("rows").to_vec()
+                        } else {
+                            Vec::new()
+                        },
+                    }],
                     leader_term: 12,
                     shuffle_key: "7c1f".repeat(16),
                 };

@@ -7,7 +7,7 @@ use prost::Message;
 use sluice_common::error::SluiceError;
 use sluice_connectors::sink::{collected_rows, SinkTaskOutput, TaskSinkResult};
 use sluice_plan::{EventTimeStats, StateOperatorMetrics, TaskMetrics};
-use sluice_proto::v1::{task_response::Outcome, TaskResponse, TaskSuccess};
+use sluice_proto::v1::{task_response::Outcome, TaskPartSuccess, TaskResponse, TaskSuccess};
 use sluice_proto::wire::{error_from_proto, error_to_proto};
 
 use crate::Target;
@@ -32,9 +32,11 @@ fn run(input: &[u8]) {
     let Ok(resp) = TaskResponse::decode(input) else { return };
     match resp.outcome {
         Some(Outcome::Success(s)) => {
-            on_success(&s);
+            for part in &s.parts {
+                on_success(part);
+            }
             // The documents inside, fuzzed as if the protobuf were intact.
-            on_success(&TaskSuccess { metrics_json: input.to_vec(), sink_output_json: input.to_vec(), rows: input.to_vec() });
+            on_success(&TaskPartSuccess { metrics_json: input.to_vec(), sink_output_json: input.to_vec(), rows: input.to_vec() });
         }
         Some(Outcome::Error(e)) => {
             let _ = error_from_proto(e).one_line();
@@ -44,7 +46,7 @@ fn run(input: &[u8]) {
 }
 
 /// The driver's side: metrics merged into progress, sink reports and rows handed to the sink.
-fn on_success(s: &TaskSuccess) {
+fn on_success(s: &TaskPartSuccess) {
     if let Ok(metrics) = serde_json::from_slice::<TaskMetrics>(&s.metrics_json) {
         let mut merged = EventTimeStats { max_ms: i64::MIN, min_ms: i64::MAX, avg_ms: 0.0, count: 0 };
         for stats in metrics.event_time.values() {
@@ -85,18 +87,22 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     };
     let success = TaskResponse {
         outcome: Some(Outcome::Success(TaskSuccess {
-            metrics_json: serde_json::to_vec(&metrics).expect("metrics JSON"),
-            sink_output_json: serde_json::to_vec(&output).expect("output JSON"),
-            rows: sluice_common::ipc::encode(&schema, &batches).expect("rows").to_vec(),
+            parts: vec![TaskPartSuccess {
+                metrics_json: serde_json::to_vec(&metrics).expect("metrics JSON"),
+                sink_output_json: serde_json::to_vec(&output).expect("output JSON"),
+                rows: sluice_common::ipc::encode(&schema, &batches).expect("rows").to_vec(),
+            }],
         })),
     };
     let error = SluiceError::external("not found: fuzz/in/f1.json").context("batch 7 task 1").with_retryable(false);
     let failure = TaskResponse { outcome: Some(Outcome::Error(error_to_proto(&error))) };
     let no_rows = TaskResponse {
         outcome: Some(Outcome::Success(TaskSuccess {
-            metrics_json: serde_json::to_vec(&TaskMetrics::default()).expect("metrics JSON"),
-            sink_output_json: b"{\"num_rows\":0}".to_vec(),
-            rows: Vec::new(),
+            parts: vec![TaskPartSuccess {
+                metrics_json: serde_json::to_vec(&TaskMetrics::default()).expect("metrics JSON"),
+                sink_output_json: b"{\"num_rows\":0}".to_vec(),
+                rows: Vec::new(),
+            }],
         })),
     };
     vec![
