@@ -15,7 +15,8 @@ use sluice_formats::console_banner::console_batch_output;
 
 use crate::access::Access;
 use crate::sink::{
-    collected_rows, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult,
+    collected_rows, rows_to_collect, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter,
+    TaskSinkResult,
 };
 
 /// `numRows` (default 20) and `truncate` (default true).
@@ -99,7 +100,7 @@ impl SinkWriter for ConsoleWriter {
             taken.push(b.slice(0, n));
             left -= n;
         }
-        Ok(SinkTaskOutput { num_rows, rows: Some(sluice_common::ipc::encode(schema, &taken)?), ..Default::default() })
+        Ok(SinkTaskOutput { num_rows, rows: rows_to_collect(schema, &taken)?, ..Default::default() })
     }
 }
 

@@ -123,6 +123,16 @@ pub trait SinkCommitter: Send + Sync {
     async fn abort(&mut self, _batch: BatchId, _results: Vec<TaskSinkResult>) {}
 }
 
+/// A task's rows for a sink that collects on the driver, as its report carries them: nothing
+/// when there are none (most state partitions emit nothing in most batches, and each empty
+/// message would cost an encode here and a decode on the driver).
+pub fn rows_to_collect(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Option<Bytes>> {
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(None);
+    }
+    Ok(Some(sluice_common::ipc::encode(schema, batches)?))
+}
+
 /// Rows of every task's report, for sinks that collect on the driver.
 pub fn collected_rows(results: &[TaskSinkResult]) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();

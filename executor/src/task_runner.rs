@@ -260,7 +260,7 @@ async fn run_reduce(
         let mut guard =
             env.states.checkout(&ctx.run_id, op_id, partition, "", version, &checkpoint, operator.state_schemas()).await?;
         let part = guard.partition()?;
-        let task_ctx = compiled.state.task_ctx();
+        let task_ctx = compiled.task_ctx();
         let (rows, mut metrics) = match (operator, &op.kind) {
             (CompiledOperator::Aggregate(stages), OperatorKind::Aggregate { event_time, .. }) => {
                 let holds_global_group = stages.group_count == 0

@@ -16,7 +16,7 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::{provider_as_source, source_as_provider, ViewTable};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::execution::SessionStateDefaults;
+use datafusion::execution::{SessionStateDefaults, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::{collect, PhysicalExpr};
 use datafusion::prelude::SessionConfig;
@@ -96,6 +96,9 @@ pub struct CompiledQuery {
     pub source_projections: Vec<SourceProjection>,
     /// The plan cut at its stateful operators.
     pub pipeline: crate::streaming::StreamingPipeline,
+    /// The session's execution context, made once: making one copies every function registry
+    /// (hundreds of entries), which was most of an empty state partition's task.
+    task_ctx: Arc<TaskContext>,
 }
 
 impl CompiledQuery {
@@ -126,7 +129,14 @@ impl CompiledQuery {
         let plan = plan_sql(&state, &spec.select_sql).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let pipeline = crate::streaming::build_pipeline(&plan)?;
-        Ok(Self { spec, state, plan, schema, source_projections, pipeline })
+        let task_ctx = state.task_ctx();
+        Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx })
+    }
+
+    /// The context stateful operators run their merge and finish steps in (the session's
+    /// configuration, functions and memory pool; nothing batch-specific).
+    pub fn task_ctx(&self) -> Arc<TaskContext> {
+        Arc::clone(&self.task_ctx)
     }
 
     /// Source indices in the order their scans appear in the plan (Spark's source order).

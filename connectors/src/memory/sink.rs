@@ -16,7 +16,8 @@ use sluice_common::{BatchId, OutputMode};
 
 use crate::access::Access;
 use crate::sink::{
-    collected_rows, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter, TaskSinkResult,
+    collected_rows, rows_to_collect, SinkCommitter, SinkConnector, SinkSpec, SinkTaskContext, SinkTaskOutput, SinkWriter,
+    TaskSinkResult,
 };
 
 /// What a memory sink holds: every stored batch with its id, oldest first.
@@ -123,7 +124,7 @@ pub struct RowsToDriver;
 impl SinkWriter for RowsToDriver {
     async fn write(&self, schema: &SchemaRef, batches: &[RecordBatch], _task: &SinkTaskContext) -> Result<SinkTaskOutput> {
         let num_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        Ok(SinkTaskOutput { num_rows, rows: Some(sluice_common::ipc::encode(schema, batches)?), ..Default::default() })
+        Ok(SinkTaskOutput { num_rows, rows: rows_to_collect(schema, batches)?, ..Default::default() })
     }
 }
 
