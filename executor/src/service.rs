@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use sluice_cluster::etcd::register_executor;
 use sluice_cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
 use sluice_common::error::{Result, SluiceError};
@@ -102,7 +103,11 @@ impl ExecutorService for Service {
             return Ok(Response::new(TaskResponse { outcome: Some(task_response::Outcome::Error(error_to_proto(&e))) }));
         }
         let (task_id, batch) = (req.task_id.clone(), req.batch.as_ref().map(|b| b.batch_id));
-        let outcome = self.execute(req).await;
+        // A panic (a bug, ours or a library's) fails the request, not the executor.
+        let outcome = match std::panic::AssertUnwindSafe(self.execute(req)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(task_panicked(panic)),
+        };
         // Whatever the tasks did to this executor's state partitions (checked one out, or failed
         // and left it to reload) shows in the count before the driver hears the outcome.
         self.resources.meter.set_state_partitions(self.resources.states.partitions());
@@ -190,22 +195,23 @@ impl Service {
         let parts = futures::future::try_join_all(handles.into_iter().map(|h| async move {
             match h.await {
                 Ok(part) => part,
-                // A panic inside a task (a bug, ours or a library's) fails that task, not the executor.
-                Err(e) if e.is_panic() => {
-                    let panic = e.into_panic();
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(SluiceError::internal(format!("task panicked: {what}")))
-                }
+                Err(e) if e.is_panic() => Err(task_panicked(e.into_panic())),
                 Err(_) => Err(SluiceError::internal("task was cancelled")),
             }
         }))
         .await?;
         Ok(TaskSuccess { parts })
     }
+}
+
+/// The error a panicking task fails with, quoting the panic's message.
+fn task_panicked(panic: Box<dyn std::any::Any + Send>) -> SluiceError {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    SluiceError::internal(format!("task panicked: {what}"))
 }
 
 /// What the parts of one request share.
