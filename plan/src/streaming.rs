@@ -22,6 +22,7 @@ use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, LogicalPlanBuilder};
 use sluice_common::error::{Result, SluiceError};
 
 use super::join::{plan_stream_join, StreamJoin};
+use super::sliding::{plan_sliding_windows, PaneAggregate};
 use super::tables::{as_stream_table, OperatorOutputTable};
 use sluice_common::types::WATERMARK_DELAY_KEY;
 use sluice_common::{BatchWatermarks, OutputMode};
@@ -48,6 +49,9 @@ pub enum OperatorKind {
         /// The first group key carrying `spark.watermarkDelayMs` (the event-time column or a window over it), if any:
         /// late rows are dropped and groups evicted by it.
         event_time: Option<EventTimeColumn>,
+        /// For a sliding window key: the map side's pane form, when it has one (`plan` is then
+        /// the expanded aggregation, which defines the partial rows and the state).
+        panes: Option<Box<PaneAggregate>>,
     },
     /// `GROUP BY session_window(…)`: sessions merged per key. `session_index` is the session
     /// window's position among the group keys.
@@ -246,6 +250,10 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                     let id = operators.len();
                     let group_count = agg.group_expr.len();
                     let session = agg.group_expr.iter().position(|e| function_name(e) == Some("session_window"));
+                    let (plan, panes) = match plan_sliding_windows(agg)? {
+                        Some(sliding) => (LogicalPlan::Aggregate(sliding.expanded), sliding.panes.map(Box::new)),
+                        None => (node.clone(), None),
+                    };
                     let kind = match session {
                         Some(session_index) => OperatorKind::SessionAggregate { group_count, session_index },
                         None => OperatorKind::Aggregate {
@@ -253,11 +261,8 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                             event_time: event_time_of(
                                 (0..group_count).map(|i| (i, agg.schema.field(i).as_ref().clone())),
                             ),
+                            panes,
                         },
-                    };
-                    let plan = match super::sliding::expand_sliding_windows(agg)? {
-                        Some(expanded) => LogicalPlan::Aggregate(expanded),
-                        None => node.clone(),
                     };
                     let inputs = vec![input_of(&agg.input)?];
                     operators.push(StatefulOperator { id, inputs, kind, plan, output_schema: Arc::clone(&agg.schema) });
@@ -478,7 +483,7 @@ mod tests {
     }
 
     fn aggregate() -> OperatorKind {
-        OperatorKind::Aggregate { group_count: 1, event_time: None }
+        OperatorKind::Aggregate { group_count: 1, event_time: None, panes: None }
     }
 
     /// A join whose left state watermark is the watermark − 5001 ms; the right side never evicts.

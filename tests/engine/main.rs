@@ -14,6 +14,7 @@ mod property;
 mod rate;
 mod secrets;
 mod sinks;
+mod sliding;
 mod socket;
 mod state;
 mod triggers;

@@ -27,6 +27,7 @@ use sluice_plan::StateOperatorMetrics;
 use sluice_state::KeyedState;
 
 use super::event_time::{drop_late_rows, event_time_micros};
+use super::panes::PaneStages;
 
 /// The physical pieces of one streaming aggregation, taken from the `Partial` aggregation
 /// DataFusion planned for it, from which the reduce side builds its merge and final steps.
@@ -39,6 +40,9 @@ pub struct AggregateStages {
     pub partial_schema: SchemaRef,
     /// Number of `GROUP BY` columns: the first `group_count` columns of partial rows, i.e. the state key.
     pub group_count: usize,
+    /// A sliding-window aggregation's pane form: how the map side makes its partial rows
+    /// without expanding every row into its windows.
+    pub panes: Option<PaneStages>,
 }
 
 impl AggregateStages {
@@ -53,6 +57,7 @@ impl AggregateStages {
             input_schema: partial.input_schema(),
             partial_schema: partial.schema(),
             group_count: partial.group_expr().expr().len(),
+            panes: None,
         })
     }
 

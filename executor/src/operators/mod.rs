@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod dedup;
 pub mod event_time;
 pub mod join;
+pub mod panes;
 pub mod session;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use sluice_state::hash::partition_ids;
 use self::aggregate::AggregateStages;
 use self::dedup::DedupSpec;
 use self::join::JoinStages;
+use self::panes::PaneStages;
 use self::session::SessionStages;
 
 /// An operator ready to run.
@@ -90,10 +92,14 @@ async fn plan_partial(state: &SessionState, aggregate: &LogicalPlan) -> Result<A
 /// Compiles one operator (the reduce side's fixed pieces).
 pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Result<CompiledOperator> {
     match &op.kind {
-        OperatorKind::Aggregate { .. } => {
+        OperatorKind::Aggregate { panes, .. } => {
             let partial = plan_partial(state, &op.plan).await?;
             let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
-            Ok(CompiledOperator::Aggregate(AggregateStages::from_partial(agg)?))
+            let mut stages = AggregateStages::from_partial(agg)?;
+            if let Some(panes) = panes {
+                stages.panes = PaneStages::compile(state, panes, &stages.partial_schema).await?;
+            }
+            Ok(CompiledOperator::Aggregate(stages))
         }
         OperatorKind::SessionAggregate { session_index, .. } => {
             let partial = plan_partial(state, &op.plan).await?;
@@ -143,8 +149,10 @@ pub async fn map_input(
     type KeysOf = Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>;
     let (rows, keys_of): (Vec<RecordBatch>, KeysOf) = match compiled {
         CompiledOperator::Aggregate(a) | CompiledOperator::Session(SessionStages { stages: a, .. }) => {
-            let partial = plan_partial(state, &op.plan).await?;
-            let rows = collect(partial, state.task_ctx()).await?;
+            let rows = match &a.panes {
+                Some(panes) => panes.partial_rows(state, a).await?,
+                None => collect(plan_partial(state, &op.plan).await?, state.task_ctx()).await?,
+            };
             let g = match compiled {
                 CompiledOperator::Session(s) => s.partition_key_indices(),
                 _ => (0..a.group_count).collect(),

@@ -1,8 +1,9 @@
 //! `window()`, `session_window()` and `window_time()` with Spark's formulas (docs/semantics.md §4).
 //!
 //! As scalar functions these assign each row its (first) window; the streaming planner turns a
-//! `GROUP BY window(...)` into a stateful windowed aggregation and expands sliding windows into
-//! one row per window.
+//! `GROUP BY window(...)` into a stateful windowed aggregation and attributes each row to all its
+//! sliding windows, by expanding it into one row per window or by aggregating it with the rest
+//! of its pane (`crate::sliding`).
 
 use std::sync::Arc;
 
@@ -123,6 +124,30 @@ impl WindowSpec {
     pub fn last_start(&self, ts: i64) -> i64 {
         let remainder = (ts - self.start) % self.slide;
         ts - if remainder < 0 { remainder + self.slide } else { remainder }
+    }
+
+    /// The panes of a sliding window whose length is a whole number of slides: the tumbling
+    /// windows `[p, p + slide)` aligned like the window starts. Every timestamp of one pane
+    /// falls into exactly the same windows, so rows can be aggregated per pane first and the
+    /// pane's partial result attributed to each of its windows; when `window % slide != 0` the
+    /// windows of a pane's timestamps differ and there are no panes. `None` for tumbling windows
+    /// too, which need no expansion.
+    pub fn panes(&self) -> Option<WindowSpec> {
+        (self.window != self.slide && self.window % self.slide == 0).then_some(WindowSpec {
+            window: self.slide,
+            slide: self.slide,
+            start: self.start,
+        })
+    }
+
+    /// Every window `[start, end)` containing the pane that starts at `pane_start` (a start of
+    /// [`Self::panes`]), newest first: the same windows, in the same order, that
+    /// [`Self::windows_of`] gives each timestamp of the pane.
+    pub fn windows_of_pane(&self, pane_start: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+        (0..self.window / self.slide).map(move |i| {
+            let s = pane_start - i * self.slide;
+            (s, s + self.window)
+        })
     }
 
     /// Every window `[start, end)` containing `ts`, newest first, as Spark emits them.
@@ -428,6 +453,54 @@ mod tests {
         let w = WindowSpec::new(10 * SEC, 10 * SEC, 5 * SEC).unwrap();
         assert_eq!(w.windows_of(2 * SEC).collect::<Vec<_>>(), vec![(-5 * SEC, 5 * SEC)]);
         assert_eq!(w.windows_of(12 * SEC).collect::<Vec<_>>(), vec![(5 * SEC, 15 * SEC)]);
+    }
+
+    /// Brute force: the windows containing `ts`, from the definition (starts are `start` plus a
+    /// multiple of `slide`, a window holds `[s, s + window)`), newest first.
+    fn windows_by_definition(w: &WindowSpec, ts: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut s = w.start + (ts - w.start).div_euclid(w.slide) * w.slide;
+        while s > ts - w.window {
+            out.push((s, s + w.window));
+            s -= w.slide;
+        }
+        out
+    }
+
+    #[test]
+    fn a_panes_windows_are_the_windows_of_each_of_its_timestamps() {
+        // The arithmetic is the same in any unit; small ones let every timestamp be tried.
+        let specs = [(10, 2, 0), (10, 2, 1), (10, 2, -1), (12, 4, 3), (9, 3, 2), (9, 3, -2), (4, 2, 0), (6, 1, 0)];
+        for (window, slide, start) in specs {
+            let w = WindowSpec::new(window, slide, start).unwrap();
+            let pane = w.panes().unwrap();
+            assert_eq!((pane.window, pane.slide, pane.start), (slide, slide, start));
+            // Negative and positive times, and every position inside a pane (its first and last
+            // microsecond included).
+            for ts in (-3 * window)..(3 * window) {
+                let pane_start = pane.last_start(ts);
+                assert!(pane_start <= ts && ts < pane_start + slide, "{ts} in its pane {pane_start}");
+                let expected = windows_by_definition(&w, ts);
+                assert_eq!(expected.len() as i64, window / slide);
+                assert_eq!(w.windows_of_pane(pane_start).collect::<Vec<_>>(), expected, "{w:?} at {ts}");
+                assert_eq!(w.windows_of(ts).collect::<Vec<_>>(), expected, "{w:?} at {ts}");
+            }
+        }
+        // Seconds, by hand: window 10 s every 2 s starting at 1 s; -3 s is in the pane [-3, -1).
+        let w = WindowSpec::new(10 * SEC, 2 * SEC, SEC).unwrap();
+        assert_eq!(w.panes().unwrap().last_start(-3 * SEC), -3 * SEC);
+        assert_eq!(w.panes().unwrap().last_start(-SEC - 1), -3 * SEC);
+        let starts: Vec<i64> = w.windows_of_pane(-3 * SEC).map(|(s, _)| s / SEC).collect();
+        assert_eq!(starts, vec![-3, -5, -7, -9, -11]);
+    }
+
+    #[test]
+    fn only_sliding_windows_of_whole_slides_have_panes() {
+        assert_eq!(WindowSpec::new(10, 10, 0).unwrap().panes(), None, "tumbling");
+        assert_eq!(WindowSpec::new(10, 3, 0).unwrap().panes(), None, "10 % 3 != 0");
+        assert_eq!(WindowSpec::new(10, 4, 1).unwrap().panes(), None, "10 % 4 != 0");
+        assert_eq!(WindowSpec::new(10, 5, -4).unwrap().panes(), Some(WindowSpec { window: 5, slide: 5, start: -4 }));
+        assert_eq!(WindowSpec::new(10, 1, 0).unwrap().windows_of_pane(7).count(), 10);
     }
 
     #[test]

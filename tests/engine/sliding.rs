@@ -1,0 +1,222 @@
+//! Sliding-window aggregation — which the map side runs by panes when the window is a whole
+//! number of slides (`sluice_plan::sliding`) — checked two ways on random event streams, out of
+//! order and late, over several batches:
+//!
+//! * against a model written here from the definitions (docs/semantics.md §3, §4, §6): a row
+//!   belongs to every window `[s, s + 10)` with `s ≡ 1 (mod 2)` holding it, late when the
+//!   window's end is at or below the watermark, as `tests/engine/property.rs` models tumbling
+//!   windows;
+//! * against the same query with one more aggregate that keeps it off the pane path
+//!   (`approx_count_distinct`, not one the planner merges by panes), which must produce the same
+//!   rows in the same order and the same state metrics, batch for batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use proptest::prelude::*;
+use sluice_formats::java_fmt::double_to_string;
+use sluice_tests::oracle::StreamTest;
+
+const WINDOW: i64 = 10;
+const SLIDE: i64 = 2;
+const START: i64 = 1;
+const DELAY: i64 = 5;
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    t: i64,
+    key: &'static str,
+    v: i64,
+}
+
+fn events() -> impl Strategy<Value = Vec<Vec<Event>>> {
+    // Times from before the epoch (windows ending at or before the initial watermark, 0, are
+    // late) to well past the watermark's reach, so later batches bring late rows.
+    let event = (-15i64..70, prop::sample::select(vec!["a", "b", "c"]), -5i64..50).prop_map(|(t, key, v)| Event { t, key, v });
+    prop::collection::vec(prop::collection::vec(event, 0..12), 1..6)
+}
+
+fn batch(events: &[Event]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("t", DataType::Int64, true),
+        Field::new("key", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(events.iter().map(|e| e.t).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(events.iter().map(|e| e.key).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from(events.iter().map(|e| e.v).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap()
+}
+
+fn job(mode: &str, partitions: u32, extra_aggregate: &str) -> String {
+    format!(
+        "CREATE STREAM input (t BIGINT, key STRING, v BIGINT, eventTime AS timestamp_seconds(t),
+           WATERMARK FOR eventTime AS eventTime - INTERVAL '5' SECOND) WITH ('connector' = 'memory');
+         CREATE SINK out WITH ('connector' = 'memory');
+         SET 'spark.sql.shuffle.partitions' = '{partitions}';
+         SET 'outputMode' = '{mode}';
+         INSERT INTO out SELECT CAST(w.start AS BIGINT) AS start, key, cnt, total, lo, hi, mean FROM (
+           SELECT key, window(eventTime, '10 seconds', '2 seconds', '1 second') AS w,
+                  count(*) AS cnt, sum(v) AS total, min(v) AS lo, max(v) AS hi, avg(v) AS mean{extra_aggregate}
+           FROM input GROUP BY key, window(eventTime, '10 seconds', '2 seconds', '1 second'));"
+    )
+}
+
+/// The starts of the windows holding `t`, by the definition.
+fn window_starts(t: i64) -> impl Iterator<Item = i64> {
+    (t - WINDOW + 1..=t).filter(|s| (s - START).rem_euclid(SLIDE) == 0)
+}
+
+/// count, sum, min, max.
+#[derive(Debug, Clone, Copy)]
+struct Group(i64, i64, i64, i64);
+
+fn row(k: &(i64, &str), g: &Group) -> String {
+    let avg = double_to_string(g.1 as f64 / g.0 as f64);
+    format!("({}, {}, {}, {}, {}, {}, {avg})", k.0, k.1, g.0, g.1, g.2, g.3)
+}
+
+/// Expected new rows per batch in `mode` (append or update): every data batch drops late rows
+/// and evicts with the watermark after the previous batch, then a no-data batch evicts with the
+/// new one (the model of `property.rs`).
+fn model(steps: &[Vec<Event>], mode: &str) -> Vec<Vec<String>> {
+    let mut wm = 0i64;
+    let mut state: BTreeMap<(i64, &'static str), Group> = BTreeMap::new();
+    let mut out = Vec::new();
+    for events in steps {
+        let mut changed = BTreeSet::new();
+        for e in events {
+            for s in window_starts(e.t) {
+                if s + WINDOW <= wm {
+                    continue;
+                }
+                let g = state.entry((s, e.key)).or_insert(Group(0, 0, i64::MAX, i64::MIN));
+                *g = Group(g.0 + 1, g.1 + e.v, g.2.min(e.v), g.3.max(e.v));
+                changed.insert((s, e.key));
+            }
+        }
+        let mut emitted: Vec<String> = Vec::new();
+        if mode == "update" {
+            emitted.extend(changed.iter().map(|k| row(k, &state[k])));
+        }
+        let new_wm = events.iter().map(|e| e.t - DELAY).max().map_or(wm, |m| wm.max(m));
+        for evict_at in [wm, new_wm] {
+            let done: Vec<(i64, &str)> = state.keys().filter(|(s, _)| s + WINDOW <= evict_at).copied().collect();
+            for k in done {
+                if let Some(g) = state.remove(&k) {
+                    if mode == "append" {
+                        emitted.push(row(&k, &g));
+                    }
+                }
+            }
+        }
+        wm = new_wm;
+        emitted.sort();
+        out.push(emitted);
+    }
+    out
+}
+
+/// Per batch: the sink's new rows in the order written, and the aggregation's state metrics
+/// (total, updated, removed, dropped by watermark) of every batch run for it.
+type Run = (Vec<Vec<String>>, Vec<Vec<[u64; 4]>>);
+
+async fn run(job: &str, steps: &[Vec<Event>]) -> Run {
+    let t = StreamTest::start(job).await;
+    let (mut rows, mut metrics) = (Vec::new(), Vec::new());
+    let (mut seen_batches, mut seen_progress) = (0, 0);
+    for events in steps {
+        t.add_batch(batch(events));
+        t.settle().await;
+        let table = t.harness.session.memory_table("out").unwrap_or_default();
+        let new: Vec<RecordBatch> = table.batches.iter().skip(seen_batches).flat_map(|(_, b)| b.iter().cloned()).collect();
+        seen_batches = table.batches.len();
+        rows.push(sluice_tests::rows::rows(&new));
+        let progress = t.all_progress();
+        metrics.push(
+            progress[seen_progress..]
+                .iter()
+                .flat_map(|p| &p.state_operators)
+                .map(|o| [o.num_rows_total, o.num_rows_updated, o.num_rows_removed, o.num_rows_dropped_by_watermark])
+                .collect(),
+        );
+        seen_progress = progress.len();
+    }
+    t.finish().await;
+    (rows, metrics)
+}
+
+fn sorted(batches: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    batches
+        .into_iter()
+        .map(|mut b| {
+            b.sort();
+            b
+        })
+        .collect()
+}
+
+fn matches_the_model(mode: &'static str) -> impl Fn(Vec<Vec<Event>>) -> Result<(), TestCaseError> {
+    move |steps| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (got, _) = rt.block_on(run(&job(mode, 3, ""), &steps));
+        prop_assert_eq!(sorted(got), model(&steps, mode), "steps: {:?}", steps);
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 20, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sliding_window_aggregation_append_matches_the_model(steps in events()) {
+        matches_the_model("append")(steps)?;
+    }
+
+    #[test]
+    fn sliding_window_aggregation_update_matches_the_model(steps in events()) {
+        matches_the_model("update")(steps)?;
+    }
+}
+
+/// A fixed stream: rows in and out of order, on both sides of the epoch, late ones in later
+/// batches, NULL-free keys spread over three groups.
+fn fixed_steps() -> Vec<Vec<Event>> {
+    let mut seed = 0x5eed_u64;
+    let mut next = move |n: i64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 33) % n as u64) as i64
+    };
+    let keys = ["a", "b", "c"];
+    (0..6)
+        .map(|step| {
+            (0..40).map(|_| Event { t: step * 12 - 14 + next(30), key: keys[next(3) as usize], v: next(60) - 10 }).collect()
+        })
+        .collect()
+}
+
+async fn same_as_the_expansion(mode: &str) {
+    let steps = fixed_steps();
+    let panes = run(&job(mode, 1, ""), &steps).await;
+    let expanded = run(&job(mode, 1, ", approx_count_distinct(key) AS one"), &steps).await;
+    assert_eq!(panes, expanded, "{mode}: rows in order and state metrics");
+    assert_eq!(sorted(panes.0), model(&steps, mode), "{mode}: the model");
+    assert!(panes.1.iter().flatten().any(|m| m[3] > 0), "{mode}: some groups were late");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_append_by_panes_is_the_expansion_row_for_row() {
+    same_as_the_expansion("append").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_update_by_panes_is_the_expansion_row_for_row() {
+    same_as_the_expansion("update").await;
+}
