@@ -144,10 +144,13 @@ fn percentiles(v: &[u128]) -> String {
     format!("n={} p50 {} ms, p90 {} ms, p99 {} ms, max {} ms", s.len(), at(0.5), at(0.9), at(0.99), s[s.len() - 1])
 }
 
-/// Waits (up to a minute) for a batch to commit beyond `before`; the time since `since`.
-fn next_commit(dir: &Path, before: usize, since: Instant) -> Result<u128, String> {
-    time_to_next_commit(dir, before, since)
-        .ok_or_else(|| format!("no batch committed within 60 s of a disruption (committed: {before})"))
+/// Waits (up to a minute) for a batch to commit beyond `before` after disruption `what`; the
+/// time since `since`. A query that does not recover fails the run with every process's last
+/// log lines, so the stall can be told apart after the fact.
+fn next_commit(dir: &Path, before: usize, since: Instant, what: Disruption, cluster: &ClusterProcs) -> Result<u128, String> {
+    time_to_next_commit(dir, before, since).ok_or_else(|| {
+        format!("no batch committed within 60 s of a disruption ({what:?}; committed: {before})\n{}", cluster.dump_logs())
+    })
 }
 
 /// Runs the marathon on `world`'s input until `targets` are met and the query finished.
@@ -211,7 +214,7 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
                 if restart_now {
                     cluster.start_executor(victim);
                 }
-                let r = next_commit(&dir, done, at);
+                let r = next_commit(&dir, done, at, next, &cluster);
                 if !restart_now {
                     cluster.start_executor(victim);
                 }
@@ -221,12 +224,12 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
                 cluster.kill_driver(leader);
                 tally.driver_kills += 1;
                 cluster.start_driver(leader);
-                next_commit(&dir, done, at)?
+                next_commit(&dir, done, at, next, &cluster)?
             }
             Disruption::LeaderPause => {
                 cluster.signal_driver(leader, Signal::SIGSTOP);
                 tally.pauses += 1;
-                let r = next_commit(&dir, done, at);
+                let r = next_commit(&dir, done, at, next, &cluster);
                 cluster.signal_driver(leader, Signal::SIGCONT);
                 r?
             }
@@ -250,7 +253,7 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
                 cluster.heal(node);
                 match first {
                     Some(ms) => ms,
-                    None => next_commit(&dir, done, at)?,
+                    None => next_commit(&dir, done, at, next, &cluster)?,
                 }
             }
         };
@@ -265,7 +268,7 @@ pub fn run(world: &World, targets: Targets) -> Result<String, String> {
         }
         // A few undisturbed batches before the next disruption.
         let after = committed_batches(&dir);
-        let _ = next_commit(&dir, after + rng.below(2) as usize, Instant::now());
+        let _ = time_to_next_commit(&dir, after + rng.below(2) as usize, Instant::now());
     }
     if !tally.done(&targets) {
         return Err(format!(
