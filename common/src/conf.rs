@@ -75,6 +75,10 @@ pub struct QueryConf {
     pub open_cost_bytes: u64,
     /// `spark.sql.streaming.stateStore.minDeltasForSnapshot`.
     pub min_deltas_for_snapshot: u64,
+    /// `spark.sql.streaming.stateStore.maintenanceInterval` in ms: how often executors snapshot
+    /// and clean up each state partition, in the background.
+    #[serde(default = "default_maintenance_interval_ms")]
+    pub maintenance_interval_ms: u64,
     /// `spark.sql.streaming.noDataProgressEventInterval` in ms: how often an idle query posts a
     /// `QueryIdleEvent`.
     #[serde(default = "default_no_data_progress_event_interval_ms")]
@@ -83,6 +87,10 @@ pub struct QueryConf {
 
 fn default_no_data_progress_event_interval_ms() -> u64 {
     10_000
+}
+
+fn default_maintenance_interval_ms() -> u64 {
+    60_000
 }
 
 impl Default for QueryConf {
@@ -95,6 +103,7 @@ impl Default for QueryConf {
             max_partition_bytes: DEFAULT_MAX_PARTITION_BYTES,
             open_cost_bytes: DEFAULT_OPEN_COST_BYTES,
             min_deltas_for_snapshot: 10,
+            maintenance_interval_ms: default_maintenance_interval_ms(),
             no_data_progress_event_interval_ms: default_no_data_progress_event_interval_ms(),
         }
     }
@@ -139,6 +148,9 @@ impl QueryConf {
         if let Some(v) = settings.get("spark.sql.streaming.stateStore.minDeltasForSnapshot") {
             c.min_deltas_for_snapshot =
                 v.trim().parse().map_err(|_| SluiceError::user(format!("minDeltasForSnapshot must be an integer, got '{v}'")))?;
+        }
+        if let Some(v) = settings.get("spark.sql.streaming.stateStore.maintenanceInterval") {
+            c.maintenance_interval_ms = parse_time_conf_ms(v)?;
         }
         if let Some(v) = settings.get("spark.sql.streaming.noDataProgressEventInterval") {
             c.no_data_progress_event_interval_ms = parse_time_conf_ms(v)?;

@@ -9,6 +9,7 @@
 //! * [`task_runner`] — executing one task: the data path of a micro-batch.
 //! * [`operators`] — streaming aggregation, deduplication and session windows on state.
 //! * [`shuffle`] — blocks between stages, served over Arrow Flight.
+//! * [`task_slot`] — a task's claim on a task slot, lent back while it waits on I/O.
 //! * [`state_cache`] — the state partitions this executor holds between batches.
 //! * [`query_cache`] — compiled query plans kept per query run.
 //! * [`metrics`] — the executor's Prometheus metrics, and the numbers it answers pings with.
@@ -20,6 +21,7 @@ pub mod service;
 pub mod shuffle;
 pub mod state_cache;
 pub mod task_runner;
+pub mod task_slot;
 pub mod term_fence;
 
 pub use metrics::{ExecutorMeter, ExecutorMetrics, ExecutorStats};

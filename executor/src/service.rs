@@ -37,6 +37,7 @@ use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Peers, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv};
+use crate::task_slot::TaskSlot;
 use crate::term_fence::TermFence;
 
 /// How an executor is started.
@@ -249,15 +250,15 @@ struct TaskResources {
 impl TaskResources {
     /// Runs one part once a task slot is free.
     async fn run_part(self, request: Arc<RequestCx>, part: TaskPart) -> Result<TaskPartSuccess> {
-        let _permit = self.slots.acquire().await.map_err(|_| SluiceError::external("executor is shutting down"))?;
+        let slot = TaskSlot::acquire(Arc::clone(&self.slots)).await?;
         // Counted from here: a cancelled part drops the guard, and counts as failed.
         let running = self.meter.task_started();
-        let outcome = self.run_admitted(&request, part).await;
+        let outcome = self.run_admitted(&request, part, &slot).await;
         running.finish(outcome.is_ok());
         outcome
     }
 
-    async fn run_admitted(&self, request: &RequestCx, part: TaskPart) -> Result<TaskPartSuccess> {
+    async fn run_admitted(&self, request: &RequestCx, part: TaskPart, slot: &TaskSlot) -> Result<TaskPartSuccess> {
         let kind: TaskKind = serde_json::from_slice(&part.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
         let ctx = TaskContext { run_id: request.run_id.clone(), batch: request.batch, partition_index: part.partition_index };
@@ -268,6 +269,7 @@ impl TaskResources {
             peers: &self.peers,
             shuffle_key: &request.shuffle_key,
             meter: &self.meter,
+            slot,
         };
         let started = std::time::Instant::now();
         let outcome = run_task(&request.query, &kind, &part.inline_rows, &ctx, &env)
@@ -384,6 +386,8 @@ impl ExecutorHandle {
         let fence = Arc::new(TermFence::default());
         let meter = ExecutorMeter::new(config.metrics.clone(), id.clone());
         meter.set_task_slots(config.task_slots.max(1));
+        let states = Arc::new(StateCache::default());
+        tokio::spawn(state_maintenance(Arc::clone(&states), shutdown.subscribe()));
         let service = Service {
             queries: QueryCache::new(Connectors::builtin(&InProcessIo::default())),
             dismissed: dismissed_tx,
@@ -391,7 +395,7 @@ impl ExecutorHandle {
             resources: TaskResources {
                 slots: Arc::clone(&slots),
                 blocks: Arc::clone(&blocks),
-                states: Arc::new(StateCache::default()),
+                states,
                 endpoint: Arc::from(endpoint.as_str()),
                 peers: Arc::new(Peers::new(config.transport.clone())),
                 meter: meter.clone(),
@@ -530,6 +534,22 @@ impl RegistrationSignals {
 
 /// Reads the current leader's term from etcd every second into `fence`, so a deposed leader's
 /// tasks are refused even before the new leader's first task arrives here.
+/// How often the state maintenance looks for partitions whose maintenance interval has
+/// passed: a round that finds none is a walk over the cached partitions, nothing more.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
+
+/// The executor's state maintenance (Spark's maintenance task), until the executor stops.
+async fn state_maintenance(states: Arc<StateCache>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            changed = stop.changed() => if changed.is_err() { return },
+            _ = tick.tick() => states.maintain().await,
+        }
+    }
+}
+
 async fn follow_leader_term(config: EtcdConfig, fence: Arc<TermFence>, mut stop: watch::Receiver<bool>) {
     let mut client = None;
     loop {

@@ -9,15 +9,20 @@
 //! cancelled (its batch attempt was abandoned) in between, the in-memory copy holds half a
 //! batch under the old version number, so a checked-out partition that is not marked committed
 //! is discarded when its guard drops.
+//!
+//! [`StateCache::maintain`] is the executor's state maintenance (Spark's): in the background,
+//! it snapshots and cleans up every partition whose maintenance interval has passed, skipping
+//! one a task holds until the next round.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
 use sluice_common::error::Result;
 use sluice_common::storage::Location;
 use sluice_common::StateVersion;
-use sluice_state::{StateFiles, StatePartition};
+use sluice_state::{StateFiles, StatePartition, StatePolicy};
 use tokio::sync::Mutex;
 
 type Key = (String, usize, u32, &'static str);
@@ -69,6 +74,7 @@ impl StateCache {
         version: StateVersion,
         checkpoint: &Location,
         schemas: (SchemaRef, SchemaRef),
+        policy: StatePolicy,
     ) -> Result<PartitionGuard> {
         let slot = {
             let mut parts = self.parts.lock().map_err(|_| sluice_common::SluiceError::internal("state cache poisoned"))?;
@@ -80,9 +86,42 @@ impl StateCache {
                 "" => StateFiles::new(checkpoint, op, partition),
                 name => StateFiles::new(checkpoint, op, partition).in_store(name),
             };
-            *guard = Some(StatePartition::load(files, schemas.0, schemas.1, version).await?);
+            *guard = Some(StatePartition::load(files, schemas.0, schemas.1, version, policy).await?);
         }
         Ok(PartitionGuard { slot: guard, committed: false })
+    }
+
+    /// One round of maintenance: every partition whose interval has passed and that no task
+    /// holds writes its due snapshot and deletes the files it no longer needs. A failure is
+    /// logged and retried at the partition's next interval: until then, loads replay more deltas.
+    pub async fn maintain(&self) {
+        let slots: Vec<(Key, Arc<Mutex<Option<StatePartition>>>)> = match self.parts.lock() {
+            Ok(parts) => parts.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
+            Err(_) => return,
+        };
+        for ((run, op, partition, store), slot) in slots {
+            let work = {
+                let Ok(mut guard) = slot.try_lock() else { continue };
+                let Some(part) = guard.as_mut().filter(|p| p.maintenance_due(Instant::now())) else { continue };
+                part.maintenance(Instant::now())
+            };
+            let done = match work {
+                Ok(Some(work)) => work.run().await,
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(Some(version)) => {
+                    if let Some(part) = slot.lock().await.as_mut() {
+                        part.snapshot_written(version);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%run, op, partition, store, error = %e, "state maintenance failed; it is retried next interval")
+                }
+            }
+        }
     }
 
     /// Forgets every partition of a run.
@@ -131,6 +170,10 @@ mod tests {
         )
     }
 
+    fn policy() -> StatePolicy {
+        StatePolicy { min_deltas_for_snapshot: 1, min_batches_to_retain: 100, maintenance_interval: std::time::Duration::ZERO }
+    }
+
     fn put(p: &mut StatePartition, key: i64) {
         let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
         let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
@@ -141,21 +184,20 @@ mod tests {
     async fn an_abandoned_task_leaves_no_half_applied_state() {
         let chk = sluice_common::storage::resolve("memory://state-cache-test/chk").unwrap();
         let cache = StateCache::default();
-        let policy = StatePolicy { min_deltas_for_snapshot: 10, min_batches_to_retain: 100 };
 
         // Batch 0 commits one key.
-        let mut g = cache.checkout("run", 0, 0, "", StateVersion(0), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap();
         put(g.partition().unwrap(), 1);
-        g.partition().unwrap().commit(policy).await.unwrap();
+        g.partition().unwrap().commit().await.unwrap();
         g.keep();
 
         // Batch 1's first attempt changes the partition, then fails before committing.
-        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas(), policy()).await.unwrap();
         put(g.partition().unwrap(), 2);
         drop(g);
 
         // The retry must see exactly version 1: one key.
-        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas()).await.unwrap();
+        let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas(), policy()).await.unwrap();
         assert_eq!(g.partition().unwrap().state.len(), 1);
         assert_eq!(g.partition().unwrap().version(), StateVersion(1));
     }
@@ -165,13 +207,37 @@ mod tests {
         let chk = sluice_common::storage::resolve("memory://state-cache-count/chk").unwrap();
         let cache = StateCache::default();
         for (op, p, store) in [(0, 0, "left"), (0, 0, "right"), (0, 1, "left"), (0, 1, "right"), (1, 0, "")] {
-            cache.checkout("run", op, p, store, StateVersion(0), &chk, schemas()).await.unwrap().keep();
+            cache.checkout("run", op, p, store, StateVersion(0), &chk, schemas(), policy()).await.unwrap().keep();
         }
-        cache.checkout("other", 1, 0, "", StateVersion(0), &chk, schemas()).await.unwrap().keep();
+        cache.checkout("other", 1, 0, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap().keep();
         assert_eq!((cache.len(), cache.partitions()), (6, 4));
         cache.release_partitions("run", &[(0, 1)]);
         assert_eq!(cache.partitions(), 3);
         cache.release("run");
         assert_eq!(cache.partitions(), 1);
+    }
+
+    #[tokio::test]
+    async fn maintenance_snapshots_the_partitions_no_task_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let chk = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let cache = StateCache::default();
+        for version in 0..2 {
+            for p in 0..2 {
+                let mut g = cache.checkout("run", 0, p, "", StateVersion(version), &chk, schemas(), policy()).await.unwrap();
+                put(g.partition().unwrap(), version as i64);
+                g.partition().unwrap().commit().await.unwrap();
+                g.keep();
+            }
+        }
+        assert!(!dir.path().join("state/0/0/2.snapshot").exists(), "a commit writes no snapshot");
+        // A task holds partition 1 during the round: only partition 0 is maintained.
+        let held = cache.checkout("run", 0, 1, "", StateVersion(2), &chk, schemas(), policy()).await.unwrap();
+        cache.maintain().await;
+        assert!(dir.path().join("state/0/0/2.snapshot").exists(), "two deltas > one: a snapshot");
+        assert!(!dir.path().join("state/0/1/2.snapshot").exists(), "a held partition waits for the next round");
+        held.keep();
+        cache.maintain().await;
+        assert!(dir.path().join("state/0/1/2.snapshot").exists());
     }
 }

@@ -29,6 +29,7 @@ use crate::operators::{as_operator_output, map_input, CompiledOperator};
 use crate::query_cache::PreparedQuery;
 use crate::shuffle::{batches_bytes, fetch_blocks, BlockId, BlockStore, Fetch, Peers};
 use crate::state_cache::StateCache;
+use crate::task_slot::TaskSlot;
 
 /// The facts of one task.
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct TaskEnv<'a> {
     pub shuffle_key: &'a str,
     /// This executor's metrics: shuffle bytes and state partition sizes.
     pub meter: &'a ExecutorMeter,
+    /// The task's slot, lent back while it waits on storage or peers.
+    pub slot: &'a TaskSlot,
 }
 
 /// Runs one task of `query`. A failure's message has the query's secrets redacted: connector
@@ -179,7 +182,7 @@ async fn fetch(
         .collect();
     let fetch =
         Fetch { local: env.blocks, self_endpoint: env.endpoint, peers: env.peers, key: env.shuffle_key, meter: env.meter };
-    fetch_blocks(&fetch, &sources).await
+    env.slot.waiting(fetch_blocks(&fetch, &sources)).await?
 }
 
 async fn write_sink(query: &PreparedQuery, rows: &[RecordBatch], ctx: &TaskContext) -> Result<SinkTaskOutput> {
@@ -238,6 +241,7 @@ async fn run_reduce(
     let policy = StatePolicy {
         min_deltas_for_snapshot: spec.conf.min_deltas_for_snapshot,
         min_batches_to_retain: spec.conf.min_batches_to_retain,
+        maintenance_interval: std::time::Duration::from_millis(spec.conf.maintenance_interval_ms),
     };
     // Operators above a join see the join's output watermark (Spark 3.5's propagation).
     let watermarks = compiled.pipeline.watermarks_for(op_id, &ctx.batch.watermarks);
@@ -246,19 +250,34 @@ async fn run_reduce(
         let right_input = fetch(env, ctx, op_id as u32, spec.conf.shuffle_partitions + partition, producers(1)).await?;
         let schemas =
             |side: &crate::operators::join::CompiledSide| (Arc::clone(&stages.key_schema), Arc::clone(&side.value_schema));
-        let mut left =
-            env.states.checkout(&ctx.run_id, op_id, partition, "left", version, &checkpoint, schemas(&stages.left)).await?;
-        let mut right =
-            env.states.checkout(&ctx.run_id, op_id, partition, "right", version, &checkpoint, schemas(&stages.right)).await?;
+        let (mut left, mut right) = env
+            .slot
+            .waiting(futures::future::try_join(
+                env.states.checkout(&ctx.run_id, op_id, partition, "left", version, &checkpoint, schemas(&stages.left), policy),
+                env.states.checkout(&ctx.run_id, op_id, partition, "right", version, &checkpoint, schemas(&stages.right), policy),
+            ))
+            .await??;
         let (l, r) = (left.partition()?, right.partition()?);
         let (rows, mut metrics) = reduce_join(stages, &mut l.state, &mut r.state, &input, &right_input, &watermarks)?;
-        metrics.commit_time_ms = l.commit(policy).await?.commit_ms + r.commit(policy).await?.commit_ms;
+        let (l, r) = env.slot.waiting(futures::future::try_join(l.commit(), r.commit())).await??;
+        metrics.commit_time_ms = l.commit_ms + r.commit_ms;
         left.keep();
         right.keep();
         (rows, metrics)
     } else {
-        let mut guard =
-            env.states.checkout(&ctx.run_id, op_id, partition, "", version, &checkpoint, operator.state_schemas()).await?;
+        let mut guard = env
+            .slot
+            .waiting(env.states.checkout(
+                &ctx.run_id,
+                op_id,
+                partition,
+                "",
+                version,
+                &checkpoint,
+                operator.state_schemas(),
+                policy,
+            ))
+            .await??;
         let part = guard.partition()?;
         let task_ctx = compiled.task_ctx();
         let (rows, mut metrics) = match (operator, &op.kind) {
@@ -274,7 +293,7 @@ async fn run_reduce(
             (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => reduce_dedup(d, &mut part.state, &input, &watermarks)?,
             _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
         };
-        metrics.commit_time_ms = part.commit(policy).await?.commit_ms;
+        metrics.commit_time_ms = env.slot.waiting(part.commit()).await??.commit_ms;
         guard.keep();
         (rows, metrics)
     };

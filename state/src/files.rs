@@ -172,13 +172,19 @@ impl StateFiles {
     }
 
     /// Reads the files that rebuild `version`, checking that the chain of deltas has no hole.
+    ///
+    /// Each delta must follow the file read before it. The first delta after a snapshot may
+    /// point to any version up to the snapshot's: maintenance snapshots a partition at its
+    /// current version, which need not be one that wrote a delta, and everything up to that
+    /// version is in the snapshot.
     pub async fn load(&self, version: u64) -> Result<Vec<StateFile>> {
         let mut files = Vec::new();
         for (v, kind) in self.plan_load(version).await? {
             let file = self.read(v, kind).await?;
-            let expected = files.last().map_or(0, |f: &StateFile| f.version);
+            let (expected, after_snapshot) =
+                files.last().map_or((0, false), |f: &StateFile| (f.version, f.kind == FileKind::Snapshot));
             if let Some(previous) = file.previous {
-                if previous != expected {
+                if previous != expected && !(after_snapshot && previous < expected) {
                     return Err(SluiceError::user(format!(
                         "cannot load state version {version} of {}: {v}.delta follows version {previous}, whose file is missing (the checkpoint is incomplete or was purged)",
                         self.display
@@ -338,6 +344,30 @@ mod tests {
         let e = f.load(3).await.unwrap_err().message;
         assert!(e.contains("it has no state files"), "{e}");
         assert!(f.load(0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_between_a_delta_and_the_file_it_follows_starts_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let f = StateFiles::new(&loc, 0, 0);
+        // Deltas at 1 and 4; maintenance snapshotted version 5, which changed nothing, and
+        // deleted what the snapshot covers; the next change is 6.delta, pointing to 4.
+        for (v, previous) in [(1, 0), (4, 1), (6, 4)] {
+            let (s, b) = batch(v as i64);
+            f.write_delta(v, previous, &s, &b).await.unwrap();
+        }
+        let (s, b) = batch(0);
+        f.write_snapshot(5, &s, &b).await.unwrap();
+        std::fs::remove_file(dir.path().join("state/0/0/1.delta")).unwrap();
+        std::fs::remove_file(dir.path().join("state/0/0/4.delta")).unwrap();
+        let loaded: Vec<(u64, FileKind)> = f.load(6).await.unwrap().iter().map(|f| (f.version, f.kind)).collect();
+        assert_eq!(loaded, [(5, FileKind::Snapshot), (6, FileKind::Delta)]);
+        // A delta pointing past the snapshot to a file that is gone still fails.
+        let (s, b) = batch(8);
+        f.write_delta(8, 7, &s, &b).await.unwrap();
+        let e = f.load(8).await.unwrap_err().message;
+        assert!(e.contains("8.delta follows version 7, whose file is missing"), "{e}");
     }
 
     #[tokio::test]

@@ -33,7 +33,9 @@ const FILES: usize = 24;
 const PACING: (&str, &str) = ("SLUICE_FAULT_PAUSE", "after-offsets:*:200");
 
 /// The chaos job; `trigger` is `availableNow` (the query ends with its input) or a trigger that
-/// keeps it running.
+/// keeps it running. State maintenance runs every second with a snapshot after every two deltas
+/// and six versions retained, so executors restore from snapshots, deltas and cleaned-up
+/// directories while processes die around them.
 fn job(dir: &Path, input: &Path, trigger: &str) -> String {
     format!(
         "CREATE STREAM events (event_time TIMESTAMP, user_id STRING, action STRING, amount BIGINT, event_id STRING,
@@ -44,6 +46,9 @@ fn job(dir: &Path, input: &Path, trigger: &str) -> String {
          SET 'checkpointLocation' = '{}';
          SET 'trigger' = '{}';
          SET 'spark.sql.shuffle.partitions' = '6';
+         SET 'spark.sql.streaming.stateStore.minDeltasForSnapshot' = '2';
+         SET 'spark.sql.streaming.stateStore.maintenanceInterval' = '1s';
+         SET 'spark.sql.streaming.minBatchesToRetain' = '6';
          INSERT INTO out
          SELECT CAST(w.start AS BIGINT) AS start, action, n, total FROM (
            SELECT window(event_time, '1 minute') AS w, action, count(*) AS n, sum(amount) AS total
@@ -64,6 +69,25 @@ fn committed(dir: &Path) -> Vec<String> {
     let mut rows: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     rows.sort();
     rows
+}
+
+/// How many files under `dir` (recursively) end with `suffix`.
+fn state_files(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        state_files(&path, suffix)
+                    } else {
+                        usize::from(path.to_string_lossy().ends_with(suffix))
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// How many batches the query in `dir` has committed: the newest `commits/N` plus one. (Not
@@ -179,6 +203,9 @@ impl World {
         }
         if committed_batches(dir) < expected.batches {
             return Err(format!("after {after}, {} batches committed of {}", committed_batches(dir), expected.batches));
+        }
+        if state_files(&dir.join("chk/state"), ".snapshot") == 0 {
+            return Err(format!("after {after}, the checkpoint holds no state snapshot: state maintenance never ran"));
         }
         Ok(expected)
     }

@@ -32,6 +32,7 @@ pub const SETTINGS: &[&str] = &[
     "spark.sql.streaming.noDataMicroBatches.enabled",
     "spark.sql.streaming.multipleWatermarkPolicy",
     "spark.sql.streaming.stateStore.minDeltasForSnapshot",
+    "spark.sql.streaming.stateStore.maintenanceInterval",
     "spark.sql.streaming.noDataProgressEventInterval",
     "spark.sql.files.maxPartitionBytes",
     "spark.sql.files.openCostInBytes",

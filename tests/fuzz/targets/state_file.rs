@@ -46,21 +46,24 @@ fn run(input: &[u8]) {
         let (keys, values) = schemas();
         // Load the newest version, as a task does when the partition moved to its executor.
         if let Some(v) = versions.iter().max() {
-            let _ =
-                StatePartition::load(StateFiles::new(&location, 0, 0), Arc::clone(&keys), Arc::clone(&values), StateVersion(*v))
-                    .await;
+            let files = StateFiles::new(&location, 0, 0);
+            let _ = StatePartition::load(files, Arc::clone(&keys), Arc::clone(&values), StateVersion(*v), policy()).await;
         }
     });
+}
+
+/// A snapshot once more than two deltas follow the last one.
+fn policy() -> StatePolicy {
+    StatePolicy { min_deltas_for_snapshot: 2, min_batches_to_retain: 100, maintenance_interval: std::time::Duration::ZERO }
 }
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
     super::block_on(async {
         let location = super::memory_location();
         let (keys, values) = schemas();
-        let mut partition = StatePartition::load(StateFiles::new(&location, 0, 0), keys, values, StateVersion::EMPTY)
+        let mut partition = StatePartition::load(StateFiles::new(&location, 0, 0), keys, values, StateVersion::EMPTY, policy())
             .await
             .expect("an empty partition");
-        let policy = StatePolicy { min_deltas_for_snapshot: 2, min_batches_to_retain: 100 };
         for batch in 0..5i64 {
             let users: ArrayRef =
                 Arc::new(StringArray::from(vec![format!("user-{batch}"), "user-0".to_string(), "ü€𝄞".to_string()]));
@@ -73,7 +76,13 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             if batch == 3 {
                 partition.state.remove(k.row(1).as_ref());
             }
-            partition.commit(policy).await.expect("committing state");
+            partition.commit().await.expect("committing state");
+            // Maintenance after every batch, as with a short maintenance interval.
+            if let Some(work) = partition.maintenance(std::time::Instant::now()).expect("maintenance") {
+                if let Some(version) = work.run().await.expect("running maintenance") {
+                    partition.snapshot_written(version);
+                }
+            }
         }
         let files = super::get_files(&location, "state/0/0").await;
         let mut out = vec![("partition.fileset".to_string(), file_set(&files))];
