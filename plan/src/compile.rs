@@ -99,6 +99,8 @@ pub struct CompiledQuery {
     /// The session's execution context, made once: making one copies every function registry
     /// (hundreds of entries), which was most of an empty state partition's task.
     task_ctx: Arc<TaskContext>,
+    /// The output fragment optimised for one batch timestamp (see [`CompiledQuery::execute_output`]).
+    optimized_output: Arc<std::sync::Mutex<Option<(i64, LogicalPlan)>>>,
 }
 
 impl CompiledQuery {
@@ -130,7 +132,7 @@ impl CompiledQuery {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let pipeline = crate::streaming::build_pipeline(&plan)?;
         let task_ctx = state.task_ctx();
-        Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx })
+        Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx, optimized_output: Default::default() })
     }
 
     /// The context stateful operators run their merge and finish steps in (the session's
@@ -299,9 +301,28 @@ impl CompiledQuery {
 
     /// Runs the query's output fragment (the whole query when it is stateless) over a task's
     /// input and returns its rows.
+    ///
+    /// The logical optimisation is done once per batch, not once per task: it depends on the
+    /// batch's timestamp (`current_timestamp()` is folded into a literal) but not on a task's
+    /// rows, and with 200 state partitions emitting rows it was a large part of a batch's CPU.
+    /// Physical planning stays per task: the scans take the task's rows when they are planned.
     pub async fn execute_output(&self, input: TaskInput, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
         let state = self.task_state(input, batch_timestamp_ms);
-        let physical = state.create_physical_plan(&self.pipeline.output).await?;
+        let logical = self.output_optimized_at(&state, batch_timestamp_ms)?;
+        let physical = state.query_planner().create_physical_plan(&logical, &state).await?;
         Ok(collect(physical, state.task_ctx()).await?)
+    }
+
+    /// The output fragment optimised in `state`, whose batch timestamp is `batch_timestamp_ms`.
+    fn output_optimized_at(&self, state: &SessionState, batch_timestamp_ms: i64) -> Result<LogicalPlan> {
+        let cached =
+            |slot: &Option<(i64, LogicalPlan)>| slot.as_ref().filter(|(at, _)| *at == batch_timestamp_ms).map(|(_, p)| p.clone());
+        let poisoned = || SluiceError::internal("optimized plan cache poisoned");
+        if let Some(plan) = cached(&*self.optimized_output.lock().map_err(|_| poisoned())?) {
+            return Ok(plan);
+        }
+        let plan = state.optimize(&self.pipeline.output)?;
+        *self.optimized_output.lock().map_err(|_| poisoned())? = Some((batch_timestamp_ms, plan.clone()));
+        Ok(plan)
     }
 }
