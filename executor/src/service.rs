@@ -532,8 +532,6 @@ impl RegistrationSignals {
     }
 }
 
-/// Reads the current leader's term from etcd every second into `fence`, so a deposed leader's
-/// tasks are refused even before the new leader's first task arrives here.
 /// How often the state maintenance looks for partitions whose maintenance interval has
 /// passed: a round that finds none is a walk over the cached partitions, nothing more.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
@@ -550,6 +548,8 @@ async fn state_maintenance(states: Arc<StateCache>, mut stop: watch::Receiver<bo
     }
 }
 
+/// Reads the current leader's term from etcd every second into `fence`, so a deposed leader's
+/// tasks are refused even before the new leader's first task arrives here.
 async fn follow_leader_term(config: EtcdConfig, fence: Arc<TermFence>, mut stop: watch::Receiver<bool>) {
     let mut client = None;
     loop {

@@ -95,15 +95,16 @@ impl StateCache {
     /// holds writes its due snapshot and deletes the files it no longer needs. A failure is
     /// logged and retried at the partition's next interval: until then, loads replay more deltas.
     pub async fn maintain(&self) {
-        let slots: Vec<(Key, Arc<Mutex<Option<StatePartition>>>)> = match self.parts.lock() {
-            Ok(parts) => parts.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
+        let slots: Vec<Arc<Mutex<Option<StatePartition>>>> = match self.parts.lock() {
+            Ok(parts) => parts.values().cloned().collect(),
             Err(_) => return,
         };
-        for ((run, op, partition, store), slot) in slots {
+        for slot in slots {
             let work = {
+                let now = Instant::now();
                 let Ok(mut guard) = slot.try_lock() else { continue };
-                let Some(part) = guard.as_mut().filter(|p| p.maintenance_due(Instant::now())) else { continue };
-                part.maintenance(Instant::now())
+                let Some(part) = guard.as_mut().filter(|p| p.maintenance_due(now)) else { continue };
+                part.maintenance(now)
             };
             let done = match work {
                 Ok(Some(work)) => work.run().await,
@@ -117,9 +118,8 @@ impl StateCache {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(%run, op, partition, store, error = %e, "state maintenance failed; it is retried next interval")
-                }
+                // The error names the partition's state directory.
+                Err(e) => tracing::warn!(error = %e, "state maintenance failed; it is retried next interval"),
             }
         }
     }

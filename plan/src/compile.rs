@@ -310,7 +310,8 @@ impl CompiledQuery {
         let state = self.task_state(input, batch_timestamp_ms);
         let logical = self.output_optimized_at(&state, batch_timestamp_ms)?;
         let physical = state.query_planner().create_physical_plan(&logical, &state).await?;
-        Ok(collect(physical, state.task_ctx()).await?)
+        // The scans took the task's rows while planning: running needs only the session's context.
+        Ok(collect(physical, self.task_ctx()).await?)
     }
 
     /// The output fragment optimised in `state`, whose batch timestamp is `batch_timestamp_ms`.
