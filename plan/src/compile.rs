@@ -315,15 +315,14 @@ impl CompiledQuery {
     }
 
     /// The output fragment optimised in `state`, whose batch timestamp is `batch_timestamp_ms`.
+    /// The cache stays locked while optimising, so a batch's tasks optimise once between them.
     fn output_optimized_at(&self, state: &SessionState, batch_timestamp_ms: i64) -> Result<LogicalPlan> {
-        let cached =
-            |slot: &Option<(i64, LogicalPlan)>| slot.as_ref().filter(|(at, _)| *at == batch_timestamp_ms).map(|(_, p)| p.clone());
-        let poisoned = || SluiceError::internal("optimized plan cache poisoned");
-        if let Some(plan) = cached(&*self.optimized_output.lock().map_err(|_| poisoned())?) {
-            return Ok(plan);
+        let mut slot = self.optimized_output.lock().map_err(|_| SluiceError::internal("optimized plan cache poisoned"))?;
+        if let Some((_, plan)) = slot.as_ref().filter(|(at, _)| *at == batch_timestamp_ms) {
+            return Ok(plan.clone());
         }
         let plan = state.optimize(&self.pipeline.output)?;
-        *self.optimized_output.lock().map_err(|_| poisoned())? = Some((batch_timestamp_ms, plan.clone()));
+        *slot = Some((batch_timestamp_ms, plan.clone()));
         Ok(plan)
     }
 }
