@@ -105,6 +105,10 @@ def test_idle_events(spark, tmp):
         idle = wait_for(lambda: [e for e in listener.of(q.id) if e[0] == "idle"], 60, "a QueryIdleEvent")
         assert idle[0][2] == q.runId and idle[0][3]
         q.stop()
+        # The last event before removing the listener: PySpark's removeListener holds the bus
+        # lock while it joins the thread that delivers events, and that thread takes the same
+        # lock to deliver one, so an event still in flight then deadlocks the client.
+        wait_for(lambda: any(e[0] == "terminated" for e in listener.of(q.id)), 30, "the QueryTerminatedEvent")
     finally:
         run_with_timeout(lambda: spark.streams.removeListener(listener), 30, "removeListener")
 

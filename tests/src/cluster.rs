@@ -124,7 +124,7 @@ impl ClusterProcs {
         let mut c = Self {
             etcd: EtcdServer::start_tls_on(&etcd_host, certs.path()),
             certs,
-            logs: tempfile::tempdir().expect("temp dir"),
+            logs: log_dir(),
             drivers: Vec::new(),
             driver_ports: Vec::new(),
             executors: Vec::new(),
@@ -197,7 +197,8 @@ impl ClusterProcs {
         let child = dies_with_test(&mut self.host(node).command(sluice_bin()))
             .args(args)
             .envs(self.process_env.iter().chain(env).map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info")
+            // CHAOS_RUST_LOG (e.g. `info,sluice_driver=debug`) traces a failing run closer.
+            .env("RUST_LOG", std::env::var("CHAOS_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(self.member_env())
             .env("SLUICE_ETCD", self.etcd.url())
             .env("SLUICE_LEASE_TTL", self.lease_ttl.to_string())
@@ -448,6 +449,17 @@ impl ClusterProcs {
         }
         out
     }
+}
+
+/// The directory of the processes' logs: removed with the cluster, or kept (and named) with
+/// `CHAOS_KEEP_LOGS=1`, to read a failing run's whole logs instead of their tails.
+fn log_dir() -> tempfile::TempDir {
+    let keep = std::env::var("CHAOS_KEEP_LOGS").is_ok_and(|v| v == "1");
+    let dir = tempfile::Builder::new().prefix("sluice-cluster-logs-").disable_cleanup(keep).tempdir().expect("temp dir");
+    if keep {
+        println!("cluster logs kept in {}", dir.path().display());
+    }
+    dir
 }
 
 /// A development CA and certificates for `hosts`, made by the binary under test (`sluice certs`).
