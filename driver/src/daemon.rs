@@ -77,7 +77,7 @@ pub async fn run_driver(
 
     let Some(etcd) = config.etcd.clone() else {
         tracing::info!(%endpoint, "driver ready (executors register here directly)");
-        let manager = QueryManager::new(session, None, config.restarts);
+        let manager = QueryManager::logging_failures(session, None, config.restarts);
         admin.activate(Arc::clone(&manager));
         shutdown.await;
         return Ok(stop(&admin, server, None, Some(manager)).await);
@@ -151,7 +151,7 @@ pub async fn run_driver(
         admin.set_leader("");
         let fence = Arc::new(LeaderFence::new(lease.client.clone(), leadership));
         let store = QueryStore::new(lease.client.clone(), etcd.clone());
-        let manager = QueryManager::new(session.clone().with_fence(fence), Some(store), config.restarts);
+        let manager = QueryManager::logging_failures(session.clone().with_fence(fence), Some(store), config.restarts);
         match manager.resume_stored().await {
             Ok(resumed) => tracing::info!(resumed, "resumed stored queries"),
             Err(e) => {

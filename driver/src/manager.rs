@@ -68,6 +68,9 @@ pub struct QueryManager {
     restarts: RestartPolicy,
     /// Set once the manager stops or abandons its queries: nothing is restarted after that.
     retired: std::sync::atomic::AtomicBool,
+    /// Whether a query's final failure is logged: a daemon's queries have nobody else to tell,
+    /// while `sluice run` prints the failure itself, as its one line.
+    log_failures: bool,
     /// This manager, for the tasks that watch queries to restart them.
     this: Weak<QueryManager>,
 }
@@ -101,12 +104,23 @@ impl QueryManager {
     /// A manager starting queries on `session`, remembering them in `store` if given, and
     /// restarting failed ones under `restarts`.
     pub fn new(session: Session, store: Option<QueryStore>, restarts: RestartPolicy) -> Arc<Self> {
+        Self::build(session, store, restarts, false)
+    }
+
+    /// A manager as [`QueryManager::new`] that also logs, at error level, every query that
+    /// fails for good: a driver daemon's, whose queries nobody watches from a terminal.
+    pub fn logging_failures(session: Session, store: Option<QueryStore>, restarts: RestartPolicy) -> Arc<Self> {
+        Self::build(session, store, restarts, true)
+    }
+
+    fn build(session: Session, store: Option<QueryStore>, restarts: RestartPolicy, log_failures: bool) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             session,
             queries: Mutex::new(Vec::new()),
             store: store.map(Mutex::new),
             restarts,
             retired: std::sync::atomic::AtomicBool::new(false),
+            log_failures,
             this: this.clone(),
         })
     }
@@ -164,6 +178,14 @@ impl QueryManager {
         tokio::spawn(async move {
             let Err(e) = query.await_termination().await else { return };
             if !e.retryable {
+                // Said at error level: nothing else in a daemon's log tells an operator why a
+                // query stopped committing. A run this manager abandoned (it stepped down) fails
+                // on its fence, which is no news.
+                let tell =
+                    manager.upgrade().is_some_and(|m| m.log_failures && !m.retired.load(std::sync::atomic::Ordering::SeqCst));
+                if tell {
+                    tracing::error!(query = %query.id(), error = %e, "query failed with an error a restart cannot fix; it stays failed until it is submitted again");
+                }
                 return;
             }
             if restarts >= policy.max_restarts {

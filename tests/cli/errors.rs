@@ -146,7 +146,9 @@ fn a_corrupt_offsets_file_is_named_and_left_alone() {
     std::fs::write(dir.path().join("job.sql"), RUN_ONCE).unwrap();
     assert!(run_sluice(dir.path(), &["run", "job.sql"]).status.success());
     assert!(run_sluice(dir.path(), &["run", "job.sql"]).status.success());
-    std::fs::write(dir.path().join("chk/offsets/1"), "v1\n{\"batchWatermarkMs\":0,\"batchTim").unwrap();
+    // Damaged, not cut short: a write its writer died in the middle of counts as never written
+    // (restart.rs), an entry with wrong bytes in it is corruption.
+    std::fs::write(dir.path().join("chk/offsets/1"), "v1\n{\"batchWatermarkMs\":0,\"batchTim\u{0}\"}\n{}").unwrap();
     let before = snapshot(&dir.path().join("chk"));
     let e = fails(dir.path(), RUN_ONCE);
     assert!(e.contains("offsets/1 is corrupt"), "{e}");

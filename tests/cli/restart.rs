@@ -88,3 +88,44 @@ fn sigkill_between_wal_and_commit_loses_and_duplicates_nothing() {
     let manifest = std::fs::read_to_string(dir.path().join("out/_spark_metadata/2")).unwrap();
     assert_eq!(manifest.lines().count(), 2, "one part file for the one file of batch 2");
 }
+
+/// A run SIGKILLed once batch 2's offsets are written (before it runs), as in the test above.
+fn killed_after_offsets_2(dir: &Path) {
+    write_inputs(dir);
+    let mut child = spawn_sluice(dir, &["run", "job.sql"], &[("SLUICE_FAULT_PAUSE", "after-offsets:2")]);
+    let offsets2 = dir.join("chk/offsets/2");
+    assert!(wait_until(Duration::from_secs(60), || offsets2.exists()), "batch 2 never reached the WAL");
+    sigkill(&mut child);
+}
+
+/// Cuts `path` to its first half: the file a write leaves when the writer dies between a torn
+/// write and its repair, or the machine before the bytes reached the disk.
+fn tear(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+#[test]
+fn a_log_entry_cut_short_by_a_dying_writer_is_written_again_on_restart() {
+    // The WAL entry of batch 2 torn: the batch was never planned durably.
+    let wal = tempfile::tempdir().unwrap();
+    killed_after_offsets_2(wal.path());
+    tear(&wal.path().join("chk/offsets/2"));
+    // The file source's entry for batch 2 torn, its WAL entry never written: the driver died
+    // while admitting the batch's file.
+    let source = tempfile::tempdir().unwrap();
+    killed_after_offsets_2(source.path());
+    std::fs::remove_file(source.path().join("chk/offsets/2")).unwrap();
+    tear(&source.path().join("chk/sources/0/2"));
+
+    for dir in [wal.path(), source.path()] {
+        let out = run_sluice(dir, &["run", "job.sql"]);
+        assert!(out.status.success(), "the restart must get past the torn entry: {}", stderr(&out));
+        let ids: Vec<i64> = committed_rows(dir).iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, (0..(FILES * 3) as i64).collect::<Vec<_>>(), "every row exactly once");
+        for entry in ["chk/offsets/2", "chk/sources/0/2"] {
+            let text = std::fs::read_to_string(dir.join(entry)).unwrap();
+            assert!(text.lines().skip(1).all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "{entry}: {text}");
+        }
+    }
+}

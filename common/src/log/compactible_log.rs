@@ -15,7 +15,7 @@ use object_store::ObjectStore;
 
 use crate::error::{Result, SluiceError};
 
-use super::metadata_log::{check_version, create_entry, list_numbered, read_entry, AddOutcome};
+use super::metadata_log::{check_version, create_entry, cut_short, list_numbered, read_entry, warn_cut_short, AddOutcome};
 
 /// Spark's default `compactInterval` for both logs.
 pub const DEFAULT_COMPACT_INTERVAL: u64 = 10;
@@ -78,9 +78,23 @@ impl CompactibleLog {
         Ok(Some(lines.filter(|l| !l.trim().is_empty()).map(str::to_string).collect()))
     }
 
-    /// Batch ids present (plain or `.compact`), ascending.
+    /// Batch ids present (plain or `.compact`), ascending, without a newest entry that its
+    /// writer died in the middle of (see [`super::MetadataLog::latest`]): that id counts as
+    /// never written, and the next write of it replaces the torn file.
     pub async fn list_ids(&self) -> Result<Vec<u64>> {
-        list_numbered(&self.store, &self.dir, &self.name, |name| name.strip_suffix(".compact").unwrap_or(name).parse().ok()).await
+        let mut ids =
+            list_numbered(&self.store, &self.dir, &self.name, |name| name.strip_suffix(".compact").unwrap_or(name).parse().ok())
+                .await?;
+        if let Some(&newest) = ids.last() {
+            let path = self.path_of(newest);
+            if let Some(bytes) = read_entry(&self.store, &path, &format!("reading {}/{newest}", self.name)).await? {
+                if !is_whole_entry(&bytes) && cut_short(&bytes) {
+                    warn_cut_short(&self.name, newest);
+                    ids.pop();
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Newest batch id.
@@ -145,6 +159,43 @@ mod tests {
         assert_eq!(all[11], "{\"b\":11}");
         assert_eq!(log.latest_id().await.unwrap(), Some(11));
         assert_eq!(log.add(11, &[]).await.unwrap(), AddOutcome::AlreadyExists);
+    }
+
+    #[tokio::test]
+    async fn a_torn_newest_entry_is_not_read_and_the_next_write_replaces_it() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = CompactibleLog::new(Arc::clone(&store), Path::from("chk/sources/0"), "sources file log", 10);
+        for id in 0..11u64 {
+            log.add(id, &[format!("{{\"path\":\"part-{id:05}\"}}")]).await.unwrap();
+        }
+        // Entry 11 cut inside its line (its writer was killed before repairing it), then the
+        // compaction batch 19 cut the same way in another log.
+        let torn = "v1\n{\"path\":\"part-0001";
+        store.put(&Path::from("chk/sources/0/11"), torn.into()).await.unwrap();
+        assert_eq!(log.latest_id().await.unwrap(), Some(10));
+        assert_eq!(log.all_entries().await.unwrap().len(), 11);
+        assert_eq!(log.add(11, &["{\"path\":\"part-00011\"}".to_string()]).await.unwrap(), AddOutcome::Added);
+        assert_eq!(log.all_entries().await.unwrap().last().map(String::as_str), Some("{\"path\":\"part-00011\"}"));
+
+        let sink = CompactibleLog::new(Arc::clone(&store), Path::from("out/_spark_metadata"), "sink log", 10);
+        for id in 0..9u64 {
+            sink.add(id, &[format!("{{\"b\":{id}}}")]).await.unwrap();
+        }
+        store.put(&Path::from("out/_spark_metadata/9.compact"), "v1\n{\"b\":0}\n{\"b".into()).await.unwrap();
+        assert_eq!(sink.latest_id().await.unwrap(), Some(8));
+        assert_eq!(sink.add(9, &["{\"b\":9}".to_string()]).await.unwrap(), AddOutcome::Added);
+        assert_eq!(sink.get(9).await.unwrap().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_torn_entry_before_the_newest_is_not_skipped() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = CompactibleLog::new(Arc::clone(&store), Path::from("chk/sources/0"), "sources file log", 10);
+        store.put(&Path::from("chk/sources/0/0"), "v1\n{\"path\":\"a".into()).await.unwrap();
+        log.add(1, &["{\"path\":\"b\"}".to_string()]).await.unwrap();
+        assert_eq!(log.latest_id().await.unwrap(), Some(1));
+        let entries = log.all_entries().await.unwrap();
+        assert!(entries.iter().any(|l| serde_json::from_str::<serde_json::Value>(l).is_err()), "{entries:?}");
     }
 
     #[tokio::test]

@@ -83,11 +83,22 @@ impl MetadataLog {
     }
 
     /// The newest id and its content (`getLatest`).
+    ///
+    /// A newest entry that is not whole is a write whose writer died before it could repair
+    /// it — a driver SIGKILLed between a torn write and its retry, a machine that crashed
+    /// before the bytes reached the disk — and counts as never written: the entry before it is
+    /// the latest, and the next write of that id replaces it ([`create_entry`]). Nothing can
+    /// have depended on it, since a writer moves on only once its entry is whole. Spark
+    /// fails on such an entry and leaves the query down until someone deletes the file.
     pub async fn latest(&self) -> Result<Option<(u64, Bytes)>> {
+        let mut newest = true;
         for id in self.list_ids().await?.into_iter().rev() {
-            if let Some(content) = self.get(id).await? {
-                return Ok(Some((id, content)));
+            let Some(content) = self.get(id).await? else { continue };
+            if std::mem::take(&mut newest) && !(self.complete)(&content) && cut_short(&content) {
+                warn_cut_short(&self.name, id);
+                continue;
             }
+            return Ok(Some((id, content)));
         }
         Ok(None)
     }
@@ -207,6 +218,39 @@ pub(crate) async fn list_numbered(
     Ok(ids)
 }
 
+/// Whether an entry that is not whole is a `v1` entry cut short, as a write leaves it when its
+/// writer dies in the middle: a prefix of `v1` (an empty file included), or `v1` and JSON lines
+/// of which only the last is unfinished, ending where its text ends (a cut may split a UTF-8
+/// character too). An entry of a newer version, or one whose JSON is wrong rather than
+/// unfinished, is damage, not a crashed write: its reader must fail on it and name it.
+pub(crate) fn cut_short(bytes: &[u8]) -> bool {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        // Invalid only in its last, incomplete character: the cut fell inside it.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut lines = text.split('\n');
+    let first = lines.next().unwrap_or_default();
+    if first != VERSION_LINE {
+        return VERSION_LINE.starts_with(first) && lines.next().is_none();
+    }
+    let rest: Vec<&str> = lines.collect();
+    let Some((last, before)) = rest.split_last() else { return true };
+    let parses = |l: &str| serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok();
+    before.iter().all(|l| l.trim().is_empty() || parses(l))
+        && (last.trim().is_empty() || serde_json::from_str::<serde::de::IgnoredAny>(last).err().is_some_and(|e| e.is_eof()))
+}
+
+/// Says that the newest entry of log `name`, `id`, is skipped as a write cut short.
+pub(crate) fn warn_cut_short(name: &str, id: u64) {
+    tracing::warn!(
+        log = name,
+        id,
+        "ignoring the newest entry {name}/{id}: a write cut short by a writer that died; the next write of {id} replaces it"
+    );
+}
+
 /// First line of every log file Spark and sluice write (`v1`).
 pub const VERSION_LINE: &str = "v1";
 
@@ -273,6 +317,37 @@ mod tests {
         let (inner, l) = faulty(vec![None, Some(FaultKind::Error)]);
         inner.put(&Path::from("chk/commits/3"), PutPayload::from("v1\n{\"other\":1}")).await.unwrap();
         assert_eq!(l.add(3, Bytes::from("v1\n{\"mine\":1}")).await.unwrap(), AddOutcome::AlreadyExists);
+    }
+
+    #[tokio::test]
+    async fn a_newest_entry_its_writer_died_in_the_middle_of_counts_as_never_written() {
+        let (inner, l) = faulty(vec![]);
+        let whole = "v1\n{\"batch\":4}";
+        l.add(4, Bytes::from(whole)).await.unwrap();
+        // The torn write of entry 5 (its first half), and no repair: the writer was killed.
+        inner.put(&Path::from("chk/commits/5"), PutPayload::from(&whole[..whole.len() / 2])).await.unwrap();
+        assert_eq!(l.latest().await.unwrap(), Some((4, Bytes::from(whole))));
+        // The next writer of 5 replaces the torn entry, with bytes of its own.
+        let next = "v1\n{\"batch\":5,\"again\":true}";
+        assert_eq!(l.add(5, Bytes::from(next)).await.unwrap(), AddOutcome::Added);
+        assert_eq!(l.latest().await.unwrap(), Some((5, Bytes::from(next))));
+        // An empty newest file (a crash before the bytes reached the disk) is cut short too.
+        inner.put(&Path::from("chk/commits/6"), PutPayload::from("")).await.unwrap();
+        assert_eq!(l.latest().await.unwrap().unwrap().0, 5);
+    }
+
+    #[tokio::test]
+    async fn a_newest_entry_of_a_newer_version_is_not_taken_for_a_torn_one() {
+        let (inner, l) = faulty(vec![]);
+        l.add(4, Bytes::from("v1\n{}")).await.unwrap();
+        inner.put(&Path::from("chk/commits/5"), PutPayload::from("v2\n{\"new")).await.unwrap();
+        // Handed to the reader, whose version check refuses it (`check_version`).
+        assert_eq!(l.latest().await.unwrap(), Some((5, Bytes::from("v2\n{\"new"))));
+        assert!(!cut_short(b"v2\n{") && !cut_short(b"garbage") && cut_short(b"v") && cut_short(b"v1\n{\"a"));
+        // Wrong rather than unfinished JSON is damage, even as the newest entry.
+        assert!(!cut_short(b"v1\n{\"a\":x}") && !cut_short(b"v1\n{\"a\n{\"b\":1}"));
+        // A cut inside a multi-byte character of the last line.
+        assert!(cut_short("v1\n{\"name\":\"é".as_bytes().split_last().map(|(_, b)| b).unwrap_or_default()));
     }
 
     #[tokio::test]
