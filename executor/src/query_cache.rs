@@ -37,10 +37,8 @@ impl PreparedQuery {
             .collect::<Result<Vec<_>>>()?;
         let sink = connectors.sink(&spec.sink.connector)?.writer(&spec.sink)?;
         let compiled = CompiledQuery::compile(Arc::new(spec)).await?;
-        // Operators are planned once, outside any batch: static tables they scan (an enrichment
-        // below an aggregation) stand empty for it.
-        let empty_tables = Arc::new(StaticTableCache::empty(connectors.clone(), &compiled.spec.tables));
-        let planning = compiled.task_state(TaskInput::new(empty_tables), 0);
+        // Operators are planned once, outside any batch; scans read nothing while planning.
+        let planning = compiled.planning_state(0);
         let mut operators = Vec::with_capacity(compiled.pipeline.operators.len());
         for op in &compiled.pipeline.operators {
             operators.push(compile_operator(&planning, op).await?);

@@ -94,20 +94,21 @@ async fn run_task_unredacted(
     let mut outcome = match kind {
         TaskKind::Stateless { source_index, split } => {
             let (input, mut metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
-            let rows = query.compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+            let rows = query.compiled.execute_output(Arc::new(input), ctx.batch.timestamp_ms).await?;
             let sink_output = write_sink(query, &rows, ctx).await?;
             metrics.output_rows = sink_output.num_rows;
             TaskOutcome { metrics, sink_output }
         }
         TaskKind::Map { source_index, split } => {
             let (input, mut metrics) = read_input(query, *source_index, split, inline_rows, ctx).await?;
-            let state = query.compiled.task_state(input, ctx.batch.timestamp_ms);
+            let input = Arc::new(input);
             // Every operator input fed by streams gets its blocks, empty when it does not read
             // this task's stream, so its consumers always find one per producer.
             for op in &query.compiled.pipeline.operators {
                 for (i, _) in op.inputs.iter().enumerate().filter(|(_, from)| **from == OperatorInput::Sources) {
                     let partitions = query.compiled.spec.conf.shuffle_partitions;
-                    let blocks = map_input(&state, op, &query.operators[op.id], i, partitions).await?;
+                    let operator = &query.operators[op.id];
+                    let blocks = map_input(&query.compiled, op, operator, i, &input, ctx.batch.timestamp_ms, partitions).await?;
                     store_blocks(env, ctx, op.id as u32, i as u32 * partitions, blocks, &mut metrics);
                 }
             }
@@ -118,7 +119,7 @@ async fn run_task_unredacted(
             let last = query.compiled.pipeline.operators.len() - 1;
             let rows = fetch(env, ctx, (last + 1) as u32, 0, inputs).await?;
             let input = query.task_input(ctx.batch.id).await.with_operator_output(last, rows);
-            let out = query.compiled.execute_output(input, ctx.batch.timestamp_ms).await?;
+            let out = query.compiled.execute_output(Arc::new(input), ctx.batch.timestamp_ms).await?;
             let sink_output = write_sink(query, &out, ctx).await?;
             TaskOutcome { metrics: TaskMetrics { output_rows: sink_output.num_rows, ..Default::default() }, sink_output }
         }
@@ -312,10 +313,10 @@ async fn run_reduce(
     let emitted = as_operator_output(emitted, &output_schema)?;
     let mut outcome = TaskOutcome::default();
     if let Some((consumer, i)) = compiled.pipeline.consumer_of(op_id) {
-        let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
-        let state = compiled.task_state(input, ctx.batch.timestamp_ms);
-        let partitions = spec.conf.shuffle_partitions;
-        let blocks = map_input(&state, &compiled.pipeline.operators[consumer], &query.operators[consumer], i, partitions).await?;
+        let input = Arc::new(query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted));
+        let (partitions, ts) = (spec.conf.shuffle_partitions, ctx.batch.timestamp_ms);
+        let (consumer_op, operator) = (&compiled.pipeline.operators[consumer], &query.operators[consumer]);
+        let blocks = map_input(compiled, consumer_op, operator, i, &input, ts, partitions).await?;
         store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks, &mut outcome.metrics);
     } else if compiled.pipeline.needs_gather {
         store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted], &mut outcome.metrics);
@@ -327,7 +328,7 @@ async fn run_reduce(
             Vec::new()
         } else {
             let input = query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted);
-            compiled.execute_output(input, ctx.batch.timestamp_ms).await?
+            compiled.execute_output(Arc::new(input), ctx.batch.timestamp_ms).await?
         };
         let sink_output = write_sink(query, &rows, ctx).await?;
         outcome.metrics.output_rows = sink_output.num_rows;

@@ -6,6 +6,8 @@
 //! dialect and handed to DataFusion as an AST, so `STRUCT<…>`, backticks and `LONG` mean what
 //! Spark users expect.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -18,7 +20,8 @@ use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SessionStateDefaults, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
-use datafusion::physical_plan::{collect, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{collect, ExecutionPlan, PhysicalExpr};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias, Statement};
@@ -44,6 +47,13 @@ pub fn base_session_state() -> SessionState {
         .set_str("datafusion.execution.time_zone", "UTC");
     config.options_mut().optimizer.repartition_joins = false;
     config.options_mut().optimizer.repartition_aggregations = false;
+    // A physical plan is shared by a batch's tasks (`CompiledQuery::fragment`): a filter a join or
+    // a top-k derives from one task's rows must not reach another task's scan. The scans hold
+    // rows in memory and could not use one anyway.
+    config.options_mut().optimizer.enable_dynamic_filter_pushdown = false;
+    config.options_mut().optimizer.enable_join_dynamic_filter_pushdown = false;
+    config.options_mut().optimizer.enable_topk_dynamic_filter_pushdown = false;
+    config.options_mut().optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     // Streaming aggregation splits DataFusion's partial and final aggregation across a shuffle,
     // so the physical optimizer must not fuse them, nor answer COUNT(*) from statistics.
     let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
@@ -99,8 +109,26 @@ pub struct CompiledQuery {
     /// The session's execution context, made once: making one copies every function registry
     /// (hundreds of entries), which was most of an empty state partition's task.
     task_ctx: Arc<TaskContext>,
-    /// The output fragment optimised for one batch timestamp (see [`CompiledQuery::execute_output`]).
-    optimized_output: Arc<std::sync::Mutex<Option<(i64, LogicalPlan)>>>,
+    /// Physical plans of the fragments tasks run, each for one batch timestamp (see
+    /// [`CompiledQuery::fragment`]).
+    fragments: Arc<std::sync::Mutex<FragmentPlans>>,
+}
+
+/// Each fragment's physical plan, with the batch timestamp it was planned for.
+type FragmentPlans = HashMap<Fragment, (i64, Arc<dyn ExecutionPlan>)>;
+
+/// A piece of a query's plan that every task of a stage runs over its own rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fragment {
+    /// The plan above the last stateful operator: the whole query when it is stateless.
+    Output,
+    /// The map side of input `input` of stateful operator `op`.
+    MapInput {
+        /// The operator's id.
+        op: usize,
+        /// The input: 0, or 1 for a join's right side.
+        input: usize,
+    },
 }
 
 impl CompiledQuery {
@@ -132,7 +160,7 @@ impl CompiledQuery {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let pipeline = crate::streaming::build_pipeline(&plan)?;
         let task_ctx = state.task_ctx();
-        Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx, optimized_output: Default::default() })
+        Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx, fragments: Default::default() })
     }
 
     /// The context stateful operators run their merge and finish steps in (the session's
@@ -291,38 +319,140 @@ fn parse_expr(sql: &str) -> Result<SqlExpr> {
 }
 
 impl CompiledQuery {
-    /// A session for one task: its input rows and the batch timestamp (`current_timestamp()`).
-    pub fn task_state(&self, input: TaskInput, batch_timestamp_ms: i64) -> SessionState {
+    /// The session plans are made in for a batch whose timestamp is `batch_timestamp_ms`
+    /// (`current_timestamp()`, folded into a literal when optimising).
+    pub fn planning_state(&self, batch_timestamp_ms: i64) -> SessionState {
         let mut state = self.state.clone();
-        state.config_mut().set_extension(Arc::new(input));
         state.execution_props_mut().query_execution_start_time = chrono::DateTime::from_timestamp_millis(batch_timestamp_ms);
         state
     }
 
-    /// Runs the query's output fragment (the whole query when it is stateless) over a task's
-    /// input and returns its rows.
+    /// The physical plan of `fragment` for a batch whose timestamp is `batch_timestamp_ms`:
+    /// made by `plan` from [`Self::planning_state`] on first use, then shared by every task of
+    /// the batch on this executor.
     ///
-    /// The logical optimisation is done once per batch, not once per task: it depends on the
-    /// batch's timestamp (`current_timestamp()` is folded into a literal) but not on a task's
-    /// rows, and with 200 state partitions emitting rows it was a large part of a batch's CPU.
-    /// Physical planning stays per task: the scans take the task's rows when they are planned.
-    pub async fn execute_output(&self, input: TaskInput, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
-        let state = self.task_state(input, batch_timestamp_ms);
-        let logical = self.output_optimized_at(&state, batch_timestamp_ms)?;
-        let physical = state.query_planner().create_physical_plan(&logical, &state).await?;
-        // The scans took the task's rows while planning: running needs only the session's context.
-        Ok(collect(physical, self.task_ctx()).await?)
+    /// Planning — optimising, then physical planning — cost far more than running a state
+    /// partition's few rows, and every task paid it: with 200 state partitions it was a large
+    /// part of a batch's CPU. A plan depends on the batch only through its timestamp; the scans
+    /// take a task's rows when they execute (`TaskRowsExec`).
+    pub async fn fragment<F, Fut>(&self, fragment: Fragment, batch_timestamp_ms: i64, plan: F) -> Result<Arc<dyn ExecutionPlan>>
+    where
+        F: FnOnce(SessionState) -> Fut,
+        Fut: Future<Output = Result<Arc<dyn ExecutionPlan>>>,
+    {
+        let poisoned = || SluiceError::internal("fragment plan cache poisoned");
+        let cached = self
+            .fragments
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&fragment)
+            .and_then(|(at, p)| (*at == batch_timestamp_ms).then(|| Arc::clone(p)));
+        if let Some(physical) = cached {
+            return Ok(physical);
+        }
+        let physical = plan(self.planning_state(batch_timestamp_ms)).await?;
+        self.fragments.lock().map_err(|_| poisoned())?.insert(fragment, (batch_timestamp_ms, Arc::clone(&physical)));
+        Ok(physical)
     }
 
-    /// The output fragment optimised in `state`, whose batch timestamp is `batch_timestamp_ms`.
-    /// The cache stays locked while optimising, so a batch's tasks optimise once between them.
-    fn output_optimized_at(&self, state: &SessionState, batch_timestamp_ms: i64) -> Result<LogicalPlan> {
-        let mut slot = self.optimized_output.lock().map_err(|_| SluiceError::internal("optimized plan cache poisoned"))?;
-        if let Some((_, plan)) = slot.as_ref().filter(|(at, _)| *at == batch_timestamp_ms) {
-            return Ok(plan.clone());
+    /// Runs a fragment's plan over a task's rows.
+    pub async fn run(&self, plan: &Arc<dyn ExecutionPlan>, input: Arc<TaskInput>) -> Result<Vec<RecordBatch>> {
+        // Nodes that keep what they computed between executions (a hash join's build side) start
+        // afresh; the others are shared.
+        let plan = reset_plan_states(Arc::clone(plan))?;
+        let config = self.task_ctx.session_config().clone().with_extension(input);
+        // No function registries: a physical plan's functions are resolved already, and copying
+        // the registries (hundreds of entries) costs more than a small task's work.
+        let ctx = TaskContext::new(
+            None,
+            self.task_ctx.session_id(),
+            config,
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            self.task_ctx.runtime_env(),
+        );
+        Ok(collect(plan, Arc::new(ctx)).await?)
+    }
+
+    /// Runs the query's output fragment (the whole query when it is stateless) over a task's
+    /// input and returns its rows.
+    pub async fn execute_output(&self, input: Arc<TaskInput>, batch_timestamp_ms: i64) -> Result<Vec<RecordBatch>> {
+        let output = &self.pipeline.output;
+        let plan = self
+            .fragment(Fragment::Output, batch_timestamp_ms, |state| async move {
+                let logical = state.optimize(output)?;
+                Ok(state.query_planner().create_physical_plan(&logical, &state).await?)
+            })
+            .await?;
+        self.run(&plan, input).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use sluice_common::conf::{OutputMode, QueryConf};
+    use sluice_common::options::Options;
+    use sluice_connectors::{Connectors, SinkSpec, SourceSpec};
+
+    use super::*;
+    use crate::tables::StaticTableCache;
+
+    fn query(select_sql: &str) -> QuerySpec {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true), Field::new("v", DataType::Int64, true)]));
+        let source = SourceSpec { name: "s".into(), index: 0, connector: "memory".into(), options: Options::default(), schema };
+        QuerySpec {
+            query_id: uuid::Uuid::nil(),
+            run_id: uuid::Uuid::nil(),
+            name: None,
+            select_sql: select_sql.into(),
+            sources: vec![StreamSpec { source, computed: Vec::new(), watermark: None }],
+            tables: Vec::new(),
+            views: Vec::new(),
+            sink: SinkSpec { name: "out".into(), connector: "memory".into(), options: Options::default() },
+            output_mode: OutputMode::Append,
+            conf: QueryConf::default(),
+            checkpoint_url: "file:///unused".into(),
         }
-        let plan = state.optimize(&self.pipeline.output)?;
-        *slot = Some((batch_timestamp_ms, plan.clone()));
-        Ok(plan)
+    }
+
+    fn rows(compiled: &CompiledQuery, k: Vec<i64>, v: Vec<i64>) -> Arc<TaskInput> {
+        let batch = RecordBatch::try_new(
+            Arc::clone(&compiled.source_projections[0].schema),
+            vec![Arc::new(Int64Array::from(k)), Arc::new(Int64Array::from(v))],
+        )
+        .unwrap();
+        Arc::new(TaskInput::new(Arc::new(StaticTableCache::new(Connectors::default()))).with_source(0, vec![batch]))
+    }
+
+    fn column(out: &[RecordBatch], i: usize) -> Vec<i64> {
+        let mut values: Vec<i64> = out
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(i).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                (0..c.len()).map(move |r| c.value(r))
+            })
+            .collect();
+        values.sort();
+        values
+    }
+
+    /// One physical plan per batch, shared by the batch's tasks: each task must still see only
+    /// its own rows — through a hash join too, whose build side is kept between executions
+    /// unless reset.
+    #[tokio::test]
+    async fn one_plan_serves_every_task_of_a_batch_with_its_own_rows() {
+        let sql = "SELECT s.k, s.v * t.f AS w FROM s JOIN (VALUES (1, 2), (2, 2), (3, 2)) AS t(k, f) ON s.k = t.k WHERE s.v > 0";
+        let compiled = CompiledQuery::compile(Arc::new(query(sql))).await.unwrap();
+        let first = compiled.execute_output(rows(&compiled, vec![1, 2], vec![10, 20]), 1_000).await.unwrap();
+        let second = compiled.execute_output(rows(&compiled, vec![2, 3], vec![5, -1]), 1_000).await.unwrap();
+        assert_eq!(column(&first, 0), vec![1, 2]);
+        assert_eq!(column(&first, 1), vec![20, 40]);
+        assert_eq!(column(&second, 0), vec![2], "k=3 has v <= 0");
+        assert_eq!(column(&second, 1), vec![10]);
+        assert_eq!(compiled.fragments.lock().unwrap().len(), 1, "planned once");
     }
 }

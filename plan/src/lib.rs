@@ -22,7 +22,7 @@ pub mod tables;
 pub mod task;
 
 pub use checker::check_streaming_plan;
-pub use compile::{base_session_state, CompiledQuery, SourceProjection};
+pub use compile::{base_session_state, CompiledQuery, Fragment, SourceProjection};
 pub use spec::{ComputedColumn, QuerySpec, StreamSpec, WatermarkDef};
 pub use tables::{StaticTableCache, TaskInput};
 pub use task::{BlockSource, EventTimeStats, StateOperatorMetrics, TaskKind, TaskMetrics};

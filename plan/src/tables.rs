@@ -1,9 +1,10 @@
 //! DataFusion tables behind a streaming query's names.
 //!
 //! A query's SQL is planned once per executor; what changes per task is *which rows* each stream
-//! name stands for. [`StreamTable`] therefore reads its rows from the [`TaskInput`] placed in the
-//! task's session config, so one cached logical plan serves every task. Static tables are read
-//! in full, once per batch per executor, as Spark re-reads the static side of a stream-static join.
+//! name stands for. Every table therefore scans with a [`TaskRowsExec`], which reads its rows from
+//! the [`TaskInput`] in the session config of the task that executes it, so one physical plan
+//! serves every task of a batch. Static tables are read in full, once per batch per executor, as
+//! Spark re-reads the static side of a stream-static join.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -14,11 +15,19 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
-use datafusion::error::Result as DFResult;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
+};
+use futures::TryStreamExt;
 use tokio::sync::Mutex;
 
 use sluice_connectors::{Connectors, TableSpec};
@@ -71,13 +80,6 @@ impl StaticTableCache {
         Self { connectors, tables: Mutex::default() }
     }
 
-    /// A cache holding every one of `tables` empty, which reads nothing: for planning an
-    /// operator's fixed pieces once per query, when there is no batch to read tables for.
-    pub fn empty(connectors: Connectors, tables: &[TableSpec]) -> Self {
-        let map = tables.iter().map(|t| (t.name.clone(), Arc::new(Vec::new()))).collect();
-        Self { connectors, tables: Mutex::new(map) }
-    }
-
     async fn get_or_read(&self, spec: &TableSpec) -> sluice_common::error::Result<Arc<Vec<RecordBatch>>> {
         let mut map = self.tables.lock().await;
         if let Some(rows) = map.get(&spec.name) {
@@ -89,15 +91,125 @@ impl StaticTableCache {
     }
 }
 
-/// A scan of rows the task's [`TaskInput`] holds for one table (none: an empty table).
-fn scan_task_rows(
-    state: &dyn Session,
-    schema: &SchemaRef,
-    projection: Option<&Vec<usize>>,
-    pick: impl FnOnce(&TaskInput) -> Option<Vec<RecordBatch>>,
-) -> DFResult<Arc<dyn ExecutionPlan>> {
-    let rows = state.config().get_extension::<TaskInput>().and_then(|input| pick(&input)).unwrap_or_default();
-    Ok(MemorySourceConfig::try_new_exec(&[rows], Arc::clone(schema), projection.cloned())?)
+/// Which of a task's rows a [`TaskRowsExec`] reads.
+#[derive(Debug, Clone)]
+enum TaskRows {
+    /// `TaskInput::sources[index]`.
+    Source(usize),
+    /// `TaskInput::operator_outputs[op]`.
+    OperatorOutput(usize),
+    /// A static table, through `TaskInput::static_tables`.
+    Static(TableSpec),
+}
+
+/// The scan behind every table of a query: it takes its rows from the [`TaskInput`] of the
+/// context it is *executed* in, not the one it was planned in. A fragment is therefore planned
+/// once and run by every task (see `CompiledQuery::fragment`); planning per task was a large
+/// part of a state partition's task with 200 partitions.
+#[derive(Debug)]
+pub struct TaskRowsExec {
+    rows: TaskRows,
+    /// Columns read, as positions in the table's schema (`None`: all).
+    projection: Option<Vec<usize>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl TaskRowsExec {
+    /// The scan of `rows`, reading `projection` of `table_schema`'s columns.
+    fn plan(rows: TaskRows, table_schema: &SchemaRef, projection: Option<&Vec<usize>>) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let schema = match projection {
+            Some(p) => Arc::new(table_schema.project(p)?),
+            None => Arc::clone(table_schema),
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(Self { rows, projection: projection.cloned(), properties: Arc::new(properties) }))
+    }
+
+    fn project(&self, batch: &RecordBatch) -> DFResult<RecordBatch> {
+        Ok(match &self.projection {
+            Some(p) => batch.project(p)?,
+            None => batch.clone(),
+        })
+    }
+}
+
+impl DisplayAs for TaskRowsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.rows {
+            TaskRows::Source(i) => write!(f, "TaskRowsExec: source={i}"),
+            TaskRows::OperatorOutput(op) => write!(f, "TaskRowsExec: operator={op}"),
+            TaskRows::Static(spec) => write!(f, "TaskRowsExec: table={}", spec.name),
+        }
+    }
+}
+
+impl ExecutionPlan for TaskRowsExec {
+    fn name(&self) -> &str {
+        "TaskRowsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DFResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, _partition: usize, context: Arc<TaskContext>) -> DFResult<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let Some(input) = context.session_config().get_extension::<TaskInput>() else {
+            return Err(DataFusionError::Internal(format!("{} executed outside a task", self.name())));
+        };
+        let rows = match &self.rows {
+            TaskRows::Source(i) => input.sources.get(i).cloned().unwrap_or_default(),
+            TaskRows::OperatorOutput(op) => input.operator_outputs.get(op).cloned().unwrap_or_default(),
+            TaskRows::Static(spec) => {
+                // Read on first use per batch and executor, shared by the batch's tasks.
+                let (spec, projection) = (spec.clone(), self.projection.clone());
+                let read = async move {
+                    let rows = input.static_tables.get_or_read(&spec).await?;
+                    let projected = rows
+                        .iter()
+                        .map(|b| {
+                            Ok(match &projection {
+                                Some(p) => b.project(p)?,
+                                None => b.clone(),
+                            })
+                        })
+                        .collect::<DFResult<Vec<_>>>()?;
+                    Ok::<_, DataFusionError>(futures::stream::iter(projected.into_iter().map(Ok)))
+                };
+                return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::once(read).try_flatten())));
+            }
+        };
+        let projected = rows.iter().map(|b| self.project(b)).collect::<DFResult<Vec<_>>>()?;
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(projected.into_iter().map(Ok)))))
+    }
 }
 
 /// A stream name in a query: source `index`, rows from the task's [`TaskInput`].
@@ -128,12 +240,12 @@ impl TableProvider for StreamTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        scan_task_rows(state, &self.schema, projection, |input| input.sources.get(&self.index).cloned())
+        TaskRowsExec::plan(TaskRows::Source(self.index), &self.schema, projection)
     }
 }
 
@@ -161,19 +273,12 @@ impl TableProvider for StaticTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let Some(input) = state.config().get_extension::<TaskInput>() else {
-            return Err(datafusion::error::DataFusionError::Internal(format!(
-                "static table '{}' scanned outside a task",
-                self.spec.name
-            )));
-        };
-        let rows = input.static_tables.get_or_read(&self.spec).await?;
-        Ok(MemorySourceConfig::try_new_exec(&[rows.as_ref().clone()], Arc::clone(&self.spec.schema), projection.cloned())?)
+        TaskRowsExec::plan(TaskRows::Static(self.spec.clone()), &self.spec.schema, projection)
     }
 }
 
@@ -207,12 +312,12 @@ impl TableProvider for OperatorOutputTable {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        scan_task_rows(state, &self.schema, projection, |input| input.operator_outputs.get(&self.op).cloned())
+        TaskRowsExec::plan(TaskRows::OperatorOutput(self.op), &self.schema, projection)
     }
 }
 

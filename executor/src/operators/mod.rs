@@ -20,12 +20,13 @@ use datafusion::common::DFSchema;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_plan::join::JoinSide;
 use sluice_plan::streaming::{OperatorKind, StatefulOperator};
+use sluice_plan::{CompiledQuery, Fragment, TaskInput};
 use sluice_state::hash::partition_ids;
 
 use self::aggregate::AggregateStages;
@@ -136,22 +137,30 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
 }
 
 /// Map side of one input of an operator for one task: runs the input's plan over the task's
-/// rows (already in `state`'s [`sluice_plan::TaskInput`]: a split of a stream, or an operator's
-/// output) and cuts the result into one block per state partition. A join's inputs are its
-/// left and right sides (0 and 1); every other operator has input 0 only.
+/// rows (a split of a stream, or an operator's output) and cuts the result into one block per
+/// state partition. A join's inputs are its left and right sides (0 and 1); every other operator
+/// has input 0 only. The plan is made once per batch (see [`CompiledQuery::fragment`]).
 pub async fn map_input(
-    state: &SessionState,
+    query: &CompiledQuery,
     op: &StatefulOperator,
     compiled: &CompiledOperator,
     input: usize,
+    rows: &Arc<TaskInput>,
+    batch_timestamp_ms: i64,
     partitions: u32,
 ) -> Result<Vec<Vec<RecordBatch>>> {
     type KeysOf = Box<dyn Fn(&RecordBatch) -> Result<Vec<ArrayRef>>>;
+    let fragment = Fragment::MapInput { op: op.id, input };
     let (rows, keys_of): (Vec<RecordBatch>, KeysOf) = match compiled {
         CompiledOperator::Aggregate(a) | CompiledOperator::Session(SessionStages { stages: a, .. }) => {
             let rows = match &a.panes {
-                Some(panes) => panes.partial_rows(state, a).await?,
-                None => collect(plan_partial(state, &op.plan).await?, state.task_ctx()).await?,
+                Some(panes) => panes.partial_rows(query, fragment, rows, batch_timestamp_ms, a).await?,
+                None => {
+                    let plan = query
+                        .fragment(fragment, batch_timestamp_ms, |state| async move { plan_partial(&state, &op.plan).await })
+                        .await?;
+                    query.run(&plan, Arc::clone(rows)).await?
+                }
             };
             let g = match compiled {
                 CompiledOperator::Session(s) => s.partition_key_indices(),
@@ -160,8 +169,10 @@ pub async fn map_input(
             (rows, Box::new(move |b: &RecordBatch| Ok(g.iter().map(|i| Arc::clone(b.column(*i))).collect())))
         }
         CompiledOperator::Dedup(d) => {
-            let physical = state.create_physical_plan(&op.plan).await?;
-            let rows = collect(physical, state.task_ctx()).await?;
+            let plan = query
+                .fragment(fragment, batch_timestamp_ms, |state| async move { Ok(state.create_physical_plan(&op.plan).await?) })
+                .await?;
+            let rows = query.run(&plan, Arc::clone(rows)).await?;
             let spec = d.clone();
             (rows, Box::new(move |b: &RecordBatch| spec.key_columns(b)))
         }
@@ -170,8 +181,11 @@ pub async fn map_input(
                 return Err(SluiceError::internal("operator kind and compiled form disagree"));
             };
             let side = if input == 0 { JoinSide::Left } else { JoinSide::Right };
-            let physical = state.create_physical_plan(&join.side(side).plan).await?;
-            let rows = collect(physical, state.task_ctx()).await?;
+            let side_plan = &join.side(side).plan;
+            let plan = query
+                .fragment(fragment, batch_timestamp_ms, |state| async move { Ok(state.create_physical_plan(side_plan).await?) })
+                .await?;
+            let rows = query.run(&plan, Arc::clone(rows)).await?;
             let stages = j.clone();
             (rows, Box::new(move |b: &RecordBatch| stages.key_columns(side, b)))
         }

@@ -15,12 +15,12 @@ use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::collect;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::time::to_micros;
 use sluice_plan::functions::window::{window_struct, WindowSpec};
 use sluice_plan::sliding::PaneAggregate;
+use sluice_plan::{CompiledQuery, Fragment, TaskInput};
 
 use super::aggregate::AggregateStages;
 use super::plan_partial;
@@ -60,8 +60,19 @@ impl PaneStages {
     }
 
     /// The task's partial rows: per pane, expanded to windows, merged per window and key.
-    pub async fn partial_rows(&self, state: &SessionState, stages: &AggregateStages) -> Result<Vec<RecordBatch>> {
-        let pane_rows = collect(plan_partial(state, &self.plan).await?, state.task_ctx()).await?;
+    /// `fragment` names the pane plan among the query's plans made once per batch.
+    pub async fn partial_rows(
+        &self,
+        query: &CompiledQuery,
+        fragment: Fragment,
+        rows: &Arc<TaskInput>,
+        batch_timestamp_ms: i64,
+        stages: &AggregateStages,
+    ) -> Result<Vec<RecordBatch>> {
+        let pane_plan = &self.plan;
+        let plan =
+            query.fragment(fragment, batch_timestamp_ms, |state| async move { plan_partial(&state, pane_plan).await }).await?;
+        let pane_rows = query.run(&plan, Arc::clone(rows)).await?;
         let windowed = pane_rows
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -70,7 +81,7 @@ impl PaneStages {
         if windowed.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(vec![stages.merge(windowed, &state.task_ctx()).await?])
+        Ok(vec![stages.merge(windowed, &query.task_ctx()).await?])
     }
 }
 
