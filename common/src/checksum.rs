@@ -31,6 +31,28 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
+/// True when `bytes` are a sealed file cut short: a whole header whose body is shorter than it
+/// says — what a write leaves when its writer dies in the middle, unlike a flipped bit.
+pub fn is_cut_short(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER && is_sealed(bytes) && (bytes.len() - HEADER) < declared_len(bytes)
+}
+
+/// The body length a whole header declares.
+fn declared_len(header: &[u8]) -> usize {
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[9..HEADER]);
+    usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX)
+}
+
+/// The length of the whole file a sealed header (its first [`HEADER_LEN`] bytes or more)
+/// announces, or `None` when `header` is not one.
+pub fn sealed_file_len(header: &[u8]) -> Option<u64> {
+    (header.len() >= HEADER && is_sealed(header)).then(|| (HEADER + declared_len(header)) as u64)
+}
+
+/// Bytes of the header of a sealed file.
+pub const HEADER_LEN: usize = HEADER;
+
 /// The body of a sealed file, after checking its length and checksum; `what` names the file in
 /// the error.
 pub fn open<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
@@ -77,5 +99,8 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(open(&flipped, "f").unwrap_err().message.contains("checksum"));
+        // Only the cut file is one a dying writer leaves; its header still gives the whole length.
+        assert!(is_cut_short(cut) && !is_cut_short(&flipped) && !is_cut_short(&sealed) && !is_cut_short(b""));
+        assert_eq!(sealed_file_len(&sealed[..HEADER_LEN]), Some(sealed.len() as u64));
     }
 }

@@ -4,7 +4,8 @@
 //! batch 0 writes `1.delta`. Each file is an Arrow IPC stream (key columns, value columns,
 //! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation, framed with a
 //! CRC32C header ([`sluice_common::checksum`]): an empty, truncated or damaged file fails the
-//! load naming itself, never loads as empty state. Loading version v takes the newest snapshot at or below v and replays the
+//! load naming itself, never loads as empty state — except a snapshot cut short, which a
+//! maintenance run that died leaves and a load passes over for the older files it stands for. Loading version v takes the newest snapshot at or below v and replays the
 //! deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
 //! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
 //!
@@ -141,8 +142,22 @@ impl StateFiles {
 
     /// Reads one file.
     pub async fn read(&self, version: u64, kind: FileKind) -> Result<StateFile> {
+        let bytes = self.read_bytes(version, kind).await?;
+        self.decode(version, kind, &bytes)
+    }
+
+    /// Reads one file, or `None` for a snapshot cut short (see [`StateFiles::load`]).
+    async fn read_whole(&self, version: u64, kind: FileKind) -> Result<Option<StateFile>> {
+        let bytes = self.read_bytes(version, kind).await?;
+        if kind == FileKind::Snapshot && sluice_common::checksum::is_cut_short(&bytes) {
+            return Ok(None);
+        }
+        self.decode(version, kind, &bytes).map(Some)
+    }
+
+    async fn read_bytes(&self, version: u64, kind: FileKind) -> Result<bytes::Bytes> {
         let path = self.path(version, kind);
-        let bytes = self
+        Ok(self
             .store
             .get(&path)
             .await
@@ -150,12 +165,15 @@ impl StateFiles {
                 SluiceError::from(e).context(format!("reading state file {}/{version}.{}", self.display, kind.suffix()))
             })?
             .bytes()
-            .await?;
+            .await?)
+    }
+
+    fn decode(&self, version: u64, kind: FileKind, bytes: &[u8]) -> Result<StateFile> {
         let what = format!("state file {}/{version}.{}", self.display, kind.suffix());
-        let body = if sluice_common::checksum::is_sealed(&bytes) {
-            sluice_common::checksum::open(&bytes, &what)?
+        let body = if sluice_common::checksum::is_sealed(bytes) {
+            sluice_common::checksum::open(bytes, &what)?
         } else {
-            legacy_body(&bytes, &what)?
+            legacy_body(bytes, &what)?
         };
         let (schema, batches) = sluice_common::ipc::decode(body, &what)?;
         let previous = match (kind, schema.as_ref().and_then(|s| s.metadata().get(PREVIOUS_VERSION_KEY))) {
@@ -177,10 +195,30 @@ impl StateFiles {
     /// point to any version up to the snapshot's: maintenance snapshots a partition at its
     /// current version, which need not be one that wrote a delta, and everything up to that
     /// version is in the snapshot.
+    ///
+    /// A snapshot cut short — the maintenance that wrote it died before repairing a torn
+    /// write — is passed over for the older snapshot and the deltas after it, which cleanup
+    /// keeps until a whole snapshot covers them ([`StateFiles::cleanup`]).
     pub async fn load(&self, version: u64) -> Result<Vec<StateFile>> {
-        let mut files = Vec::new();
-        for (v, kind) in self.plan_load(version).await? {
-            let file = self.read(v, kind).await?;
+        let mut passed_over = BTreeSet::new();
+        'plan: loop {
+            let mut files = Vec::new();
+            for (v, kind) in self.plan_load_without(version, &passed_over).await? {
+                let Some(file) = self.read_whole(v, kind).await? else {
+                    tracing::warn!(file = %format!("{}/{v}.snapshot", self.display), "passing over a snapshot cut short by a writer that died; loading from older files");
+                    passed_over.insert(v);
+                    continue 'plan;
+                };
+                self.check_follows(version, v, &files, &file)?;
+                files.push(file);
+            }
+            return Ok(files);
+        }
+    }
+
+    /// Fails, naming the hole, unless `file` (version `v`) follows the files read before it.
+    fn check_follows(&self, version: u64, v: u64, files: &[StateFile], file: &StateFile) -> Result<()> {
+        {
             let (expected, after_snapshot) =
                 files.last().map_or((0, false), |f: &StateFile| (f.version, f.kind == FileKind::Snapshot));
             if let Some(previous) = file.previous {
@@ -191,20 +229,28 @@ impl StateFiles {
                     )));
                 }
             }
-            files.push(file);
         }
-        Ok(files)
+        Ok(())
     }
 
     /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,
     /// then every later delta up to it. A version above 0 with no file at all fails: every
     /// partition's first commit writes one.
     pub async fn plan_load(&self, version: u64) -> Result<Vec<(u64, FileKind)>> {
+        self.plan_load_without(version, &BTreeSet::new()).await
+    }
+
+    /// [`StateFiles::plan_load`] without the snapshots in `passed_over`.
+    async fn plan_load_without(&self, version: u64, passed_over: &BTreeSet<u64>) -> Result<Vec<(u64, FileKind)>> {
         if version == 0 {
             return Ok(Vec::new());
         }
         let files = self.list().await?;
-        let base = files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| *v).max();
+        let base = files
+            .iter()
+            .filter(|(v, k)| *k == FileKind::Snapshot && *v <= version && !passed_over.contains(v))
+            .map(|(v, _)| *v)
+            .max();
         let mut plan: Vec<(u64, FileKind)> = base.map(|s| (s, FileKind::Snapshot)).into_iter().collect();
         plan.extend(files.iter().filter(|(v, k)| *k == FileKind::Delta && *v <= version && base.is_none_or(|s| *v > s)).copied());
         if plan.is_empty() {
@@ -217,12 +263,24 @@ impl StateFiles {
     }
 
     /// Deletes files not needed to rebuild `earliest` or anything newer (Spark's cleanup).
+    ///
+    /// Only a snapshot whose length is whole may stand in for the files before it: one cut short
+    /// by a writer that died is passed over by loads, which then need those files.
     pub async fn cleanup(&self, earliest: u64) -> Result<()> {
         let files = self.list().await?;
-        let Some(keep_from) = files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= earliest).map(|(v, _)| *v).max()
-        else {
-            return Ok(());
-        };
+        let mut candidates: Vec<u64> =
+            files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= earliest).map(|(v, _)| *v).collect();
+        let mut keep_from = None;
+        while let Some(v) = candidates.pop() {
+            if !files.iter().any(|(f, _)| *f < v) {
+                return Ok(()); // nothing older to delete
+            }
+            if self.snapshot_length_is_whole(v).await? {
+                keep_from = Some(v);
+                break;
+            }
+        }
+        let Some(keep_from) = keep_from else { return Ok(()) };
         for (v, kind) in files.into_iter().filter(|(v, _)| *v < keep_from) {
             match self.store.delete(&self.path(v, kind)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -230,6 +288,17 @@ impl StateFiles {
             }
         }
         Ok(())
+    }
+
+    /// Whether snapshot `v` is as long as its header says (two small reads, not the file).
+    async fn snapshot_length_is_whole(&self, v: u64) -> Result<bool> {
+        let path = self.path(v, FileKind::Snapshot);
+        let what = || format!("checking state file {}/{v}.snapshot", self.display);
+        let meta = self.store.head(&path).await.context_with(what)?;
+        let header_len = (sluice_common::checksum::HEADER_LEN as u64).min(meta.size);
+        let header = self.store.get_range(&path, 0..header_len).await.context_with(what)?;
+        // A file from before checksums carries no length: whole unless a load says otherwise.
+        Ok(!sluice_common::checksum::is_sealed(&header) || sluice_common::checksum::sealed_file_len(&header) == Some(meta.size))
     }
 
     /// Newest snapshot version at or below `version`.
@@ -286,6 +355,41 @@ mod tests {
         let left: Vec<u64> = f.list().await.unwrap().into_iter().map(|(v, _)| v).collect();
         assert_eq!(left, vec![4, 4, 5, 6]);
         assert!(dir.path().join("state/0/3/4.snapshot").exists());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_its_writer_died_in_the_middle_of_is_passed_over_and_keeps_its_deltas() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
+        let f = StateFiles::new(&loc, 0, 3);
+        for v in 1..=5 {
+            let (s, b) = batch(v as i64);
+            f.write_delta(v, v - 1, &s, &b).await.unwrap();
+        }
+        let (s, b) = batch(2);
+        f.write_snapshot(2, &s, &b).await.unwrap();
+        // Maintenance wrote half of 4.snapshot, then its executor was killed.
+        let (s, b) = batch(4);
+        let whole = sluice_common::checksum::seal(&sluice_common::ipc::encode(&s, &[b]).unwrap());
+        let torn = object_store::PutPayload::from(whole.slice(..whole.len() / 2));
+        loc.store.put(&f.path(4, FileKind::Snapshot), torn).await.unwrap();
+
+        let versions = |files: Vec<StateFile>| files.iter().map(|f| (f.version, f.kind)).collect::<Vec<_>>();
+        let loaded = versions(f.load(5).await.unwrap());
+        assert_eq!(loaded, vec![(2, FileKind::Snapshot), (3, FileKind::Delta), (4, FileKind::Delta), (5, FileKind::Delta)]);
+        // Cleanup may not lean on it: the files of versions 2 to 4 stay, 1.delta (under the
+        // whole snapshot of 2) goes.
+        f.cleanup(5).await.unwrap();
+        let left: Vec<(u64, FileKind)> = f.list().await.unwrap().into_iter().collect();
+        assert!(left.contains(&(3, FileKind::Delta)) && left.contains(&(4, FileKind::Delta)), "{left:?}");
+        assert!(!left.contains(&(1, FileKind::Delta)), "{left:?}");
+        assert_eq!(versions(f.load(5).await.unwrap()), loaded);
+        // A snapshot with a flipped bit is damage, not a crashed write: the load fails on it.
+        let mut flipped = whole.to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        loc.store.put(&f.path(4, FileKind::Snapshot), flipped.into()).await.unwrap();
+        assert!(f.load(5).await.unwrap_err().message.contains("checksum"));
     }
 
     fn faulty(faults: Vec<Option<FaultKind>>) -> (tempfile::TempDir, Location, Location) {
