@@ -159,6 +159,14 @@ pub trait Source: Send + Sync {
     /// What the checkpoint records to detect a query pointed at a different input.
     fn identity(&self) -> String;
 
+    /// The longest a task reading this source may wait on it before the read fails on its own
+    /// (Kafka: `kafkaConsumer.pollTimeoutMs`, plus one broker call). The driver gives input
+    /// tasks at least this long, so the source's error — data loss, a timeout naming the
+    /// broker — ends a slow read, not a deadline that names neither.
+    fn read_wait(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Prepares the source: restores its metadata from the checkpoint. `committed` is the end
     /// offset of the last committed batch, if any.
     async fn open(&mut self, checkpoint: &SourceCheckpoint, committed: Option<&str>) -> Result<()>;

@@ -198,6 +198,10 @@ impl Source for KafkaSource {
         format!("kafka:{}", self.options.subscription.describe())
     }
 
+    fn read_wait(&self) -> std::time::Duration {
+        self.options.poll_timeout + self.options.api_timeout
+    }
+
     async fn open(&mut self, checkpoint: &SourceCheckpoint, _committed: Option<&str>) -> Result<()> {
         let log = MetadataLog::new(checkpoint.dir.store.clone(), checkpoint.dir.path.clone(), "sources (kafka initial offsets)");
         if let Some(bytes) = log.get(0).await? {

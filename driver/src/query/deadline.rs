@@ -47,16 +47,28 @@ pub struct TaskWatch {
 #[derive(Debug, Default)]
 pub struct TaskDeadlines {
     recent: BTreeMap<u32, VecDeque<Duration>>,
+    /// The longest a read of the query's sources may wait on them before failing on its own
+    /// (Kafka's `kafkaConsumer.pollTimeoutMs`): no input task's deadline is shorter, so the
+    /// source's own error (data loss, a timeout naming the broker) is what ends such a read.
+    input_wait: Duration,
 }
 
 impl TaskDeadlines {
+    /// Deadlines for a query whose source reads may wait up to `input_wait`.
+    pub fn with_input_wait(input_wait: Duration) -> Self {
+        Self { input_wait, ..Self::default() }
+    }
+
     /// How to watch a task of `stage`.
     pub fn watch(&self, stage: u32) -> TaskWatch {
         match self.recent.get(&stage).and_then(|r| r.iter().max()) {
-            Some(slowest) => TaskWatch {
-                probe_every: (*slowest * PROBE_FACTOR).max(PROBE_FLOOR),
-                deadline: Some((*slowest * FACTOR).max(FLOOR)),
-            },
+            Some(slowest) => {
+                let floor = if stage == 0 { FLOOR.max(self.input_wait) } else { FLOOR };
+                TaskWatch {
+                    probe_every: (*slowest * PROBE_FACTOR).max(PROBE_FLOOR),
+                    deadline: Some((*slowest * FACTOR).max(floor)),
+                }
+            }
             None => TaskWatch { probe_every: PROBE_NO_HISTORY, deadline: None },
         }
     }
@@ -90,6 +102,16 @@ mod tests {
         d.record(1, [Duration::from_secs(2), Duration::from_millis(500)]);
         assert_eq!(d.watch(1), TaskWatch { probe_every: Duration::from_secs(4), deadline: Some(Duration::from_secs(8)) });
         assert_eq!(d.watch(2).deadline, None, "stages are tracked apart");
+    }
+
+    #[test]
+    fn input_tasks_may_wait_as_long_as_their_source_does() {
+        let mut d = TaskDeadlines::with_input_wait(Duration::from_secs(10));
+        d.record(0, [Duration::from_millis(250)]);
+        d.record(1, [Duration::from_millis(250)]);
+        assert_eq!(d.watch(0).deadline, Some(Duration::from_secs(10)));
+        assert_eq!(d.watch(0).probe_every, Duration::from_millis(500), "probes still find a paused executor");
+        assert_eq!(d.watch(1).deadline, Some(FLOOR), "operator stages do not wait on the source");
     }
 
     #[test]

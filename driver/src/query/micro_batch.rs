@@ -115,7 +115,8 @@ impl MicroBatchExecution {
             spec.sources.iter().filter(|s| s.watermark.is_some()).map(|s| s.source.index).collect();
         let delays = spec.sources.iter().filter_map(|s| s.watermark.as_ref().map(|w| w.delay_ms)).collect();
         let n = sources.len();
-        let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions);
+        let input_wait = sources.iter().map(|s| s.read_wait()).max().unwrap_or_default();
+        let stages = StageRunner::new(operators, needs_gather, spec.conf.shuffle_partitions, input_wait);
         let redactor = spec.redactor();
         let descriptions: Vec<String> = sources.iter().map(|s| redactor.scrub(&s.description()).into_owned()).collect();
         let getting_offsets = format!("Getting offsets from {}", descriptions.join(", "));

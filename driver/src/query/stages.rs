@@ -61,15 +61,16 @@ fn sources_of(results: &[TaskResult], stage: u32, partition: u32) -> Vec<BlockSo
 }
 
 impl StageRunner {
-    /// A runner for a query with these operators.
-    pub fn new(operators: Vec<OperatorInfo>, needs_gather: bool, partitions: u32) -> Self {
+    /// A runner for a query with these operators, whose source reads may wait up to
+    /// `input_wait` ([`super::deadline::TaskDeadlines::with_input_wait`]).
+    pub fn new(operators: Vec<OperatorInfo>, needs_gather: bool, partitions: u32, input_wait: Duration) -> Self {
         Self {
             operators,
             needs_gather,
             partitions,
             placement: Vec::new(),
             moved: Vec::new(),
-            deadlines: TaskDeadlines::default(),
+            deadlines: TaskDeadlines::with_input_wait(input_wait),
         }
     }
 
