@@ -13,11 +13,12 @@ use crate::error::{Result, SluiceError};
 
 const MAGIC: &[u8; 4] = b"SLCK";
 const VERSION: u8 = 1;
-const HEADER: usize = 4 + 1 + 4 + 8;
+/// Bytes of the header of a sealed file.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 8;
 
 /// `body` with its checksum header.
 pub fn seal(body: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(HEADER + body.len());
+    let mut out = BytesMut::with_capacity(HEADER_LEN + body.len());
     out.put_slice(MAGIC);
     out.put_u8(VERSION);
     out.put_u32_le(crc32c::crc32c(body));
@@ -34,40 +35,35 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
 /// True when `bytes` are a sealed file cut short: a whole header whose body is shorter than it
 /// says — what a write leaves when its writer dies in the middle, unlike a flipped bit.
 pub fn is_cut_short(bytes: &[u8]) -> bool {
-    bytes.len() >= HEADER && is_sealed(bytes) && (bytes.len() - HEADER) < declared_len(bytes)
+    sealed_file_len(bytes).is_some_and(|whole| (bytes.len() as u64) < whole)
 }
 
 /// The body length a whole header declares.
 fn declared_len(header: &[u8]) -> usize {
     let mut len = [0u8; 8];
-    len.copy_from_slice(&header[9..HEADER]);
+    len.copy_from_slice(&header[9..HEADER_LEN]);
     usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX)
 }
 
 /// The length of the whole file a sealed header (its first [`HEADER_LEN`] bytes or more)
 /// announces, or `None` when `header` is not one.
 pub fn sealed_file_len(header: &[u8]) -> Option<u64> {
-    (header.len() >= HEADER && is_sealed(header)).then(|| (HEADER + declared_len(header)) as u64)
+    (header.len() >= HEADER_LEN && is_sealed(header)).then(|| (HEADER_LEN + declared_len(header)) as u64)
 }
-
-/// Bytes of the header of a sealed file.
-pub const HEADER_LEN: usize = HEADER;
 
 /// The body of a sealed file, after checking its length and checksum; `what` names the file in
 /// the error.
 pub fn open<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
     let corrupt = |why: String| SluiceError::user(format!("{what} is corrupt: {why}"));
-    if bytes.len() < HEADER || !is_sealed(bytes) {
+    if bytes.len() < HEADER_LEN || !is_sealed(bytes) {
         return Err(corrupt(format!("{} bytes, not a complete sluice file header", bytes.len())));
     }
     if bytes[4] != VERSION {
         return Err(corrupt(format!("format version {} (this sluice reads version {VERSION})", bytes[4])));
     }
     let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[9..HEADER]);
-    let len = u64::from_le_bytes(len);
-    let body = &bytes[HEADER..];
+    let len = declared_len(bytes) as u64;
+    let body = &bytes[HEADER_LEN..];
     if body.len() as u64 != len {
         return Err(corrupt(format!("{} bytes of body where the header says {len}: the file was cut short", body.len())));
     }

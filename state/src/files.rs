@@ -5,8 +5,8 @@
 //! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation, framed with a
 //! CRC32C header ([`sluice_common::checksum`]): an empty, truncated or damaged file fails the
 //! load naming itself, never loads as empty state — except a snapshot cut short, which a
-//! maintenance run that died leaves and a load passes over for the older files it stands for. Loading version v takes the newest snapshot at or below v and replays the
-//! deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
+//! maintenance run that died leaves and a load passes over for the older files it stands for.
+//! Loading version v takes the newest snapshot at or below v and replays the deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
 //! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
 //!
 //! Deltas are sparse: a batch that changed nothing in a partition writes no file (with 200
@@ -218,19 +218,15 @@ impl StateFiles {
 
     /// Fails, naming the hole, unless `file` (version `v`) follows the files read before it.
     fn check_follows(&self, version: u64, v: u64, files: &[StateFile], file: &StateFile) -> Result<()> {
-        {
-            let (expected, after_snapshot) =
-                files.last().map_or((0, false), |f: &StateFile| (f.version, f.kind == FileKind::Snapshot));
-            if let Some(previous) = file.previous {
-                if previous != expected && !(after_snapshot && previous < expected) {
-                    return Err(SluiceError::user(format!(
-                        "cannot load state version {version} of {}: {v}.delta follows version {previous}, whose file is missing (the checkpoint is incomplete or was purged)",
-                        self.display
-                    )));
-                }
-            }
+        let (expected, after_snapshot) =
+            files.last().map_or((0, false), |f: &StateFile| (f.version, f.kind == FileKind::Snapshot));
+        match file.previous {
+            Some(previous) if previous != expected && !(after_snapshot && previous < expected) => Err(SluiceError::user(format!(
+                "cannot load state version {version} of {}: {v}.delta follows version {previous}, whose file is missing (the checkpoint is incomplete or was purged)",
+                self.display
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The files to read, in order, to rebuild `version`: the newest snapshot at or below it,

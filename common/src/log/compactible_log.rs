@@ -106,7 +106,12 @@ impl CompactibleLog {
     /// `through`, then the deltas after it.
     pub async fn entries_through(&self, through: Option<u64>) -> Result<Vec<String>> {
         let Some(through) = through else { return Ok(Vec::new()) };
-        let ids: Vec<u64> = self.list_ids().await?.into_iter().filter(|i| *i <= through).collect();
+        self.entries_of(self.list_ids().await?.into_iter().filter(|i| *i <= through).collect()).await
+    }
+
+    /// Every entry of the batches `ids` (ascending, as listed): the newest compact file among
+    /// them, then the deltas after it.
+    async fn entries_of(&self, ids: Vec<u64>) -> Result<Vec<String>> {
         let base = ids.iter().rev().find(|i| self.is_compaction(**i)).copied();
         let mut out = Vec::new();
         if let Some(b) = base {
@@ -123,8 +128,7 @@ impl CompactibleLog {
 
     /// All entries of the log.
     pub async fn all_entries(&self) -> Result<Vec<String>> {
-        let latest = self.latest_id().await?;
-        self.entries_through(latest).await
+        self.entries_of(self.list_ids().await?).await
     }
 }
 
