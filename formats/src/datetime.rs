@@ -216,33 +216,34 @@ fn iso_utc_micros(b: &[u8]) -> Option<i64> {
     if !(rest.is_empty() || rest == b"Z") || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let days = days_from_civil(i64::from(year), month, day)?;
+    let days = days_from_civil(year, month, day)?;
     Some(
         ((days * 24 + i64::from(hour)) * 60 + i64::from(minute)) * 60_000_000 + i64::from(second) * 1_000_000 + i64::from(micros),
     )
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's `days_from_civil`), `None`
-/// for a month or day that does not exist.
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+/// Days since 1970-01-01 of a proleptic Gregorian date of year 0 to 9999 (Hinnant's
+/// `days_from_civil`), `None` for a month or day that does not exist. Counting from 400 years
+/// before year 0 keeps every step unsigned, so each division by a constant is a multiply and a
+/// shift: this runs once per timestamp of every JSON and CSV row.
+fn days_from_civil(year: u32, month: u32, day: u32) -> Option<i64> {
+    /// Days from 1 March to the first of each month, in a year that starts in March.
+    const BEFORE_MONTH: [u32; 12] = [306, 337, 0, 31, 61, 92, 122, 153, 184, 214, 245, 275];
     let month_days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
         2 => 28,
         _ => return None,
     };
     if day == 0 || day > month_days {
         return None;
     }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let shifted_month = i64::from((month + 9) % 12);
-    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    // The year that holds this date's March, counted from 400 BC (one whole Gregorian cycle).
+    let y = year + 400 - u32::from(month <= 2);
+    let days = y * 365 + y / 4 - y / 100 + y / 400 + BEFORE_MONTH[(month - 1) as usize] + day - 1;
+    // 1970-01-01 is day 719_468 counted from 0000-03-01, and one cycle is 146_097 days.
+    Some(i64::from(days) - 719_468 - 146_097)
 }
 
 /// Spark's `stringToTimestampWithoutTimeZone(s, allowTimeZone = false)` for TIMESTAMP_NTZ.

@@ -76,6 +76,21 @@ pub(crate) fn plain_key(name: &str) -> bool {
     name.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\'' && c != b'\\')
 }
 
+/// `a == b` for a key's bytes: 4 to 16 bytes are compared as two overlapping words, in place,
+/// instead of through a call to libc's `memcmp`, whose call cost was most of matching a row's
+/// keys (each row compares every key it has against the field the schema expects).
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        4..=8 => a.first_chunk::<4>() == b.first_chunk::<4>() && a.last_chunk::<4>() == b.last_chunk::<4>(),
+        9..=16 => a.first_chunk::<8>() == b.first_chunk::<8>() && a.last_chunk::<8>() == b.last_chunk::<8>(),
+        _ => a == b,
+    }
+}
+
 /// Jackson's default `StreamReadConstraints.maxNestingDepth`.
 const MAX_DEPTH: usize = 1000;
 
@@ -362,7 +377,7 @@ impl<'a> Lexer<'a> {
             let quote = self.b.get(self.pos).copied();
             let end = self.pos + 1 + name.len();
             if matches!(quote, Some(b'"' | b'\''))
-                && self.b.get(self.pos + 1..end) == Some(name.as_bytes())
+                && self.b.get(self.pos + 1..end).is_some_and(|key| short_eq(key, name.as_bytes()))
                 && self.b.get(end).copied() == quote
             {
                 self.pos = end + 1;
@@ -535,6 +550,21 @@ mod tests {
         let mut out = Vec::new();
         lx.skip_value(Some(&mut out))?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn short_eq_is_byte_equality_at_every_length() {
+        let base: Vec<u8> = (b'a'..=b'z').collect();
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(short_eq(a, a), "equal, {len} bytes");
+            assert!(!short_eq(a, &base[..len.saturating_sub(1)]) || len == 0, "shorter, {len} bytes");
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] = b'_';
+                assert!(!short_eq(a, &b), "{len} bytes differing at {at}");
+            }
+        }
     }
 
     #[test]
