@@ -77,8 +77,8 @@ pub(crate) fn plain_key(name: &str) -> bool {
 }
 
 /// `a == b` for a key's bytes: 4 to 16 bytes are compared as two overlapping words, in place,
-/// instead of through a call to libc's `memcmp`, whose call cost was most of matching a row's
-/// keys (each row compares every key it has against the field the schema expects).
+/// instead of through a call to libc's `memcmp`, which took as much time as the rest of matching
+/// a row's keys (each row compares every key it has against the field the schema expects).
 #[inline]
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -6,8 +6,9 @@
 //! CRC32C header ([`sluice_common::checksum`]): an empty, truncated or damaged file fails the
 //! load naming itself, never loads as empty state — except a snapshot cut short, which a
 //! maintenance run that died leaves and a load passes over for the older files it stands for.
-//! Loading version v takes the newest snapshot at or below v and replays the deltas after it; a snapshot is written once more than `minDeltasForSnapshot` deltas have
-//! accumulated, and files no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
+//! Loading version v takes the newest snapshot at or below v and replays the deltas after it; a
+//! snapshot is written once more than `minDeltasForSnapshot` deltas have accumulated, and files
+//! no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
 //!
 //! Deltas are sparse: a batch that changed nothing in a partition writes no file (with 200
 //! shuffle partitions and a few changed keys per batch, writing 200 files was most of a batch's
@@ -296,11 +297,6 @@ impl StateFiles {
         // A file from before checksums carries no length: whole unless a load says otherwise.
         Ok(!sluice_common::checksum::is_sealed(&header) || sluice_common::checksum::sealed_file_len(&header) == Some(meta.size))
     }
-
-    /// Newest snapshot version at or below `version`.
-    pub async fn latest_snapshot_at_or_below(&self, version: u64) -> Result<Option<u64>> {
-        Ok(self.list().await?.into_iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= version).map(|(v, _)| v).max())
-    }
 }
 
 /// Whether `bytes` are a whole sealed state file (its length and checksum agree).
@@ -332,15 +328,21 @@ mod tests {
         (schema, b)
     }
 
-    #[tokio::test]
-    async fn load_plan_uses_newest_snapshot_and_later_deltas() {
+    /// Partition 3 of operator 0 in a fresh directory, with deltas 1 to `deltas` in a chain.
+    async fn chain_of_deltas(deltas: u64) -> (tempfile::TempDir, Location, StateFiles) {
         let dir = tempfile::tempdir().unwrap();
         let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
         let f = StateFiles::new(&loc, 0, 3);
-        for v in 1..=6 {
+        for v in 1..=deltas {
             let (s, b) = batch(v as i64);
             f.write_delta(v, v - 1, &s, &b).await.unwrap();
         }
+        (dir, loc, f)
+    }
+
+    #[tokio::test]
+    async fn load_plan_uses_newest_snapshot_and_later_deltas() {
+        let (dir, _, f) = chain_of_deltas(6).await;
         let (s, b) = batch(0);
         f.write_snapshot(4, &s, &b).await.unwrap();
         assert_eq!(f.plan_load(6).await.unwrap(), vec![(4, FileKind::Snapshot), (5, FileKind::Delta), (6, FileKind::Delta)]);
@@ -355,13 +357,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_its_writer_died_in_the_middle_of_is_passed_over_and_keeps_its_deltas() {
-        let dir = tempfile::tempdir().unwrap();
-        let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
-        let f = StateFiles::new(&loc, 0, 3);
-        for v in 1..=5 {
-            let (s, b) = batch(v as i64);
-            f.write_delta(v, v - 1, &s, &b).await.unwrap();
-        }
+        let (_dir, loc, f) = chain_of_deltas(5).await;
         let (s, b) = batch(2);
         f.write_snapshot(2, &s, &b).await.unwrap();
         // Maintenance wrote half of 4.snapshot, then its executor was killed.
