@@ -3,7 +3,7 @@
 //!
 //! Spark numbers batches from 0 and versions operator state by them: batch N runs against state
 //! version N (what batches 0..N-1 left) and, when its tasks commit, writes version N+1
-//! (`N+1.delta`, sometimes `N+1.snapshot`). [`BatchId`] and [`StateVersion`] are distinct types so
+//! (its deltas, sometimes a snapshot). [`BatchId`] and [`StateVersion`] are distinct types so
 //! that rule is written once ([`BatchId::state_to_read`], [`BatchId::state_to_write`]) instead of
 //! as `+ 1`s scattered over the driver and the executors.
 //!
@@ -51,7 +51,8 @@ impl fmt::Display for BatchId {
 }
 
 /// A version of one operator's state partition: version `v` holds what batches `0..v` left and
-/// is stored as `v.delta` (plus `v.snapshot` when one was written).
+/// is stored as the partition's delta of `v`, when it changed (plus `v.snapshot` when one was
+/// written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct StateVersion(pub u64);

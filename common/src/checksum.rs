@@ -32,10 +32,24 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-/// True when `bytes` are a sealed file cut short: a whole header whose body is shorter than it
-/// says — what a write leaves when its writer dies in the middle, unlike a flipped bit.
+/// True when `bytes` are a sealed file cut short — what a write leaves when its writer dies in
+/// the middle, unlike a flipped bit: a whole header whose body is shorter than it says, or a
+/// header cut short itself (an empty file too). A file from before checksums is a whole Arrow
+/// stream, which is never that short and never starts with the magic.
 pub fn is_cut_short(bytes: &[u8]) -> bool {
+    if bytes.len() < HEADER_LEN {
+        return MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]);
+    }
     sealed_file_len(bytes).is_some_and(|whole| (bytes.len() as u64) < whole)
+}
+
+/// [`is_cut_short`] for a file of `len` bytes from its first [`HEADER_LEN`] bytes (all of them,
+/// when it is shorter): a length check that does not read the file.
+pub fn is_cut_short_at(header: &[u8], len: u64) -> bool {
+    if len < HEADER_LEN as u64 {
+        return is_cut_short(header);
+    }
+    sealed_file_len(header).is_some_and(|whole| len < whole)
 }
 
 /// The body length a whole header declares.
@@ -96,7 +110,16 @@ mod tests {
         flipped[last] ^= 1;
         assert!(open(&flipped, "f").unwrap_err().message.contains("checksum"));
         // Only the cut file is one a dying writer leaves; its header still gives the whole length.
-        assert!(is_cut_short(cut) && !is_cut_short(&flipped) && !is_cut_short(&sealed) && !is_cut_short(b""));
+        assert!(is_cut_short(cut) && !is_cut_short(&flipped) && !is_cut_short(&sealed));
         assert_eq!(sealed_file_len(&sealed[..HEADER_LEN]), Some(sealed.len() as u64));
+        // A writer that died inside the header left a prefix of it, or nothing at all.
+        for n in 0..HEADER_LEN {
+            assert!(is_cut_short(&sealed[..n]), "{n} bytes");
+            assert!(is_cut_short_at(&sealed[..n], n as u64), "{n} bytes");
+        }
+        assert!(is_cut_short_at(&sealed[..HEADER_LEN], sealed.len() as u64 - 1));
+        assert!(!is_cut_short_at(&sealed[..HEADER_LEN], sealed.len() as u64));
+        // A file from before checksums is an Arrow stream: never taken for one cut short.
+        assert!(!is_cut_short(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]) && !is_cut_short(b"SLX"));
     }
 }

@@ -32,11 +32,12 @@ use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::call_commits::{CallCommits, WrittenCommits};
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Peers, ShuffleService};
 use crate::state_cache::StateCache;
-use crate::task_runner::{run_task, TaskContext, TaskEnv};
+use crate::task_runner::{run_task, TaskContext, TaskEnv, TaskOutcome};
 use crate::task_slot::TaskSlot;
 use crate::term_fence::TermFence;
 
@@ -189,11 +190,16 @@ impl Service {
             batch: batch.into(),
             task_id: req.task_id,
             shuffle_key: req.shuffle_key,
+            commits: CallCommits::default(),
         });
-        let handles: Vec<tokio::task::JoinHandle<Result<TaskPartSuccess>>> =
-            req.parts.into_iter().map(|part| tokio::spawn(self.resources.clone().run_part(Arc::clone(&request), part))).collect();
+        let handles: Vec<tokio::task::JoinHandle<Result<TaskOutcome>>> = req
+            .parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| tokio::spawn(self.resources.clone().run_part(Arc::clone(&request), i, part)))
+            .collect();
         let _cancel_on_drop = AbortAll(handles.iter().map(|h| h.abort_handle()).collect());
-        let parts = futures::future::try_join_all(handles.into_iter().map(|h| async move {
+        let mut outcomes = futures::future::try_join_all(handles.into_iter().map(|h| async move {
             match h.await {
                 Ok(part) => part,
                 Err(e) if e.is_panic() => Err(task_panicked(e.into_panic())),
@@ -201,8 +207,41 @@ impl Service {
             }
         }))
         .await?;
+        // Every part has succeeded: the call's state commits are all staged.
+        if request.commits.any_staged() {
+            let checkpoint = sluice_common::storage::resolve(&request.query.compiled.spec.checkpoint_url)?;
+            let id = format!("{}-{}", request.batch.attempt, uuid::Uuid::new_v4().simple());
+            let written = request.commits.write(&checkpoint, &id).await?;
+            attach_commits(&mut outcomes, written);
+        }
+        let parts = outcomes.into_iter().map(part_success).collect::<Result<Vec<_>>>()?;
         Ok(TaskSuccess { parts })
     }
+}
+
+/// Reports the call's written deltas with the parts they belong to, and adds each bundle's
+/// write time to the commit time of its operator in the call's first part of it.
+fn attach_commits(outcomes: &mut [TaskOutcome], written: WrittenCommits) {
+    for (part, delta) in written.deltas {
+        if let Some(o) = outcomes.get_mut(part) {
+            o.metrics.state_deltas.push(delta);
+        }
+    }
+    for (operator, ms) in written.write_ms {
+        let first = outcomes.iter_mut().flat_map(|o| o.metrics.state.iter_mut()).find(|m| m.operator == operator);
+        if let Some(m) = first {
+            m.commit_time_ms += ms;
+        }
+    }
+}
+
+/// A part's outcome as the driver reads it.
+fn part_success(outcome: TaskOutcome) -> Result<TaskPartSuccess> {
+    Ok(TaskPartSuccess {
+        metrics_json: serde_json::to_vec(&outcome.metrics)?,
+        sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
+        rows: outcome.sink_output.rows.map(|b| b.to_vec()).unwrap_or_default(),
+    })
 }
 
 /// The error a panicking task fails with, quoting the panic's message.
@@ -222,6 +261,8 @@ struct RequestCx {
     batch: BatchContext,
     task_id: String,
     shuffle_key: String,
+    /// The parts' state commits, written when they have all succeeded.
+    commits: CallCommits,
 }
 
 /// Aborts a request's part tasks when the request ends early (a part failed, or the call was
@@ -248,17 +289,17 @@ struct TaskResources {
 }
 
 impl TaskResources {
-    /// Runs one part once a task slot is free.
-    async fn run_part(self, request: Arc<RequestCx>, part: TaskPart) -> Result<TaskPartSuccess> {
+    /// Runs the part at `position` in its request once a task slot is free.
+    async fn run_part(self, request: Arc<RequestCx>, position: usize, part: TaskPart) -> Result<TaskOutcome> {
         let slot = TaskSlot::acquire(Arc::clone(&self.slots)).await?;
         // Counted from here: a cancelled part drops the guard, and counts as failed.
         let running = self.meter.task_started();
-        let outcome = self.run_admitted(&request, part, &slot).await;
+        let outcome = self.run_admitted(&request, position, part, &slot).await;
         running.finish(outcome.is_ok());
         outcome
     }
 
-    async fn run_admitted(&self, request: &RequestCx, part: TaskPart, slot: &TaskSlot) -> Result<TaskPartSuccess> {
+    async fn run_admitted(&self, request: &RequestCx, position: usize, part: TaskPart, slot: &TaskSlot) -> Result<TaskOutcome> {
         let kind: TaskKind = serde_json::from_slice(&part.task_kind_json)
             .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
         let ctx = TaskContext { run_id: request.run_id.clone(), batch: request.batch, partition_index: part.partition_index };
@@ -270,6 +311,8 @@ impl TaskResources {
             shuffle_key: &request.shuffle_key,
             meter: &self.meter,
             slot,
+            commits: &request.commits,
+            part: position,
         };
         let started = std::time::Instant::now();
         let outcome = run_task(&request.query, &kind, &part.inline_rows, &ctx, &env)
@@ -282,11 +325,7 @@ impl TaskResources {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "task finished"
         );
-        Ok(TaskPartSuccess {
-            metrics_json: serde_json::to_vec(&outcome.metrics)?,
-            sink_output_json: serde_json::to_vec(&outcome.sink_output)?,
-            rows: outcome.sink_output.rows.map(|b| b.to_vec()).unwrap_or_default(),
-        })
+        Ok(outcome)
     }
 }
 

@@ -22,7 +22,7 @@ use arrow::datatypes::SchemaRef;
 use sluice_common::error::Result;
 use sluice_common::storage::Location;
 use sluice_common::StateVersion;
-use sluice_state::{StateFiles, StatePartition, StatePolicy};
+use sluice_state::{ManifestCache, StateFiles, StatePartition, StatePolicy};
 use tokio::sync::Mutex;
 
 type Key = (String, usize, u32, &'static str);
@@ -32,6 +32,8 @@ type Key = (String, usize, u32, &'static str);
 #[derive(Debug, Default)]
 pub struct StateCache {
     parts: std::sync::Mutex<HashMap<Key, Arc<Mutex<Option<StatePartition>>>>>,
+    /// The manifests of delta bundles the loads of each run have read, by run.
+    manifests: std::sync::Mutex<HashMap<String, Arc<ManifestCache>>>,
 }
 
 /// A checked-out partition, locked for the task's duration; discarded on drop unless the task
@@ -82,10 +84,8 @@ impl StateCache {
         };
         let mut guard = slot.lock_owned().await;
         if guard.as_ref().is_none_or(|p| p.version() != version) {
-            let files = match store {
-                "" => StateFiles::new(checkpoint, op, partition),
-                name => StateFiles::new(checkpoint, op, partition).in_store(name),
-            };
+            let files =
+                StateFiles::new(checkpoint, op, partition).in_store(store).with_manifest_cache(self.manifest_cache(run_id)?);
             *guard = Some(StatePartition::load(files, schemas.0, schemas.1, version, policy).await?);
         }
         Ok(PartitionGuard { slot: guard, committed: false })
@@ -124,10 +124,19 @@ impl StateCache {
         }
     }
 
+    /// The manifest cache of a run's loads.
+    fn manifest_cache(&self, run_id: &str) -> Result<Arc<ManifestCache>> {
+        let mut caches = self.manifests.lock().map_err(|_| sluice_common::SluiceError::internal("state cache poisoned"))?;
+        Ok(Arc::clone(caches.entry(run_id.to_string()).or_default()))
+    }
+
     /// Forgets every partition of a run.
     pub fn release(&self, run_id: &str) {
         if let Ok(mut parts) = self.parts.lock() {
             parts.retain(|(r, _, _, _), _| r != run_id);
+        }
+        if let Ok(mut caches) = self.manifests.lock() {
+            caches.remove(run_id);
         }
     }
 
@@ -174,6 +183,18 @@ mod tests {
         StatePolicy { min_deltas_for_snapshot: 1, min_batches_to_retain: 100, maintenance_interval: std::time::Duration::ZERO }
     }
 
+    /// Commits `g` as a call and the driver do: its bundle, then the version's manifest.
+    async fn commit(mut g: PartitionGuard, chk: &Location) {
+        let commit = g.partition().unwrap().commit().unwrap();
+        let commits = crate::call_commits::CallCommits::default();
+        commits.stage(0, 0, g, commit.delta).unwrap();
+        let written = commits.write(chk, "call").await.unwrap();
+        for (_, d) in written.deltas {
+            let manifest = sluice_state::DeltaManifest { deltas: vec![d.entry] };
+            sluice_state::DeltaBundles::new(chk, d.operator).write_manifest(d.version, &manifest).await.unwrap();
+        }
+    }
+
     fn put(p: &mut StatePartition, key: i64) {
         let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
         let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
@@ -188,8 +209,7 @@ mod tests {
         // Batch 0 commits one key.
         let mut g = cache.checkout("run", 0, 0, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap();
         put(g.partition().unwrap(), 1);
-        g.partition().unwrap().commit().await.unwrap();
-        g.keep();
+        commit(g, &chk).await;
 
         // Batch 1's first attempt changes the partition, then fails before committing.
         let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas(), policy()).await.unwrap();
@@ -200,6 +220,32 @@ mod tests {
         let mut g = cache.checkout("run", 0, 0, "", StateVersion(1), &chk, schemas(), policy()).await.unwrap();
         assert_eq!(g.partition().unwrap().state.len(), 1);
         assert_eq!(g.partition().unwrap().version(), StateVersion(1));
+    }
+
+    #[tokio::test]
+    async fn a_bundle_that_fails_to_write_discards_its_partitions() {
+        use sluice_common::storage::faults::{FaultKind, FaultyStore};
+        let chk = sluice_common::storage::resolve("memory://state-cache-bundle/chk").unwrap();
+        let failing = Location {
+            store: Arc::new(FaultyStore::scripted(Arc::clone(&chk.store), vec![Some(FaultKind::Error)])),
+            ..chk.clone()
+        };
+        let cache = StateCache::default();
+        let commits = crate::call_commits::CallCommits::default();
+        for p in 0..2 {
+            let mut g = cache.checkout("run", 0, p, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap();
+            put(g.partition().unwrap(), 1);
+            let delta = g.partition().unwrap().commit().unwrap().delta;
+            commits.stage(p as usize, 0, g, delta).unwrap();
+        }
+        assert!(commits.write(&failing, "call").await.is_err());
+        // Neither partition may pass for version 1 in memory: it was never written.
+        for p in 0..2 {
+            let e = cache.checkout("run", 0, p, "", StateVersion(1), &chk, schemas(), policy()).await.err().unwrap();
+            assert!(e.message.contains("it has no state files"), "{}", e.message);
+            let mut g = cache.checkout("run", 0, p, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap();
+            assert_eq!(g.partition().unwrap().state.len(), 0);
+        }
     }
 
     #[tokio::test]
@@ -226,8 +272,7 @@ mod tests {
             for p in 0..2 {
                 let mut g = cache.checkout("run", 0, p, "", StateVersion(version), &chk, schemas(), policy()).await.unwrap();
                 put(g.partition().unwrap(), version as i64);
-                g.partition().unwrap().commit().await.unwrap();
-                g.keep();
+                commit(g, &chk).await;
             }
         }
         assert!(!dir.path().join("state/0/0/2.snapshot").exists(), "a commit writes no snapshot");

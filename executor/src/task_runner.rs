@@ -20,6 +20,7 @@ use sluice_plan::{BlockSource, EventTimeStats, SourceProjection, StateOperatorMe
 use sluice_state::hash::SPARK_SEED;
 use sluice_state::StatePolicy;
 
+use crate::call_commits::CallCommits;
 use crate::metrics::ExecutorMeter;
 use crate::operators::aggregate::{reduce_aggregate, AggregateTask};
 use crate::operators::dedup::reduce_dedup;
@@ -67,6 +68,10 @@ pub struct TaskEnv<'a> {
     pub meter: &'a ExecutorMeter,
     /// The task's slot, lent back while it waits on storage or peers.
     pub slot: &'a TaskSlot,
+    /// The state commits of the task's call, written together when every part has succeeded.
+    pub commits: &'a CallCommits,
+    /// The task's position in its call.
+    pub part: usize,
 }
 
 /// Runs one task of `query`. A failure's message has the query's secrets redacted: connector
@@ -260,10 +265,10 @@ async fn run_reduce(
             .await??;
         let (l, r) = (left.partition()?, right.partition()?);
         let (rows, mut metrics) = reduce_join(stages, &mut l.state, &mut r.state, &input, &right_input, &watermarks)?;
-        let (l, r) = env.slot.waiting(futures::future::try_join(l.commit(), r.commit())).await??;
+        let (l, r) = (l.commit()?, r.commit()?);
         metrics.commit_time_ms = l.commit_ms + r.commit_ms;
-        left.keep();
-        right.keep();
+        env.commits.stage(env.part, op_id, left, l.delta)?;
+        env.commits.stage(env.part, op_id, right, r.delta)?;
         (rows, metrics)
     } else {
         let mut guard = env
@@ -294,12 +299,14 @@ async fn run_reduce(
             (CompiledOperator::Dedup(d), OperatorKind::Dedup { .. }) => reduce_dedup(d, &mut part.state, &input, &watermarks)?,
             _ => return Err(SluiceError::internal("operator kind and compiled form disagree")),
         };
-        metrics.commit_time_ms = env.slot.waiting(part.commit()).await??.commit_ms;
-        guard.keep();
+        let commit = part.commit()?;
+        metrics.commit_time_ms = commit.commit_ms;
+        env.commits.stage(env.part, op_id, guard, commit.delta)?;
         (rows, metrics)
     };
     metrics.operator = op_id;
-    // The partition's new version is committed: this is its size until its next batch here.
+    // The partition's new version is committed (written with the call's bundle): this is its
+    // size until its next batch here.
     env.meter.state_partition_updated(
         &ctx.run_id,
         &spec.query_id.to_string(),

@@ -115,6 +115,10 @@ pub struct TaskMetrics {
     /// a batch, most blocks are empty. `None` (a task that does not say) means "fetch them all".
     #[serde(default)]
     pub filled_blocks: Option<BTreeMap<u32, Vec<u32>>>,
+    /// The state deltas this task's call wrote for it: the driver names them in the versions'
+    /// manifests before it commits the batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_deltas: Vec<sluice_state::DeltaRef>,
 }
 
 impl TaskMetrics {

@@ -1,7 +1,9 @@
-//! State files of one partition: `state/<op>/<partition>/<version>.delta|.snapshot`.
+//! State files of one partition: its snapshots `state/<op>/<partition>/<version>.snapshot`, and
+//! its deltas, in the bundles of `state/<op>/deltas/<version>/` ([`crate::bundle`]) — or, in
+//! checkpoints written before bundles, `state/<op>/<partition>/<version>.delta`.
 //!
 //! Spark's versioning (docs/semantics.md §1): batch N reads version N and writes version N+1, so
-//! batch 0 writes `1.delta`. Each file is an Arrow IPC stream (key columns, value columns,
+//! batch 0 writes the deltas of version 1. Each file (a delta in a bundle, too) is an Arrow IPC stream (key columns, value columns,
 //! `__evict_at`, and `__deleted` in deltas) rather than Spark's Java serialisation, framed with a
 //! CRC32C header ([`sluice_common::checksum`]): an empty, truncated or damaged file fails the
 //! load naming itself, never loads as empty state — except a snapshot cut short, which a
@@ -10,7 +12,7 @@
 //! snapshot is written once more than `minDeltasForSnapshot` deltas have accumulated, and files
 //! no longer needed to rebuild `latest − minBatchesToRetain` are deleted.
 //!
-//! Deltas are sparse: a batch that changed nothing in a partition writes no file (with 200
+//! Deltas are sparse: a batch that changed nothing in a partition writes no delta (with 200
 //! shuffle partitions and a few changed keys per batch, writing 200 files was most of a batch's
 //! cost). Each delta names the version of the file before it (`sluice.previous_version` in its
 //! Arrow schema's metadata), so a load still notices a missing file in the chain: versions
@@ -31,6 +33,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use sluice_common::error::{Result, ResultExt, SluiceError};
 use sluice_common::log::create_entry;
 use sluice_common::storage::Location;
+
+use crate::bundle::{DeltaBundles, DeltaEntry};
 
 /// Schema metadata key of a delta: the version of the file before it in the partition's chain.
 const PREVIOUS_VERSION_KEY: &str = "sluice.previous_version";
@@ -66,39 +70,81 @@ pub struct StateFile {
     pub batches: Vec<RecordBatch>,
 }
 
+/// One file a load reads: a partition's own file, or its delta in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    version: u64,
+    kind: FileKind,
+    /// Where the delta is, for one in a bundle.
+    in_bundle: Option<DeltaEntry>,
+}
+
 /// The files of one (operator, partition).
 #[derive(Debug, Clone)]
 pub struct StateFiles {
     store: Arc<dyn ObjectStore>,
     dir: Path,
     display: String,
+    partition: u32,
+    /// The partition's store (`""`: the operator's only one).
+    store_name: String,
+    bundles: DeltaBundles,
 }
 
 impl StateFiles {
     /// Files of `operator`/`partition` under the checkpoint's `state/` directory.
     pub fn new(checkpoint: &Location, operator: usize, partition: u32) -> Self {
         let rel = format!("state/{operator}/{partition}");
-        Self { store: Arc::clone(&checkpoint.store), dir: checkpoint.child(&rel), display: format!("{}/{rel}", checkpoint.url) }
+        Self {
+            store: Arc::clone(&checkpoint.store),
+            dir: checkpoint.child(&rel),
+            display: format!("{}/{rel}", checkpoint.url),
+            partition,
+            store_name: String::new(),
+            bundles: DeltaBundles::new(checkpoint, operator),
+        }
     }
 
     /// The files of one named store of the partition, in its own directory
     /// (`state/<op>/<partition>/<store>/`): a join keeps one store per side, as Spark does.
+    /// `""` is the operator's only store.
     pub fn in_store(mut self, store: &str) -> Self {
-        self.dir = self.dir.clone().join(store);
-        self.display = format!("{}/{store}", self.display);
+        if !store.is_empty() {
+            self.dir = self.dir.clone().join(store);
+            self.display = format!("{}/{store}", self.display);
+            self.store_name = store.to_string();
+        }
         self
+    }
+
+    /// Reads the manifests of delta bundles through `cache`, shared with other partitions' loads.
+    pub fn with_manifest_cache(mut self, cache: Arc<crate::bundle::ManifestCache>) -> Self {
+        self.bundles = self.bundles.with_cache(cache);
+        self
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The partition's store (`""`: the operator's only one).
+    pub fn store_name(&self) -> &str {
+        &self.store_name
     }
 
     fn path(&self, version: u64, kind: FileKind) -> Path {
         self.dir.clone().join(format!("{version}.{}", kind.suffix()))
     }
 
-    /// Writes `<version>.delta`, pointing back to `previous`, the version of the partition's
-    /// file before it (0 when none).
-    pub async fn write_delta(&self, version: u64, previous: u64, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
-        let metadata = [(PREVIOUS_VERSION_KEY.to_string(), previous.to_string())].into_iter().collect();
-        let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
-        self.write(version, FileKind::Delta, &schema, batch).await
+    /// Writes `<version>.delta` in the partition's directory, the layout before bundles, which
+    /// loads still read: tests build such checkpoints with it.
+    #[cfg(test)]
+    pub(crate) async fn write_delta(&self, version: u64, previous: u64, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
+        let bytes = encode_delta(previous, schema, batch)?;
+        let what = format!("writing state file {}/{version}.delta", self.display);
+        create_entry(&self.store, &self.path(version, FileKind::Delta), &bytes, &what, is_whole_file).await?;
+        Ok(())
     }
 
     /// Writes `<version>.snapshot`: every entry at that version.
@@ -114,8 +160,7 @@ impl StateFiles {
     /// replaced — must not be able to tear a version the query has committed. A file that is not
     /// whole (a write cut short) is replaced.
     async fn write(&self, version: u64, kind: FileKind, schema: &SchemaRef, batch: &RecordBatch) -> Result<()> {
-        let batch = batch.clone().with_schema(Arc::clone(schema))?;
-        let bytes = sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(&batch))?);
+        let bytes = seal_file(schema, batch)?;
         let what = format!("writing state file {}/{version}.{}", self.display, kind.suffix());
         create_entry(&self.store, &self.path(version, kind), &bytes, &what, is_whole_file).await?;
         Ok(())
@@ -141,19 +186,30 @@ impl StateFiles {
             .collect())
     }
 
-    /// Reads one file.
+    /// Reads one of the partition's own files.
     pub async fn read(&self, version: u64, kind: FileKind) -> Result<StateFile> {
         let bytes = self.read_bytes(version, kind).await?;
         self.decode(version, kind, &bytes)
     }
 
-    /// Reads one file, or `None` for a snapshot cut short (see [`StateFiles::load`]).
-    async fn read_whole(&self, version: u64, kind: FileKind) -> Result<Option<StateFile>> {
-        let bytes = self.read_bytes(version, kind).await?;
-        if kind == FileKind::Snapshot && sluice_common::checksum::is_cut_short(&bytes) {
-            return Ok(None);
-        }
-        self.decode(version, kind, &bytes).map(Some)
+    /// Reads one file of a load, or `None` for a snapshot cut short (see [`StateFiles::load`]).
+    async fn read_whole(&self, file: &Planned) -> Result<Option<StateFile>> {
+        let (version, kind) = (file.version, file.kind);
+        let Some(entry) = &file.in_bundle else {
+            let bytes = self.read_bytes(version, kind).await?;
+            if kind == FileKind::Snapshot && sluice_common::checksum::is_cut_short(&bytes) {
+                return Ok(None);
+            }
+            return self.decode(version, kind, &bytes).map(Some);
+        };
+        let bytes = self.bundles.read_delta(version, entry).await?;
+        let what = format!(
+            "the delta of {} at version {version} in {}/{version}/{}",
+            self.display,
+            self.bundles.display(),
+            entry.bundle
+        );
+        decode_file(version, kind, &bytes, &what).map(Some)
     }
 
     async fn read_bytes(&self, version: u64, kind: FileKind) -> Result<bytes::Bytes> {
@@ -170,24 +226,7 @@ impl StateFiles {
     }
 
     fn decode(&self, version: u64, kind: FileKind, bytes: &[u8]) -> Result<StateFile> {
-        let what = format!("state file {}/{version}.{}", self.display, kind.suffix());
-        let body = if sluice_common::checksum::is_sealed(bytes) {
-            sluice_common::checksum::open(bytes, &what)?
-        } else {
-            legacy_body(bytes, &what)?
-        };
-        let (schema, batches) = sluice_common::ipc::decode(body, &what)?;
-        let previous = match (kind, schema.as_ref().and_then(|s| s.metadata().get(PREVIOUS_VERSION_KEY))) {
-            (FileKind::Snapshot, _) => None,
-            (FileKind::Delta, None) => Some(version.saturating_sub(1)),
-            (FileKind::Delta, Some(p)) => Some(
-                p.parse::<u64>()
-                    .ok()
-                    .filter(|p| *p < version)
-                    .ok_or_else(|| SluiceError::user(format!("{what} is corrupt: it names '{p}' as its previous version")))?,
-            ),
-        };
-        Ok(StateFile { version, kind, previous, batches })
+        decode_file(version, kind, bytes, &format!("state file {}/{version}.{}", self.display, kind.suffix()))
     }
 
     /// Reads the files that rebuild `version`, checking that the chain of deltas has no hole.
@@ -204,13 +243,13 @@ impl StateFiles {
         let mut passed_over = BTreeSet::new();
         'plan: loop {
             let mut files = Vec::new();
-            for (v, kind) in self.plan_load_without(version, &passed_over).await? {
-                let Some(file) = self.read_whole(v, kind).await? else {
-                    tracing::warn!(file = %format!("{}/{v}.snapshot", self.display), "passing over a snapshot cut short by a writer that died; loading from older files");
-                    passed_over.insert(v);
+            for planned in self.plan_load_without(version, &passed_over).await? {
+                let Some(file) = self.read_whole(&planned).await? else {
+                    tracing::warn!(file = %format!("{}/{}.snapshot", self.display, planned.version), "passing over a snapshot cut short by a writer that died; loading from older files");
+                    passed_over.insert(planned.version);
                     continue 'plan;
                 };
-                self.check_follows(version, v, &files, &file)?;
+                self.check_follows(version, planned.version, &files, &file)?;
                 files.push(file);
             }
             return Ok(files);
@@ -234,11 +273,13 @@ impl StateFiles {
     /// then every later delta up to it. A version above 0 with no file at all fails: every
     /// partition's first commit writes one.
     pub async fn plan_load(&self, version: u64) -> Result<Vec<(u64, FileKind)>> {
-        self.plan_load_without(version, &BTreeSet::new()).await
+        Ok(self.plan_load_without(version, &BTreeSet::new()).await?.into_iter().map(|p| (p.version, p.kind)).collect())
     }
 
-    /// [`StateFiles::plan_load`] without the snapshots in `passed_over`.
-    async fn plan_load_without(&self, version: u64, passed_over: &BTreeSet<u64>) -> Result<Vec<(u64, FileKind)>> {
+    /// [`StateFiles::plan_load`] without the snapshots in `passed_over`. A delta is looked up in
+    /// the manifests of the versions after the snapshot, and in the partition's own directory
+    /// (checkpoints from before bundles); the manifest's entry is the one read if both exist.
+    async fn plan_load_without(&self, version: u64, passed_over: &BTreeSet<u64>) -> Result<Vec<Planned>> {
         if version == 0 {
             return Ok(Vec::new());
         }
@@ -248,8 +289,19 @@ impl StateFiles {
             .filter(|(v, k)| *k == FileKind::Snapshot && *v <= version && !passed_over.contains(v))
             .map(|(v, _)| *v)
             .max();
-        let mut plan: Vec<(u64, FileKind)> = base.map(|s| (s, FileKind::Snapshot)).into_iter().collect();
-        plan.extend(files.iter().filter(|(v, k)| *k == FileKind::Delta && *v <= version && base.is_none_or(|s| *v > s)).copied());
+        let after_base = |v: u64| v <= version && base.is_none_or(|s| v > s);
+        let mut deltas: std::collections::BTreeMap<u64, Option<DeltaEntry>> =
+            files.iter().filter(|(v, k)| *k == FileKind::Delta && after_base(*v)).map(|(v, _)| (*v, None)).collect();
+        for v in self.bundles.versions().await?.into_iter().filter(|v| after_base(*v)) {
+            if let Some(manifest) = self.bundles.read_manifest(v).await? {
+                if let Some(entry) = manifest.entry(self.partition, &self.store_name) {
+                    deltas.insert(v, Some(entry.clone()));
+                }
+            }
+        }
+        let mut plan: Vec<Planned> =
+            base.map(|s| Planned { version: s, kind: FileKind::Snapshot, in_bundle: None }).into_iter().collect();
+        plan.extend(deltas.into_iter().map(|(version, in_bundle)| Planned { version, kind: FileKind::Delta, in_bundle }));
         if plan.is_empty() {
             return Err(SluiceError::user(format!(
                 "cannot load state version {version} of {}: it has no state files (the checkpoint is incomplete or was purged)",
@@ -259,25 +311,14 @@ impl StateFiles {
         Ok(plan)
     }
 
-    /// Deletes files not needed to rebuild `earliest` or anything newer (Spark's cleanup).
+    /// Deletes the partition's own files not needed to rebuild `earliest` or anything newer
+    /// (Spark's cleanup; bundles are the driver's, see [`crate::bundle::cleanup_bundles`]).
     ///
     /// Only a snapshot whose length is whole may stand in for the files before it: one cut short
     /// by a writer that died is passed over by loads, which then need those files.
     pub async fn cleanup(&self, earliest: u64) -> Result<()> {
         let files = self.list().await?;
-        let mut candidates: Vec<u64> =
-            files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= earliest).map(|(v, _)| *v).collect();
-        let mut keep_from = None;
-        while let Some(v) = candidates.pop() {
-            if !files.iter().any(|(f, _)| *f < v) {
-                return Ok(()); // nothing older to delete
-            }
-            if self.snapshot_length_is_whole(v).await? {
-                keep_from = Some(v);
-                break;
-            }
-        }
-        let Some(keep_from) = keep_from else { return Ok(()) };
+        let Some(keep_from) = self.whole_snapshot_in(&files, earliest, true).await? else { return Ok(()) };
         for (v, kind) in files.into_iter().filter(|(v, _)| *v < keep_from) {
             match self.store.delete(&self.path(v, kind)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -287,16 +328,86 @@ impl StateFiles {
         Ok(())
     }
 
+    /// The newest snapshot at or below `earliest` whose length is whole: loads of `earliest` and
+    /// later versions start there or later, so nothing of the partition before it is needed.
+    pub async fn whole_snapshot_at_or_below(&self, earliest: u64) -> Result<Option<u64>> {
+        let files = self.list().await?;
+        self.whole_snapshot_in(&files, earliest, false).await
+    }
+
+    /// [`StateFiles::whole_snapshot_at_or_below`] among `files`; with `only_if_older`, `None`
+    /// when no file is older than the snapshot (nothing to delete, so no need to check it).
+    async fn whole_snapshot_in(
+        &self,
+        files: &BTreeSet<(u64, FileKind)>,
+        earliest: u64,
+        only_if_older: bool,
+    ) -> Result<Option<u64>> {
+        let mut candidates: Vec<u64> =
+            files.iter().filter(|(v, k)| *k == FileKind::Snapshot && *v <= earliest).map(|(v, _)| *v).collect();
+        while let Some(v) = candidates.pop() {
+            if only_if_older && !files.iter().any(|(f, _)| *f < v) {
+                return Ok(None);
+            }
+            if self.snapshot_length_is_whole(v).await? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
     /// Whether snapshot `v` is as long as its header says (two small reads, not the file).
     async fn snapshot_length_is_whole(&self, v: u64) -> Result<bool> {
         let path = self.path(v, FileKind::Snapshot);
         let what = || format!("checking state file {}/{v}.snapshot", self.display);
         let meta = self.store.head(&path).await.context_with(what)?;
+        if meta.size == 0 {
+            return Ok(false); // its writer died before it wrote a byte
+        }
         let header_len = (sluice_common::checksum::HEADER_LEN as u64).min(meta.size);
         let header = self.store.get_range(&path, 0..header_len).await.context_with(what)?;
         // A file from before checksums carries no length: whole unless a load says otherwise.
-        Ok(!sluice_common::checksum::is_sealed(&header) || sluice_common::checksum::sealed_file_len(&header) == Some(meta.size))
+        // One cut inside its header (even empty) is not whole: it is no file from before
+        // checksums, which are whole Arrow streams.
+        let sealed = sluice_common::checksum::is_sealed(&header);
+        Ok(!sluice_common::checksum::is_cut_short_at(&header, meta.size)
+            && (!sealed || sluice_common::checksum::sealed_file_len(&header) == Some(meta.size)))
     }
+}
+
+/// A delta file's bytes: the changes of a version, pointing back to `previous`, the version of
+/// the partition's file before it (0 when none).
+pub fn encode_delta(previous: u64, schema: &SchemaRef, batch: &RecordBatch) -> Result<bytes::Bytes> {
+    let metadata = [(PREVIOUS_VERSION_KEY.to_string(), previous.to_string())].into_iter().collect();
+    let schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+    seal_file(&schema, batch)
+}
+
+/// A state file's bytes: `batch` as an Arrow IPC stream, sealed with its checksum.
+fn seal_file(schema: &SchemaRef, batch: &RecordBatch) -> Result<bytes::Bytes> {
+    let batch = batch.clone().with_schema(Arc::clone(schema))?;
+    Ok(sluice_common::checksum::seal(&sluice_common::ipc::encode(schema, std::slice::from_ref(&batch))?))
+}
+
+/// Reads a state file's bytes; `what` names it in errors.
+fn decode_file(version: u64, kind: FileKind, bytes: &[u8], what: &str) -> Result<StateFile> {
+    let body = if sluice_common::checksum::is_sealed(bytes) {
+        sluice_common::checksum::open(bytes, what)?
+    } else {
+        legacy_body(bytes, what)?
+    };
+    let (schema, batches) = sluice_common::ipc::decode(body, what)?;
+    let previous = match (kind, schema.as_ref().and_then(|s| s.metadata().get(PREVIOUS_VERSION_KEY))) {
+        (FileKind::Snapshot, _) => None,
+        (FileKind::Delta, None) => Some(version.saturating_sub(1)),
+        (FileKind::Delta, Some(p)) => Some(
+            p.parse::<u64>()
+                .ok()
+                .filter(|p| *p < version)
+                .ok_or_else(|| SluiceError::user(format!("{what} is corrupt: it names '{p}' as its previous version")))?,
+        ),
+    };
+    Ok(StateFile { version, kind, previous, batches })
 }
 
 /// Whether `bytes` are a whole sealed state file (its length and checksum agree).
@@ -384,6 +495,25 @@ mod tests {
         assert!(f.load(5).await.unwrap_err().message.contains("checksum"));
     }
 
+    #[tokio::test]
+    async fn a_snapshot_cut_inside_its_header_is_cut_short_too() {
+        let (s, b) = batch(4);
+        let whole = sluice_common::checksum::seal(&sluice_common::ipc::encode(&s, &[b]).unwrap());
+        // The writer died before it wrote a byte, or inside the 17-byte header.
+        for cut in [0, 3, 9, sluice_common::checksum::HEADER_LEN - 1] {
+            let (_dir, loc, f) = chain_of_deltas(5).await;
+            let (s, b) = batch(2);
+            f.write_snapshot(2, &s, &b).await.unwrap();
+            loc.store.put(&f.path(4, FileKind::Snapshot), whole.slice(..cut).into()).await.unwrap();
+            let loaded: Vec<u64> = f.load(5).await.unwrap().iter().map(|f| f.version).collect();
+            assert_eq!(loaded, [2, 3, 4, 5], "cut at {cut}");
+            assert_eq!(f.whole_snapshot_at_or_below(5).await.unwrap(), Some(2), "cut at {cut}");
+            f.cleanup(5).await.unwrap();
+            let left: Vec<(u64, FileKind)> = f.list().await.unwrap().into_iter().collect();
+            assert!(left.contains(&(3, FileKind::Delta)) && !left.contains(&(1, FileKind::Delta)), "cut at {cut}: {left:?}");
+        }
+    }
+
     fn faulty(faults: Vec<Option<FaultKind>>) -> (tempfile::TempDir, Location, Location) {
         use sluice_common::storage::faults::FaultyStore;
         let dir = tempfile::tempdir().unwrap();
@@ -398,23 +528,25 @@ mod tests {
         // The first put lands half its bytes and fails; the writer must leave a whole file.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, b) = batch(7);
-        StateFiles::new(&faulty, 0, 0).write_delta(1, 0, &s, &b).await.unwrap();
-        let read = StateFiles::new(&plain, 0, 0).read(1, FileKind::Delta).await.unwrap();
+        StateFiles::new(&faulty, 0, 0).write_snapshot(1, &s, &b).await.unwrap();
+        let read = StateFiles::new(&plain, 0, 0).read(1, FileKind::Snapshot).await.unwrap();
         assert_eq!(read.batches.len(), 1);
         assert_eq!(read.batches[0].columns(), b.columns());
-        assert_eq!(read.previous, Some(0));
     }
 
     #[tokio::test]
-    async fn a_late_attempt_does_not_overwrite_a_whole_version() {
-        // A paused attempt of the batch resumes after another attempt wrote the version; its own
+    async fn a_late_writer_does_not_overwrite_a_whole_version() {
+        // A paused maintenance run resumes after another executor wrote the snapshot; its own
         // write, torn on the way, must leave the first whole copy standing.
         let (_dir, plain, faulty) = faulty(vec![Some(FaultKind::Torn)]);
         let (s, first) = batch(1);
-        StateFiles::new(&plain, 0, 0).write_delta(2, 1, &s, &first).await.unwrap();
+        StateFiles::new(&plain, 0, 0).write_snapshot(2, &s, &first).await.unwrap();
         let (s, late) = batch(2);
-        StateFiles::new(&faulty, 0, 0).write_delta(2, 1, &s, &late).await.unwrap();
-        assert_eq!(StateFiles::new(&plain, 0, 0).read(2, FileKind::Delta).await.unwrap().batches[0].columns(), first.columns());
+        StateFiles::new(&faulty, 0, 0).write_snapshot(2, &s, &late).await.unwrap();
+        assert_eq!(
+            StateFiles::new(&plain, 0, 0).read(2, FileKind::Snapshot).await.unwrap().batches[0].columns(),
+            first.columns()
+        );
     }
 
     #[tokio::test]

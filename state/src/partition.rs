@@ -3,9 +3,11 @@
 //! A task for batch N needs version N ([`sluice_common::BatchId::state_to_read`]). The partition
 //! keeps its last version in memory (the executor owning it runs that partition batch after
 //! batch); any other version — a retried batch, a partition that moved here, a new run — is
-//! rebuilt from the checkpoint. Changes made by a task become version N+1 only in
-//! [`StatePartition::commit`], which writes the delta first — or nothing, when the task changed
-//! nothing (see [`super::files`]: deltas are sparse).
+//! rebuilt from the checkpoint. Changes made by a task become version N+1 in
+//! [`StatePartition::commit`], which hands back the delta for the executor to write with the
+//! other deltas of its call, as one bundle ([`crate::bundle`]) — or nothing, when the task
+//! changed nothing (see [`super::files`]: deltas are sparse). The executor keeps the partition
+//! at N+1 only once that bundle is written.
 //!
 //! Snapshots and the deletion of old files are *maintenance*, as in Spark's state store: the
 //! executor runs it in the background every `spark.sql.streaming.stateStore.maintenanceInterval`
@@ -21,7 +23,8 @@ use arrow::datatypes::SchemaRef;
 use sluice_common::error::Result;
 use sluice_common::StateVersion;
 
-use super::files::{FileKind, StateFiles};
+use super::bundle::StagedDelta;
+use super::files::{encode_delta, FileKind, StateFiles};
 use super::keyed::KeyedState;
 
 /// Snapshot, retention and maintenance settings (Spark's confs).
@@ -52,10 +55,12 @@ pub struct StatePartition {
     maintained_at: Instant,
 }
 
-/// Timing of a commit, for progress.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommitStats {
-    /// Wall time of the commit in ms (the delta write): progress's `commitTimeMs`.
+/// What a commit produced.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// The delta to write (none when nothing changed).
+    pub delta: Option<StagedDelta>,
+    /// Wall time of the commit in ms (encoding the delta), a part of progress's `commitTimeMs`.
     pub commit_ms: u64,
 }
 
@@ -98,19 +103,24 @@ impl StatePartition {
         self.version
     }
 
-    /// Writes the changes as `<version+1>.delta` (nothing when there are none, except for the
-    /// partition's first file) and advances the version.
-    pub async fn commit(&mut self) -> Result<CommitStats> {
+    /// Advances the version and returns the delta of the changes, to be written in a bundle
+    /// (none when there are none, except for the partition's first file). Until it is written,
+    /// the partition holds a version the checkpoint does not: whoever commits must discard the
+    /// partition if the write fails.
+    pub fn commit(&mut self) -> Result<Commit> {
         let started = Instant::now();
         let next = self.version.next().0;
-        let delta = self.state.take_delta_batch()?;
-        if delta.num_rows() > 0 || self.last_file == 0 {
-            self.files.write_delta(next, self.last_file, &self.state.file_schema(true), &delta).await?;
+        let changes = self.state.take_delta_batch()?;
+        let mut delta = None;
+        if changes.num_rows() > 0 || self.last_file == 0 {
+            let bytes = encode_delta(self.last_file, &self.state.file_schema(true), &changes)?;
+            let store = self.files.store_name().to_string();
+            delta = Some(StagedDelta { partition: self.files.partition(), store, version: next, bytes });
             self.last_file = next;
             self.unsnapshotted.push(next);
         }
         self.version = StateVersion(next);
-        Ok(CommitStats { commit_ms: started.elapsed().as_millis() as u64 })
+        Ok(Commit { delta, commit_ms: started.elapsed().as_millis() as u64 })
     }
 
     /// Whether a maintenance interval has passed since maintenance last looked at the partition.
@@ -119,18 +129,24 @@ impl StatePartition {
     }
 
     /// The maintenance the partition needs now, if any: a snapshot of the current version once
-    /// more than `minDeltasForSnapshot` deltas follow the last one, and the deletion of files
-    /// no longer needed to rebuild `version − minBatchesToRetain`. Call it with no task running
-    /// on the partition (its changes would be in the snapshot); the files are written by
+    /// more than `minDeltasForSnapshot` deltas follow the last one — or once the oldest of them
+    /// is older than the versions the query retains — and the deletion of files no longer
+    /// needed to rebuild `version − minBatchesToRetain`. Call it with no task running on the
+    /// partition (its changes would be in the snapshot); the files are written by
     /// [`Maintenance::run`], without the partition.
+    ///
+    /// The second reason is for bundles: a bundle holds many partitions' deltas, and may be
+    /// deleted only once every one of them is under a snapshot, so a partition that changes
+    /// rarely would otherwise keep its old bundles — everyone's deltas — for good.
     pub fn maintenance(&mut self, now: Instant) -> Result<Option<Maintenance>> {
         self.maintained_at = now;
-        let snapshot = if self.unsnapshotted.len() as u64 > self.policy.min_deltas_for_snapshot {
+        let earliest = self.version.0.saturating_sub(self.policy.min_batches_to_retain);
+        let outlived = self.unsnapshotted.first().is_some_and(|v| *v < earliest);
+        let snapshot = if self.unsnapshotted.len() as u64 > self.policy.min_deltas_for_snapshot || outlived {
             Some((self.version.0, self.state.file_schema(false), self.state.snapshot_batch()?))
         } else {
             None
         };
-        let earliest = self.version.0.saturating_sub(self.policy.min_batches_to_retain);
         let cleanup_from = (earliest > 0).then_some(earliest);
         Ok((snapshot.is_some() || cleanup_from.is_some()).then(|| Maintenance {
             files: self.files.clone(),
@@ -188,11 +204,21 @@ mod tests {
         StatePartition::load(StateFiles::new(loc, 0, 0), k, v, StateVersion(version), policy).await.unwrap()
     }
 
-    async fn bump(p: &mut StatePartition, key: i64) {
+    async fn bump(loc: &Location, p: &mut StatePartition, key: i64) {
         let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
         let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key * 10])) as ArrayRef], 1).unwrap();
         p.state.put(k.row(0).as_ref(), v.row(0).as_ref(), None);
-        p.commit().await.unwrap();
+        commit(loc, p).await;
+    }
+
+    /// Commits as the executor and the driver do: the delta in a bundle, then the manifest.
+    async fn commit(loc: &Location, p: &mut StatePartition) {
+        let version = p.version().next().0;
+        if let Some(delta) = p.commit().unwrap().delta {
+            let bundles = crate::bundle::DeltaBundles::new(loc, 0);
+            let deltas = bundles.write(version, "call", vec![delta]).await.unwrap();
+            bundles.write_manifest(version, &crate::bundle::DeltaManifest { deltas }).await.unwrap();
+        }
     }
 
     /// What the executor's maintenance does for one partition.
@@ -204,11 +230,18 @@ mod tests {
         }
     }
 
+    /// Partition 0's snapshots, and `<v>.delta` for each version whose bundle directory is
+    /// still there.
     fn files_in(dir: &std::path::Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(dir.join("state/0/0")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        names.sort();
-        names
+        let names = |d: &str| -> Vec<String> {
+            std::fs::read_dir(dir.join(d))
+                .map(|r| r.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
+                .unwrap_or_default()
+        };
+        let mut all = names("state/0/0");
+        all.extend(names("state/0/deltas").into_iter().map(|v| format!("{v}.delta")));
+        all.sort();
+        all
     }
 
     #[tokio::test]
@@ -218,7 +251,7 @@ mod tests {
         let policy = policy(2, 100);
         let mut p = load(&loc, 0, policy).await;
         for key in 0..5 {
-            bump(&mut p, key).await;
+            bump(&loc, &mut p, key).await;
         }
         assert_eq!(p.version(), StateVersion(5));
         assert_eq!(files_in(dir.path()), ["1.delta", "2.delta", "3.delta", "4.delta", "5.delta"], "a batch writes no snapshot");
@@ -226,11 +259,11 @@ mod tests {
         assert_eq!(files_in(dir.path()).last().map(String::as_str), Some("5.snapshot"), "five deltas > two");
         // Two more deltas are not more than two: no snapshot yet; the third is.
         for key in 5..7 {
-            bump(&mut p, key).await;
+            bump(&loc, &mut p, key).await;
         }
         maintain(&mut p).await;
         assert!(!dir.path().join("state/0/0/7.snapshot").exists());
-        bump(&mut p, 7).await;
+        bump(&loc, &mut p, 7).await;
         maintain(&mut p).await;
         assert!(dir.path().join("state/0/0/8.snapshot").exists());
         for version in 0..=8u64 {
@@ -243,12 +276,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
         let mut p = load(&loc, 0, policy(1, 100)).await;
-        bump(&mut p, 0).await;
-        bump(&mut p, 1).await;
+        bump(&loc, &mut p, 0).await;
+        bump(&loc, &mut p, 1).await;
         // Maintenance copies version 2; two batches commit before its write lands.
         let work = p.maintenance(Instant::now()).unwrap().expect("two deltas > one");
-        bump(&mut p, 2).await;
-        bump(&mut p, 3).await;
+        bump(&loc, &mut p, 2).await;
+        bump(&loc, &mut p, 3).await;
         assert_eq!(work.run().await.unwrap(), Some(2));
         p.snapshot_written(2);
         assert_eq!(p.unsnapshotted, [3, 4], "the deltas after the snapshot still count");
@@ -262,11 +295,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let loc = sluice_common::storage::resolve(dir.path().to_str().unwrap()).unwrap();
         let mut p = load(&loc, 0, policy(1, 100)).await;
-        bump(&mut p, 0).await;
-        bump(&mut p, 1).await;
-        p.commit().await.unwrap();
+        bump(&loc, &mut p, 0).await;
+        bump(&loc, &mut p, 1).await;
+        commit(&loc, &mut p).await;
         maintain(&mut p).await;
-        bump(&mut p, 3).await;
+        bump(&loc, &mut p, 3).await;
         assert_eq!(files_in(dir.path()), ["1.delta", "2.delta", "3.snapshot", "4.delta"]);
         for (version, keys) in [(3, 2), (4, 3), (5, 3)] {
             assert_eq!(load(&loc, version, policy(1, 100)).await.state.len(), keys, "version {version}");
@@ -284,16 +317,18 @@ mod tests {
         assert!(!p.maintenance_due(now), "a partition just loaded was not due yet");
         assert!(p.maintenance_due(now + Duration::from_secs(60)));
         for key in 0..4 {
-            bump(&mut p, key).await;
+            bump(&loc, &mut p, key).await;
         }
         maintain(&mut p).await;
         assert!(!p.maintenance_due(Instant::now()), "maintenance restarts the interval");
         for key in 4..8 {
-            bump(&mut p, key).await;
+            bump(&loc, &mut p, key).await;
         }
         maintain(&mut p).await;
-        // Snapshots at 4 and 8; rebuilding 8 − 3 = 5 needs the snapshot at 4 and what follows.
-        assert_eq!(files_in(dir.path()), ["4.delta", "4.snapshot", "5.delta", "6.delta", "7.delta", "8.delta", "8.snapshot"]);
+        assert_eq!(crate::bundle::cleanup_bundles(&loc, 0, 5).await.unwrap(), 4, "the driver's part: bundles 1 to 4");
+        // Snapshots at 4 and 8; rebuilding 8 − 3 = 5 needs the snapshot at 4 and what follows
+        // (the snapshot stands for the delta of its own version).
+        assert_eq!(files_in(dir.path()), ["4.snapshot", "5.delta", "6.delta", "7.delta", "8.delta", "8.snapshot"]);
         for version in 4..=8u64 {
             assert_eq!(load(&loc, version, policy).await.state.len(), version as usize, "version {version}");
         }
@@ -309,9 +344,9 @@ mod tests {
         let changed = [3u64, 7, 8, 11];
         for batch in 0..12u64 {
             if changed.contains(&batch) {
-                bump(&mut p, batch as i64).await;
+                bump(&loc, &mut p, batch as i64).await;
             } else {
-                p.commit().await.unwrap();
+                commit(&loc, &mut p).await;
             }
             maintain(&mut p).await;
         }

@@ -21,15 +21,19 @@ use object_store::{
 };
 
 /// The local file system, with every write and rename flushed to disk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DurableLocalStore {
     inner: Arc<LocalFileSystem>,
 }
 
 impl DurableLocalStore {
-    /// The whole local file system (paths are absolute).
+    /// The whole local file system (paths are absolute). A delete that empties a directory
+    /// removes it (and so on upwards): a directory is only a prefix of object names, which a
+    /// store with no directories (S3) lists as nothing once its last object is gone — state
+    /// bundles live in one directory per version, and deleting them must not leave thousands of
+    /// empty ones that listings then report.
     pub fn new() -> Self {
-        Self { inner: Arc::new(LocalFileSystem::new()) }
+        Self { inner: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)) }
     }
 
     /// Flushes `location`'s file and the directory entry that names it.
@@ -45,6 +49,12 @@ impl DurableLocalStore {
         .await
         .map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) })?
         .map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) })
+    }
+}
+
+impl Default for DurableLocalStore {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::state_manifests::{write_manifests, BundleRetention};
 use crate::checkpoint::{Checkpoint, CommitMetadata, OffsetSeq, OffsetSeqMetadata, QueryShape, StartDecision};
 use crate::progress::StateOperatorProgress;
 use arrow::datatypes::SchemaRef;
@@ -89,6 +90,8 @@ pub struct MicroBatchExecution {
     /// Spark's status while a trigger asks the sources how far data goes (their descriptions
     /// do not change during a run).
     getting_offsets: String,
+    /// Deletes state bundles no load needs any more, in the background.
+    bundle_retention: BundleRetention,
 }
 
 impl MicroBatchExecution {
@@ -120,6 +123,7 @@ impl MicroBatchExecution {
         let redactor = spec.redactor();
         let descriptions: Vec<String> = sources.iter().map(|s| redactor.scrub(&s.description()).into_owned()).collect();
         let getting_offsets = format!("Getting offsets from {}", descriptions.join(", "));
+        let bundle_retention = BundleRetention::new(Duration::from_millis(spec.conf.maintenance_interval_ms));
         Ok(Self {
             stages,
             watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
@@ -146,6 +150,7 @@ impl MicroBatchExecution {
             last_trigger_start_ms: None,
             last_event_at: None,
             getting_offsets,
+            bundle_retention,
         })
     }
 
@@ -414,6 +419,9 @@ impl MicroBatchExecution {
             if let Err(e) = self.checkpoint.purge(self.batch_id.0 - retain).await {
                 tracing::warn!(error = %e, "could not purge old checkpoint log entries");
             }
+            // Batch N reads state version N: versions from N − retain on stay loadable.
+            let operators = self.stages.operators.len();
+            self.bundle_retention.maybe_start(&self.checkpoint.location, operators, self.batch_id.0 - retain);
         }
         timer.record("walCommit", t);
         // Progress shows what the source saw as available (Kafka: before rate limiting).
@@ -504,15 +512,24 @@ impl MicroBatchExecution {
                         .iter()
                         .map(|r| TaskSinkResult { partition_index: r.partition_index, output: r.sink_output.clone() })
                         .collect();
+                    // The state manifests first: the version they name is this attempt's, and
+                    // both must be written before `commits/N`.
                     let committed = match self.fence.check().await {
-                        Ok(()) => self.sink.commit(batch.id, &self.schema, sink_results.clone()).await,
+                        Ok(()) => match write_manifests(&self.checkpoint.location, &results.all).await {
+                            Ok(()) => self
+                                .sink
+                                .commit(batch.id, &self.schema, sink_results.clone())
+                                .await
+                                .map_err(|e| e.context(format!("committing batch {} to the sink", batch.id))),
+                            Err(e) => Err(e.context(format!("committing the state of batch {}", batch.id))),
+                        },
                         Err(e) => Err(e),
                     };
                     match committed {
                         Ok(rows) => Ok((results.all, rows)),
                         Err(e) => {
                             self.sink.abort(batch.id, sink_results).await;
-                            Err(e.context(format!("committing batch {} to the sink", batch.id)))
+                            Err(e)
                         }
                     }
                 }

@@ -12,6 +12,7 @@ pub mod progress;
 pub mod resolve;
 pub mod scheduler;
 pub mod stages;
+pub mod state_manifests;
 pub mod touches;
 pub mod trigger;
 pub mod watermark;

@@ -1,14 +1,16 @@
-//! State files (`state/<op>/<partition>/<version>.delta|.snapshot`): CRC32C-framed Arrow IPC
-//! streams loaded into keyed state when a partition is rebuilt from the checkpoint.
+//! State files of one operator: snapshots (`state/<op>/<partition>/<version>.snapshot`),
+//! delta bundles and their manifests (`state/<op>/deltas/<version>/…`), and deltas in the
+//! layout before bundles (`<partition>/<version>.delta`) — CRC32C-framed Arrow IPC streams and
+//! JSON indexes, loaded into keyed state when a partition is rebuilt from the checkpoint.
 //!
-//! Input: a [`crate::corpus::file_set`] of one partition's state files.
+//! Input: a [`crate::corpus::file_set`] of the operator's files, named relative to `state/0`.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use sluice_common::StateVersion;
-use sluice_state::{StateFiles, StatePartition, StatePolicy};
+use sluice_state::{DeltaBundles, DeltaManifest, StateFiles, StatePartition, StatePolicy};
 
 use crate::corpus::{file_set, parse_file_set};
 use crate::Target;
@@ -19,11 +21,16 @@ pub const TARGET: Target = Target {
     store_seeds: true,
     dictionary: &[
         "SLCK",
-        "@@ 1.delta",
-        "@@ 2.snapshot",
-        "@@ 18446744073709551615.snapshot",
+        "@@ 0/1.delta",
+        "@@ 0/2.snapshot",
+        "@@ 0/18446744073709551615.snapshot",
+        "@@ deltas/1/manifest",
+        "@@ deltas/2/call.bundle",
         ".delta",
         ".snapshot",
+        "\"partition\":",
+        "\"offset\":",
+        "\"len\":",
         "ARROW1",
         "\u{ff}\u{ff}",
     ],
@@ -39,10 +46,10 @@ fn schemas() -> (SchemaRef, SchemaRef) {
 
 fn run(input: &[u8]) {
     let files = parse_file_set(input);
-    let versions: Vec<u64> = files.iter().filter_map(|(n, _)| n.split_once('.')?.0.parse().ok()).collect();
+    let versions: Vec<u64> = files.iter().filter_map(|(n, _)| version_in(n)).collect();
     super::block_on(async {
         let location = super::memory_location();
-        super::put_files(&location, "state/0/0", &files).await;
+        super::put_files(&location, "state/0", &files).await;
         let (keys, values) = schemas();
         // Load the newest version, as a task does when the partition moved to its executor.
         if let Some(v) = versions.iter().max() {
@@ -50,6 +57,16 @@ fn run(input: &[u8]) {
             let _ = StatePartition::load(files, Arc::clone(&keys), Arc::clone(&values), StateVersion(*v), policy()).await;
         }
     });
+}
+
+/// The version a file name under `state/0` is of: `<partition>/<version>.<kind>` or
+/// `deltas/<version>/<file>`.
+fn version_in(name: &str) -> Option<u64> {
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        ["deltas", v, _] => v.parse().ok(),
+        [_, file] => file.split_once('.')?.0.parse().ok(),
+        _ => None,
+    }
 }
 
 /// A snapshot once more than two deltas follow the last one.
@@ -76,7 +93,13 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             if batch == 3 {
                 partition.state.remove(k.row(1).as_ref());
             }
-            partition.commit().await.expect("committing state");
+            // The executor's bundle, then the driver's manifest.
+            let version = partition.version().next().0;
+            if let Some(delta) = partition.commit().expect("committing state").delta {
+                let bundles = DeltaBundles::new(&location, 0);
+                let deltas = bundles.write(version, "call", vec![delta]).await.expect("writing a bundle");
+                bundles.write_manifest(version, &DeltaManifest { deltas }).await.expect("writing a manifest");
+            }
             // Maintenance after every batch, as with a short maintenance interval.
             if let Some(work) = partition.maintenance(std::time::Instant::now()).expect("maintenance") {
                 if let Some(version) = work.run().await.expect("running maintenance") {
@@ -84,10 +107,11 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
                 }
             }
         }
-        let files = super::get_files(&location, "state/0/0").await;
+        let files = super::get_files(&location, "state/0").await;
         let mut out = vec![("partition.fileset".to_string(), file_set(&files))];
         for (name, content) in &files {
-            out.push((format!("{name}.fileset"), file_set(&[(name.clone(), content.clone())])));
+            let seed = name.replace('/', "_");
+            out.push((format!("{seed}.fileset"), file_set(&[(name.clone(), content.clone())])));
         }
         out
     })
