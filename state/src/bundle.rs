@@ -302,15 +302,9 @@ pub async fn cleanup_bundles(checkpoint: &Location, operator: usize, earliest: u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::tests::batch;
     use crate::files::{encode_delta, FileKind};
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-
-    fn batch(v: i64) -> (SchemaRef, RecordBatch) {
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
-        let b = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![v]))]).unwrap();
-        (schema, b)
-    }
+    use arrow::array::Int64Array;
 
     fn staged(partition: u32, version: u64, previous: u64) -> StagedDelta {
         let (s, b) = batch((partition as i64) * 1000 + version as i64);

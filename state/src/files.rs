@@ -427,13 +427,14 @@ fn legacy_body<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
     use sluice_common::storage::faults::FaultKind;
 
-    fn batch(v: i64) -> (SchemaRef, RecordBatch) {
+    /// A one-row, one-column batch holding `v`.
+    pub(crate) fn batch(v: i64) -> (SchemaRef, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
         let b = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![v]))]).unwrap();
         (schema, b)

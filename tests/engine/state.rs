@@ -2,7 +2,7 @@
 //! stay bounded under a watermark.
 
 use sluice_tests::oracle::StreamTest;
-use sluice_tests::{settle, Harness};
+use sluice_tests::Harness;
 
 fn windowed_count(mode: &str) -> String {
     format!(
@@ -45,19 +45,13 @@ async fn restart_over_an_uncommitted_batch_reruns_it_from_the_recorded_state_ver
     t.check_last_batch(&["(3, 1)"]).await;
     t.add_longs(&[3, 2]);
     t.check_last_batch(&["(3, 2)", "(2, 1)"]).await;
-    t.query.take().unwrap().stop().await.unwrap();
+    t.stop().await;
     // The driver died after the state was written for batch 1 but before commits/1.
     let commits = t.checkpoint.path().join("commits");
     let last: u64 =
         std::fs::read_dir(&commits).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).max().unwrap();
     std::fs::remove_file(commits.join(last.to_string())).unwrap();
-    t.query = Some(
-        t.harness
-            .run(&format!("SET 'checkpointLocation' = '{}';\n{job}", sluice_tests::path_lit(t.checkpoint.path())))
-            .await
-            .remove(0),
-    );
-    settle(t.query.as_ref().unwrap()).await;
+    t.start_again().await;
     assert!(commits.join(last.to_string()).exists(), "the batch re-ran and committed");
     // Counts continue from exactly-once state: the re-run did not apply (3, 2) twice.
     t.add_longs(&[3, 2, 1]);
@@ -171,10 +165,8 @@ async fn deltas_go_one_bundle_per_executor_and_retention_keeps_every_retained_ve
     }
 
     // A new run restores every partition from what retention left.
-    t.query.take().unwrap().stop().await.unwrap();
-    t.query =
-        Some(t.harness.run(&format!("SET 'checkpointLocation' = '{}';\n{job}", sluice_tests::path_lit(&chk))).await.remove(0));
-    settle(t.query.as_ref().unwrap()).await;
+    t.stop().await;
+    t.start_again().await;
     let expected = add(&t, (0..16).collect());
     t.check_last_batch(&expected.iter().map(String::as_str).collect::<Vec<_>>()).await;
     t.finish().await;

@@ -41,6 +41,20 @@ impl StreamTest {
         Self { harness, checkpoint, job, query: Some(query), checked_batches: 0, history: Vec::new(), asserted_progress: 0 }
     }
 
+    /// `StopStream`: stops the query; its checkpoint stays.
+    pub async fn stop(&mut self) {
+        if let Some(q) = self.query.take() {
+            q.stop().await.expect("stopping the query");
+        }
+    }
+
+    /// `StartStream` after [`Self::stop`]: a new run of the same job over the same checkpoint,
+    /// once it has caught up with the input.
+    pub async fn start_again(&mut self) {
+        self.query = Some(self.harness.run(&self.job).await.remove(0));
+        crate::settle(self.q()).await;
+    }
+
     fn q(&self) -> &StreamingQuery {
         self.query.as_ref().expect("query running")
     }
