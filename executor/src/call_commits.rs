@@ -55,9 +55,9 @@ impl CallCommits {
         self.staged.lock().map(|s| !s.is_empty()).unwrap_or(true)
     }
 
-    /// Writes one bundle per operator, named `id` (unique to the call), then keeps the
-    /// partitions; on failure they are discarded.
-    pub async fn write(&self, checkpoint: &Location, id: &str) -> Result<WrittenCommits> {
+    /// Writes one bundle per operator of `version` (the one the call's batch writes), named `id`
+    /// (unique to the call), then keeps the partitions; on failure they are discarded.
+    pub async fn write(&self, checkpoint: &Location, version: u64, id: &str) -> Result<WrittenCommits> {
         let staged = std::mem::take(&mut *self.staged.lock().map_err(|_| SluiceError::internal("call commits poisoned"))?);
         let mut by_operator: BTreeMap<usize, (Vec<usize>, Vec<StagedDelta>)> = BTreeMap::new();
         let mut guards = Vec::with_capacity(staged.len());
@@ -72,7 +72,6 @@ impl CallCommits {
         let mut written = WrittenCommits::default();
         for (operator, (parts, deltas)) in by_operator {
             let started = Instant::now();
-            let version = deltas[0].version;
             let entries = DeltaBundles::new(checkpoint, operator).write(version, id, deltas).await?;
             written.write_ms.insert(operator, started.elapsed().as_millis() as u64);
             for (part, entry) in parts.into_iter().zip(entries) {

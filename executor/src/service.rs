@@ -211,7 +211,8 @@ impl Service {
         if request.commits.any_staged() {
             let checkpoint = sluice_common::storage::resolve(&request.query.compiled.spec.checkpoint_url)?;
             let id = format!("{}-{}", request.batch.attempt, uuid::Uuid::new_v4().simple());
-            let written = request.commits.write(&checkpoint, &id).await?;
+            let version = request.batch.id.state_to_write().0;
+            let written = request.commits.write(&checkpoint, version, &id).await?;
             attach_commits(&mut outcomes, written);
         }
         let parts = outcomes.into_iter().map(part_success).collect::<Result<Vec<_>>>()?;

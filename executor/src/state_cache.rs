@@ -185,10 +185,11 @@ mod tests {
 
     /// Commits `g` as a call and the driver do: its bundle, then the version's manifest.
     async fn commit(mut g: PartitionGuard, chk: &Location) {
+        let version = g.partition().unwrap().version().next().0;
         let commit = g.partition().unwrap().commit().unwrap();
         let commits = crate::call_commits::CallCommits::default();
         commits.stage(0, 0, g, commit.delta).unwrap();
-        let written = commits.write(chk, "call").await.unwrap();
+        let written = commits.write(chk, version, "call").await.unwrap();
         for (_, d) in written.deltas {
             let manifest = sluice_state::DeltaManifest { deltas: vec![d.entry] };
             sluice_state::DeltaBundles::new(chk, d.operator).write_manifest(d.version, &manifest).await.unwrap();
@@ -238,7 +239,7 @@ mod tests {
             let delta = g.partition().unwrap().commit().unwrap().delta;
             commits.stage(p as usize, 0, g, delta).unwrap();
         }
-        assert!(commits.write(&failing, "call").await.is_err());
+        assert!(commits.write(&failing, 1, "call").await.is_err());
         // Neither partition may pass for version 1 in memory: it was never written.
         for p in 0..2 {
             let e = cache.checkout("run", 0, p, "", StateVersion(1), &chk, schemas(), policy()).await.err().unwrap();

@@ -48,8 +48,6 @@ pub struct StagedDelta {
     pub partition: u32,
     /// Its store (`""` for an operator's only store, the side for a join).
     pub store: String,
-    /// The version the delta leads to.
-    pub version: u64,
     /// The sealed delta file.
     pub bytes: Bytes,
 }
@@ -157,7 +155,7 @@ impl DeltaBundles {
         self.dir.clone().join(version.to_string())
     }
 
-    /// Writes `deltas` (all of `version`) as bundle `<id>.bundle` and returns their entries;
+    /// Writes `deltas` (all of `version`: one batch's) as bundle `<id>.bundle` and returns their entries;
     /// nothing when there are none. `id` must be unique to the call that writes it.
     ///
     /// A plain put: the name is the call's own, so a retried put rewrites the same bytes, and a
@@ -171,12 +169,6 @@ impl DeltaBundles {
         let mut offset = 0u64;
         let mut chunks = Vec::with_capacity(deltas.len());
         for d in deltas {
-            if d.version != version {
-                return Err(SluiceError::internal(format!(
-                    "a delta of version {} was staged into a bundle of version {version}",
-                    d.version
-                )));
-            }
             let len = d.bytes.len() as u64;
             entries.push(DeltaEntry { partition: d.partition, store: d.store, bundle: bundle.clone(), offset, len });
             offset += len;
@@ -268,29 +260,14 @@ impl DeltaBundles {
 /// below `earliest` is an attempt that failed: nothing reads it.
 pub async fn cleanup_bundles(checkpoint: &Location, operator: usize, earliest: u64) -> Result<usize> {
     let bundles = DeltaBundles::new(checkpoint, operator);
-    let mut covered: BTreeMap<(u32, String), u64> = BTreeMap::new();
+    let mut snapshots = SnapshotsThrough { checkpoint, operator, earliest, known: BTreeMap::new() };
     let mut deleted = 0;
-    for version in bundles.versions().await?.into_iter().filter(|v| *v < earliest) {
+    'versions: for version in bundles.versions().await?.into_iter().filter(|v| *v < earliest) {
         if let Some(manifest) = bundles.read_manifest(version).await? {
-            let mut needed = false;
             for e in &manifest.deltas {
-                let key = (e.partition, e.store.clone());
-                let through = match covered.get(&key) {
-                    Some(v) => *v,
-                    None => {
-                        let files = StateFiles::new(checkpoint, operator, e.partition).in_store(&e.store);
-                        let v = files.whole_snapshot_at_or_below(earliest).await?.unwrap_or(0);
-                        covered.insert(key, v);
-                        v
-                    }
-                };
-                if through < version {
-                    needed = true;
-                    break;
+                if snapshots.newest(e).await? < version {
+                    continue 'versions; // a load still needs this partition's delta
                 }
-            }
-            if needed {
-                continue;
             }
         }
         bundles.delete_version(version).await?;
@@ -299,8 +276,30 @@ pub async fn cleanup_bundles(checkpoint: &Location, operator: usize, earliest: u
     Ok(deleted)
 }
 
+/// Each partition's newest whole snapshot at or below `earliest` (0: none), looked up once per
+/// retention run.
+struct SnapshotsThrough<'a> {
+    checkpoint: &'a Location,
+    operator: usize,
+    earliest: u64,
+    known: BTreeMap<(u32, String), u64>,
+}
+
+impl SnapshotsThrough<'_> {
+    async fn newest(&mut self, e: &DeltaEntry) -> Result<u64> {
+        let key = (e.partition, e.store.clone());
+        if let Some(v) = self.known.get(&key) {
+            return Ok(*v);
+        }
+        let files = StateFiles::new(self.checkpoint, self.operator, e.partition).in_store(&e.store);
+        let v = files.whole_snapshot_at_or_below(self.earliest).await?.unwrap_or(0);
+        self.known.insert(key, v);
+        Ok(v)
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::files::tests::batch;
     use crate::files::{encode_delta, FileKind};
@@ -308,7 +307,7 @@ mod tests {
 
     fn staged(partition: u32, version: u64, previous: u64) -> StagedDelta {
         let (s, b) = batch((partition as i64) * 1000 + version as i64);
-        StagedDelta { partition, store: String::new(), version, bytes: encode_delta(previous, &s, &b).unwrap() }
+        StagedDelta { partition, store: String::new(), bytes: encode_delta(previous, &s, &b).unwrap() }
     }
 
     fn dir() -> (tempfile::TempDir, Location) {
@@ -329,8 +328,9 @@ mod tests {
             .collect()
     }
 
-    /// One call's bundle of `deltas` at `version`, named by the version's manifest.
-    async fn commit(loc: &Location, version: u64, id: &str, deltas: Vec<StagedDelta>) -> Vec<DeltaEntry> {
+    /// One call's bundle of `deltas` at `version`, named by the version's manifest: what an
+    /// executor and then the driver write.
+    pub(crate) async fn commit(loc: &Location, version: u64, id: &str, deltas: Vec<StagedDelta>) -> Vec<DeltaEntry> {
         let bundles = DeltaBundles::new(loc, 0);
         let entries = bundles.write(version, id, deltas).await.unwrap();
         bundles.write_manifest(version, &DeltaManifest { deltas: entries.clone() }).await.unwrap();

@@ -115,7 +115,7 @@ impl StatePartition {
         if changes.num_rows() > 0 || self.last_file == 0 {
             let bytes = encode_delta(self.last_file, &self.state.file_schema(true), &changes)?;
             let store = self.files.store_name().to_string();
-            delta = Some(StagedDelta { partition: self.files.partition(), store, version: next, bytes });
+            delta = Some(StagedDelta { partition: self.files.partition(), store, bytes });
             self.last_file = next;
             self.unsnapshotted.push(next);
         }
@@ -215,9 +215,7 @@ mod tests {
     async fn commit(loc: &Location, p: &mut StatePartition) {
         let version = p.version().next().0;
         if let Some(delta) = p.commit().unwrap().delta {
-            let bundles = crate::bundle::DeltaBundles::new(loc, 0);
-            let deltas = bundles.write(version, "call", vec![delta]).await.unwrap();
-            bundles.write_manifest(version, &crate::bundle::DeltaManifest { deltas }).await.unwrap();
+            crate::bundle::tests::commit(loc, version, "call", vec![delta]).await;
         }
     }
 

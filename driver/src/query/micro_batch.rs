@@ -514,17 +514,17 @@ impl MicroBatchExecution {
                         .collect();
                     // The state manifests first: the version they name is this attempt's, and
                     // both must be written before `commits/N`.
-                    let committed = match self.fence.check().await {
-                        Ok(()) => match write_manifests(&self.checkpoint.location, &results.all).await {
-                            Ok(()) => self
-                                .sink
-                                .commit(batch.id, &self.schema, sink_results.clone())
-                                .await
-                                .map_err(|e| e.context(format!("committing batch {} to the sink", batch.id))),
-                            Err(e) => Err(e.context(format!("committing the state of batch {}", batch.id))),
-                        },
-                        Err(e) => Err(e),
-                    };
+                    let committed = async {
+                        self.fence.check().await?;
+                        write_manifests(&self.checkpoint.location, &results.all)
+                            .await
+                            .map_err(|e| e.context(format!("committing the state of batch {}", batch.id)))?;
+                        self.sink
+                            .commit(batch.id, &self.schema, sink_results.clone())
+                            .await
+                            .map_err(|e| e.context(format!("committing batch {} to the sink", batch.id)))
+                    }
+                    .await;
                     match committed {
                         Ok(rows) => Ok((results.all, rows)),
                         Err(e) => {
