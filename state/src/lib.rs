@@ -11,5 +11,5 @@ pub mod partition;
 
 pub use bundle::{DeltaBundles, DeltaEntry, DeltaManifest, DeltaRef, ManifestCache, StagedDelta};
 pub use files::StateFiles;
-pub use keyed::{Entry, KeyedState, StateRow};
+pub use keyed::{Entry, Evicted, KeyedState, StateRow};
 pub use partition::{Commit, StatePartition, StatePolicy};

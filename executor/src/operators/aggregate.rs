@@ -177,9 +177,7 @@ pub async fn reduce_aggregate(
             Some(et) => event_time_micros(m.column(et.index), et.is_window)?,
             None => vec![None; m.num_rows()],
         };
-        for (i, evict_at) in times.into_iter().enumerate() {
-            state.put(mkeys.row(i).as_ref(), mvals.row(i).as_ref(), evict_at);
-        }
+        state.put_rows(&mkeys, &mvals, &times, m.columns())?;
         metrics.num_rows_updated = m.num_rows() as u64;
         merged = Some(m);
     }
@@ -214,14 +212,19 @@ pub async fn reduce_aggregate(
             out
         }
         OutputMode::Append => {
-            let evicted = if task.event_time.is_some() { state.evict_through(evict_us) } else { Vec::new() };
-            metrics.num_rows_removed = evicted.len() as u64;
-            if evicted.is_empty() {
+            if task.event_time.is_none() {
                 Vec::new()
             } else {
-                let mut cols = state.decode_keys(evicted.iter().map(|(k, _)| &k[..]))?;
-                cols.extend(state.decode_values(evicted.iter().map(|(_, e)| &e.value[..]))?);
-                stages.finish(vec![batch_of(&stages.partial_schema, cols, evicted.len())?], ctx).await?
+                let evicted = state.evict_decoded(evict_us)?;
+                let n = evicted.entries.len();
+                metrics.num_rows_removed = n as u64;
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    let mut cols = evicted.keys;
+                    cols.extend(evicted.values);
+                    stages.finish(vec![batch_of(&stages.partial_schema, cols, n)?], ctx).await?
+                }
             }
         }
     };
