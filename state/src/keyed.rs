@@ -20,6 +20,7 @@ use std::sync::Arc;
 use hashbrown::hash_map::RawEntryMut;
 
 use arrow::array::{new_null_array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, RowParser, Rows, SortField};
@@ -267,14 +268,7 @@ impl KeyedState {
         for (i, t) in evict_at.iter().enumerate() {
             self.store(keys.row(i).as_ref(), values.row(i).as_ref(), *t);
         }
-        let nk = self.key_schema.fields().len();
-        let mut file_columns: Vec<ArrayRef> = columns.get(..nk).unwrap_or_default().to_vec();
-        if !self.value_schema.fields().is_empty() {
-            file_columns.extend_from_slice(columns.get(nk..).unwrap_or_default());
-        }
-        file_columns.push(Arc::new(Int64Array::from(evict_at.to_vec())));
-        file_columns.push(Arc::new(BooleanArray::from(vec![false; n])));
-        self.record_columns(file_columns, n)
+        self.record_columns(columns.to_vec(), Int64Array::from(evict_at.to_vec()), false)
     }
 
     /// Puts `key` in the map and the eviction index, without recording the change.
@@ -349,12 +343,18 @@ impl KeyedState {
         }
     }
 
-    /// Records rows given as a delta file's columns (see [`ChangeRun::Columns`]).
-    fn record_columns(&mut self, columns: Vec<ArrayRef>, rows: usize) -> Result<()> {
-        if rows > 0 {
-            let options = RecordBatchOptions::new().with_row_count(Some(rows));
-            self.changes.push(ChangeRun::Columns(RecordBatch::try_new_with_options(self.file_schema(true), columns, &options)?));
+    /// Records rows given as their key and value columns, with their eviction times, as upserts
+    /// or as removals (see [`ChangeRun::Columns`]).
+    fn record_columns(&mut self, mut columns: Vec<ArrayRef>, evict_at: Int64Array, removed: bool) -> Result<()> {
+        let rows = evict_at.len();
+        if rows == 0 {
+            return Ok(());
         }
+        let flags = if removed { BooleanBuffer::new_set(rows) } else { BooleanBuffer::new_unset(rows) };
+        columns.push(Arc::new(evict_at));
+        columns.push(Arc::new(BooleanArray::new(flags, None)));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        self.changes.push(ChangeRun::Columns(RecordBatch::try_new_with_options(self.file_schema(true), columns, &options)?));
         Ok(())
     }
 
@@ -397,9 +397,7 @@ impl KeyedState {
         let n = entries.len();
         let mut removals = keys.clone();
         removals.extend(self.value_schema.fields().iter().map(|f| new_null_array(f.data_type(), n)));
-        removals.push(Arc::new(Int64Array::new_null(n)));
-        removals.push(Arc::new(BooleanArray::from(vec![true; n])));
-        self.record_columns(removals, n)?;
+        self.record_columns(removals, Int64Array::new_null(n), true)?;
         Ok(Evicted { entries, keys, values })
     }
 
@@ -501,7 +499,7 @@ impl KeyedState {
     pub fn take_delta_batch(&mut self) -> Result<RecordBatch> {
         let runs = std::mem::take(&mut self.changes);
         let mut parts = Vec::with_capacity(runs.len());
-        for run in &runs {
+        for run in runs {
             parts.push(match run {
                 ChangeRun::Keys(keys) => {
                     let rows: Vec<(&[u8], Option<&Entry>)> = keys
@@ -513,14 +511,14 @@ impl KeyedState {
                         .collect();
                     self.to_batch(&rows, true)?
                 }
-                ChangeRun::Columns(rows) => rows.clone(),
+                ChangeRun::Columns(rows) => rows,
             });
         }
-        match parts.len() {
-            0 => self.to_batch(&[], true),
-            1 => Ok(parts.remove(0)),
-            _ => Ok(concat_batches(&self.file_schema(true), &parts)?),
+        // One run (the usual case) is written as it is, without a copy.
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
         }
+        Ok(concat_batches(&self.file_schema(true), &parts)?)
     }
 
     /// Applies a snapshot or delta batch read from a state file (loading a version).

@@ -212,19 +212,16 @@ pub async fn reduce_aggregate(
             out
         }
         OutputMode::Append => {
-            if task.event_time.is_none() {
-                Vec::new()
-            } else {
-                let evicted = state.evict_decoded(evict_us)?;
-                let n = evicted.entries.len();
-                metrics.num_rows_removed = n as u64;
-                if n == 0 {
-                    Vec::new()
-                } else {
+            let evicted = task.event_time.map(|_| state.evict_decoded(evict_us)).transpose()?;
+            match evicted {
+                Some(evicted) if !evicted.entries.is_empty() => {
+                    let n = evicted.entries.len();
+                    metrics.num_rows_removed = n as u64;
                     let mut cols = evicted.keys;
                     cols.extend(evicted.values);
                     stages.finish(vec![batch_of(&stages.partial_schema, cols, n)?], ctx).await?
                 }
+                _ => Vec::new(),
             }
         }
     };
