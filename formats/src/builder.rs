@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, BooleanBufferBuilder, Date32Array, Decimal128Array, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, Int8Array, ListArray, MapArray, NullArray, StringArray, StructArray,
+    Int16Array, Int32Array, Int64Array, Int8Array, ListArray, MapArray, NullArray, NullBufferBuilder, StringArray, StructArray,
     TimestampMicrosecondArray,
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -20,9 +20,12 @@ use arrow::datatypes::{ArrowNativeType, DataType, FieldRef, Fields, TimeUnit};
 use sluice_common::error::{Result, SluiceError};
 
 /// Finishes a validity bitmap, omitting it when every slot is valid (Arrow's convention).
-fn finish_nulls(valid: &mut BooleanBufferBuilder) -> Option<NullBuffer> {
-    let nulls = NullBuffer::new(valid.finish());
-    (nulls.null_count() > 0).then_some(nulls)
+///
+/// Validity is kept by [`NullBufferBuilder`], which counts valid slots without writing a bitmap
+/// until the first null: most decoded columns have none, and a bit per value was a tenth of
+/// what appending a value cost.
+fn finish_nulls(valid: &mut NullBufferBuilder) -> Option<NullBuffer> {
+    valid.finish().filter(|nulls| nulls.null_count() > 0)
 }
 
 /// Converts offsets collected as `usize` lengths, failing if a batch outgrew 32-bit offsets.
@@ -36,23 +39,24 @@ fn finish_offsets(offsets: &mut Vec<i32>, end: usize) -> Result<OffsetBuffer<i32
 /// A fixed-width column: values plus validity.
 pub(crate) struct Prim<T: ArrowNativeType> {
     values: Vec<T>,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
 }
 
 impl<T: ArrowNativeType> Prim<T> {
     fn new() -> Self {
-        Self { values: Vec::new(), valid: BooleanBufferBuilder::new(0) }
+        Self { values: Vec::new(), valid: NullBufferBuilder::new(0) }
     }
 
     /// Appends a non-null value.
+    #[inline]
     pub(crate) fn push(&mut self, v: T) {
         self.values.push(v);
-        self.valid.append(true);
+        self.valid.append_non_null();
     }
 
     fn push_null(&mut self) {
         self.values.push(T::default());
-        self.valid.append(false);
+        self.valid.append_null();
     }
 
     fn truncate(&mut self, len: usize) {
@@ -68,14 +72,14 @@ impl<T: ArrowNativeType> Prim<T> {
 /// A boolean column.
 pub(crate) struct BoolCol {
     values: BooleanBufferBuilder,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
 }
 
 impl BoolCol {
     /// Appends a non-null value.
     pub(crate) fn push(&mut self, v: bool) {
         self.values.append(v);
-        self.valid.append(true);
+        self.valid.append_non_null();
     }
 }
 
@@ -83,16 +87,17 @@ impl BoolCol {
 pub(crate) struct Bytes {
     offsets: Vec<i32>,
     data: Vec<u8>,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
 }
 
 impl Bytes {
     /// An empty column.
     pub(crate) fn new() -> Self {
-        Self { offsets: vec![0], data: Vec::new(), valid: BooleanBufferBuilder::new(0) }
+        Self { offsets: vec![0], data: Vec::new(), valid: NullBufferBuilder::new(0) }
     }
 
     /// Appends a non-null value.
+    #[inline]
     pub(crate) fn push(&mut self, v: &[u8]) {
         self.data.extend_from_slice(v);
         self.commit();
@@ -104,16 +109,17 @@ impl Bytes {
     }
 
     /// Ends the value whose bytes were written through [`Self::data_mut`].
+    #[inline]
     pub(crate) fn commit(&mut self) {
         // Wraps past 2 GiB; `finish` detects that from the data length.
         self.offsets.push(self.data.len() as i32);
-        self.valid.append(true);
+        self.valid.append_non_null();
     }
 
     /// Appends a null.
     pub(crate) fn push_null(&mut self) {
         self.offsets.push(self.data.len() as i32);
-        self.valid.append(false);
+        self.valid.append_null();
     }
 
     /// Number of values.
@@ -148,14 +154,14 @@ pub(crate) struct ListCol {
     offsets: Vec<i32>,
     /// The element column.
     pub(crate) child: ColumnBuilder,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
 }
 
 impl ListCol {
     /// Ends the list whose elements were just appended to `child`.
     pub(crate) fn commit(&mut self) {
         self.offsets.push(self.child.len() as i32);
-        self.valid.append(true);
+        self.valid.append_non_null();
     }
 }
 
@@ -167,14 +173,14 @@ pub(crate) struct MapCol {
     pub(crate) keys: Bytes,
     /// Entry values.
     pub(crate) values: ColumnBuilder,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
 }
 
 impl MapCol {
     /// Ends the map whose entries were just appended.
     pub(crate) fn commit(&mut self) {
         self.offsets.push(self.keys.len() as i32);
-        self.valid.append(true);
+        self.valid.append_non_null();
     }
 }
 
@@ -183,7 +189,10 @@ pub(crate) struct StructCol {
     fields: Fields,
     /// One builder per field, in schema order.
     pub(crate) children: Vec<ColumnBuilder>,
-    valid: BooleanBufferBuilder,
+    valid: NullBufferBuilder,
+    /// Number of rows: `valid.len()`, kept here because Arrow's `len` is not inlined across
+    /// crates and decoders ask for it once per row.
+    rows: usize,
     index: HashMap<Box<str>, usize>,
     /// Per field, whether JSON decoding may match its name against a key's raw bytes
     /// ([`super::json_lexer::plain_key`]).
@@ -203,7 +212,7 @@ impl StructCol {
         }
         let seen = vec![false; fields.len()];
         let plain = fields.iter().map(|f| super::json_lexer::plain_key(f.name())).collect();
-        Ok(Self { fields, children, valid: BooleanBufferBuilder::new(0), index, plain, seen })
+        Ok(Self { fields, children, valid: NullBufferBuilder::new(0), rows: 0, index, plain, seen })
     }
 
     /// The name of field `i` if keys can be matched against it in place (see `plain`).
@@ -222,12 +231,13 @@ impl StructCol {
 
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
-        self.valid.len()
+        self.rows
     }
 
     /// Ends a row whose fields were each appended to `children`.
     pub(crate) fn commit(&mut self) {
-        self.valid.append(true);
+        self.valid.append_non_null();
+        self.rows += 1;
     }
 
     /// Appends a valid row whose fields are all null (Spark's result for an unparsable record).
@@ -235,7 +245,7 @@ impl StructCol {
         for c in &mut self.children {
             c.push_null();
         }
-        self.valid.append(true);
+        self.commit();
     }
 
     /// Appends a null struct.
@@ -243,7 +253,8 @@ impl StructCol {
         for c in &mut self.children {
             c.push_null();
         }
-        self.valid.append(false);
+        self.valid.append_null();
+        self.rows += 1;
     }
 
     /// Drops every row from `len` on.
@@ -252,11 +263,13 @@ impl StructCol {
             c.truncate(len);
         }
         self.valid.truncate(len);
+        self.rows = self.rows.min(len);
     }
 
     /// Finishes the children and the struct's own validity, for callers that reassemble them.
     pub(crate) fn finish_parts(&mut self) -> Result<(Vec<ArrayRef>, Option<NullBuffer>)> {
         let arrays = self.children.iter_mut().map(ColumnBuilder::finish).collect::<Result<Vec<_>>>()?;
+        self.rows = 0;
         Ok((arrays, finish_nulls(&mut self.valid)))
     }
 
@@ -294,10 +307,10 @@ pub(crate) enum ColumnBuilder {
 impl ColumnBuilder {
     /// A builder for `dt`, or the (possibly nested) type that is not supported.
     pub(crate) fn new(dt: &DataType) -> std::result::Result<Self, DataType> {
-        let prim_valid = || BooleanBufferBuilder::new(0);
+        let prim_valid = || NullBufferBuilder::new(0);
         Ok(match dt {
             DataType::Null => Self::Null(0),
-            DataType::Boolean => Self::Boolean(BoolCol { values: prim_valid(), valid: prim_valid() }),
+            DataType::Boolean => Self::Boolean(BoolCol { values: BooleanBufferBuilder::new(0), valid: prim_valid() }),
             DataType::Int8 => Self::Int8(Prim::new()),
             DataType::Int16 => Self::Int16(Prim::new()),
             DataType::Int32 => Self::Int32(Prim::new()),
@@ -355,7 +368,7 @@ impl ColumnBuilder {
             Self::Null(n) => *n += 1,
             Self::Boolean(c) => {
                 c.values.append(false);
-                c.valid.append(false);
+                c.valid.append_null();
             }
             Self::Int8(c) => c.push_null(),
             Self::Int16(c) => c.push_null(),
@@ -367,11 +380,11 @@ impl ColumnBuilder {
             Self::Utf8(c) | Self::Binary(c) => c.push_null(),
             Self::List(c) => {
                 c.offsets.push(c.child.len() as i32);
-                c.valid.append(false);
+                c.valid.append_null();
             }
             Self::Map(c) => {
                 c.offsets.push(c.keys.len() as i32);
-                c.valid.append(false);
+                c.valid.append_null();
             }
             Self::Struct(c) => c.push_null(),
         }

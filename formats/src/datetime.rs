@@ -191,26 +191,33 @@ fn scanned_timestamp(s: &str) -> Option<i64> {
 /// them costs. `None` means "not this shape, or not a valid date": the caller then runs the exact
 /// scanner, which is the authority on everything else (and gives the same answer here).
 fn iso_utc_micros(b: &[u8]) -> Option<i64> {
-    fn two(b: &[u8], at: usize) -> Option<u32> {
-        let (h, l) = (b.get(at)?.wrapping_sub(b'0'), b.get(at + 1)?.wrapping_sub(b'0'));
-        (h < 10 && l < 10).then(|| u32::from(h) * 10 + u32::from(l))
-    }
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+    /// Where the fixed part `yyyy-MM-ddTHH:mm:ss` has its digits.
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    /// What a fraction of `n` digits (`n` ≤ 6) is multiplied by to count microseconds.
+    const SCALE: [u32; 7] = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+    let (head, mut rest) = b.split_first_chunk::<19>()?;
+    let digit = |at: usize| u32::from(head[at].wrapping_sub(b'0'));
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || !matches!(head[10], b'T' | b' ')
+        || head[13] != b':'
+        || head[16] != b':'
+        || DIGITS.iter().any(|&at| digit(at) > 9)
+    {
         return None;
     }
-    let year = two(b, 0)? * 100 + two(b, 2)?;
-    let (month, day, hour, minute, second) = (two(b, 5)?, two(b, 8)?, two(b, 11)?, two(b, 14)?, two(b, 17)?);
+    let two = |at: usize| digit(at) * 10 + digit(at + 1);
+    let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
     let mut micros = 0u32;
-    let mut rest = &b[19..];
     if let Some((b'.', fraction)) = rest.split_first() {
         let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return None;
         }
         // Digits past the sixth are dropped, as Spark truncates to microseconds.
-        for i in 0..6 {
-            micros = micros * 10 + fraction.get(i).filter(|_| i < digits).map_or(0, |c| u32::from(c - b'0'));
-        }
+        let kept = digits.min(6);
+        micros = fraction[..kept].iter().fold(0, |m, c| m * 10 + u32::from(c - b'0')) * SCALE[kept];
         rest = &fraction[digits..];
     }
     if !(rest.is_empty() || rest == b"Z") || hour > 23 || minute > 59 || second > 59 {

@@ -39,7 +39,18 @@ enum FloatSrc<'a> {
 }
 
 /// Decodes the next value into `col`; `Ok(true)` if it is a partial result.
+#[inline]
 pub(crate) fn decode_value(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> Step<bool> {
+    if decode_plain(lx, col, cx) {
+        Ok(false)
+    } else {
+        decode_classified(lx, col, cx)
+    }
+}
+
+/// [`decode_value`] for any value: classified by its first byte, then converted by the rules
+/// of the column's type.
+fn decode_classified(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> Step<bool> {
     let kind = lx.peek_kind()?;
     if kind == Kind::Null {
         lx.read_literal(kind)?;
@@ -152,6 +163,30 @@ pub(crate) fn decode_value(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: Json
         }
     }
     Ok(false)
+}
+
+/// Decodes the values nearly every machine-written row consists of without classifying them
+/// first: a string without escapes into a STRING column or a TIMESTAMP column that parses it, an
+/// integer that plainly fits into a BIGINT or INT column. Each gives what the general path
+/// below would; `false` means the value is not of such a shape, nothing was consumed, and the
+/// general path decodes it (and judges whatever makes it unusual).
+#[inline]
+fn decode_plain(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> bool {
+    let at = lx.pos();
+    let done = match col {
+        ColumnBuilder::Utf8(c) => lx.plain_string().map(|s| c.push(s.as_bytes())).is_some(),
+        ColumnBuilder::Timestamp(c, Some(_)) => {
+            let micros = lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s));
+            micros.map(|m| c.push(m)).is_some()
+        }
+        ColumnBuilder::Int64(c) => lx.plain_long().map(|v| c.push(v)).is_some(),
+        ColumnBuilder::Int32(c) => lx.plain_long().and_then(|v| i32::try_from(v).ok()).map(|v| c.push(v)).is_some(),
+        _ => false,
+    };
+    if !done {
+        lx.seek(at);
+    }
+    done
 }
 
 /// A JSON integer (`VALUE_NUMBER_INT`) that fits a long.

@@ -79,7 +79,7 @@ pub(crate) fn plain_key(name: &str) -> bool {
 /// `a == b` for a key's bytes: 4 to 16 bytes are compared as two overlapping words, in place,
 /// instead of through a call to libc's `memcmp`, which took as much time as the rest of matching
 /// a row's keys (each row compares every key it has against the field the schema expects).
-#[inline]
+#[inline(always)]
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -119,12 +119,14 @@ impl<'a> Lexer<'a> {
         self.pos = pos;
     }
 
+    #[inline]
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.pos) {
             self.pos += 1;
         }
     }
 
+    #[inline]
     fn next_byte(&mut self) -> Step<u8> {
         self.skip_ws();
         self.b.get(self.pos).copied().ok_or(Fail::Syntax)
@@ -137,6 +139,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Classifies the next value without consuming it.
+    #[inline]
     pub(crate) fn peek_kind(&mut self) -> Step<Kind> {
         Ok(match self.next_byte()? {
             b'{' => Kind::Object,
@@ -177,6 +180,51 @@ impl<'a> Lexer<'a> {
     pub(crate) fn read_string(&mut self) -> Step<&str> {
         let span = self.scan_string()?;
         Ok(self.text(span))
+    }
+
+    /// The next value if it is a double-quoted string without escapes (as machine-written
+    /// strings nearly always are), borrowed from the source; otherwise `None`, with nothing
+    /// consumed, for [`Self::read_string`] or the value's general decoding to handle.
+    #[inline]
+    pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
+        self.skip_ws();
+        if self.b.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let end = start + string_run(self.b.get(start..)?, b'"');
+        if self.b.get(end) != Some(&b'"') {
+            return None;
+        }
+        // Both ends are next to an ASCII quote, so they are character boundaries.
+        let text = self.src.get(start..end)?;
+        self.pos = end + 1;
+        Some(text)
+    }
+
+    /// The next value if it is an integer token of at most 18 digits (so it fits a long) in
+    /// Jackson's grammar: an optional `-`, no leading zero, no fraction or exponent. Otherwise
+    /// `None`, with nothing consumed, for [`Self::read_number`] to scan and judge exactly.
+    #[inline]
+    pub(crate) fn plain_long(&mut self) -> Option<i64> {
+        self.skip_ws();
+        let negative = self.b.get(self.pos) == Some(&b'-');
+        let start = self.pos + usize::from(negative);
+        let mut end = start;
+        let mut value: i64 = 0;
+        while let Some(digit) = self.b.get(end).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10) {
+            value = value.wrapping_mul(10).wrapping_add(i64::from(digit));
+            end += 1;
+        }
+        let digits = end - start;
+        if digits == 0 || digits > 18 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.b.get(end) {
+            return None;
+        }
+        self.pos = end;
+        Some(if negative { -value } else { value })
     }
 
     fn text(&self, span: Span) -> &str {
@@ -358,9 +406,55 @@ impl<'a> Lexer<'a> {
     /// [`Self::next_key`], checking first whether the key is `expected` written plainly: a
     /// member's key is nearly always the field the schema lists next, and comparing it in
     /// place skips scanning and unescaping it. `expected` must hold no quote, backslash or
-    /// control character ([`plain_key`]): then bytes equal to it, followed by the closing
-    /// quote, can only be that very key.
+    /// control character ([`plain_key`]): then bytes equal to it, between quotes, can only be
+    /// that very key.
+    #[inline]
     pub(crate) fn next_key_expecting(&mut self, first: &mut bool, expected: Option<&str>) -> Step<Option<Key<'_>>> {
+        if let Some(name) = expected {
+            if self.eat_key(*first, name.as_bytes()) {
+                *first = false;
+                return Ok(Some(Key::Expected));
+            }
+        }
+        self.next_key_scanned(first)
+    }
+
+    /// Consumes `,"name":` (without the comma for the first member; single quotes and
+    /// whitespace between tokens allowed) if that is what comes next; otherwise nothing.
+    #[inline]
+    fn eat_key(&mut self, first: bool, name: &[u8]) -> bool {
+        let b = self.b;
+        let skip_ws = |mut at: usize| {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
+                at += 1;
+            }
+            at
+        };
+        let mut at = skip_ws(self.pos);
+        if !first {
+            if b.get(at) != Some(&b',') {
+                return false;
+            }
+            at = skip_ws(at + 1);
+        }
+        let quote = b.get(at).copied();
+        let end = at + 1 + name.len();
+        if !matches!(quote, Some(b'"' | b'\''))
+            || !b.get(at + 1..end).is_some_and(|key| short_eq(key, name))
+            || b.get(end).copied() != quote
+        {
+            return false;
+        }
+        at = skip_ws(end + 1);
+        if b.get(at) != Some(&b':') {
+            return false;
+        }
+        self.pos = at + 1;
+        true
+    }
+
+    /// The general step of [`Self::next_key_expecting`]: the next key scanned and unescaped.
+    fn next_key_scanned(&mut self, first: &mut bool) -> Step<Option<Key<'_>>> {
         let c = self.next_byte()?;
         if c == b'}' {
             self.pos += 1;
@@ -372,24 +466,12 @@ impl<'a> Lexer<'a> {
             }
             self.pos += 1;
         }
-        if let Some(name) = expected {
-            self.skip_ws();
-            let quote = self.b.get(self.pos).copied();
-            let end = self.pos + 1 + name.len();
-            if matches!(quote, Some(b'"' | b'\''))
-                && self.b.get(self.pos + 1..end).is_some_and(|key| short_eq(key, name.as_bytes()))
-                && self.b.get(end).copied() == quote
-            {
-                self.pos = end + 1;
-                self.expect_colon()?;
-                return Ok(Some(Key::Expected));
-            }
-        }
         let span = self.scan_string()?;
         self.expect_colon()?;
         Ok(Some(Key::Other(self.text(span))))
     }
 
+    #[inline]
     fn expect_colon(&mut self) -> Step<()> {
         if self.next_byte()? != b':' {
             return Err(Fail::Syntax);
@@ -502,6 +584,7 @@ impl<'a> Lexer<'a> {
 /// Strings are most of a JSON line, so this looks at eight bytes per step (SWAR: the classic
 /// "has a zero byte" and "has a byte less than n" word tricks). Each test can misfire only in
 /// bytes *above* a true match, so the lowest flagged byte is always the first real one.
+#[inline]
 fn string_run(b: &[u8], quote: u8) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -615,6 +698,74 @@ mod tests {
         assert_eq!(lx.read_string().unwrap(), "aé😀?x'");
         let mut lx = Lexer::new("'it''", true);
         assert_eq!(lx.read_string().unwrap(), "it");
+    }
+
+    /// The shortcuts claim a value only where the general scan reads the same value and ends
+    /// in the same place, and leave the lexer untouched everywhere else.
+    #[test]
+    fn plain_values_are_what_the_general_scan_reads() {
+        for text in [
+            r#""abc","#,
+            r#""""#,
+            r#" "x" "#,
+            r#""é😀"}"#,
+            r#""a\"b""#,
+            r#""a\nb""#,
+            "\"tab\there\"",
+            "'single'",
+            r#""unterminated"#,
+            r#""long enough to take three words of eight""#,
+            "12",
+            "null",
+        ] {
+            let mut plain = Lexer::new(text, true);
+            let mut general = Lexer::new(text, true);
+            match plain.plain_string() {
+                Some(s) => {
+                    assert_eq!(general.read_string(), Ok(s), "{text}");
+                    assert_eq!(plain.pos(), general.pos(), "{text}");
+                }
+                None => assert_eq!(plain.pos(), 0, "{text}"),
+            }
+        }
+        for text in [
+            "0",
+            "-0",
+            "7,",
+            "-42}",
+            " 123 ",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "9223372036854775807",
+            "007",
+            "-",
+            "+1",
+            "1.5",
+            "1e3",
+            "2E-1",
+            "12abc",
+            "NaN",
+            "-INF",
+            "\"1\"",
+        ] {
+            let mut plain = Lexer::new(text, true);
+            match plain.plain_long() {
+                Some(v) => {
+                    let mut general = Lexer::new(text, true);
+                    let n = general.read_number().unwrap();
+                    assert_eq!(n.kind, NumKind::Int, "{text}");
+                    assert_eq!(crate::java_num::parse_long(n.text), Some(v), "{text}");
+                    assert_eq!(plain.pos(), general.pos(), "{text}");
+                }
+                None => assert_eq!(plain.pos(), 0, "{text}"),
+            }
+        }
+        // What the shortcuts take is what machine-written rows hold.
+        assert_eq!(Lexer::new(r#""u42","#, true).plain_string(), Some("u42"));
+        assert_eq!(Lexer::new("-17,", true).plain_long(), Some(-17));
+        assert_eq!(Lexer::new("999999999999999999", true).plain_long(), Some(999_999_999_999_999_999));
+        assert_eq!(Lexer::new("1000000000000000000", true).plain_long(), None);
     }
 
     #[test]

@@ -139,9 +139,9 @@ pub fn decode_json_lines(data: &[u8], schema: &SchemaRef, opts: &JsonReadOptions
             }
         }
     };
-    // Validating the whole range at once is much cheaper than line by line; only a range with
-    // malformed UTF-8 somewhere is checked per line, to lose just the lines that have it.
-    match std::str::from_utf8(data) {
+    // Validating the whole range at once (with SIMD) is much cheaper than line by line; only a
+    // range with malformed UTF-8 somewhere is checked per line, to lose just the lines that have it.
+    match simdutf8::basic::from_utf8(data) {
         Ok(text) => {
             // Line ends found with a vectorised search; `\n` is ASCII, so every cut is on a
             // character boundary.
