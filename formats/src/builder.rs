@@ -21,9 +21,8 @@ use sluice_common::error::{Result, SluiceError};
 
 /// Finishes a validity bitmap, omitting it when every slot is valid (Arrow's convention).
 ///
-/// Validity is kept by [`NullBufferBuilder`], which counts valid slots without writing a bitmap
-/// until the first null: most decoded columns have none, and a bit per value was a tenth of
-/// what appending a value cost.
+/// Validity is kept by Arrow's [`NullBufferBuilder`], which only counts valid slots until the
+/// first null: most decoded columns have none, so appending a value writes no bit.
 fn finish_nulls(valid: &mut NullBufferBuilder) -> Option<NullBuffer> {
     valid.finish().filter(|nulls| nulls.null_count() > 0)
 }
