@@ -423,34 +423,36 @@ impl<'a> Lexer<'a> {
     /// whitespace between tokens allowed) if that is what comes next; otherwise nothing.
     #[inline]
     fn eat_key(&mut self, first: bool, name: &[u8]) -> bool {
-        let b = self.b;
-        let skip_ws = |mut at: usize| {
-            while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
-                at += 1;
-            }
-            at
-        };
-        let mut at = skip_ws(self.pos);
-        if !first {
-            if b.get(at) != Some(&b',') {
-                return false;
-            }
-            at = skip_ws(at + 1);
+        let start = self.pos;
+        if (first || self.eat(b',')) && self.eat_quoted(name) && self.eat(b':') {
+            return true;
         }
-        let quote = b.get(at).copied();
-        let end = at + 1 + name.len();
-        if !matches!(quote, Some(b'"' | b'\''))
-            || !b.get(at + 1..end).is_some_and(|key| short_eq(key, name))
-            || b.get(end).copied() != quote
-        {
-            return false;
+        self.pos = start;
+        false
+    }
+
+    /// Consumes `byte` if it comes next after whitespace.
+    #[inline]
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_ws();
+        let found = self.b.get(self.pos) == Some(&byte);
+        self.pos += usize::from(found);
+        found
+    }
+
+    /// Consumes `name` between matching quotes if it comes next after whitespace.
+    #[inline]
+    fn eat_quoted(&mut self, name: &[u8]) -> bool {
+        self.skip_ws();
+        let quote = self.b.get(self.pos).copied();
+        let end = self.pos + 1 + name.len();
+        let found = matches!(quote, Some(b'"' | b'\''))
+            && self.b.get(self.pos + 1..end).is_some_and(|key| short_eq(key, name))
+            && self.b.get(end).copied() == quote;
+        if found {
+            self.pos = end + 1;
         }
-        at = skip_ws(end + 1);
-        if b.get(at) != Some(&b':') {
-            return false;
-        }
-        self.pos = at + 1;
-        true
+        found
     }
 
     /// The general step of [`Self::next_key_expecting`]: the next key scanned and unescaped.
