@@ -59,7 +59,7 @@ pub(crate) fn convert_text(col: &mut ColumnBuilder, datum: &str, cx: &TextCx<'_>
         ColumnBuilder::Date32(c) => c.push(cx.formats.parse_date(datum)?),
         ColumnBuilder::Timestamp(c, Some(_)) => c.push(cx.formats.parse_timestamp(datum)?),
         ColumnBuilder::Timestamp(c, None) => c.push(cx.formats.parse_timestamp_ntz(datum)?),
-        ColumnBuilder::Utf8(c) => c.push(datum.as_bytes()),
+        ColumnBuilder::Utf8(c) => c.push(datum),
         ColumnBuilder::Binary(c) => c.push(datum.as_bytes()),
         // Nested types are rejected before decoding starts.
         ColumnBuilder::List(_) | ColumnBuilder::Map(_) | ColumnBuilder::Struct(_) => return None,

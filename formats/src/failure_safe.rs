@@ -10,7 +10,7 @@ use arrow::array::{ArrayRef, StructArray};
 use arrow::datatypes::{DataType, Fields, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::builder::{Bytes, ColumnBuilder, StructCol};
+use super::builder::{ColumnBuilder, StructCol, Utf8Col};
 use super::ParseMode;
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::types::spark_type_name as catalog_string;
@@ -20,7 +20,7 @@ pub(crate) struct RowSink {
     /// Builders for the data columns (every field except the corrupt-record column).
     pub(crate) root: StructCol,
     /// The corrupt-record column's position in the output and its values.
-    corrupt: Option<(usize, Bytes)>,
+    corrupt: Option<(usize, Utf8Col)>,
     mode: ParseMode,
     malformed: u64,
 }
@@ -47,7 +47,7 @@ impl RowSink {
                 column.map_or("?", |f| f.name().as_str())
             ))
         })?;
-        Ok(Self { root, corrupt: corrupt_index.map(|i| (i, Bytes::new())), mode, malformed: 0 })
+        Ok(Self { root, corrupt: corrupt_index.map(|i| (i, Utf8Col::new())), mode, malformed: 0 })
     }
 
     /// Number of rows so far; remember it before decoding a record to roll back to.
@@ -98,7 +98,7 @@ impl RowSink {
                 }
                 if let Some((_, c)) = &mut self.corrupt {
                     for _ in base..self.root.len() {
-                        c.push(record.as_bytes());
+                        c.push(record);
                     }
                 }
                 Ok(())
@@ -114,7 +114,7 @@ impl RowSink {
     fn finish_columns(&mut self) -> Result<(Vec<ArrayRef>, Option<arrow::buffer::NullBuffer>)> {
         let (mut columns, nulls) = self.root.finish_parts()?;
         if let Some((i, c)) = &mut self.corrupt {
-            columns.insert(*i, Arc::new(c.finish_utf8()?));
+            columns.insert(*i, Arc::new(c.finish()?));
         }
         Ok((columns, nulls))
     }

@@ -91,11 +91,10 @@ fn decode_classified(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>
         }),
         ColumnBuilder::Utf8(c) => {
             if kind == Kind::String {
-                c.push(lx.read_string()?.as_bytes());
+                c.push(lx.read_string()?);
             } else {
                 // Spark keeps any other value as its JSON text.
-                lx.skip_value(Some(c.data_mut()))?;
-                c.commit();
+                c.push_written(|text| lx.skip_value(Some(text)), Fail::Syntax)?;
             }
         }
         ColumnBuilder::Binary(c) => {
@@ -155,7 +154,7 @@ fn decode_classified(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>
             let (mut first, mut partial) = (true, false);
             // Spark keeps every entry, duplicate keys included.
             while let Some(key) = lx.next_key(&mut first)? {
-                m.keys.push(key.as_bytes());
+                m.keys.push(key);
                 partial |= decode_value(lx, &mut m.values, cx)?;
             }
             m.commit();
@@ -174,7 +173,7 @@ fn decode_classified(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>
 fn decode_plain(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> bool {
     let at = lx.pos();
     let done = match col {
-        ColumnBuilder::Utf8(c) => lx.plain_string().map(|s| c.push(s.as_bytes())).is_some(),
+        ColumnBuilder::Utf8(c) => lx.plain_string().map(|s| c.push(s)).is_some(),
         ColumnBuilder::Timestamp(c, Some(_)) => {
             let micros = lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s));
             micros.map(|m| c.push(m)).is_some()

@@ -94,19 +94,32 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
 /// Jackson's default `StreamReadConstraints.maxNestingDepth`.
 const MAX_DEPTH: usize = 1000;
 
-/// Scans one JSON text (a line, or a `from_json` input).
+/// Scans JSON text: one `from_json` input, or the lines of a JSON-lines range.
 pub(crate) struct Lexer<'a> {
     src: &'a str,
     b: &'a [u8],
     pos: usize,
     non_numeric: bool,
+    /// A `\n` ends the text instead of being whitespace (see [`Self::lines`]).
+    line_ends: bool,
     scratch: String,
 }
 
 impl<'a> Lexer<'a> {
-    /// A scanner over `src`; `non_numeric` enables Spark's `allowNonNumericNumbers`.
+    /// A scanner over the JSON text `src`; `non_numeric` enables Spark's `allowNonNumericNumbers`.
     pub(crate) fn new(src: &'a str, non_numeric: bool) -> Self {
-        Self { src, b: src.as_bytes(), pos: 0, non_numeric, scratch: String::new() }
+        Self { src, b: src.as_bytes(), pos: 0, non_numeric, line_ends: false, scratch: String::new() }
+    }
+
+    /// A scanner over many JSON lines, to [`Self::seek`] to the start of each: a `\n` is not
+    /// whitespace here but the end of the text, as it is to a scanner over that line alone.
+    ///
+    /// Whitespace is the only place JSON allows a raw `\n` (strings end at control characters,
+    /// other tokens are printable), so a value is read, or fails, exactly as in the line alone,
+    /// and a value that was read ends before the line's `\n`. That spares finding every line's
+    /// end before decoding it: after a decoded record, its `\n` is next or close.
+    pub(crate) fn lines(src: &'a str, non_numeric: bool) -> Self {
+        Self { line_ends: true, ..Self::new(src, non_numeric) }
     }
 
     /// The current byte offset, to rescan a value later with [`Self::seek`].
@@ -114,15 +127,19 @@ impl<'a> Lexer<'a> {
         self.pos
     }
 
-    /// Moves back to an offset returned by [`Self::pos`].
+    /// Moves to an offset: back to one returned by [`Self::pos`], or to the start of a line.
     pub(crate) fn seek(&mut self, pos: usize) {
         self.pos = pos;
     }
 
     #[inline]
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.pos) {
-            self.pos += 1;
+        loop {
+            match self.b.get(self.pos) {
+                Some(b' ' | b'\t' | b'\r') => self.pos += 1,
+                Some(b'\n') if !self.line_ends => self.pos += 1,
+                _ => return,
+            }
         }
     }
 
@@ -135,7 +152,8 @@ impl<'a> Lexer<'a> {
     /// True if only whitespace is left (Jackson returns no token for blank input).
     pub(crate) fn at_end(&mut self) -> bool {
         self.skip_ws();
-        self.pos >= self.b.len()
+        // Whitespace skipping stops at a `\n` only where it ends the text.
+        matches!(self.b.get(self.pos), None | Some(b'\n'))
     }
 
     /// Classifies the next value without consuming it.

@@ -65,19 +65,19 @@ enum Outcome {
     Bad,
 }
 
-/// Decodes one record into `sink.root`, leaving it as it was if the record is [`Outcome::Bad`].
-fn decode_record(text: &str, sink: &mut RowSink, cx: JsonCx<'_>, top_level_arrays: bool) -> Outcome {
-    let mut lx = Lexer::new(text, cx.non_numeric);
+/// Decodes the record `lx` is at into `sink.root`, leaving it as it was if the record is
+/// [`Outcome::Bad`].
+fn decode_record(lx: &mut Lexer<'_>, sink: &mut RowSink, cx: JsonCx<'_>, top_level_arrays: bool) -> Outcome {
     if lx.at_end() {
         return Outcome::Blank;
     }
     let base = sink.len();
     let result = match lx.peek_kind() {
         Ok(Kind::Object) => {
-            decode_object(&mut lx, &mut sink.root, cx, true).map(|failed| if failed { Outcome::Partial } else { Outcome::Good })
+            decode_object(lx, &mut sink.root, cx, true).map(|failed| if failed { Outcome::Partial } else { Outcome::Good })
         }
         Ok(Kind::Array) if top_level_arrays => {
-            decode_rows(&mut lx, sink, cx).map(|failed| if failed { Outcome::Partial } else { Outcome::Good })
+            decode_rows(lx, sink, cx).map(|failed| if failed { Outcome::Partial } else { Outcome::Good })
         }
         _ => Err(Fail::Syntax),
     };
@@ -115,6 +115,9 @@ fn settle(sink: &mut RowSink, outcome: Outcome, base: usize, record: &str, locat
     }
 }
 
+/// After how many lines the reader sizes its columns for the whole text.
+const SIZING_LINES: usize = 1024;
+
 /// Decodes JSON lines (split on `\n`, a trailing `\r` dropped) into a batch of `schema`.
 ///
 /// A nullable STRING field named like the corrupt-record option is not read from the JSON: it is
@@ -123,37 +126,47 @@ fn settle(sink: &mut RowSink, outcome: Outcome, base: usize, record: &str, locat
 pub fn decode_json_lines(data: &[u8], schema: &SchemaRef, opts: &JsonReadOptions) -> Result<DecodeResult> {
     let mut sink = RowSink::new(schema.fields(), &opts.common.corrupt_column, opts.common.mode, "JSON")?;
     let cx = opts.cx();
-    let mut decode_line = |index: usize, line: std::result::Result<&str, &[u8]>| {
-        let base = sink.len();
-        let location = || format!("line {}", index + 1);
-        match line {
-            Ok(text) => {
-                let text = text.strip_suffix('\r').unwrap_or(text);
-                let outcome = decode_record(text, &mut sink, cx, true);
-                settle(&mut sink, outcome, base, text, location)
-            }
-            // Jackson fails on malformed UTF-8; the record text is shown with replacements.
-            Err(raw) => {
-                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                settle(&mut sink, Outcome::Bad, base, &String::from_utf8_lossy(raw), location)
-            }
-        }
-    };
+    let location = |index: usize| move || format!("line {}", index + 1);
     // Validating the whole range at once (with SIMD) is much cheaper than line by line; only a
     // range with malformed UTF-8 somewhere is checked per line, to lose just the lines that have it.
     match simdutf8::basic::from_utf8(data) {
         Ok(text) => {
-            // Line ends found with a vectorised search; `\n` is ASCII, so every cut is on a
-            // character boundary.
-            let mut start = 0;
-            for (index, end) in memchr::memchr_iter(b'\n', data).chain([data.len()]).enumerate() {
-                decode_line(index, Ok(text.get(start..end).unwrap_or_default()))?;
-                start = end + 1;
+            // One scanner for every line, which stops at line ends itself (`Lexer::lines`).
+            let mut lx = Lexer::lines(text, cx.non_numeric);
+            let (mut start, mut index) = (0, 0);
+            loop {
+                lx.seek(start);
+                let base = sink.len();
+                let outcome = decode_record(&mut lx, &mut sink, cx, true);
+                // A record that was read ends before its line's `\n`; one that failed may have
+                // stopped anywhere, so its line end is searched from its start. `\n` is ASCII,
+                // so every cut is on a character boundary.
+                let from = if matches!(outcome, Outcome::Bad) { start } else { lx.pos() };
+                let end = memchr::memchr(b'\n', data.get(from..).unwrap_or_default()).map_or(data.len(), |i| from + i);
+                let line = text.get(start..end).unwrap_or_default();
+                settle(&mut sink, outcome, base, line.strip_suffix('\r').unwrap_or(line), location(index))?;
+                if end >= data.len() {
+                    break;
+                }
+                if index == SIZING_LINES {
+                    // The rest of the text will likely fill the columns as its start did.
+                    sink.root.reserve_scaled((data.len() - end) as f64 / end as f64 * 1.05);
+                }
+                (start, index) = (end + 1, index + 1);
             }
         }
         Err(_) => {
             for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
-                decode_line(index, std::str::from_utf8(raw).map_err(|_| raw))?;
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let base = sink.len();
+                match std::str::from_utf8(raw) {
+                    Ok(line) => {
+                        let outcome = decode_record(&mut Lexer::new(line, cx.non_numeric), &mut sink, cx, true);
+                        settle(&mut sink, outcome, base, line, location(index))?;
+                    }
+                    // Jackson fails on malformed UTF-8; the record text is shown with replacements.
+                    Err(_) => settle(&mut sink, Outcome::Bad, base, &String::from_utf8_lossy(raw), location(index))?,
+                }
             }
         }
     }
@@ -180,7 +193,7 @@ pub fn json_to_struct(values: &StringArray, fields: &Fields, opts: &JsonReadOpti
         }
         let text = values.value(index);
         let base = sink.len();
-        match decode_record(text, &mut sink, cx, false) {
+        match decode_record(&mut Lexer::new(text, cx.non_numeric), &mut sink, cx, false) {
             Outcome::Blank => sink.push_null(),
             outcome => settle(&mut sink, outcome, base, text, || format!("row {}", index + 1))?,
         }

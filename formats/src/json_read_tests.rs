@@ -312,3 +312,106 @@ fn corrupt_column_alone_and_non_nullable_fields() {
     assert!(decode_json_lines(b"{\"a\":1}\n{}\n", &strict, &opts(&[])).is_err());
     assert!(decode_json_lines(b"{\"a\":1}\n", &strict, &opts(&[])).is_ok());
 }
+
+/// The reader decodes a range with one scanner that treats `\n` as the end of the text
+/// (`Lexer::lines`); every line, however broken, must read exactly as it does as a range of its
+/// own, where the scanner sees the whole text and no `\n` at all.
+#[test]
+fn lines_read_together_are_each_line_read_alone() {
+    let lines = [
+        r#"{"a":1,"s":"x","n":{"k":2},"l":[1,2]}"#,
+        r#"{"a":1,"s":"x""#,
+        r#"{"a":"str","s":{"x": [1, 2.50, null, true]}}"#,
+        r#"{"s":"abc"#,
+        r#"{"s":"a\u12"#,
+        r#"{"s":"a\"#,
+        "  ",
+        "",
+        "\r",
+        "{\"a\":1}\r",
+        "{\"a\":1,\r",
+        r#"{"a":1} trailing {garbage"#,
+        r#"[{"a":1},{"a":2}]"#,
+        r#"[{"a":1},"#,
+        "tru",
+        "nul",
+        r#"{"a":1, "s" : "x" ,	"n" : { "k" : 3 } }"#,
+        r#"{"a":-0}"#,
+        r#"{"a":12"#,
+        r#"{"a":1.}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":NaN}"#,
+        r#"{"a":-INF"#,
+        r#"{"s":'single'}"#,
+        r#"{'a':7,'s':'q'}"#,
+        r#"{"n":{"k":"bad"},"a":5}"#,
+        r#""just a string""#,
+        "123",
+        r#"{"a":1,"a":2}"#,
+        r#"{"s":"x\"y\n"}"#,
+        r#"{"s":"x"}	"#,
+        r#"{"a":1,}"#,
+        r#"{"l":[1,2"#,
+        r#"{"s":"ok"}{"s":"second"}"#,
+        r#"{"s":{"deep":{"er":[{"x":"#,
+        r#"{"s":["#,
+        r#"{"zz":{"skipped":[1,{"y":"#,
+        r#"{"zz":[1"#,
+        r#"{"a":true"#,
+        // Pairs that a scanner stepping over the `\n` would read as one valid record.
+        r#"{"a":1,"#,
+        r#""s":"joined"}"#,
+        r#"[{"a":1},"#,
+        r#"{"a":2}]"#,
+        "  ",
+        r#"{"a":"partial","s":"p"}"#,
+    ];
+    let s = schema(vec![
+        ("a", DataType::Int32),
+        ("s", DataType::Utf8),
+        ("n", DataType::Struct(Fields::from(vec![Field::new("k", DataType::Int64, true)]))),
+        ("l", DataType::List(Arc::new(Field::new("element", DataType::Int32, true)))),
+        ("_corrupt_record", DataType::Utf8),
+    ]);
+    for mode in ["PERMISSIVE", "DROPMALFORMED"] {
+        let o = opts(&[("mode", mode)]);
+        // Ranges of one line each: bare, and ended by `\n` or `\r\n`.
+        for end in ["", "\n", "\r\n"] {
+            let ranges: Vec<String> = lines.iter().map(|l| format!("{l}{end}")).collect();
+            let alone: Vec<DecodeResult> = ranges.iter().map(|r| read(r, &s, &o)).collect();
+            let batches: Vec<_> = alone.iter().map(|r| r.batch.clone()).collect();
+            let expected = arrow::compute::concat_batches(&s, &batches).unwrap();
+            let together = read(&ranges.join(if end.is_empty() { "\n" } else { "" }), &s, &o);
+            assert_eq!(together.batch, expected, "mode {mode}, line end {end:?}");
+            let malformed: u64 = alone.iter().map(|r| r.malformed_rows).sum();
+            assert_eq!(together.malformed_rows, malformed, "mode {mode}, line end {end:?}");
+        }
+    }
+}
+
+/// Past `SIZING_LINES` the reader sizes its columns from the lines so far; rows after that, here
+/// longer than the early ones so the columns must still grow, keep every value.
+#[test]
+fn columns_sized_after_the_first_lines_hold_every_row() {
+    let s = schema(vec![
+        ("a", DataType::Int32),
+        ("s", DataType::Utf8),
+        ("n", DataType::Struct(Fields::from(vec![Field::new("k", DataType::Int64, true)]))),
+        ("l", DataType::List(Arc::new(Field::new("element", DataType::Int32, true)))),
+    ]);
+    let rows = 3 * SIZING_LINES;
+    let text_of = |i: usize| if i < SIZING_LINES { format!("s{i}") } else { format!("longer-{i}-{}", "y".repeat(i % 50)) };
+    let data: String = (0..rows)
+        .map(|i| format!("{{\"a\":{i},\"s\":\"{}\",\"n\":{{\"k\":{}}},\"l\":[{i},{}]}}\n", text_of(i), i * 7, i + 1))
+        .collect();
+    let r = read(&data, &s, &opts(&[]));
+    assert_eq!((r.batch.num_rows(), r.malformed_rows), (rows, 0));
+    assert_eq!(ints(r.batch.column(0)), (0..rows).map(|i| Some(i as i32)).collect::<Vec<_>>());
+    assert_eq!(strings(r.batch.column(1)), (0..rows).map(|i| Some(text_of(i))).collect::<Vec<_>>());
+    let k = r.batch.column(2).as_struct().column(0).as_primitive::<Int64Type>().values().to_vec();
+    assert_eq!(k, (0..rows).map(|i| i as i64 * 7).collect::<Vec<_>>());
+    let lists = r.batch.column(3).as_list::<i32>();
+    for i in [0, SIZING_LINES, rows - 1] {
+        assert_eq!(lists.value(i).as_primitive::<Int32Type>().values(), &[i as i32, i as i32 + 1], "row {i}");
+    }
+}
