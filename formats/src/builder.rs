@@ -139,7 +139,7 @@ impl Bytes {
     }
 
     fn reserve_scaled(&mut self, ratio: f64) {
-        self.offsets.reserve(scaled(self.offsets.len() - 1, ratio));
+        self.offsets.reserve(scaled(self.len(), ratio));
         self.data.reserve(scaled(self.data.len(), ratio));
     }
 
@@ -200,6 +200,10 @@ impl Utf8Col {
     /// Drops every value from `len` on.
     pub(crate) fn truncate(&mut self, len: usize) {
         self.0.truncate(len);
+    }
+
+    fn reserve_scaled(&mut self, ratio: f64) {
+        self.0.reserve_scaled(ratio);
     }
 
     /// Hands the buffers to a STRING array and leaves the column empty.
@@ -512,7 +516,7 @@ impl ColumnBuilder {
             Self::Float32(c) => c.reserve_scaled(ratio),
             Self::Float64(c) => c.reserve_scaled(ratio),
             Self::Decimal(c, ..) => c.reserve_scaled(ratio),
-            Self::Utf8(c) => c.0.reserve_scaled(ratio),
+            Self::Utf8(c) => c.reserve_scaled(ratio),
             Self::Binary(c) => c.reserve_scaled(ratio),
             Self::List(c) => {
                 c.offsets.reserve(scaled(c.offsets.len() - 1, ratio));
@@ -520,7 +524,7 @@ impl ColumnBuilder {
             }
             Self::Map(c) => {
                 c.offsets.reserve(scaled(c.offsets.len() - 1, ratio));
-                c.keys.0.reserve_scaled(ratio);
+                c.keys.reserve_scaled(ratio);
                 c.values.reserve_scaled(ratio);
             }
             Self::Struct(c) => c.reserve_scaled(ratio),

@@ -201,8 +201,8 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next value if it is a double-quoted string without escapes (as machine-written
-    /// strings nearly always are), borrowed from the source; otherwise `None`, with nothing
-    /// consumed, for [`Self::read_string`] or the value's general decoding to handle.
+    /// strings nearly always are), borrowed from the source; otherwise `None`, with at most
+    /// whitespace consumed, for [`Self::read_string`] or the value's general decoding to handle.
     #[inline]
     pub(crate) fn plain_string(&mut self) -> Option<&'a str> {
         self.skip_ws();
@@ -222,7 +222,8 @@ impl<'a> Lexer<'a> {
 
     /// The next value if it is an integer token of at most 18 digits (so it fits a long) in
     /// Jackson's grammar: an optional `-`, no leading zero, no fraction or exponent. Otherwise
-    /// `None`, with nothing consumed, for [`Self::read_number`] to scan and judge exactly.
+    /// `None`, with at most whitespace consumed, for [`Self::read_number`] to scan and judge
+    /// exactly.
     #[inline]
     pub(crate) fn plain_long(&mut self) -> Option<i64> {
         self.skip_ws();
