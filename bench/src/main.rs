@@ -17,6 +17,10 @@ use sluice_connectors::files::reader::read_file_range;
 use sluice_connectors::files::splits::FileRange;
 use sluice_connectors::nexmark::{read_nexmark_split, NexmarkOptions, NexmarkSplit};
 
+/// The allocator `sluice` runs with, so the decode limit is measured under the same conditions.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "sluice-bench", about = "Benchmark input generator and decode-limit probe")]
 struct Cli {
