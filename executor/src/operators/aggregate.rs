@@ -27,6 +27,7 @@ use sluice_plan::StateOperatorMetrics;
 use sluice_state::KeyedState;
 
 use super::event_time::{drop_late_rows, event_time_micros};
+use super::group_keys::FlatGroupKeys;
 use super::panes::PaneStages;
 
 /// The physical pieces of one streaming aggregation, taken from the `Partial` aggregation
@@ -43,6 +44,8 @@ pub struct AggregateStages {
     /// A sliding-window aggregation's pane form: how the map side makes its partial rows
     /// without expanding every row into its windows.
     pub panes: Option<PaneStages>,
+    /// How struct keys are grouped by their fields (on both sides), when there are any.
+    pub flat_keys: Option<FlatGroupKeys>,
 }
 
 impl AggregateStages {
@@ -58,6 +61,7 @@ impl AggregateStages {
             partial_schema: partial.schema(),
             group_count: partial.group_expr().expr().len(),
             panes: None,
+            flat_keys: None,
         })
     }
 
@@ -80,29 +84,41 @@ impl AggregateStages {
         )
     }
 
-    fn exec(&self, mode: AggregateMode, rows: Vec<RecordBatch>) -> Result<Arc<dyn ExecutionPlan>> {
-        let input = MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&self.partial_schema), None)?;
-        let group_by = self.group_by.as_final();
+    /// Runs a `PartialReduce` or `Final` aggregation over partial rows; struct keys are
+    /// grouped by their fields when [`Self::flat_keys`] says how.
+    async fn run(&self, mode: AggregateMode, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         let filters = vec![None; self.aggr_expr.len()];
-        Ok(Arc::new(AggregateExec::try_new(
-            mode,
-            group_by,
-            self.aggr_expr.clone(),
-            filters,
-            input,
-            Arc::clone(&self.input_schema),
-        )?))
+        let exec = |group_by: PhysicalGroupBy, schema: &SchemaRef, rows: Vec<RecordBatch>| -> Result<Arc<dyn ExecutionPlan>> {
+            let input = MemorySourceConfig::try_new_exec(&[rows], Arc::clone(schema), None)?;
+            Ok(Arc::new(AggregateExec::try_new(
+                mode,
+                group_by,
+                self.aggr_expr.clone(),
+                filters.clone(),
+                input,
+                Arc::clone(&self.input_schema),
+            )?))
+        };
+        match &self.flat_keys {
+            None => Ok(collect(exec(self.group_by.as_final(), &self.partial_schema, rows)?, Arc::clone(ctx)).await?),
+            Some(flat) => {
+                let rows = rows.iter().map(|b| flat.flatten(b)).collect::<Result<Vec<_>>>()?;
+                let plan = exec(flat.flat_group_by().clone(), flat.flat_partial_schema(), rows)?;
+                let target = (mode == AggregateMode::PartialReduce).then_some(&self.partial_schema);
+                collect(plan, Arc::clone(ctx)).await?.iter().map(|b| flat.restore(b, target)).collect()
+            }
+        }
     }
 
     /// Merges partial rows (several rows may share a key) into one state row per key.
     pub async fn merge(&self, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<RecordBatch> {
-        let out = collect(self.exec(AggregateMode::PartialReduce, rows)?, Arc::clone(ctx)).await?;
+        let out = self.run(AggregateMode::PartialReduce, rows, ctx).await?;
         Ok(concat_batches(&self.partial_schema, &out)?)
     }
 
     /// Final values (group columns, then each aggregate's result) for state rows.
     pub async fn finish(&self, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
-        Ok(collect(self.exec(AggregateMode::Final, rows)?, Arc::clone(ctx)).await?)
+        self.run(AggregateMode::Final, rows, ctx).await
     }
 }
 

@@ -113,21 +113,15 @@ impl FlatGroupKeys {
             match (key, field.data_type()) {
                 (KeyColumn::Struct { .. }, DataType::Struct(children)) => {
                     flat_fields.push(Arc::new(Field::new(format!("{}.valid", field.name()), DataType::Boolean, false)));
-                    flat_fields.extend(
-                        children.iter().map(|c| {
-                            Arc::new(c.as_ref().clone().with_name(format!("{}.{}", field.name(), c.name())).with_nullable(true))
-                        }),
-                    );
+                    flat_fields.extend(children.iter().map(|c| {
+                        Arc::new(c.as_ref().clone().with_name(format!("{}.{}", field.name(), c.name())).with_nullable(true))
+                    }));
                 }
                 _ => flat_fields.push(Arc::clone(field)),
             }
         }
         let flat_group_by = PhysicalGroupBy::new_single(
-            flat_fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (Arc::new(Column::new(f.name(), i)) as _, f.name().clone()))
-                .collect(),
+            flat_fields.iter().enumerate().map(|(i, f)| (Arc::new(Column::new(f.name(), i)) as _, f.name().clone())).collect(),
         );
         flat_fields.extend(partial_schema.fields().iter().skip(group_fields.len()).cloned());
         let flat_partial_schema = Arc::new(Schema::new(flat_fields));
@@ -187,9 +181,10 @@ impl FlatGroupKeys {
         for (key, field) in self.layout.iter().zip(&self.group_fields) {
             match (key, field.data_type()) {
                 (KeyColumn::Struct { fields }, DataType::Struct(children)) => {
-                    let valid = rows.column(next).as_boolean_opt().ok_or_else(|| {
-                        SluiceError::internal("a flattened group key's validity is not a BOOLEAN column")
-                    })?;
+                    let valid = rows
+                        .column(next)
+                        .as_boolean_opt()
+                        .ok_or_else(|| SluiceError::internal("a flattened group key's validity is not a BOOLEAN column"))?;
                     let values: Vec<ArrayRef> = rows.columns()[next + 1..next + 1 + fields]
                         .iter()
                         .zip(children.iter())
@@ -288,7 +283,7 @@ mod tests {
         /// The map side's partial rows.
         partial: (Vec<RecordBatch>, Vec<RecordBatch>),
         /// The partial rows, twice over, merged into one row per key.
-        merged: (RecordBatch, RecordBatch),
+        merged: (Vec<RecordBatch>, Vec<RecordBatch>),
         /// The merged rows' final values.
         finished: (Vec<RecordBatch>, Vec<RecordBatch>),
     }
@@ -306,7 +301,8 @@ mod tests {
         let whole = AggregateStages::from_partial(original.downcast_ref::<AggregateExec>().unwrap()).unwrap();
         let partial_schema = Arc::clone(&whole.partial_schema);
         let flat = FlatGroupKeys::of(&plan, &partial_schema).unwrap().expect("the aggregation has a struct key to flatten");
-        let by_fields = AggregateStages { flat_keys: Some(flat.clone()), ..whole.clone() };
+        let mut by_fields = whole.clone();
+        by_fields.flat_keys = Some(flat.clone());
 
         let partial_whole = collect(original, ctx.task_ctx()).await.unwrap();
         let flat_plan = plan_partial(&state, &flat.plan).await.unwrap();
@@ -328,7 +324,7 @@ mod tests {
         assert_eq!(finished_by_fields[0].schema(), finished_whole[0].schema());
         BothWays {
             partial: (partial_whole, partial_by_fields),
-            merged: (merged_whole, merged_by_fields),
+            merged: (vec![merged_whole], vec![merged_by_fields]),
             finished: (finished_whole, finished_by_fields),
         }
     }
@@ -344,16 +340,27 @@ mod tests {
              FROM events GROUP BY window(event_time, '5 minutes'), action",
         )
         .await;
-        // Windows [0, 5) × {a, NULL}, [5, 10) × {b, NULL}, [10, 15) × b, and NULL times × a:
-        // 6 groups of the 8 rows.
-        assert_eq!(rows_as_text(&both.partial.0).len(), 6);
+        // The 6 rows with a time (a NULL time has no window, as in Spark) in 5 groups: window,
+        // action, then the partial count and sum.
+        let minutes = |m: u32| format!("1970-01-01T00:{m:02}:00Z");
+        let window = |from: u32| format!("{{start: {}, end: {}}}", minutes(from), minutes(from + 5));
+        let expected: Vec<String> = [(0, "a", 2, 3), (0, "∅", 1, 1), (5, "b", 1, 3), (5, "∅", 1, 5), (10, "b", 1, 2)]
+            .iter()
+            .map(|(from, action, n, total)| format!("{} | {action} | {n} | {total}", window(*from)))
+            .collect();
+        assert_eq!(rows_as_text(&both.partial.0), expected);
         assert_same_rows("partial rows", (&both.partial.0, &both.partial.1));
-        assert_same_rows("merged rows", (&[both.merged.0.clone()], &[both.merged.1.clone()]));
-        assert_eq!(both.merged.1.num_rows(), 6, "one merged row per key");
+        assert_same_rows("merged rows", (&both.merged.0, &both.merged.1));
+        assert_eq!(both.merged.1[0].num_rows(), 5, "one merged row per key");
         assert_same_rows("final values", (&both.finished.0, &both.finished.1));
-        // The counts doubled by the merge: every row of the input counted twice.
-        let counts: i64 = both.finished.1.iter().map(|b| arrow::compute::sum(b.column(2).as_primitive::<arrow::datatypes::Int64Type>()).unwrap_or(0)).sum();
-        assert_eq!(counts, 16);
+        // The merge doubled the counts: the partial rows went in twice.
+        let counts: i64 = both
+            .finished
+            .1
+            .iter()
+            .map(|b| arrow::compute::sum(b.column(2).as_primitive::<arrow::datatypes::Int64Type>()).unwrap_or(0))
+            .sum();
+        assert_eq!(counts, 12);
     }
 
     #[tokio::test]
@@ -367,7 +374,7 @@ mod tests {
         )
         .await;
         assert_same_rows("partial rows", (&both.partial.0, &both.partial.1));
-        assert_same_rows("merged rows", (&[both.merged.0.clone()], &[both.merged.1.clone()]));
+        assert_same_rows("merged rows", (&both.merged.0, &both.merged.1));
         assert_same_rows("final values", (&both.finished.0, &both.finished.1));
         // Groups: NULL (amounts 1, 1), {NULL, NULL} (2, 2, NULL), {1, NULL} (3, 5), {0, NULL} (4).
         let finished = rows_as_text(&both.finished.1);
@@ -391,11 +398,9 @@ mod tests {
             Some(NullBuffer::from(vec![false, false, true])),
         );
         let partial_schema = Arc::new(Schema::new(vec![Field::new("w", window, true), Field::new("n", DataType::Int64, true)]));
-        let rows = RecordBatch::try_new(
-            Arc::clone(&partial_schema),
-            vec![Arc::new(structs), Arc::new(Int64Array::from(vec![1, 1, 1]))],
-        )
-        .unwrap();
+        let rows =
+            RecordBatch::try_new(Arc::clone(&partial_schema), vec![Arc::new(structs), Arc::new(Int64Array::from(vec![1, 1, 1]))])
+                .unwrap();
         let ctx = SessionContext::new();
         let table = MemTable::try_new(Arc::clone(&partial_schema), vec![vec![rows.clone()]]).unwrap();
         ctx.register_table("t", Arc::new(table)).unwrap();

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod dedup;
 pub mod event_time;
+pub mod group_keys;
 pub mod join;
 pub mod panes;
 pub mod session;
@@ -31,6 +32,7 @@ use sluice_state::hash::partition_ids;
 
 use self::aggregate::AggregateStages;
 use self::dedup::DedupSpec;
+use self::group_keys::FlatGroupKeys;
 use self::join::JoinStages;
 use self::panes::PaneStages;
 use self::session::SessionStages;
@@ -97,6 +99,7 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
             let partial = plan_partial(state, &op.plan).await?;
             let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
             let mut stages = AggregateStages::from_partial(agg)?;
+            stages.flat_keys = FlatGroupKeys::of(&op.plan, &stages.partial_schema)?;
             if let Some(panes) = panes {
                 stages.panes = PaneStages::compile(state, panes, &stages.partial_schema).await?;
             }
@@ -105,7 +108,9 @@ pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Re
         OperatorKind::SessionAggregate { session_index, .. } => {
             let partial = plan_partial(state, &op.plan).await?;
             let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
-            Ok(CompiledOperator::Session(SessionStages::new(AggregateStages::from_partial(agg)?, *session_index)?))
+            let mut stages = AggregateStages::from_partial(agg)?;
+            stages.flat_keys = FlatGroupKeys::of(&op.plan, &stages.partial_schema)?;
+            Ok(CompiledOperator::Session(SessionStages::new(stages, *session_index)?))
         }
         OperatorKind::Join(join) => Ok(CompiledOperator::Join(JoinStages::compile(state, join)?)),
         OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark } => {
@@ -156,10 +161,15 @@ pub async fn map_input(
             let rows = match &a.panes {
                 Some(panes) => panes.partial_rows(query, fragment, rows, batch_timestamp_ms, a).await?,
                 None => {
+                    let aggregate = a.flat_keys.as_ref().map_or(&op.plan, |flat| &flat.plan);
                     let plan = query
-                        .fragment(fragment, batch_timestamp_ms, |state| async move { plan_partial(&state, &op.plan).await })
+                        .fragment(fragment, batch_timestamp_ms, |state| async move { plan_partial(&state, aggregate).await })
                         .await?;
-                    query.run(&plan, Arc::clone(rows)).await?
+                    let rows = query.run(&plan, Arc::clone(rows)).await?;
+                    match &a.flat_keys {
+                        Some(flat) => rows.iter().map(|b| flat.restore(b, Some(&a.partial_schema))).collect::<Result<_>>()?,
+                        None => rows,
+                    }
                 }
             };
             let g = match compiled {
