@@ -20,23 +20,14 @@ use std::sync::Arc;
 
 use arrow::array::{make_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StructArray};
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::logical_expr::{col, Aggregate, Expr, ExprSchemable, LogicalPlan, Projection};
+use datafusion::logical_expr::{col, Aggregate, Expr, LogicalPlan, Projection};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 
 use sluice_common::error::{Result, SluiceError};
-
-/// How one group column is grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyColumn {
-    /// As it is: one column.
-    Kept,
-    /// A struct, by its validity (a BOOLEAN) and then its `fields` fields.
-    Struct { fields: usize },
-}
 
 /// An aggregation's struct keys grouped by their fields: the map side's plan, the reduce side's
 /// grouping, and how to put the structs back together.
@@ -45,8 +36,8 @@ pub struct FlatGroupKeys {
     /// The map side's `Aggregate`, grouping by fields (over a projection that computes each
     /// struct once).
     pub plan: LogicalPlan,
-    layout: Vec<KeyColumn>,
-    /// The group columns of the partial rows (the structs among them rebuilt as these).
+    /// The group columns of the partial rows (the structs among them rebuilt as these); which
+    /// of them are grouped by their fields is [`key_fields`]'s to say.
     group_fields: Vec<FieldRef>,
     /// Partial rows with their struct keys flattened, and their grouping by those columns.
     flat_partial_schema: SchemaRef,
@@ -64,6 +55,14 @@ fn groups_by_fields(ty: &DataType) -> Option<usize> {
     }
 }
 
+/// The fields a group key of `field`'s type is grouped by, or `None` for a key grouped as it is.
+fn key_fields(field: &Field) -> Option<&Fields> {
+    match field.data_type() {
+        DataType::Struct(fields) if groups_by_fields(field.data_type()).is_some() => Some(fields),
+        _ => None,
+    }
+}
+
 impl FlatGroupKeys {
     /// The flattened form of `aggregate` (an `Aggregate` node) whose partial rows are laid out
     /// as `partial_schema`, or `None` when it has no struct key to flatten or groups by
@@ -76,14 +75,7 @@ impl FlatGroupKeys {
             return Ok(None);
         }
         let group_fields: Vec<FieldRef> = partial_schema.fields().iter().take(agg.group_expr.len()).cloned().collect();
-        let layout: Vec<KeyColumn> = group_fields
-            .iter()
-            .map(|f| match groups_by_fields(f.data_type()) {
-                Some(fields) => KeyColumn::Struct { fields },
-                None => KeyColumn::Kept,
-            })
-            .collect();
-        if layout.iter().all(|k| *k == KeyColumn::Kept) {
+        if group_fields.iter().all(|f| key_fields(f).is_none()) {
             return Ok(None);
         }
         let input_schema: &DFSchema = agg.input.schema();
@@ -91,13 +83,10 @@ impl FlatGroupKeys {
         // fields are read off that column.
         let mut projected: Vec<Expr> = input_schema.columns().into_iter().map(Expr::Column).collect();
         let mut group_expr = Vec::new();
-        for (i, (e, key)) in agg.group_expr.iter().zip(&layout).enumerate() {
-            match key {
-                KeyColumn::Kept => group_expr.push(e.clone()),
-                KeyColumn::Struct { .. } => {
-                    let DataType::Struct(fields) = e.get_type(input_schema)? else {
-                        return Err(SluiceError::internal("a struct group key is not a struct in the aggregation's input"));
-                    };
+        for (i, (e, field)) in agg.group_expr.iter().zip(&group_fields).enumerate() {
+            match key_fields(field) {
+                None => group_expr.push(e.clone()),
+                Some(fields) => {
                     let name = format!("__sluice_struct_key_{i}");
                     projected.push(e.clone().alias(&name));
                     group_expr.push(col(name.as_str()).is_not_null());
@@ -109,15 +98,15 @@ impl FlatGroupKeys {
         let plan = LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), group_expr, agg.aggr_expr.clone())?);
 
         let mut flat_fields: Vec<FieldRef> = Vec::new();
-        for (field, key) in group_fields.iter().zip(&layout) {
-            match (key, field.data_type()) {
-                (KeyColumn::Struct { .. }, DataType::Struct(children)) => {
+        for field in &group_fields {
+            match key_fields(field) {
+                Some(children) => {
                     flat_fields.push(Arc::new(Field::new(format!("{}.valid", field.name()), DataType::Boolean, false)));
                     flat_fields.extend(children.iter().map(|c| {
                         Arc::new(c.as_ref().clone().with_name(format!("{}.{}", field.name(), c.name())).with_nullable(true))
                     }));
                 }
-                _ => flat_fields.push(Arc::clone(field)),
+                None => flat_fields.push(Arc::clone(field)),
             }
         }
         let flat_group_by = PhysicalGroupBy::new_single(
@@ -125,17 +114,17 @@ impl FlatGroupKeys {
         );
         flat_fields.extend(partial_schema.fields().iter().skip(group_fields.len()).cloned());
         let flat_partial_schema = Arc::new(Schema::new(flat_fields));
-        Ok(Some(Self { plan, layout, group_fields, flat_partial_schema, flat_group_by }))
+        Ok(Some(Self { plan, group_fields, flat_partial_schema, flat_group_by }))
     }
 
     /// Partial rows with their struct keys flattened (laid out as [`Self::flat_partial_schema`]).
     pub fn flatten(&self, rows: &RecordBatch) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.flat_partial_schema.fields().len());
-        for (i, key) in self.layout.iter().enumerate() {
+        for (i, field) in self.group_fields.iter().enumerate() {
             let column = rows.column(i);
-            match key {
-                KeyColumn::Kept => columns.push(Arc::clone(column)),
-                KeyColumn::Struct { .. } => {
+            match key_fields(field) {
+                None => columns.push(Arc::clone(column)),
+                Some(_) => {
                     let s = column
                         .as_struct_opt()
                         .ok_or_else(|| SluiceError::internal("a struct group key is not a struct in the partial rows"))?;
@@ -157,7 +146,7 @@ impl FlatGroupKeys {
                 }
             }
         }
-        columns.extend(rows.columns()[self.layout.len()..].iter().cloned());
+        columns.extend(rows.columns()[self.group_fields.len()..].iter().cloned());
         batch(&self.flat_partial_schema, columns, rows.num_rows())
     }
 
@@ -178,26 +167,19 @@ impl FlatGroupKeys {
     pub fn restore(&self, rows: &RecordBatch, target: Option<&SchemaRef>) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(rows.num_columns());
         let mut next = 0;
-        for (key, field) in self.layout.iter().zip(&self.group_fields) {
-            match (key, field.data_type()) {
-                (KeyColumn::Struct { fields }, DataType::Struct(children)) => {
+        for field in &self.group_fields {
+            match key_fields(field) {
+                Some(children) => {
                     let valid = rows
                         .column(next)
                         .as_boolean_opt()
                         .ok_or_else(|| SluiceError::internal("a flattened group key's validity is not a BOOLEAN column"))?;
-                    let values: Vec<ArrayRef> = rows.columns()[next + 1..next + 1 + fields]
-                        .iter()
-                        .zip(children.iter())
-                        .map(|(c, f)| match c.data_type() == f.data_type() {
-                            true => Ok(Arc::clone(c)),
-                            false => Ok(arrow::compute::cast(c, f.data_type())?),
-                        })
-                        .collect::<Result<_>>()?;
+                    let values = rows.columns()[next + 1..next + 1 + children.len()].to_vec();
                     let nulls = (valid.false_count() > 0).then(|| NullBuffer::new(valid.values().clone()));
                     columns.push(Arc::new(StructArray::try_new(children.clone(), values, nulls)?));
-                    next += 1 + fields;
+                    next += 1 + children.len();
                 }
-                _ => {
+                None => {
                     columns.push(Arc::clone(rows.column(next)));
                     next += 1;
                 }

@@ -92,25 +92,28 @@ async fn plan_partial(state: &SessionState, aggregate: &LogicalPlan) -> Result<A
     Err(SluiceError::internal("the streaming aggregation did not plan to a partial aggregation"))
 }
 
+/// The stages of the aggregation `aggregate` (an `Aggregate` node), its struct keys grouped by
+/// their fields.
+async fn aggregate_stages(state: &SessionState, aggregate: &LogicalPlan) -> Result<AggregateStages> {
+    let partial = plan_partial(state, aggregate).await?;
+    let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
+    let mut stages = AggregateStages::from_partial(agg)?;
+    stages.flat_keys = FlatGroupKeys::of(aggregate, &stages.partial_schema)?;
+    Ok(stages)
+}
+
 /// Compiles one operator (the reduce side's fixed pieces).
 pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Result<CompiledOperator> {
     match &op.kind {
         OperatorKind::Aggregate { panes, .. } => {
-            let partial = plan_partial(state, &op.plan).await?;
-            let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
-            let mut stages = AggregateStages::from_partial(agg)?;
-            stages.flat_keys = FlatGroupKeys::of(&op.plan, &stages.partial_schema)?;
+            let mut stages = aggregate_stages(state, &op.plan).await?;
             if let Some(panes) = panes {
                 stages.panes = PaneStages::compile(state, panes, &stages.partial_schema).await?;
             }
             Ok(CompiledOperator::Aggregate(stages))
         }
         OperatorKind::SessionAggregate { session_index, .. } => {
-            let partial = plan_partial(state, &op.plan).await?;
-            let agg = partial.downcast_ref::<AggregateExec>().ok_or_else(|| SluiceError::internal("not an aggregation"))?;
-            let mut stages = AggregateStages::from_partial(agg)?;
-            stages.flat_keys = FlatGroupKeys::of(&op.plan, &stages.partial_schema)?;
-            Ok(CompiledOperator::Session(SessionStages::new(stages, *session_index)?))
+            Ok(CompiledOperator::Session(SessionStages::new(aggregate_stages(state, &op.plan).await?, *session_index)?))
         }
         OperatorKind::Join(join) => Ok(CompiledOperator::Join(JoinStages::compile(state, join)?)),
         OperatorKind::Dedup { on, select, event_time, key_event_time, within_watermark } => {
