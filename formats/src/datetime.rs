@@ -191,6 +191,13 @@ fn scanned_timestamp(s: &str) -> Option<i64> {
 /// them costs. `None` means "not this shape, or not a valid date": the caller then runs the exact
 /// scanner, which is the authority on everything else (and gives the same answer here).
 fn iso_utc_micros(b: &[u8]) -> Option<i64> {
+    iso_utc_prefix(b).and_then(|(micros, len)| (len == b.len()).then_some(micros))
+}
+
+/// [`iso_utc_micros`] of the longest start of `b` that has the common shape, with its length:
+/// a JSON reader parses the value where it lies in the line, and takes it when the closing
+/// quote follows (the shape holds no byte a JSON string would have to escape).
+pub(crate) fn iso_utc_prefix(b: &[u8]) -> Option<(i64, usize)> {
     /// Where the fixed part `yyyy-MM-ddTHH:mm:ss` has its digits.
     const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
     /// What a fraction of `n` digits (`n` ≤ 6) is multiplied by to count microseconds.
@@ -220,13 +227,16 @@ fn iso_utc_micros(b: &[u8]) -> Option<i64> {
         micros = fraction[..kept].iter().fold(0, |m, c| m * 10 + u32::from(c - b'0')) * SCALE[kept];
         rest = &fraction[digits..];
     }
-    if !(rest.is_empty() || rest == b"Z") || hour > 23 || minute > 59 || second > 59 {
+    if let Some(after_zone) = rest.strip_prefix(b"Z") {
+        rest = after_zone;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let days = days_from_civil(year, month, day)?;
-    Some(
-        ((days * 24 + i64::from(hour)) * 60 + i64::from(minute)) * 60_000_000 + i64::from(second) * 1_000_000 + i64::from(micros),
-    )
+    let micros =
+        ((days * 24 + i64::from(hour)) * 60 + i64::from(minute)) * 60_000_000 + i64::from(second) * 1_000_000 + i64::from(micros);
+    Some((micros, b.len() - rest.len()))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date of year 0 to 9999 (Hinnant's
@@ -383,6 +393,12 @@ impl ReadFormats {
     /// True when the user gave `dateFormat` (which turns off Spark's legacy fallbacks).
     pub fn has_date_format(&self) -> bool {
         self.date.is_some()
+    }
+
+    /// True when TIMESTAMP text is read leniently (no `timestampFormat`), so that text of the
+    /// common ISO shape is what [`iso_utc_prefix`] reads.
+    pub(crate) fn lenient_timestamps(&self) -> bool {
+        self.timestamp.is_none()
     }
 }
 

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use base64::Engine;
 
 use super::builder::{ColumnBuilder, StructCol};
-use super::datetime::ReadFormats;
+use super::datetime::{iso_utc_prefix, ReadFormats};
 use super::decimal::parse_big_decimal;
 use super::java_num::parse_long;
 use super::json_lexer::{Fail, Key, Kind, Lexer, NumKind, Step};
@@ -175,7 +175,12 @@ fn decode_plain(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> 
     let done = match col {
         ColumnBuilder::Utf8(c) => lx.plain_string().map(|s| c.push(s)).is_some(),
         ColumnBuilder::Timestamp(c, Some(_)) => {
-            let micros = lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s));
+            // The common ISO shape is parsed where it lies, without scanning the string first.
+            let micros = if cx.formats.lenient_timestamps() { lx.plain_quoted(iso_utc_prefix) } else { None };
+            let micros = micros.or_else(|| {
+                lx.seek(at);
+                lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s))
+            });
             micros.map(|m| c.push(m)).is_some()
         }
         ColumnBuilder::Int64(c) => lx.plain_long().map(|v| c.push(v)).is_some(),

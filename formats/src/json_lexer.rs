@@ -220,6 +220,28 @@ impl<'a> Lexer<'a> {
         Some(text)
     }
 
+    /// The next value if it is a double-quoted string whose text `parse` reads whole in place:
+    /// `parse` gets the bytes after the opening quote and returns its value and how many bytes
+    /// it read, which must be followed by the closing quote. `parse` must read only bytes a
+    /// string holds as they are (no quote, backslash or control byte), so that those bytes are
+    /// the string's text. Otherwise `None`, with at most whitespace consumed, as
+    /// [`Self::plain_string`].
+    #[inline]
+    pub(crate) fn plain_quoted<T>(&mut self, parse: impl FnOnce(&[u8]) -> Option<(T, usize)>) -> Option<T> {
+        self.skip_ws();
+        if self.b.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let (value, len) = parse(self.b.get(start..)?)?;
+        let end = start + len;
+        if self.b.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.pos = end + 1;
+        Some(value)
+    }
+
     /// The next value if it is an integer token of at most 18 digits (so it fits a long) in
     /// Jackson's grammar: an optional `-`, no leading zero, no fraction or exponent. Otherwise
     /// `None`, with at most whitespace consumed, for [`Self::read_number`] to scan and judge

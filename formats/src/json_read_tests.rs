@@ -191,6 +191,54 @@ fn timestamps_from_strings_and_integer_seconds() {
     assert_eq!(r.malformed_rows, 1);
 }
 
+/// A timestamp string decodes to what the lenient parser makes of its unescaped text, whether
+/// it is of the ISO shape read in place or not: fractions of every length, `Z` or not, a space
+/// for the `T`, zones and text after the shape, escapes, whitespace, impossible dates and times.
+#[test]
+fn timestamp_strings_decode_as_their_text_parses() {
+    let texts = [
+        "2024-01-01T10:00:00Z",
+        "2024-01-01T10:00:00",
+        "2024-01-01 10:00:00",
+        "2024-02-29T23:59:59.9Z",
+        "2023-02-29T00:00:00Z",
+        "2024-01-01T10:00:00.",
+        "2024-01-01T10:00:00.123456789Z",
+        "2024-01-01T10:00:00.12345",
+        "2024-01-01T10:00:00ZZ",
+        "2024-01-01T10:00:00Z ",
+        " 2024-01-01T10:00:00Z",
+        "2024-01-01T10:00:00+01:00",
+        "2024-01-01T10:00:00.5-0130",
+        "2024-01-01T10:00:00 UTC",
+        "2024-01-01T10:00:00GMT+01:00",
+        "2024-01-01T24:00:00Z",
+        "2024-01-01T10:60:00Z",
+        "2024-13-01T10:00:00Z",
+        "2024-01-01T10:00",
+        "2024-01-01",
+        "2024",
+        "",
+    ];
+    let s = schema(vec![("t", ts_utc())]);
+    let o = opts(&[]);
+    let formats = crate::datetime::ReadFormats::default();
+    for text in texts {
+        // As written, and with its last character escaped (which the in-place path must leave).
+        let mut lines = vec![format!("{{\"t\":\"{text}\"}}")];
+        if let Some(last) = text.chars().last() {
+            lines.push(format!("{{\"t\": \"{}\\u{:04x}\"}}", &text[..text.len() - last.len_utf8()], u32::from(last)));
+        }
+        let expected = if text.is_empty() { None } else { formats.parse_timestamp(text) };
+        for line in lines {
+            let r = read(&line, &s, &o);
+            let got = r.batch.column(0).as_primitive::<TimestampMicrosecondType>().iter().next().flatten();
+            assert_eq!(got, expected, "{line}");
+            assert_eq!(r.malformed_rows, u64::from(expected.is_none()), "{line}");
+        }
+    }
+}
+
 #[test]
 fn dates_decimals_and_binary() {
     let s = schema(vec![("d", DataType::Date32), ("m", DataType::Decimal128(5, 2)), ("b", DataType::Binary)]);

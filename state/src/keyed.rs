@@ -710,6 +710,55 @@ mod tests {
         assert_eq!(r.len(), 1);
     }
 
+    /// A random mix of every kind of change over a few keys, a delta taken every few steps: each
+    /// delta replayed onto the version before it gives the state.
+    #[test]
+    fn deltas_of_random_changes_replay_exactly() {
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let (mut s, mut replayed) = (state(), state());
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for step in 0..4_000_i64 {
+            let k = names[next(names.len() as u64) as usize];
+            match next(6) {
+                0 | 1 => put(&mut s, k, step, Some(step % 50)),
+                2 => {
+                    let (keys, values) = {
+                        let ks: ArrayRef = Arc::new(StringArray::from(vec![k, names[next(6) as usize]]));
+                        let vs: ArrayRef = Arc::new(Int64Array::from(vec![step, -step]));
+                        (ks, vs)
+                    };
+                    let (rk, rv) =
+                        (s.encode_keys(&[Arc::clone(&keys)], 2).unwrap(), s.encode_values(&[Arc::clone(&values)], 2).unwrap());
+                    // put_rows takes one row per key, as a merged aggregation gives it.
+                    if rk.row(0) != rk.row(1) {
+                        s.put_rows(&rk, &rv, &[Some(step % 50), None], &[keys, values]).unwrap();
+                    }
+                }
+                3 => {
+                    let kk = key(&s, k);
+                    s.remove(&kk);
+                }
+                4 => {
+                    if next(2) == 0 {
+                        s.evict_through(step % 50);
+                    } else {
+                        s.evict_decoded(step % 50).unwrap();
+                    }
+                }
+                _ => {
+                    replayed.apply_file_batch(&s.take_delta_batch().unwrap()).unwrap();
+                    assert_eq!(contents(&replayed), contents(&s), "step {step}");
+                }
+            }
+        }
+    }
+
     /// Every entry as (key, value, eviction time), sorted.
     fn contents(s: &KeyedState) -> Vec<(String, i64, Option<i64>)> {
         let mut out: Vec<_> = s
