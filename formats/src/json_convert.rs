@@ -177,10 +177,8 @@ fn decode_plain(lx: &mut Lexer<'_>, col: &mut ColumnBuilder, cx: JsonCx<'_>) -> 
         ColumnBuilder::Timestamp(c, Some(_)) => {
             // The common ISO shape is parsed where it lies, without scanning the string first.
             let micros = if cx.formats.lenient_timestamps() { lx.plain_quoted(iso_utc_prefix) } else { None };
-            let micros = micros.or_else(|| {
-                lx.seek(at);
-                lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s))
-            });
+            let micros =
+                micros.or_else(|| lx.plain_string().filter(|s| !s.is_empty()).and_then(|s| cx.formats.parse_timestamp(s)));
             micros.map(|m| c.push(m)).is_some()
         }
         ColumnBuilder::Int64(c) => lx.plain_long().map(|v| c.push(v)).is_some(),

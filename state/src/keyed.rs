@@ -728,11 +728,8 @@ mod tests {
             match next(6) {
                 0 | 1 => put(&mut s, k, step, Some(step % 50)),
                 2 => {
-                    let (keys, values) = {
-                        let ks: ArrayRef = Arc::new(StringArray::from(vec![k, names[next(6) as usize]]));
-                        let vs: ArrayRef = Arc::new(Int64Array::from(vec![step, -step]));
-                        (ks, vs)
-                    };
+                    let keys: ArrayRef = Arc::new(StringArray::from(vec![k, names[next(6) as usize]]));
+                    let values: ArrayRef = Arc::new(Int64Array::from(vec![step, -step]));
                     let (rk, rv) =
                         (s.encode_keys(&[Arc::clone(&keys)], 2).unwrap(), s.encode_values(&[Arc::clone(&values)], 2).unwrap());
                     // put_rows takes one row per key, as a merged aggregation gives it.
