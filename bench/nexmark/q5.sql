@@ -1,7 +1,8 @@
 -- Nexmark q5 — hot items: for every sliding window of 10 seconds advancing by 2 seconds, the
 -- auctions with the most bids — every one of them when several tie, as in the original query.
--- As the original, the bids per auction and window are counted twice: once to report, once to
--- find each window's maximum; the two meet in a join on the window. Four stateful operators in
+-- As the original, the view of bids per auction and window is used twice: once to report, once
+-- to find each window's maximum; the two meet in a join on the window. Spark runs four stateful
+-- operators; sluice plans the view once (`sluice.streaming.shareIdenticalOperators`), so three, in
 -- append mode (Spark 3.5+ semantics): a window's counts, its maximum and the join's result all
 -- come out in the batch whose watermark closes it.
 --

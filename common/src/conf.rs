@@ -83,6 +83,19 @@ pub struct QueryConf {
     /// `QueryIdleEvent`.
     #[serde(default = "default_no_data_progress_event_interval_ms")]
     pub no_data_progress_event_interval_ms: u64,
+    /// `sluice.streaming.shareIdenticalOperators`: a stateful subquery the query holds more than
+    /// once runs as one operator (`sluice_plan::streaming::build_pipeline`). Recorded in the
+    /// checkpoint, since it numbers the operators' state; a checkpoint that does not record it
+    /// was made before operators were shared and keeps one operator per occurrence.
+    #[serde(default = "default_share_identical_operators")]
+    pub share_identical_operators: bool,
+}
+
+/// The conf key of [`QueryConf::share_identical_operators`].
+pub const SHARE_IDENTICAL_OPERATORS: &str = "sluice.streaming.shareIdenticalOperators";
+
+fn default_share_identical_operators() -> bool {
+    true
 }
 
 fn default_no_data_progress_event_interval_ms() -> u64 {
@@ -105,6 +118,7 @@ impl Default for QueryConf {
             min_deltas_for_snapshot: 10,
             maintenance_interval_ms: default_maintenance_interval_ms(),
             no_data_progress_event_interval_ms: default_no_data_progress_event_interval_ms(),
+            share_identical_operators: default_share_identical_operators(),
         }
     }
 }
@@ -155,6 +169,7 @@ impl QueryConf {
         if let Some(v) = settings.get("spark.sql.streaming.noDataProgressEventInterval") {
             c.no_data_progress_event_interval_ms = parse_time_conf_ms(v)?;
         }
+        c.share_identical_operators = settings.bool_or(SHARE_IDENTICAL_OPERATORS, true, "SET")?;
         Ok(c)
     }
 
@@ -172,6 +187,7 @@ impl QueryConf {
         m.insert("spark.sql.streaming.aggregation.stateFormatVersion".into(), "2".into());
         m.insert("spark.sql.streaming.join.stateFormatVersion".into(), "2".into());
         m.insert("spark.sql.streaming.stateStore.providerClass".into(), "sluice.ArrowStateStoreProvider".into());
+        m.insert(SHARE_IDENTICAL_OPERATORS.into(), self.share_identical_operators.to_string());
         m
     }
 
@@ -186,6 +202,16 @@ impl QueryConf {
         self.watermark_policy = match conf.get("spark.sql.streaming.multipleWatermarkPolicy").map(String::as_str) {
             Some("max") => WatermarkPolicy::Max,
             _ => WatermarkPolicy::Min,
+        };
+        // Missing: the checkpoint predates sharing, and its state has one operator per occurrence.
+        self.share_identical_operators = match conf.get(SHARE_IDENTICAL_OPERATORS).map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(SluiceError::user(format!(
+                    "checkpoint records an invalid {SHARE_IDENTICAL_OPERATORS} '{other}' (expected true or false)"
+                )))
+            }
         };
         Ok(())
     }
@@ -229,6 +255,26 @@ mod tests {
         let recorded = QueryConf { shuffle_partitions: 5, ..Default::default() }.to_offset_conf();
         c.restore_from_offsets(&recorded).unwrap();
         assert_eq!(c.shuffle_partitions, 5);
+    }
+
+    #[test]
+    fn checkpoints_keep_the_operator_sharing_they_started_with() {
+        let new = QueryConf::default().to_offset_conf();
+        assert_eq!(new.get(SHARE_IDENTICAL_OPERATORS).map(String::as_str), Some("true"));
+        // A session that turned sharing off meets a checkpoint that shares: the checkpoint wins.
+        let mut c = QueryConf { share_identical_operators: false, ..Default::default() };
+        c.restore_from_offsets(&new).unwrap();
+        assert!(c.share_identical_operators);
+        // A checkpoint from before sharing records no key: one operator per occurrence.
+        let mut legacy = new.clone();
+        legacy.remove(SHARE_IDENTICAL_OPERATORS);
+        let mut c = QueryConf::default();
+        c.restore_from_offsets(&legacy).unwrap();
+        assert!(!c.share_identical_operators);
+        let mut bad = new;
+        bad.insert(SHARE_IDENTICAL_OPERATORS.into(), "sometimes".into());
+        let err = QueryConf::default().restore_from_offsets(&bad).unwrap_err();
+        assert!(err.message.contains(SHARE_IDENTICAL_OPERATORS), "{}", err.message);
     }
 
     #[test]

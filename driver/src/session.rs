@@ -146,15 +146,18 @@ impl Session {
             }
         };
         let checkpoint = Checkpoint::open(&location)?;
+        let mut resolved = resolved;
+        if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
+            if let Ok(seq) = OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
+                let mut conf = resolved.spec.conf.clone();
+                conf.restore_from_offsets(&seq.metadata.conf)?;
+                resolved = resolved.with_conf(conf).await?;
+            }
+        }
         let mut spec = resolved.spec.clone();
         spec.query_id = checkpoint.query_id().await?;
         spec.checkpoint_url = checkpoint.location.url.to_string();
         spec.run_id = uuid::Uuid::new_v4();
-        if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
-            if let Ok(seq) = OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
-                spec.conf.restore_from_offsets(&seq.metadata.conf)?;
-            }
-        }
         let sources = spec
             .sources
             .iter()

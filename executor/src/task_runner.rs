@@ -319,12 +319,16 @@ async fn run_reduce(
     let output_schema = op.output_table_schema();
     let emitted = as_operator_output(emitted, &output_schema)?;
     let mut outcome = TaskOutcome::default();
-    if let Some((consumer, i)) = compiled.pipeline.consumer_of(op_id) {
+    let consumers = compiled.pipeline.consumers_of(op_id);
+    if !consumers.is_empty() {
+        // A shared operator (`build_pipeline`) feeds several inputs: each gets its own blocks.
         let input = Arc::new(query.task_input(ctx.batch.id).await.with_operator_output(op_id, emitted));
         let (partitions, ts) = (spec.conf.shuffle_partitions, ctx.batch.timestamp_ms);
-        let (consumer_op, operator) = (&compiled.pipeline.operators[consumer], &query.operators[consumer]);
-        let blocks = map_input(compiled, consumer_op, operator, i, &input, ts, partitions).await?;
-        store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks, &mut outcome.metrics);
+        for (consumer, i) in consumers {
+            let (consumer_op, operator) = (&compiled.pipeline.operators[consumer], &query.operators[consumer]);
+            let blocks = map_input(compiled, consumer_op, operator, i, &input, ts, partitions).await?;
+            store_blocks(env, ctx, consumer as u32, i as u32 * partitions, blocks, &mut outcome.metrics);
+        }
     } else if compiled.pipeline.needs_gather {
         store_blocks(env, ctx, (op_id + 1) as u32, 0, vec![emitted], &mut outcome.metrics);
     } else {

@@ -158,7 +158,7 @@ impl CompiledQuery {
         let state = ctx.state();
         let plan = plan_sql(&state, &spec.select_sql).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let pipeline = crate::streaming::build_pipeline(&plan)?;
+        let pipeline = crate::streaming::build_pipeline(&plan, spec.conf.share_identical_operators)?;
         let task_ctx = state.task_ctx();
         Ok(Self { spec, state, plan, schema, source_projections, pipeline, task_ctx, fragments: Default::default() })
     }
@@ -454,5 +454,38 @@ mod tests {
         assert_eq!(column(&second, 0), vec![2], "k=3 has v <= 0");
         assert_eq!(column(&second, 1), vec![10]);
         assert_eq!(compiled.fragments.lock().unwrap().len(), 1, "planned once");
+    }
+
+    /// (inputs, progress name) of every stateful operator `sql` is cut into, with the view
+    /// `counts` defined as `view_sql`.
+    async fn operators(view_sql: &str, sql: &str, share: bool) -> Vec<(Vec<crate::streaming::OperatorInput>, &'static str)> {
+        let mut spec = query(sql);
+        spec.views = vec![("counts".into(), view_sql.into())];
+        spec.conf.share_identical_operators = share;
+        let compiled = CompiledQuery::compile(Arc::new(spec)).await.unwrap();
+        compiled.pipeline.operators.iter().map(|op| (op.inputs.clone(), op.progress_name())).collect()
+    }
+
+    /// A view used twice is one operator feeding both uses — unless sharing is off, or the view
+    /// is volatile (two evaluations of `rand()` are two different results).
+    #[tokio::test]
+    async fn a_stateful_subquery_used_twice_is_planned_once() {
+        use crate::streaming::OperatorInput::{Operator, Sources};
+        let counts = "SELECT k, count(*) AS n FROM s GROUP BY k";
+        let sql = "SELECT c.k, c.n FROM counts c JOIN (SELECT k, max(n) AS top FROM counts GROUP BY k) t ON c.k = t.k";
+        let agg = "stateStoreSave";
+        assert_eq!(
+            operators(counts, sql, true).await,
+            [(vec![Sources], agg), (vec![Operator(0)], agg), (vec![Operator(0), Operator(1)], "symmetricHashJoin")]
+        );
+        let unshared = [
+            (vec![Sources], agg),
+            (vec![Sources], agg),
+            (vec![Operator(1)], agg),
+            (vec![Operator(0), Operator(2)], "symmetricHashJoin"),
+        ];
+        assert_eq!(operators(counts, sql, false).await, unshared);
+        let volatile = "SELECT k, count(*) AS n FROM s WHERE rand() < 0.5 GROUP BY k";
+        assert_eq!(operators(volatile, sql, true).await, unshared);
     }
 }

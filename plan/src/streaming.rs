@@ -155,8 +155,10 @@ impl StatefulOperator {
 /// A query cut at its stateful operators.
 #[derive(Debug, Clone)]
 pub struct StreamingPipeline {
-    /// Stateful operators, every operator after its inputs; the last one feeds the output. They
-    /// form a tree: each operator but the last feeds exactly one input of a later one.
+    /// Stateful operators, every operator after its inputs; the last one feeds the output. Each
+    /// operator but the last feeds at least one input of later ones — more than one when the
+    /// query holds the same stateful subquery twice and it was planned once (see
+    /// [`build_pipeline`]).
     pub operators: Vec<StatefulOperator>,
     /// The plan above the last operator (or the whole plan when there is none).
     pub output: LogicalPlan,
@@ -193,10 +195,15 @@ impl StreamingPipeline {
         wm.unwrap_or(*batch)
     }
 
-    /// The operator fed by `op`'s output, and which of its inputs that is; `None` for the last
+    /// The operator inputs fed by `op`'s output, as (operator, input index); none for the last
     /// operator, whose output goes to the query's output.
-    pub fn consumer_of(&self, op: usize) -> Option<(usize, usize)> {
-        self.operators.iter().find_map(|c| c.inputs.iter().position(|i| *i == OperatorInput::Operator(op)).map(|i| (c.id, i)))
+    pub fn consumers_of(&self, op: usize) -> Vec<(usize, usize)> {
+        self.operators
+            .iter()
+            .flat_map(|c| {
+                c.inputs.iter().enumerate().filter(|(_, from)| **from == OperatorInput::Operator(op)).map(|(i, _)| (c.id, i))
+            })
+            .collect()
     }
 }
 
@@ -239,12 +246,41 @@ fn function_name(e: &Expr) -> Option<&str> {
     }
 }
 
+/// True when evaluating `plan` twice gives the same rows both times: no volatile function
+/// (`rand()`, `uuid()`, …) anywhere in it.
+fn is_deterministic(plan: &LogicalPlan) -> bool {
+    let mut volatile = false;
+    let _ = plan.apply(|node| {
+        volatile = node.expressions().iter().any(Expr::is_volatile);
+        Ok(if volatile { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    !volatile
+}
+
 /// Cuts `plan` into a pipeline.
-pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
+///
+/// With `share_identical`, a stateful subquery that occurs more than once — a view used twice,
+/// as Nexmark q5 uses its per-auction counts once to report and once to find each window's
+/// maximum — is planned as one operator feeding every place it occurs: its rows are aggregated,
+/// shuffled and kept in state once instead of once per use. Spark plans each occurrence as an
+/// operator of its own; the rows are the same either way (both read the same input with the same
+/// watermarks), but progress reports list fewer `stateOperators` and the checkpoint's state
+/// directories are numbered differently, so a checkpoint keeps the choice it was started with
+/// (`QueryConf::share_identical_operators`). Subqueries with volatile functions are never shared.
+pub fn build_pipeline(plan: &LogicalPlan, share_identical: bool) -> Result<StreamingPipeline> {
     let mut operators: Vec<StatefulOperator> = Vec::new();
+    // Each operator's node as the query wrote it (inputs already cut), to find a repeat.
+    let mut planned: Vec<(LogicalPlan, usize, DFSchemaRef)> = Vec::new();
     let output = plan
         .clone()
         .transform_up(|node| {
+            let repeat = share_identical
+                .then(|| planned.iter().find(|(earlier, _, _)| *earlier == node))
+                .flatten()
+                .filter(|_| is_deterministic(&node));
+            if let Some((_, id, schema)) = repeat {
+                return Ok(Transformed::yes(operator_output_scan(*id, schema)?));
+            }
             let replaced = match &node {
                 LogicalPlan::Aggregate(agg) if is_streaming(&agg.input) => {
                     let id = operators.len();
@@ -303,7 +339,11 @@ pub fn build_pipeline(plan: &LogicalPlan) -> Result<StreamingPipeline> {
                 _ => None,
             };
             match replaced {
-                Some((id, schema)) => Ok(Transformed::yes(operator_output_scan(id, &schema)?)),
+                Some((id, schema)) => {
+                    let scan = operator_output_scan(id, &schema)?;
+                    planned.push((node, id, schema));
+                    Ok(Transformed::yes(scan))
+                }
                 None => Ok(Transformed::no(node)),
             }
         })?
@@ -525,8 +565,8 @@ mod tests {
         assert_eq!(pipeline.watermarks_for(0, &batch), batch);
         assert_eq!(pipeline.watermarks_for(1, &batch), batch);
         assert_eq!(pipeline.watermarks_for(2, &batch), BatchWatermarks { late_ms: 4_999, eviction_ms: 14_999 });
-        assert_eq!(pipeline.consumer_of(0), Some((1, 1)));
-        assert_eq!(pipeline.consumer_of(1), Some((2, 0)));
-        assert_eq!(pipeline.consumer_of(2), None);
+        assert_eq!(pipeline.consumers_of(0), [(1, 1)]);
+        assert_eq!(pipeline.consumers_of(1), [(2, 0)]);
+        assert_eq!(pipeline.consumers_of(2), []);
     }
 }

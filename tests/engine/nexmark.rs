@@ -56,21 +56,36 @@ fn people_and_auctions() -> (Vec<(i64, String, String, String, i64)>, Vec<(i64, 
     (people, auctions)
 }
 
-/// Runs `bench/nexmark/<query>.sql` into a memory sink; returns the rows and the final watermark.
-async fn run_job_file(query: &str) -> (Vec<RecordBatch>, Option<String>) {
+/// `bench/nexmark/<query>.sql` as shipped, with a memory sink and the first `events` events.
+fn job_text(query: &str, events: u64) -> String {
     let path = format!("{}/../bench/nexmark/{query}.sql", env!("CARGO_MANIFEST_DIR"));
     let shipped = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let job = shipped
         .replace("'connector' = 'noop'", "'connector' = 'memory'")
-        .replace("'maxEvents' = '10000000'", &format!("'maxEvents' = '{EVENTS}', 'eventRate' = '{EVENT_RATE}'"))
+        .replace("'maxEvents' = '10000000'", &format!("'maxEvents' = '{events}', 'eventRate' = '{EVENT_RATE}'"))
         .replace("'maxEventsPerTrigger' = '1000000'", "'maxEventsPerTrigger' = '6000'");
     assert_ne!(job, shipped, "{path}: the options the test rewrites are gone");
-    let h = Harness::start().await;
-    let q = h.run(&job).await.remove(0);
+    job
+}
+
+/// Runs `job` to its end; returns the rows its memory sink took, the final watermark and the
+/// operator names of its last progress report.
+async fn run_to_end(h: &Harness, job: &str) -> (Vec<RecordBatch>, Option<String>, Vec<String>) {
+    let q = h.run(job).await.remove(0);
     q.await_termination().await.unwrap();
     settle(&q).await;
     let rows = h.session.memory_table("out").unwrap().all_rows();
-    let watermark = q.last_progress().and_then(|p| p.event_time.get("watermark").cloned());
+    h.session.clear_memory_table("out");
+    let last = q.last_progress();
+    let watermark = last.as_ref().and_then(|p| p.event_time.get("watermark").cloned());
+    let operators = last.map(|p| p.state_operators.iter().map(|o| o.operator_name.clone()).collect()).unwrap_or_default();
+    (rows, watermark, operators)
+}
+
+/// Runs `bench/nexmark/<query>.sql` into a memory sink; returns the rows and the final watermark.
+async fn run_job_file(query: &str) -> (Vec<RecordBatch>, Option<String>) {
+    let h = Harness::start().await;
+    let (rows, watermark, _) = run_to_end(&h, &job_text(query, EVENTS)).await;
     h.shutdown().await;
     (rows, watermark)
 }
@@ -133,13 +148,11 @@ async fn q7_reports_every_top_bid_of_every_closed_tumbling_window() {
     assert_eq!(got, want);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn q5_reports_every_most_bid_on_auction_of_every_closed_sliding_window() {
-    let (rows, watermark) = run_job_file("q5").await;
+/// q5's rows over the first `EVENTS` events, recomputed: (window start ms, auction, bids) of
+/// every auction with the most bids of a window the final watermark closed.
+fn q5_expected() -> Vec<(i64, i64, i64)> {
     let bids = bids();
     let final_watermark = bids.iter().map(|b| b.3).max().unwrap() - DELAY_MS;
-    assert_eq!(watermark, Some(iso_ms(final_watermark)));
-
     // Windows of 10 s every 2 s, aligned to the epoch: a bid at t is in the windows starting at
     // the multiples of 2 s in (t - 10 s, t].
     let mut counts: HashMap<(i64, i64), i64> = HashMap::new();
@@ -164,9 +177,13 @@ async fn q5_reports_every_most_bid_on_auction_of_every_closed_sliding_window() {
     want.sort_unstable();
     let windows = want.iter().map(|w| w.0).collect::<std::collections::BTreeSet<_>>().len();
     assert!(windows >= 80, "most of the ~100 windows close: {windows}");
+    want
+}
 
+/// q5's output rows as (window start ms, auction, bids), sorted; every window is 10 s long.
+fn q5_rows(rows: &[RecordBatch]) -> Vec<(i64, i64, i64)> {
     let mut got = Vec::new();
-    for b in &rows {
+    for b in rows {
         let (starts, ends, auctions, nums) = (millis(b, 0), millis(b, 1), longs(b, 2), longs(b, 3));
         for i in 0..b.num_rows() {
             assert_eq!(ends[i] - starts[i], 10_000);
@@ -174,7 +191,47 @@ async fn q5_reports_every_most_bid_on_auction_of_every_closed_sliding_window() {
         }
     }
     got.sort_unstable();
-    assert_eq!(got, want);
+    got
+}
+
+/// The view of per-auction counts is used twice; planned once, it is one aggregation feeding
+/// both the maximum and the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_reports_every_most_bid_on_auction_of_every_closed_sliding_window() {
+    let h = Harness::start().await;
+    let (rows, watermark, operators) = run_to_end(&h, &job_text("q5", EVENTS)).await;
+    h.shutdown().await;
+    let final_watermark = bids().iter().map(|b| b.3).max().unwrap() - DELAY_MS;
+    assert_eq!(watermark, Some(iso_ms(final_watermark)));
+    // Progress lists operators from the sink down, as Spark does.
+    assert_eq!(operators, ["symmetricHashJoin", "stateStoreSave", "stateStoreSave"], "the counts are planned once");
+    assert_eq!(q5_rows(&rows), q5_expected());
+}
+
+/// A checkpoint started without sharing (as every checkpoint before sharing was) keeps one
+/// operator per use of the view when the query goes on with sharing switched on: its state is
+/// numbered that way. The two runs together give exactly the rows of one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_keeps_the_operators_its_checkpoint_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_checkpoint = |events: u64, extra: &str| {
+        job_text("q5", events).replace(
+            "SET 'trigger' = 'availableNow';",
+            &format!("SET 'trigger' = 'availableNow';\nSET 'checkpointLocation' = '{}';\n{extra}", dir.path().display()),
+        )
+    };
+    let h = Harness::start().await;
+    let unshared = "SET 'sluice.streaming.shareIdenticalOperators' = 'false';";
+    let (first, _, operators) = run_to_end(&h, &with_checkpoint(EVENTS / 2, unshared)).await;
+    let four = ["symmetricHashJoin", "stateStoreSave", "stateStoreSave", "stateStoreSave"];
+    assert_eq!(operators, four, "one operator per use of the view");
+    let (second, watermark, operators) = run_to_end(&h, &with_checkpoint(EVENTS, "")).await;
+    h.shutdown().await;
+    assert_eq!(operators, four, "the checkpoint's choice wins over the job's default");
+    let final_watermark = bids().iter().map(|b| b.3).max().unwrap() - DELAY_MS;
+    assert_eq!(watermark, Some(iso_ms(final_watermark)));
+    assert!(!first.is_empty() && !second.is_empty(), "both runs close windows");
+    assert_eq!(q5_rows(&[first, second].concat()), q5_expected());
 }
 
 fn strings(b: &RecordBatch, i: usize) -> Vec<String> {

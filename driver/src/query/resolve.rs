@@ -36,6 +36,7 @@ pub const SETTINGS: &[&str] = &[
     "spark.sql.streaming.noDataProgressEventInterval",
     "spark.sql.files.maxPartitionBytes",
     "spark.sql.files.openCostInBytes",
+    sluice_common::conf::SHARE_IDENTICAL_OPERATORS,
 ];
 
 /// What the driver needs to know about a stateful operator.
@@ -136,7 +137,35 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
     sink_connector
         .check_schema(&spec.sink.options, &compiled.schema)
         .map_err(|e| e.context(format!("sink '{}'", spec.sink.name)))?;
-    let operators = compiled
+    Ok(ResolvedQuery {
+        output_schema: Arc::clone(&compiled.schema),
+        operators: operator_infos(&compiled, output_mode),
+        needs_gather: compiled.pipeline.needs_gather,
+        spec,
+        checkpoint_location,
+        trigger,
+    })
+}
+
+impl ResolvedQuery {
+    /// The query with `conf` (the job's settings overridden by what its checkpoint recorded),
+    /// planned again when that changes how its stateful operators are cut.
+    pub async fn with_conf(mut self, conf: QueryConf) -> Result<Self> {
+        let replan = conf.share_identical_operators != self.spec.conf.share_identical_operators;
+        self.spec.conf = conf;
+        if replan {
+            let compiled = CompiledQuery::compile(Arc::new(self.spec.clone())).await?;
+            check_pipeline(&compiled.pipeline, self.spec.output_mode)?;
+            self.operators = operator_infos(&compiled, self.spec.output_mode);
+            self.needs_gather = compiled.pipeline.needs_gather;
+        }
+        Ok(self)
+    }
+}
+
+/// What the driver needs of each stateful operator of `compiled`.
+fn operator_infos(compiled: &CompiledQuery, output_mode: OutputMode) -> Vec<OperatorInfo> {
+    compiled
         .pipeline
         .operators
         .iter()
@@ -155,15 +184,7 @@ async fn resolve_inner(job: &JobFile, def: &QueryDef, connectors: &Connectors) -
                 })
                 .collect(),
         })
-        .collect();
-    Ok(ResolvedQuery {
-        output_schema: Arc::clone(&compiled.schema),
-        spec,
-        checkpoint_location,
-        trigger,
-        operators,
-        needs_gather: compiled.pipeline.needs_gather,
-    })
+        .collect()
 }
 
 /// A spec of `def` reading every stream of `job` (before the query's own streams are known),
