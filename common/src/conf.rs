@@ -204,14 +204,13 @@ impl QueryConf {
             _ => WatermarkPolicy::Min,
         };
         // Missing: the checkpoint predates sharing, and its state has one operator per occurrence.
-        self.share_identical_operators = match conf.get(SHARE_IDENTICAL_OPERATORS).map(String::as_str) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(SluiceError::user(format!(
-                    "checkpoint records an invalid {SHARE_IDENTICAL_OPERATORS} '{other}' (expected true or false)"
-                )))
-            }
+        self.share_identical_operators = match conf.get(SHARE_IDENTICAL_OPERATORS) {
+            None => false,
+            Some(v) => v.parse().map_err(|_| {
+                SluiceError::user(format!(
+                    "checkpoint records an invalid {SHARE_IDENTICAL_OPERATORS} '{v}' (expected true or false)"
+                ))
+            })?,
         };
         Ok(())
     }

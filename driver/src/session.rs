@@ -137,7 +137,7 @@ impl Session {
         self.start_run(resolved, true).await
     }
 
-    async fn start_run(&self, resolved: ResolvedQuery, took_over: bool) -> Result<StreamingQuery> {
+    async fn start_run(&self, mut resolved: ResolvedQuery, took_over: bool) -> Result<StreamingQuery> {
         let (location, temporary) = match &resolved.checkpoint_location {
             Some(l) => (l.clone(), false),
             None => {
@@ -146,7 +146,6 @@ impl Session {
             }
         };
         let checkpoint = Checkpoint::open(&location)?;
-        let mut resolved = resolved;
         if let Some((_, bytes)) = checkpoint.offsets.latest().await? {
             if let Ok(seq) = OffsetSeq::parse(&String::from_utf8_lossy(&bytes), "offsets") {
                 let mut conf = resolved.spec.conf.clone();

@@ -270,16 +270,16 @@ fn is_deterministic(plan: &LogicalPlan) -> bool {
 pub fn build_pipeline(plan: &LogicalPlan, share_identical: bool) -> Result<StreamingPipeline> {
     let mut operators: Vec<StatefulOperator> = Vec::new();
     // Each operator's node as the query wrote it (inputs already cut), to find a repeat.
-    let mut planned: Vec<(LogicalPlan, usize, DFSchemaRef)> = Vec::new();
+    let mut planned: Vec<(LogicalPlan, usize)> = Vec::new();
     let output = plan
         .clone()
         .transform_up(|node| {
             let repeat = share_identical
-                .then(|| planned.iter().find(|(earlier, _, _)| *earlier == node))
+                .then(|| planned.iter().find(|(earlier, _)| *earlier == node))
                 .flatten()
                 .filter(|_| is_deterministic(&node));
-            if let Some((_, id, schema)) = repeat {
-                return Ok(Transformed::yes(operator_output_scan(*id, schema)?));
+            if let Some((earlier, id)) = repeat {
+                return Ok(Transformed::yes(operator_output_scan(*id, earlier.schema())?));
             }
             let replaced = match &node {
                 LogicalPlan::Aggregate(agg) if is_streaming(&agg.input) => {
@@ -341,7 +341,7 @@ pub fn build_pipeline(plan: &LogicalPlan, share_identical: bool) -> Result<Strea
             match replaced {
                 Some((id, schema)) => {
                     let scan = operator_output_scan(id, &schema)?;
-                    planned.push((node, id, schema));
+                    planned.push((node, id));
                     Ok(Transformed::yes(scan))
                 }
                 None => Ok(Transformed::no(node)),
