@@ -196,7 +196,9 @@ impl Service {
             .parts
             .into_iter()
             .enumerate()
-            .map(|(i, part)| tokio::spawn(self.resources.clone().run_part(Arc::clone(&request), i, part)))
+            // Boxed: a part's future is large, and tokio moves an unboxed future (and each stage
+            // of its task) by value — memmoves that were ~6% of a small batch's CPU.
+            .map(|(i, part)| tokio::spawn(Box::pin(self.resources.clone().run_part(Arc::clone(&request), i, part))))
             .collect();
         let _cancel_on_drop = AbortAll(handles.iter().map(|h| h.abort_handle()).collect());
         let mut outcomes = futures::future::try_join_all(handles.into_iter().map(|h| async move {

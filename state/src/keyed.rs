@@ -490,13 +490,18 @@ impl KeyedState {
         self.to_batch(&rows, false)
     }
 
-    /// The changes since the last call, as a delta file's batch; clears the change record.
+    /// The changes since the last call, as a delta file's batch (`None` when nothing changed);
+    /// clears the change record.
     ///
     /// Rows follow the change record. A key recorded alone is written with its state now (an
     /// upsert of a key removed since is written as a removal); rows recorded with their columns
     /// are written as they were given. Either way a key's last row says what became of it, so
     /// replaying the rows in order (as [`Self::apply_file_batch`] does) gives the current state.
-    pub fn take_delta_batch(&mut self) -> Result<RecordBatch> {
+    pub fn take_delta_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.changes.is_empty() {
+            // Most partitions of a small batch change nothing: no schema or empty columns to build.
+            return Ok(None);
+        }
         let runs = std::mem::take(&mut self.changes);
         let mut parts = Vec::with_capacity(runs.len());
         for run in runs {
@@ -516,9 +521,9 @@ impl KeyedState {
         }
         // One run (the usual case) is written as it is, without a copy.
         if parts.len() == 1 {
-            return Ok(parts.remove(0));
+            return Ok(Some(parts.remove(0)));
         }
-        Ok(concat_batches(&self.file_schema(true), &parts)?)
+        Ok(Some(concat_batches(&self.file_schema(true), &parts)?))
     }
 
     /// Applies a snapshot or delta batch read from a state file (loading a version).
@@ -669,11 +674,11 @@ mod tests {
         let mut s = state();
         put(&mut s, "a", 1, Some(10));
         put(&mut s, "b", 2, None);
-        let d1 = s.take_delta_batch().unwrap();
+        let d1 = s.take_delta_batch().unwrap().unwrap();
         put(&mut s, "a", 5, Some(10));
         let key_b = key(&s, "b");
         s.remove(&key_b);
-        let d2 = s.take_delta_batch().unwrap();
+        let d2 = s.take_delta_batch().unwrap().unwrap();
         assert_eq!(d2.num_rows(), 2);
 
         let mut r = state();
@@ -699,7 +704,7 @@ mod tests {
         s.remove(&gone);
         s.remove(&back);
         put(&mut s, "back", 4, None);
-        let delta = s.take_delta_batch().unwrap();
+        let delta = s.take_delta_batch().unwrap().unwrap();
 
         let mut r = state();
         put(&mut r, "gone", 9, None);
@@ -749,7 +754,9 @@ mod tests {
                     }
                 }
                 _ => {
-                    replayed.apply_file_batch(&s.take_delta_batch().unwrap()).unwrap();
+                    if let Some(delta) = s.take_delta_batch().unwrap() {
+                        replayed.apply_file_batch(&delta).unwrap();
+                    }
                     assert_eq!(contents(&replayed), contents(&s), "step {step}");
                 }
             }
@@ -817,12 +824,12 @@ mod tests {
             put(&mut columns, "a", 1000 + round, None);
             assert_eq!(contents(&alone), contents(&columns), "round {round}");
             assert_eq!(alone.memory_bytes(), columns.memory_bytes(), "round {round}");
-            replayed.0.apply_file_batch(&alone.take_delta_batch().unwrap()).unwrap();
-            replayed.1.apply_file_batch(&columns.take_delta_batch().unwrap()).unwrap();
+            replayed.0.apply_file_batch(&alone.take_delta_batch().unwrap().unwrap()).unwrap();
+            replayed.1.apply_file_batch(&columns.take_delta_batch().unwrap().unwrap()).unwrap();
             assert_eq!(contents(&replayed.0), contents(&alone), "round {round}, rows alone");
             assert_eq!(contents(&replayed.1), contents(&columns), "round {round}, with columns");
         }
-        assert!(columns.take_delta_batch().unwrap().num_rows() == 0, "a delta clears the record");
+        assert!(columns.take_delta_batch().unwrap().is_none(), "a delta clears the record");
     }
 
     #[test]
@@ -835,6 +842,6 @@ mod tests {
         let e = s.get(&k).unwrap();
         assert_eq!(s.decode_values([&e.value[..]]).unwrap()[0].as_any().downcast_ref::<Int64Array>().unwrap().value(0), 1);
         assert_eq!(e.evict_at, Some(5));
-        assert_eq!(s.take_delta_batch().unwrap().num_rows(), 1);
+        assert_eq!(s.take_delta_batch().unwrap().unwrap().num_rows(), 1);
     }
 }

@@ -15,6 +15,7 @@
 //! every entry, so writing one inside a batch made that batch pay for the whole state; done in
 //! the background, a batch pays for what it changed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -110,10 +111,12 @@ impl StatePartition {
     pub fn commit(&mut self) -> Result<Commit> {
         let started = Instant::now();
         let next = self.version.next().0;
-        let changes = self.state.take_delta_batch()?;
+        let changes = self.state.take_delta_batch()?.filter(|c| c.num_rows() > 0);
         let mut delta = None;
-        if changes.num_rows() > 0 || self.last_file == 0 {
-            let bytes = encode_delta(self.last_file, &self.state.file_schema(true), &changes)?;
+        if changes.is_some() || self.last_file == 0 {
+            let schema = self.state.file_schema(true);
+            let changes = changes.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&schema)));
+            let bytes = encode_delta(self.last_file, &schema, &changes)?;
             let store = self.files.store_name().to_string();
             delta = Some(StagedDelta { partition: self.files.partition(), store, bytes });
             self.last_file = next;

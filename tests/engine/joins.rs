@@ -198,3 +198,52 @@ async fn a_stream_stream_left_semi_join_emits_each_left_row_once() {
     t.assert_state_rows(&[6], &[2]);
     t.finish().await;
 }
+
+/// Counts per 10-second window of two streams, joined on the window (`{join}`, selecting
+/// `{select}`): as in Nexmark q5, each window's rows reach the join in the batch whose
+/// watermark closes them, so the join evicts them in the batch they arrive in.
+fn closed_window_counts_job(join: &str, select: &str) -> String {
+    format!(
+        "CREATE STREAM a (k STRING, t BIGINT, ts AS timestamp_seconds(t),
+           WATERMARK FOR ts AS ts - INTERVAL '0' SECOND) WITH ('connector' = 'memory');
+         CREATE STREAM b (k STRING, t BIGINT, ts AS timestamp_seconds(t),
+           WATERMARK FOR ts AS ts - INTERVAL '0' SECOND) WITH ('connector' = 'memory');
+         CREATE VIEW ca AS SELECT window(ts, '10 seconds') AS w, count(*) AS n FROM a GROUP BY window(ts, '10 seconds');
+         CREATE VIEW cb AS SELECT window(ts, '10 seconds') AS w, count(*) AS n FROM b GROUP BY window(ts, '10 seconds');
+         CREATE SINK out WITH ('connector' = 'memory');
+         SET 'spark.sql.shuffle.partitions' = '3';
+         INSERT INTO out SELECT {select} FROM ca {join} cb ON ca.w = cb.w;"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_join_evicts_in_the_batch_they_arrive_in_still_match_and_pad() {
+    let rows = |r: &[i64]| batch(vec![("k", str_col(r.iter().map(|_| "k"))), ("t", long_col(r.iter().copied()))]);
+    let a_start = "CAST(ca.w.start AS BIGINT)";
+    let b_start = "CAST(cb.w.start AS BIGINT)";
+    // (join, selected columns, new rows after step 1, after step 2).
+    let cases: [(&str, String, &[&str], &[&str]); 4] = [
+        ("JOIN", format!("{a_start}, ca.n, cb.n"), &["(0, 2, 1)"], &[]),
+        ("LEFT JOIN", format!("{a_start}, ca.n, cb.n"), &["(0, 2, 1)"], &["(10, 1, null)"]),
+        (
+            "FULL OUTER JOIN",
+            format!("{a_start}, ca.n, {b_start}, cb.n"),
+            &["(0, 2, 0, 1)"],
+            &["(10, 1, null, null)", "(null, null, 20, 1)"],
+        ),
+        ("LEFT SEMI JOIN", format!("{a_start}, ca.n"), &["(0, 2)"], &[]),
+    ];
+    for (join, select, first, second) in cases {
+        let mut t = StreamTest::start(&closed_window_counts_job(join, &select)).await;
+        // Watermark min(15, 21) = 15 closes [0, 10) on both sides: a counts 2 rows, b 1. Their
+        // rows meet in the no-data batch that closes the window, which evicts them again.
+        t.multi_add(vec![("a", rows(&[1, 2, 15])), ("b", rows(&[3, 21]))]).await;
+        t.check_new_answer(first).await;
+        // Watermark 31 closes [10, 20), where only a has a row, and [20, 30), where only b has.
+        t.multi_add(vec![("a", rows(&[31])), ("b", rows(&[32]))]).await;
+        t.check_new_answer(second).await;
+        let join_state = &t.last_progress().state_operators[0];
+        assert_eq!((join_state.operator_name.as_str(), join_state.num_rows_total), ("symmetricHashJoin", 0), "{join}");
+        t.finish().await;
+    }
+}

@@ -153,20 +153,24 @@ pub async fn reduce_aggregate(
     let started = Instant::now();
     let mut metrics = StateOperatorMetrics::default();
     let g = stages.group_count;
-    let mut incoming = concat_batches(&stages.partial_schema, &input)?;
+    // Most partitions of a small batch get no rows: they skip straight to eviction.
+    let mut incoming = match input.iter().any(|b| b.num_rows() > 0) {
+        true => Some(concat_batches(&stages.partial_schema, &input)?),
+        false => None,
+    };
 
     // Late groups: a key whose event time is at or below the previous batch's watermark.
     // Complete mode keeps everything (its result is the whole table; nothing is ever evicted).
-    if let Some(et) = task.event_time.filter(|_| task.mode != OutputMode::Complete) {
-        let times = event_time_micros(incoming.column(et.index), et.is_window)?;
-        let on_time = drop_late_rows(&incoming, times, &task.watermarks)?;
+    if let (Some(et), Some(rows)) = (task.event_time.filter(|_| task.mode != OutputMode::Complete), incoming.as_mut()) {
+        let times = event_time_micros(rows.column(et.index), et.is_window)?;
+        let on_time = drop_late_rows(rows, times, &task.watermarks)?;
         metrics.num_rows_dropped_by_watermark = on_time.dropped;
-        incoming = on_time.rows;
+        *rows = on_time.rows;
     }
 
     // Restore: the stored state of every incoming key, then merge.
     let mut merged = None;
-    if incoming.num_rows() > 0 {
+    if let Some(incoming) = incoming.filter(|rows| rows.num_rows() > 0) {
         let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
         let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
         let mut seen = HashSet::new();

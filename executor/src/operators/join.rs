@@ -17,6 +17,12 @@
 //! 3. eviction: rows at or below their side's state watermark leave the state; an outer join
 //!    emits the unmatched ones of its preserved side(s) NULL-padded.
 //!
+//! A row that step 3 of its own batch evicts — its side's state watermark, from this batch's
+//! watermark, already passes it — is not written to the state at all: it is kept beside it for
+//! the batch ([`DueRows`]) — where a left row still meets the right input of step 2 — and
+//! leaves in step 3 as a stored row would. The state and the output are those of Spark's order; the encoding of the
+//! row into its key's list and the two decodings after are saved.
+//!
 //! A key's whole list is the stored value, so a changed key is rewritten as a whole and a delta
 //! file says what each changed key holds now. The lists are multisets: an attempt that saw its
 //! input in another order holds the same rows, so the first-copy-wins rule for state files
@@ -30,7 +36,7 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, RecordBatchOptions, StructArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::compute::{concat_batches, filter_record_batch, interleave, take_record_batch};
+use arrow::compute::{concat_batches, filter_record_batch, interleave, interleave_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::session_state::SessionState;
@@ -181,6 +187,46 @@ fn joined_batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Resu
     Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
 }
 
+/// A side's rows of this batch that its state watermark already passes — rows Spark stores and
+/// then evicts in step 3 of the same batch (in Nexmark q5, every count joined to its window's
+/// maximum). They are kept here for the batch instead, to meet the other side's rows of the
+/// batch, and never encoded into their key's list in the state, which leaves the state as
+/// storing and evicting them would.
+struct DueRows {
+    /// The rows, in input order.
+    rows: RecordBatch,
+    /// Each row's `matched` flag.
+    matched: Vec<bool>,
+    /// The rows of each key (state row format).
+    by_key: HashMap<Vec<u8>, Vec<usize>>,
+}
+
+impl DueRows {
+    /// Rows `picked` of `rows`, whose keys are `keys` and flags `matched`.
+    fn new(rows: &RecordBatch, keys: &arrow::row::Rows, matched: &[bool], picked: Vec<u32>) -> Result<Self> {
+        let mut by_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (j, i) in picked.iter().enumerate() {
+            by_key.entry(keys.row(*i as usize).as_ref().to_vec()).or_default().push(j);
+        }
+        let matched = picked.iter().map(|i| matched[*i as usize]).collect();
+        Ok(Self { rows: take_record_batch(rows, &UInt32Array::from(picked))?, matched, by_key })
+    }
+
+    /// The rows whose key is `key`.
+    fn rows_with_key(&self, key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+        self.by_key.get(key).into_iter().flatten().copied()
+    }
+}
+
+/// Rows picked as (source, row): source 0 is `stored`, source 1 `due`'s rows.
+fn pick_rows(stored: &RecordBatch, due: Option<&DueRows>, picks: &[(usize, usize)]) -> Result<RecordBatch> {
+    Ok(match due {
+        Some(due) => interleave_record_batch(&[stored, &due.rows], picks)?,
+        // Every pick is of a stored row: a take, without interleave's per-row source lookup.
+        None => take_record_batch(stored, &UInt32Array::from_iter_values(picks.iter().map(|(_, j)| *j as u32)))?,
+    })
+}
+
 /// A state entry as read for decoding: key, value (the list) and eviction time.
 type StoredEntry = (StateRow, StateRow, Option<i64>);
 
@@ -306,7 +352,12 @@ pub fn reduce_join(
     ensure_row_count(left_state)?;
     ensure_row_count(right_state)?;
     let mut out = Vec::new();
-    let mut run = |side: JoinSide, input: &[RecordBatch], this: &mut KeyedState, other: &mut KeyedState| -> Result<()> {
+    let mut run = |side: JoinSide,
+                   input: &[RecordBatch],
+                   this: &mut KeyedState,
+                   other: &mut KeyedState,
+                   other_due: Option<&mut DueRows>|
+     -> Result<Option<DueRows>> {
         let s = stages.side(side);
         let mut rows = concat_batches(&s.schema, input)?;
         if let Some(et) = s.event_time {
@@ -315,16 +366,18 @@ pub fn reduce_join(
             metrics.num_rows_dropped_by_watermark += on_time.dropped;
             rows = on_time.rows;
         }
-        metrics.num_rows_updated += process_side(stages, side, rows, this, other, watermarks, &mut out)?;
-        Ok(())
+        let (stored, due) =
+            process_side(stages, side, rows, this, Counterpart { state: other, due: other_due }, watermarks, &mut out)?;
+        metrics.num_rows_updated += stored;
+        Ok(due)
     };
-    run(JoinSide::Left, left_input, left_state, right_state)?;
-    run(JoinSide::Right, right_input, right_state, left_state)?;
+    let mut left_due = run(JoinSide::Left, left_input, left_state, right_state, None)?;
+    let right_due = run(JoinSide::Right, right_input, right_state, left_state, left_due.as_mut())?;
     metrics.all_updates_time_ms = started.elapsed().as_millis() as u64;
 
     let removal_started = Instant::now();
-    for (side, state) in [(JoinSide::Left, &mut *left_state), (JoinSide::Right, &mut *right_state)] {
-        metrics.num_rows_removed += evict(stages, side, state, watermarks, &mut out)?;
+    for (side, state, due) in [(JoinSide::Left, &mut *left_state, left_due), (JoinSide::Right, &mut *right_state, right_due)] {
+        metrics.num_rows_removed += evict(stages, side, state, due, watermarks, &mut out)?;
     }
     metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
     metrics.num_rows_total = left_state.list_rows.unwrap_or(0) + right_state.list_rows.unwrap_or(0);
@@ -332,16 +385,25 @@ pub fn reduce_join(
     Ok((out, metrics))
 }
 
-/// Step 1 or 2 of the module docs for `side`'s (on-time) input rows; returns the rows stored.
+/// What the rows of one side meet: the other side's state, and its rows of this batch that
+/// were not stored (see [`DueRows`]).
+struct Counterpart<'a> {
+    state: &'a mut KeyedState,
+    due: Option<&'a mut DueRows>,
+}
+
+/// Step 1 or 2 of the module docs for `side`'s (on-time) input rows. Returns the number of rows
+/// stored as Spark counts them — those kept as this side's [`DueRows`] included — and those rows.
 fn process_side(
     stages: &JoinStages,
     side: JoinSide,
     rows: RecordBatch,
     this_state: &mut KeyedState,
-    other_state: &mut KeyedState,
+    counterpart: Counterpart<'_>,
     watermarks: &BatchWatermarks,
     out: &mut Vec<RecordBatch>,
-) -> Result<u64> {
+) -> Result<(u64, Option<DueRows>)> {
+    let Counterpart { state: other_state, due: mut other_due } = counterpart;
     let this = stages.side(side);
     let other_side = match side {
         JoinSide::Left => JoinSide::Right,
@@ -350,7 +412,7 @@ fn process_side(
     let other = stages.side(other_side);
     let semi = stages.join_type == JoinType::LeftSemi;
     if rows.num_rows() == 0 {
-        return Ok(0);
+        return Ok((0, None));
     }
 
     // Rows failing this side's own conditions can never match: never stored, and an outer join
@@ -371,7 +433,7 @@ fn process_side(
     };
     let n = rows.num_rows();
     if n == 0 {
-        return Ok(0);
+        return Ok((0, None));
     }
     let key_columns = stages.key_columns(side, &rows)?;
     let keys = this_state.encode_keys(&key_columns, n)?;
@@ -402,23 +464,32 @@ fn process_side(
     }
     let mut stored = StoredRows::decode(other, other_state, found)?;
 
-    // Candidate pairs with equal keys; left semi's right side skips left rows already matched.
+    // Candidate pairs with equal keys, among the other side's stored rows (source 0) and its
+    // rows of this batch that were not stored (source 1); left semi's right side skips left
+    // rows already matched.
     let skip_matched = semi && side == JoinSide::Right;
-    let (mut input_idx, mut state_idx) = (Vec::new(), Vec::new());
+    let (mut input_idx, mut picks) = (Vec::new(), Vec::new());
     for (i, g) in group_of_row.iter().enumerate() {
-        let Some(g) = g else { continue };
-        for j in stored.group_range(*g) {
-            if skip_matched && stored.matched[j] {
-                continue;
+        if let Some(g) = g {
+            for j in stored.group_range(*g) {
+                if !(skip_matched && stored.matched[j]) {
+                    input_idx.push(i as u32);
+                    picks.push((0, j));
+                }
             }
-            input_idx.push(i as u32);
-            state_idx.push(j as u32);
+        }
+        if let Some(due) = other_due.as_deref().filter(|_| !null_key[i]) {
+            for j in due.rows_with_key(keys.row(i).as_ref()) {
+                if !(skip_matched && due.matched[j]) {
+                    input_idx.push(i as u32);
+                    picks.push((1, j));
+                }
+            }
         }
     }
     let input_idx = UInt32Array::from(input_idx);
-    let state_idx = UInt32Array::from(state_idx);
     let these = take_record_batch(&rows, &input_idx)?;
-    let those = take_record_batch(&stored.rows, &state_idx)?;
+    let those = pick_rows(&stored.rows, other_due.as_deref(), &picks)?;
     let columns: Vec<ArrayRef> = match side {
         JoinSide::Left => these.columns().iter().chain(those.columns()).cloned().collect(),
         JoinSide::Right => those.columns().iter().chain(these.columns()).cloned().collect(),
@@ -431,19 +502,29 @@ fn process_side(
 
     let mut row_matched = vec![false; n];
     let mut changed_groups = vec![false; stored.keys.len()];
-    let mut first_matches: Vec<u32> = Vec::new();
+    let mut first_matches: Vec<(usize, usize)> = Vec::new();
     let group_of_stored: Vec<usize> =
         (0..stored.keys.len()).flat_map(|g| std::iter::repeat_n(g, stored.group_range(g).len())).collect();
     for p in 0..pairs.num_rows() {
         if !pass.value(p) {
             continue;
         }
-        let (i, j) = (input_idx.value(p) as usize, state_idx.value(p) as usize);
-        row_matched[i] = true;
-        if !stored.matched[j] {
-            stored.matched[j] = true;
-            changed_groups[group_of_stored[j]] = true;
-            first_matches.push(j as u32);
+        row_matched[input_idx.value(p) as usize] = true;
+        let flag = match (picks[p], other_due.as_deref_mut()) {
+            ((0, j), _) => {
+                if !stored.matched[j] {
+                    changed_groups[group_of_stored[j]] = true;
+                }
+                &mut stored.matched[j]
+            }
+            ((_, j), Some(due)) => &mut due.matched[j],
+            ((_, _), None) => {
+                return Err(SluiceError::internal("a join pair picked a row of a side's unstored rows, which it has none of"))
+            }
+        };
+        if !*flag {
+            *flag = true;
+            first_matches.push(picks[p]);
         }
     }
 
@@ -462,9 +543,9 @@ fn process_side(
             }
         }
         (true, JoinSide::Right) => {
-            // Each stored left row is emitted the first time it matches, once.
+            // Each left row is emitted the first time it matches, once.
             if !first_matches.is_empty() {
-                out.push(take_record_batch(&stored.rows, &UInt32Array::from(first_matches))?);
+                out.push(pick_rows(&stored.rows, other_due.as_deref(), &first_matches)?);
             }
         }
     }
@@ -483,18 +564,21 @@ fn process_side(
         .collect();
     put_lists(other, other_state, &[&stored_elements], rewrites)?;
 
-    // Store this side's rows (Spark's `shouldAddToState`).
+    // Store this side's rows (Spark's `shouldAddToState`) — except those the state watermark
+    // already passes: step 3 would evict them at the end of this batch, so they are kept aside
+    // for it instead (see [`DueRows`]).
     let times = state_times(this, &rows, &key_columns)?;
     let state_wm_us = this.eviction.state_watermark_ms(watermarks.eviction_ms).map(|ms| ms.saturating_mul(1000));
-    let store: Vec<bool> = (0..n)
+    let due_now: Vec<bool> = times.iter().map(|t| matches!((state_wm_us, t), (Some(wm), Some(t)) if *t <= wm)).collect();
+    let kept: Vec<bool> = (0..n)
         .map(|i| match side {
             JoinSide::Left => !(semi && row_matched[i]),
-            JoinSide::Right => {
-                let evicted_now = matches!((state_wm_us, times[i]), (Some(wm), Some(t)) if t <= wm);
-                !evicted_now || (stages.preserves(side) && !row_matched[i])
-            }
+            JoinSide::Right => !due_now[i] || (stages.preserves(side) && !row_matched[i]),
         })
         .collect();
+    let store: Vec<bool> = (0..n).map(|i| kept[i] && !due_now[i]).collect();
+    let due_rows: Vec<u32> = (0..n as u32).filter(|i| kept[*i as usize] && due_now[*i as usize]).collect();
+    let due = (!due_rows.is_empty()).then(|| DueRows::new(&rows, &keys, &row_matched, due_rows)).transpose()?;
     let new_elements = elements(this, &rows, &row_matched)?;
     let mut new_by_key: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut key_order: Vec<usize> = Vec::new();
@@ -540,13 +624,34 @@ fn process_side(
     }
     put_lists(this, this_state, &[&before_elements, &new_elements], writes)?;
     this_state.list_rows = Some(this_state.list_rows.unwrap_or(0) + rows_stored);
-    Ok(rows_stored)
+    let due_count = due.as_ref().map_or(0, |d| d.rows.num_rows() as u64);
+    Ok((rows_stored + due_count, due))
 }
 
 /// Step 3 of the module docs for one side: removes the rows at or below its state watermark,
-/// emitting the unmatched ones NULL-padded when the join preserves the side. Returns the number
-/// of rows removed.
+/// emitting the unmatched ones NULL-padded when the join preserves the side — the stored ones,
+/// then this batch's `due` rows, which were never stored. Returns the number of rows removed.
 fn evict(
+    stages: &JoinStages,
+    side: JoinSide,
+    state: &mut KeyedState,
+    due: Option<DueRows>,
+    watermarks: &BatchWatermarks,
+    out: &mut Vec<RecordBatch>,
+) -> Result<u64> {
+    let stored = evict_stored(stages, side, state, watermarks, out)?;
+    let Some(due) = due else { return Ok(stored) };
+    if stages.preserves(side) {
+        let unmatched = filter_record_batch(&due.rows, &due.matched.iter().map(|m| Some(!m)).collect::<BooleanArray>())?;
+        if unmatched.num_rows() > 0 {
+            out.push(stages.null_padded(side, &unmatched)?);
+        }
+    }
+    Ok(stored + due.rows.num_rows() as u64)
+}
+
+/// [`evict`] of the side's stored rows.
+fn evict_stored(
     stages: &JoinStages,
     side: JoinSide,
     state: &mut KeyedState,
