@@ -154,10 +154,8 @@ pub async fn reduce_aggregate(
     let mut metrics = StateOperatorMetrics::default();
     let g = stages.group_count;
     // Most partitions of a small batch get no rows: they skip straight to eviction.
-    let mut incoming = match input.iter().any(|b| b.num_rows() > 0) {
-        true => Some(concat_batches(&stages.partial_schema, &input)?),
-        false => None,
-    };
+    let mut incoming =
+        input.iter().any(|b| b.num_rows() > 0).then(|| concat_batches(&stages.partial_schema, &input)).transpose()?;
 
     // Late groups: a key whose event time is at or below the previous batch's watermark.
     // Complete mode keeps everything (its result is the whole table; nothing is ever evicted).

@@ -19,9 +19,9 @@
 //!
 //! A row that step 3 of its own batch evicts — its side's state watermark, from this batch's
 //! watermark, already passes it — is not written to the state at all: it is kept beside it for
-//! the batch ([`DueRows`]) — where a left row still meets the right input of step 2 — and
-//! leaves in step 3 as a stored row would. The state and the output are those of Spark's order; the encoding of the
-//! row into its key's list and the two decodings after are saved.
+//! the batch ([`DueRows`]), where a left row still meets the right input of step 2, and leaves
+//! in step 3 as a stored row would. The state and the output are those of Spark's order; the
+//! encoding of the row into its key's list, and the two decodings after, are saved.
 //!
 //! A key's whole list is the stored value, so a changed key is rewritten as a whole and a delta
 //! file says what each changed key holds now. The lists are multisets: an attempt that saw its
@@ -206,7 +206,14 @@ impl DueRows {
     fn new(rows: &RecordBatch, keys: &arrow::row::Rows, matched: &[bool], picked: Vec<u32>) -> Result<Self> {
         let mut by_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
         for (j, i) in picked.iter().enumerate() {
-            by_key.entry(keys.row(*i as usize).as_ref().to_vec()).or_default().push(j);
+            // A key's bytes are copied once, when it first appears, not for every row.
+            let key = keys.row(*i as usize);
+            match by_key.get_mut(key.as_ref()) {
+                Some(rows) => rows.push(j),
+                None => {
+                    by_key.insert(key.as_ref().to_vec(), vec![j]);
+                }
+            }
         }
         let matched = picked.iter().map(|i| matched[*i as usize]).collect();
         Ok(Self { rows: take_record_batch(rows, &UInt32Array::from(picked))?, matched, by_key })
@@ -576,13 +583,12 @@ fn process_side(
             JoinSide::Right => !due_now[i] || (stages.preserves(side) && !row_matched[i]),
         })
         .collect();
-    let store: Vec<bool> = (0..n).map(|i| kept[i] && !due_now[i]).collect();
     let due_rows: Vec<u32> = (0..n as u32).filter(|i| kept[*i as usize] && due_now[*i as usize]).collect();
     let due = (!due_rows.is_empty()).then(|| DueRows::new(&rows, &keys, &row_matched, due_rows)).transpose()?;
     let new_elements = elements(this, &rows, &row_matched)?;
     let mut new_by_key: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut key_order: Vec<usize> = Vec::new();
-    for i in (0..n).filter(|i| store[*i]) {
+    for i in (0..n).filter(|i| kept[*i] && !due_now[*i]) {
         let list = new_by_key.entry(keys.row(i).data()).or_default();
         if list.is_empty() {
             key_order.push(i);
