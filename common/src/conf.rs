@@ -89,12 +89,27 @@ pub struct QueryConf {
     /// was made before operators were shared and keeps one operator per occurrence.
     #[serde(default = "default_share_identical_operators")]
     pub share_identical_operators: bool,
+    /// `sluice.streaming.slidingWindowStateByPane`: an append-mode sliding-window aggregation
+    /// with a pane form and a key besides the window keeps one state row per pane and key, and
+    /// assembles each window from its panes when the watermark closes it
+    /// (`executor::operators::panes`). Recorded in the checkpoint, since it decides the state's
+    /// layout and how rows are shuffled; a checkpoint that does not record it keeps one state
+    /// row per window and key.
+    #[serde(default = "default_sliding_window_state_by_pane")]
+    pub sliding_window_state_by_pane: bool,
 }
 
 /// The conf key of [`QueryConf::share_identical_operators`].
 pub const SHARE_IDENTICAL_OPERATORS: &str = "sluice.streaming.shareIdenticalOperators";
 
 fn default_share_identical_operators() -> bool {
+    true
+}
+
+/// The conf key of [`QueryConf::sliding_window_state_by_pane`].
+pub const SLIDING_WINDOW_STATE_BY_PANE: &str = "sluice.streaming.slidingWindowStateByPane";
+
+fn default_sliding_window_state_by_pane() -> bool {
     true
 }
 
@@ -119,6 +134,7 @@ impl Default for QueryConf {
             maintenance_interval_ms: default_maintenance_interval_ms(),
             no_data_progress_event_interval_ms: default_no_data_progress_event_interval_ms(),
             share_identical_operators: default_share_identical_operators(),
+            sliding_window_state_by_pane: default_sliding_window_state_by_pane(),
         }
     }
 }
@@ -170,6 +186,7 @@ impl QueryConf {
             c.no_data_progress_event_interval_ms = parse_time_conf_ms(v)?;
         }
         c.share_identical_operators = settings.bool_or(SHARE_IDENTICAL_OPERATORS, true, "SET")?;
+        c.sliding_window_state_by_pane = settings.bool_or(SLIDING_WINDOW_STATE_BY_PANE, true, "SET")?;
         Ok(c)
     }
 
@@ -188,6 +205,7 @@ impl QueryConf {
         m.insert("spark.sql.streaming.join.stateFormatVersion".into(), "2".into());
         m.insert("spark.sql.streaming.stateStore.providerClass".into(), "sluice.ArrowStateStoreProvider".into());
         m.insert(SHARE_IDENTICAL_OPERATORS.into(), self.share_identical_operators.to_string());
+        m.insert(SLIDING_WINDOW_STATE_BY_PANE.into(), self.sliding_window_state_by_pane.to_string());
         m
     }
 
@@ -203,16 +221,21 @@ impl QueryConf {
             Some("max") => WatermarkPolicy::Max,
             _ => WatermarkPolicy::Min,
         };
-        // Missing: the checkpoint predates sharing, and its state has one operator per occurrence.
-        self.share_identical_operators = match conf.get(SHARE_IDENTICAL_OPERATORS) {
-            None => false,
-            Some(v) => v.parse().map_err(|_| {
-                SluiceError::user(format!(
-                    "checkpoint records an invalid {SHARE_IDENTICAL_OPERATORS} '{v}' (expected true or false)"
-                ))
-            })?,
-        };
+        // Missing: the checkpoint predates the setting, and its state has the layout from before
+        // it (one operator per occurrence; one row per window).
+        self.share_identical_operators = recorded_flag(conf, SHARE_IDENTICAL_OPERATORS)?;
+        self.sliding_window_state_by_pane = recorded_flag(conf, SLIDING_WINDOW_STATE_BY_PANE)?;
         Ok(())
+    }
+}
+
+/// A sluice flag recorded in a checkpoint's `offsets/N`: `false` when the checkpoint predates it.
+fn recorded_flag(conf: &BTreeMap<String, String>, key: &str) -> Result<bool> {
+    match conf.get(key) {
+        None => Ok(false),
+        Some(v) => v
+            .parse()
+            .map_err(|_| SluiceError::user(format!("checkpoint records an invalid {key} '{v}' (expected true or false)"))),
     }
 }
 
@@ -254,6 +277,20 @@ mod tests {
         let recorded = QueryConf { shuffle_partitions: 5, ..Default::default() }.to_offset_conf();
         c.restore_from_offsets(&recorded).unwrap();
         assert_eq!(c.shuffle_partitions, 5);
+    }
+
+    #[test]
+    fn checkpoints_keep_the_sliding_window_state_layout_they_started_with() {
+        let new = QueryConf::default().to_offset_conf();
+        assert_eq!(new.get(SLIDING_WINDOW_STATE_BY_PANE).map(String::as_str), Some("true"));
+        let mut c = QueryConf { sliding_window_state_by_pane: false, ..Default::default() };
+        c.restore_from_offsets(&new).unwrap();
+        assert!(c.sliding_window_state_by_pane);
+        let mut legacy = new;
+        legacy.remove(SLIDING_WINDOW_STATE_BY_PANE);
+        let mut c = QueryConf::default();
+        c.restore_from_offsets(&legacy).unwrap();
+        assert!(!c.sliding_window_state_by_pane, "a checkpoint from before panes keeps a row per window");
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl PreparedQuery {
         let planning = compiled.planning_state(0);
         let mut operators = Vec::with_capacity(compiled.pipeline.operators.len());
         for op in &compiled.pipeline.operators {
-            operators.push(compile_operator(&planning, op).await?);
+            operators.push(compile_operator(&planning, op, &compiled.spec).await?);
         }
         Ok(Self { compiled, operators, readers, sink, connectors: connectors.clone(), static_tables: Mutex::new(None) })
     }

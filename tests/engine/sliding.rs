@@ -7,8 +7,10 @@
 //!   window's end is at or below the watermark, as `tests/engine/property.rs` models tumbling
 //!   windows;
 //! * against the same query with one more aggregate that keeps it off the pane path
-//!   (`approx_count_distinct`, not one the planner merges by panes), which must produce the same
-//!   rows in the same order and the same state metrics, batch for batch.
+//!   (`approx_count_distinct`, not one the planner merges by panes): with state per window
+//!   (update mode, or `sluice.streaming.slidingWindowStateByPane` off) it must produce the same
+//!   rows in the same order and the same state metrics, batch for batch; with state per pane
+//!   (append mode) the same rows, and the state metrics of a model of pane rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -124,15 +126,52 @@ fn model(steps: &[Vec<Event>], mode: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// Expected state metrics of an append-mode aggregation with state per pane, for each batch the
+/// run made (`batches[i]` for step `i`: its data batch, then the no-data batch when one ran):
+/// rows are one per pane `[p, p + 2)` and key, kept until the watermark reaches `p + 10`, the
+/// end of the newest window holding the pane; the late groups are the distinct (window, key)
+/// pairs of the batch whose window ends at or below the watermark.
+fn pane_metrics(steps: &[Vec<Event>], batches: &[usize]) -> Vec<Vec<[u64; 4]>> {
+    let pane_of = |t: i64| t - (t - START).rem_euclid(SLIDE);
+    let mut wm = 0i64;
+    let mut state: BTreeSet<(i64, &str)> = BTreeSet::new();
+    let mut out = Vec::new();
+    for (events, batches) in steps.iter().zip(batches) {
+        let late: BTreeSet<(i64, &str)> =
+            events.iter().flat_map(|e| window_starts(e.t).filter(|s| s + WINDOW <= wm).map(|s| (s, e.key))).collect();
+        let updated: BTreeSet<(i64, &str)> =
+            events.iter().map(|e| (pane_of(e.t), e.key)).filter(|(p, _)| p + WINDOW > wm).collect();
+        state.extend(updated.iter().copied());
+        let mut metrics = vec![[state.len() as u64, updated.len() as u64, 0, late.len() as u64]];
+        let new_wm = events.iter().map(|e| e.t - DELAY).max().map_or(wm, |m| wm.max(m));
+        if *batches > 1 {
+            let before = state.len();
+            state.retain(|(p, _)| p + WINDOW > new_wm);
+            metrics.push([state.len() as u64, 0, (before - state.len()) as u64, 0]);
+        }
+        wm = new_wm;
+        out.push(metrics);
+    }
+    out
+}
+
 /// Per batch: the sink's new rows in the order written, and the aggregation's state metrics
 /// (total, updated, removed, dropped by watermark) of every batch run for it.
 type Run = (Vec<Vec<String>>, Vec<Vec<[u64; 4]>>);
 
 async fn run(job: &str, steps: &[Vec<Event>]) -> Run {
-    let t = StreamTest::start(job).await;
+    run_restarting(job, steps, None).await
+}
+
+/// [`run`], stopping the query before step `restart.0` and starting it again as `restart.1`.
+async fn run_restarting(job: &str, steps: &[Vec<Event>], restart: Option<(usize, &str)>) -> Run {
+    let mut t = StreamTest::start(job).await;
     let (mut rows, mut metrics) = (Vec::new(), Vec::new());
     let (mut seen_batches, mut seen_progress) = (0, 0);
-    for events in steps {
+    for (step, events) in steps.iter().enumerate() {
+        if let Some((_, again)) = restart.filter(|(at, _)| *at == step) {
+            t.restart_with(again).await;
+        }
         t.add_batch(batch(events));
         t.settle().await;
         let table = t.harness.session.memory_table("out").unwrap_or_default();
@@ -202,13 +241,27 @@ fn fixed_steps() -> Vec<Vec<Event>> {
         .collect()
 }
 
+const BY_PANE: &str = "sluice.streaming.slidingWindowStateByPane";
+
+fn with_by_pane(by_pane: bool, job: &str) -> String {
+    format!("SET '{BY_PANE}' = '{by_pane}';\n{job}")
+}
+
 async fn same_as_the_expansion(mode: &str) {
     let steps = fixed_steps();
-    let panes = run(&job(mode, 1, ""), &steps).await;
     let expanded = run(&job(mode, 1, ", approx_count_distinct(key) AS one"), &steps).await;
-    assert_eq!(panes, expanded, "{mode}: rows in order and state metrics");
-    assert_eq!(sorted(panes.0), model(&steps, mode), "{mode}: the model");
-    assert!(panes.1.iter().flatten().any(|m| m[3] > 0), "{mode}: some groups were late");
+    assert_eq!(sorted(expanded.0.clone()), model(&steps, mode), "{mode}: the model");
+    assert!(expanded.1.iter().flatten().any(|m| m[3] > 0), "{mode}: some groups were late");
+    let per_window = run(&with_by_pane(false, &job(mode, 1, "")), &steps).await;
+    assert_eq!(per_window, expanded, "{mode}, state per window: rows in order and state metrics");
+    let by_pane = run(&job(mode, 1, ""), &steps).await;
+    if mode == "append" {
+        assert_eq!(sorted(by_pane.0), model(&steps, mode), "{mode}, state per pane: the model");
+        let batches: Vec<usize> = expanded.1.iter().map(Vec::len).collect();
+        assert_eq!(by_pane.1, pane_metrics(&steps, &batches), "{mode}, state per pane: state metrics");
+    } else {
+        assert_eq!(by_pane, expanded, "{mode} keeps state per window: rows in order and state metrics");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,4 +272,20 @@ async fn sliding_window_append_by_panes_is_the_expansion_row_for_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sliding_window_update_by_panes_is_the_expansion_row_for_row() {
     same_as_the_expansion("update").await;
+}
+
+/// State per pane is restored after a restart, and a checkpoint keeps the state layout it
+/// started with whatever the restarted session asks for: the rows are the model's in each case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sliding_window_aggregation_keeps_its_state_layout() {
+    let steps = fixed_steps();
+    for (first, then) in [(true, true), (false, true), (true, false)] {
+        let (rows, _) = run_restarting(
+            &with_by_pane(first, &job("append", 3, "")),
+            &steps,
+            Some((3, &with_by_pane(then, &job("append", 3, "")))),
+        )
+        .await;
+        assert_eq!(sorted(rows), model(&steps, "append"), "state per pane {first}, then asked {then}");
+    }
 }

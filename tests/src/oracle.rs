@@ -185,6 +185,13 @@ impl StreamTest {
         self.query = Some(self.harness.run(&self.job).await.remove(0));
     }
 
+    /// [`Self::restart`] with `job` in place of the job started with (as [`Self::start`] takes
+    /// it): a session whose settings changed meets the checkpoint.
+    pub async fn restart_with(&mut self, job: &str) {
+        self.job = format!("SET 'checkpointLocation' = '{}';\n{job}", crate::path_lit(self.checkpoint.path()));
+        self.restart().await;
+    }
+
     /// Stops the query and the cluster.
     pub async fn finish(mut self) {
         if let Some(q) = self.query.take() {

@@ -37,6 +37,7 @@ pub const SETTINGS: &[&str] = &[
     "spark.sql.files.maxPartitionBytes",
     "spark.sql.files.openCostInBytes",
     sluice_common::conf::SHARE_IDENTICAL_OPERATORS,
+    sluice_common::conf::SLIDING_WINDOW_STATE_BY_PANE,
 ];
 
 /// What the driver needs to know about a stateful operator.

@@ -28,7 +28,7 @@ use sluice_state::KeyedState;
 
 use super::event_time::{drop_late_rows, event_time_micros};
 use super::group_keys::FlatGroupKeys;
-use super::panes::PaneStages;
+use super::panes::{reduce_by_pane, PaneStages};
 
 /// The physical pieces of one streaming aggregation, taken from the `Partial` aggregation
 /// DataFusion planned for it, from which the reduce side builds its merge and final steps.
@@ -137,8 +137,45 @@ pub struct AggregateTask {
     pub holds_global_group: bool,
 }
 
-fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+/// A batch of `schema` from `columns`, which may be none (a key-less state's rows).
+pub(super) fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
+/// Restore, merge, save: merges `incoming` partial rows with the stored state of their keys, and
+/// each merged row replaces its key's state, evicted at the time `evict_at` reads off the merged
+/// rows. Returns the merged rows (one per key).
+pub(super) async fn merge_into_state(
+    stages: &AggregateStages,
+    state: &mut KeyedState,
+    incoming: RecordBatch,
+    evict_at: impl Fn(&RecordBatch) -> Result<Vec<Option<i64>>>,
+    ctx: &Arc<TaskContext>,
+) -> Result<RecordBatch> {
+    let g = stages.group_count;
+    let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
+    let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
+    let mut seen = HashSet::new();
+    for i in 0..incoming.num_rows() {
+        let k = keys.row(i);
+        if seen.insert(k) {
+            if let Some((key, e)) = state.get_key_value(k.as_ref()) {
+                stored.push((key, &e.value));
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(2);
+    if !stored.is_empty() {
+        let mut cols = state.decode_keys(stored.iter().map(|(k, _)| *k))?;
+        cols.extend(state.decode_values(stored.iter().map(|(_, v)| *v))?);
+        rows.push(batch_of(&stages.partial_schema, cols, stored.len())?);
+    }
+    rows.push(incoming);
+    let m = stages.merge(rows, ctx).await?;
+    let mkeys = state.encode_keys(&m.columns()[..g], m.num_rows())?;
+    let mvals = state.encode_values(&m.columns()[g..], m.num_rows())?;
+    state.put_rows(&mkeys, &mvals, &evict_at(&m)?, m.columns())?;
+    Ok(m)
 }
 
 /// Runs one partition's aggregation for a batch; returns the emitted rows (final values) and
@@ -150,9 +187,11 @@ pub async fn reduce_aggregate(
     task: AggregateTask,
     ctx: &Arc<TaskContext>,
 ) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
+    if let Some(panes) = stages.panes.as_ref().filter(|p| p.by_pane.is_some()) {
+        return reduce_by_pane(panes, stages, state, input, &task.watermarks, ctx).await;
+    }
     let started = Instant::now();
     let mut metrics = StateOperatorMetrics::default();
-    let g = stages.group_count;
     // Most partitions of a small batch get no rows: they skip straight to eviction.
     let mut incoming =
         input.iter().any(|b| b.num_rows() > 0).then(|| concat_batches(&stages.partial_schema, &input)).transpose()?;
@@ -166,36 +205,13 @@ pub async fn reduce_aggregate(
         *rows = on_time.rows;
     }
 
-    // Restore: the stored state of every incoming key, then merge.
     let mut merged = None;
     if let Some(incoming) = incoming.filter(|rows| rows.num_rows() > 0) {
-        let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
-        let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut seen = HashSet::new();
-        for i in 0..incoming.num_rows() {
-            let k = keys.row(i);
-            if seen.insert(k) {
-                if let Some((key, e)) = state.get_key_value(k.as_ref()) {
-                    stored.push((key, &e.value));
-                }
-            }
-        }
-        let mut rows = Vec::with_capacity(2);
-        if !stored.is_empty() {
-            let mut cols = state.decode_keys(stored.iter().map(|(k, _)| *k))?;
-            cols.extend(state.decode_values(stored.iter().map(|(_, v)| *v))?);
-            rows.push(batch_of(&stages.partial_schema, cols, stored.len())?);
-        }
-        rows.push(incoming);
-        let m = stages.merge(rows, ctx).await?;
-        // Save: each merged row replaces its key's state.
-        let mkeys = state.encode_keys(&m.columns()[..g], m.num_rows())?;
-        let mvals = state.encode_values(&m.columns()[g..], m.num_rows())?;
-        let times = match task.event_time {
-            Some(et) => event_time_micros(m.column(et.index), et.is_window)?,
-            None => vec![None; m.num_rows()],
+        let times = |m: &RecordBatch| match task.event_time {
+            Some(et) => event_time_micros(m.column(et.index), et.is_window),
+            None => Ok(vec![None; m.num_rows()]),
         };
-        state.put_rows(&mkeys, &mvals, &times, m.columns())?;
+        let m = merge_into_state(stages, state, incoming, times, ctx).await?;
         metrics.num_rows_updated = m.num_rows() as u64;
         merged = Some(m);
     }
@@ -213,7 +229,7 @@ pub async fn reduce_aggregate(
                 cols.extend(state.decode_values(state.iter().map(|(_, e)| &e.value[..]))?);
                 vec![batch_of(&stages.partial_schema, cols, state.len())?]
             };
-            if rows.is_empty() && (g > 0 || !task.holds_global_group) {
+            if rows.is_empty() && (stages.group_count > 0 || !task.holds_global_group) {
                 Vec::new()
             } else {
                 stages.finish(rows, ctx).await?

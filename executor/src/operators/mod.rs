@@ -25,9 +25,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 
 use sluice_common::error::{Result, SluiceError};
+use sluice_common::OutputMode;
 use sluice_plan::join::JoinSide;
 use sluice_plan::streaming::{OperatorKind, StatefulOperator};
-use sluice_plan::{CompiledQuery, Fragment, TaskInput};
+use sluice_plan::{CompiledQuery, Fragment, QuerySpec, TaskInput};
 use sluice_state::hash::partition_ids;
 
 use self::aggregate::AggregateStages;
@@ -56,7 +57,10 @@ impl CompiledOperator {
     pub fn state_schemas(&self) -> (SchemaRef, SchemaRef) {
         match self {
             CompiledOperator::Join(j) => (Arc::clone(&j.key_schema), Arc::clone(&j.left.value_schema)),
-            CompiledOperator::Aggregate(a) => (a.key_schema(), a.value_schema()),
+            CompiledOperator::Aggregate(a) => match a.panes.as_ref().and_then(|p| p.by_pane.as_deref()) {
+                Some(by_pane) => (by_pane.key_schema(), by_pane.value_schema()),
+                None => (a.key_schema(), a.value_schema()),
+            },
             CompiledOperator::Session(s) => (s.key_schema(), s.value_schema()),
             CompiledOperator::Dedup(d) => {
                 let fields: Vec<Field> = d
@@ -102,13 +106,19 @@ async fn aggregate_stages(state: &SessionState, aggregate: &LogicalPlan) -> Resu
     Ok(stages)
 }
 
-/// Compiles one operator (the reduce side's fixed pieces).
-pub async fn compile_operator(state: &SessionState, op: &StatefulOperator) -> Result<CompiledOperator> {
+/// Compiles one operator (the reduce side's fixed pieces) of the query `spec`.
+pub async fn compile_operator(state: &SessionState, op: &StatefulOperator, spec: &QuerySpec) -> Result<CompiledOperator> {
     match &op.kind {
-        OperatorKind::Aggregate { panes, .. } => {
+        OperatorKind::Aggregate { panes, event_time, group_count } => {
             let mut stages = aggregate_stages(state, &op.plan).await?;
             if let Some(panes) = panes {
-                stages.panes = PaneStages::compile(state, panes, &stages.partial_schema).await?;
+                // State per pane needs the window to be what the watermark closes, append mode
+                // (which emits a window once, when it closes) and another key to shuffle by.
+                let by_pane = spec.conf.sliding_window_state_by_pane
+                    && spec.output_mode == OutputMode::Append
+                    && *group_count > 1
+                    && event_time.is_some_and(|et| et.is_window && et.index == panes.window_index);
+                stages.panes = PaneStages::compile(state, panes, &stages.partial_schema, by_pane).await?;
             }
             Ok(CompiledOperator::Aggregate(stages))
         }
@@ -175,9 +185,10 @@ pub async fn map_input(
                     }
                 }
             };
-            let g = match compiled {
-                CompiledOperator::Session(s) => s.partition_key_indices(),
-                _ => (0..a.group_count).collect(),
+            let g = match (compiled, &a.panes) {
+                (CompiledOperator::Session(s), _) => s.partition_key_indices(),
+                (_, Some(panes)) => panes.shuffle_keys(a.group_count),
+                (_, None) => (0..a.group_count).collect(),
             };
             (rows, Box::new(move |b: &RecordBatch| Ok(g.iter().map(|i| Arc::clone(b.column(*i))).collect())))
         }

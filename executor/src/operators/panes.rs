@@ -1,29 +1,44 @@
-//! The map side of a sliding-window aggregation by panes (see `sluice_plan::sliding`): rows
-//! are partially aggregated per pane and key, each pane's partial row is attributed to every
-//! window holding the pane, and the rows that then share a window and key are merged. The
-//! result has the layout, the keys and — for the aggregates the planner admits — the values of
-//! the expanded aggregation's partial rows, in the same first-appearance order, so the shuffle,
-//! the late-row filter (by window end, per partial row), the state and the output do not change.
-//! Merging before the shuffle keeps one partial row per window and key, as expansion gave — so
-//! `numRowsDroppedByWatermark`, which counts late partial rows, is unchanged too; shipping the
-//! unmerged rows for the reduce side to merge measured no faster on Nexmark q5.
+//! Sliding-window aggregation by panes (see `sluice_plan::sliding`). Rows are partially
+//! aggregated per pane and key on the map side, where a pane is the tumbling window of one slide;
+//! each pane's partial row stands for every window holding the pane. Two layouts follow:
+//!
+//! - **State per pane** ([`reduce_by_pane`], `sluice.streaming.slidingWindowStateByPane`, for
+//!   append mode with a key besides the window): pane rows are shuffled by the other keys, so
+//!   every pane of a key meets in one partition; the state keeps one row per pane and key, and
+//!   when the watermark closes a window the window is assembled from its panes' rows and
+//!   emitted. A batch stores, shuffles and evicts each pane once instead of once per window (5
+//!   times, in Nexmark q5's 10-second windows sliding by 2).
+//! - **State per window**, the expanded aggregation's layout (every other case, and checkpoints
+//!   from before panes were kept): each pane row is attributed to every window holding the
+//!   pane and the rows that then share a window and key are merged before the shuffle, giving
+//!   the expanded aggregation's partial rows — layout, keys, values and first-appearance order
+//!   — so the shuffle, the late-row filter, the state and the output do not change. Merging
+//!   before the shuffle keeps one partial row per window and key, as expansion gave, so
+//!   `numRowsDroppedByWatermark` is unchanged too.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array};
-use arrow::compute::take;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use datafusion::execution::session_state::SessionState;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
+use hashbrown::HashSet;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::time::to_micros;
+use sluice_common::BatchWatermarks;
 use sluice_plan::functions::window::{window_struct, WindowSpec};
 use sluice_plan::sliding::PaneAggregate;
-use sluice_plan::{CompiledQuery, Fragment, TaskInput};
+use sluice_plan::{CompiledQuery, Fragment, StateOperatorMetrics, TaskInput};
+use sluice_state::KeyedState;
 
-use super::aggregate::AggregateStages;
-use super::plan_partial;
+use super::aggregate::{batch_of, merge_into_state, AggregateStages};
+use super::{aggregate_stages, plan_partial};
 
 /// A pane form whose partial rows were checked to line up with the expanded aggregation's.
 #[derive(Debug, Clone)]
@@ -31,13 +46,22 @@ pub struct PaneStages {
     plan: LogicalPlan,
     window_index: usize,
     spec: WindowSpec,
+    /// With state per pane: the pane aggregation's own stages, which merge pane rows and lay
+    /// out the state (the pane start where the window is). `None`: state per window.
+    pub by_pane: Option<Box<AggregateStages>>,
 }
 
 impl PaneStages {
     /// The pane form of an aggregation whose partial rows have the layout `partial_schema`, or
     /// `None` when its own partial rows differ in anything but the pane key (a timestamp where
-    /// the window is): the map side then expands rows instead.
-    pub async fn compile(state: &SessionState, panes: &PaneAggregate, partial_schema: &SchemaRef) -> Result<Option<Self>> {
+    /// the window is): the map side then expands rows instead. `by_pane` asks for state per
+    /// pane (the caller checked the output mode, the keys and the conf).
+    pub async fn compile(
+        state: &SessionState,
+        panes: &PaneAggregate,
+        partial_schema: &SchemaRef,
+        by_pane: bool,
+    ) -> Result<Option<Self>> {
         let pane_schema = plan_partial(state, &panes.plan).await?.schema();
         let lines_up = pane_schema.fields().len() == partial_schema.fields().len()
             && pane_schema.fields().iter().zip(partial_schema.fields()).enumerate().all(|(i, (p, e))| {
@@ -54,13 +78,25 @@ impl PaneStages {
         tracing::debug!(
             window_us = panes.spec.window,
             slide_us = panes.spec.slide,
+            by_pane,
             "sliding-window aggregation partially aggregates by panes"
         );
-        Ok(Some(Self { plan: panes.plan.clone(), window_index: panes.window_index, spec: panes.spec }))
+        let by_pane = match by_pane {
+            true => Some(Box::new(aggregate_stages(state, &panes.plan).await?)),
+            false => None,
+        };
+        Ok(Some(Self { plan: panes.plan.clone(), window_index: panes.window_index, spec: panes.spec, by_pane }))
     }
 
-    /// The task's partial rows: per pane, expanded to windows, merged per window and key.
-    /// `fragment` names the pane plan among the query's plans made once per batch.
+    /// The positions of the keys rows are shuffled by: every key, or with state per pane every
+    /// key but the window, so that all panes of a key meet in one partition.
+    pub fn shuffle_keys(&self, group_count: usize) -> Vec<usize> {
+        (0..group_count).filter(|i| self.by_pane.is_none() || *i != self.window_index).collect()
+    }
+
+    /// The task's partial rows: per pane and key, and with state per window then expanded to
+    /// windows and merged per window and key. `fragment` names the pane plan among the query's
+    /// plans made once per batch.
     pub async fn partial_rows(
         &self,
         query: &CompiledQuery,
@@ -73,10 +109,13 @@ impl PaneStages {
         let plan =
             query.fragment(fragment, batch_timestamp_ms, |state| async move { plan_partial(&state, pane_plan).await }).await?;
         let pane_rows = query.run(&plan, Arc::clone(rows)).await?;
+        if self.by_pane.is_some() {
+            return Ok(pane_rows.into_iter().filter(|b| b.num_rows() > 0).collect());
+        }
         let windowed = pane_rows
             .iter()
             .filter(|b| b.num_rows() > 0)
-            .map(|b| expand_panes(b, self.window_index, &self.spec, &stages.partial_schema))
+            .map(|b| expand_panes(b, self.window_index, &self.spec, &stages.partial_schema, |_| true))
             .collect::<Result<Vec<_>>>()?;
         if windowed.is_empty() {
             return Ok(Vec::new());
@@ -85,14 +124,15 @@ impl PaneStages {
     }
 }
 
-/// Attributes each partial row of a pane (its start at `window_index`) to the pane's windows,
-/// newest first, with the window struct in that column and the rest copied: rows laid out as
-/// `partial_schema`. A NULL pane (a NULL time) has no window.
+/// Attributes each partial row of a pane (its start at `window_index`) to the pane's windows
+/// whose end `wanted` accepts, newest first, with the window struct in that column and the rest
+/// copied: rows laid out as `partial_schema`. A NULL pane (a NULL time) has no window.
 pub fn expand_panes(
     rows: &RecordBatch,
     window_index: usize,
     spec: &WindowSpec,
     partial_schema: &SchemaRef,
+    wanted: impl Fn(i64) -> bool,
 ) -> Result<RecordBatch> {
     let panes = to_micros(rows.column(window_index))?;
     let per_pane = (spec.window / spec.slide) as usize;
@@ -102,7 +142,7 @@ pub fn expand_panes(
     for (row, pane) in panes.iter().enumerate() {
         let Some(pane) = pane else { continue };
         let row = u32::try_from(row).map_err(|_| SluiceError::internal("a batch of more than 2^32 partial rows"))?;
-        for (start, end) in spec.windows_of_pane(pane) {
+        for (start, end) in spec.windows_of_pane(pane).filter(|(_, end)| wanted(*end)) {
             take_rows.push(row);
             starts.push(start);
             ends.push(end);
@@ -125,6 +165,109 @@ pub fn expand_panes(
         columns,
         &RecordBatchOptions::new().with_row_count(Some(take_rows.len())),
     )?)
+}
+
+/// Runs one partition's aggregation for a batch with state per pane; returns the emitted rows
+/// (final values of the windows the batch's watermark closes) and the operator's metrics.
+///
+/// Windows are emitted in append mode only: a window closes when the eviction watermark passes
+/// its end, in the batch whose eviction watermark first does — the windows ending after the late
+/// watermark (the previous batch's eviction watermark, which closed everything before it) and at
+/// or before this batch's. A pane's row stays until the last window holding it has closed.
+/// The metrics count state rows, which are pane rows here; `numRowsDroppedByWatermark` counts
+/// late (window, key) groups, as with state per window.
+pub async fn reduce_by_pane(
+    panes: &PaneStages,
+    windows: &AggregateStages,
+    state: &mut KeyedState,
+    input: Vec<RecordBatch>,
+    watermarks: &BatchWatermarks,
+    ctx: &Arc<TaskContext>,
+) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
+    let by_pane = panes.by_pane.as_deref().ok_or_else(|| SluiceError::internal("reduce_by_pane without state per pane"))?;
+    let started = Instant::now();
+    let mut metrics = StateOperatorMetrics::default();
+    let (late_us, evict_us) = (watermarks.late_micros(), watermarks.eviction_micros());
+    let (w, spec) = (panes.window_index, panes.spec);
+    // A pane's row is evicted with the newest window holding it, which starts where it does.
+    let evict_at = |rows: &RecordBatch| -> Result<Vec<Option<i64>>> {
+        Ok(to_micros(rows.column(w))?.iter().map(|p| p.map(|p| p.saturating_add(spec.window))).collect())
+    };
+    if input.iter().any(|b| b.num_rows() > 0) {
+        let rows = concat_batches(&by_pane.partial_schema, &input)?;
+        let (on_time, dropped) = drop_late_panes(&rows, by_pane.group_count, w, &spec, late_us)?;
+        metrics.num_rows_dropped_by_watermark = dropped;
+        if on_time.num_rows() > 0 {
+            let merged = merge_into_state(by_pane, state, on_time, evict_at, ctx).await?;
+            metrics.num_rows_updated = merged.num_rows() as u64;
+        }
+    }
+    metrics.all_updates_time_ms = started.elapsed().as_millis() as u64;
+
+    let removal_started = Instant::now();
+    let mut emitted = Vec::new();
+    if evict_us > late_us {
+        // The panes of the closing windows: their windows end from slide past their start to a
+        // window past it.
+        let horizon = evict_us.saturating_add(spec.window - spec.slide);
+        let due: Vec<_> = state.iter().filter(|(_, e)| e.evict_at.is_some_and(|t| t > late_us && t <= horizon)).collect();
+        if !due.is_empty() {
+            let mut columns = state.decode_keys(due.iter().map(|(k, _)| &k[..]))?;
+            columns.extend(state.decode_values(due.iter().map(|(_, e)| &e.value[..]))?);
+            let pane_rows = batch_of(&by_pane.partial_schema, columns, due.len())?;
+            let closing = |end: i64| end > late_us && end <= evict_us;
+            let window_rows = expand_panes(&pane_rows, w, &spec, &windows.partial_schema, closing)?;
+            if window_rows.num_rows() > 0 {
+                emitted = windows.finish(vec![window_rows], ctx).await?;
+            }
+        }
+    }
+    metrics.num_rows_removed = state.evict_through(evict_us).len() as u64;
+    metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
+    metrics.num_rows_total = state.len() as u64;
+    metrics.memory_used_bytes = state.memory_bytes() as u64;
+    Ok((emitted, metrics))
+}
+
+/// The pane rows that still hold an open window — the newest window holding the pane ends after
+/// the late watermark — and how many (window, key) groups were late: each window of a pane
+/// ending at or before the late watermark is a late group, counted once however many panes of
+/// the batch it holds, as the expanded aggregation's rows merged per window and key would be.
+/// A NULL pane has no window: its row is dropped and not counted.
+/// `group_count` is the number of key columns, the pane's among them.
+fn drop_late_panes(
+    rows: &RecordBatch,
+    group_count: usize,
+    w: usize,
+    spec: &WindowSpec,
+    late_us: i64,
+) -> Result<(RecordBatch, u64)> {
+    let panes = to_micros(rows.column(w))?;
+    let mut keep = Vec::with_capacity(rows.num_rows());
+    let mut late: Vec<(usize, i64)> = Vec::new();
+    for (row, pane) in panes.iter().enumerate() {
+        let Some(pane) = pane else {
+            keep.push(false);
+            continue;
+        };
+        // The oldest window holding the pane ends a slide after its start.
+        if pane.saturating_add(spec.slide) <= late_us {
+            late.extend(spec.windows_of_pane(pane).filter(|(_, end)| *end <= late_us).map(|(start, _)| (row, start)));
+        }
+        keep.push(pane.saturating_add(spec.window) > late_us);
+    }
+    let dropped = if late.is_empty() {
+        0
+    } else {
+        let others: Vec<ArrayRef> =
+            rows.columns()[..group_count].iter().enumerate().filter(|(i, _)| *i != w).map(|(_, c)| Arc::clone(c)).collect();
+        let converter = RowConverter::new(others.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+        let keys = converter.convert_columns(&others)?;
+        let groups: HashSet<_> = late.iter().map(|(row, start)| (*start, keys.row(*row))).collect();
+        groups.len() as u64
+    };
+    let kept = if keep.iter().all(|k| *k) { rows.clone() } else { filter_record_batch(rows, &BooleanArray::from(keep))? };
+    Ok((kept, dropped))
 }
 
 #[cfg(test)]
@@ -160,7 +303,7 @@ mod tests {
         // Window 6 every 2, starting at 0: a pane belongs to the 3 windows starting at its
         // start, 2 before it and 4 before it.
         let spec = WindowSpec::new(6, 2, 0).unwrap();
-        let out = expand_panes(&rows, 1, &spec, &partial_schema).unwrap();
+        let out = expand_panes(&rows, 1, &spec, &partial_schema, |_| true).unwrap();
         let keys = out.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         let counts = out.column(2).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         let w = out.column(1).as_struct();
@@ -171,5 +314,33 @@ mod tests {
         assert_eq!(starts, vec![-4, -6, -8, 6, 4, 2]);
         assert_eq!(ends, vec![2, 0, -2, 12, 10, 8]);
         assert_eq!(out.schema(), partial_schema);
+    }
+
+    #[test]
+    fn late_panes_count_each_late_window_and_key_once_and_keep_the_panes_of_open_windows() {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("pane", ts, true),
+            Field::new("count", DataType::Int64, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1, 2, 2, 3])),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(0), Some(-2), Some(0), None, Some(4)]).with_timezone("UTC")),
+                Arc::new(Int64Array::from(vec![10, 20, 30, 40, 50])),
+            ],
+        )
+        .unwrap();
+        // Windows of 6 every 2; the late watermark is 4. Key 1's pane 0 is in [0, 6) (open),
+        // [-2, 4) and [-4, 2) (late); its pane -2 only in late windows: [-2, 4) and [-4, 2)
+        // again, and [-6, 0). Key 2's pane 0: two late windows. A NULL pane has no window.
+        // Pane 4's windows all end after 4.
+        let spec = WindowSpec::new(6, 2, 0).unwrap();
+        let (kept, dropped) = drop_late_panes(&rows, 2, 1, &spec, 4).unwrap();
+        assert_eq!(dropped, 3 + 2);
+        let counts = kept.column(2).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        assert_eq!(counts, vec![10, 30, 50]);
     }
 }
