@@ -18,6 +18,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use proptest::prelude::*;
+use sluice_common::conf::SLIDING_WINDOW_STATE_BY_PANE;
 use sluice_formats::java_fmt::double_to_string;
 use sluice_tests::oracle::StreamTest;
 
@@ -241,10 +242,8 @@ fn fixed_steps() -> Vec<Vec<Event>> {
         .collect()
 }
 
-const BY_PANE: &str = "sluice.streaming.slidingWindowStateByPane";
-
 fn with_by_pane(by_pane: bool, job: &str) -> String {
-    format!("SET '{BY_PANE}' = '{by_pane}';\n{job}")
+    format!("SET '{SLIDING_WINDOW_STATE_BY_PANE}' = '{by_pane}';\n{job}")
 }
 
 async fn same_as_the_expansion(mode: &str) {

@@ -9,6 +9,11 @@ use sluice_driver::StreamingQuery;
 use crate::rows::{multiset, sorted_rows};
 use crate::{settle, Harness};
 
+/// `job` run with its checkpoint in `checkpoint`.
+fn with_checkpoint(checkpoint: &tempfile::TempDir, job: &str) -> String {
+    format!("SET 'checkpointLocation' = '{}';\n{job}", crate::path_lit(checkpoint.path()))
+}
+
 /// A query under test with a memory source `input` and a memory sink `out`.
 pub struct StreamTest {
     /// The cluster and session the query runs on.
@@ -35,7 +40,7 @@ impl StreamTest {
     /// Like [`Self::start`], on `executors` executors.
     pub async fn start_on(job: &str, executors: usize) -> Self {
         let checkpoint = tempfile::tempdir().expect("temp dir");
-        let job = format!("SET 'checkpointLocation' = '{}';\n{job}", crate::path_lit(checkpoint.path()));
+        let job = with_checkpoint(&checkpoint, job);
         let harness = Harness::with_executors(executors, 2).await;
         let query = harness.run(&job).await.remove(0);
         Self { harness, checkpoint, job, query: Some(query), checked_batches: 0, history: Vec::new(), asserted_progress: 0 }
@@ -188,7 +193,7 @@ impl StreamTest {
     /// [`Self::restart`] with `job` in place of the job started with (as [`Self::start`] takes
     /// it): a session whose settings changed meets the checkpoint.
     pub async fn restart_with(&mut self, job: &str) {
-        self.job = format!("SET 'checkpointLocation' = '{}';\n{job}", crate::path_lit(self.checkpoint.path()));
+        self.job = with_checkpoint(&self.checkpoint, job);
         self.restart().await;
     }
 

@@ -74,6 +74,13 @@ impl AggregateStages {
         )
     }
 
+    /// With state per pane (see [`reduce_by_pane`]): the pane form, and the pane aggregation's
+    /// stages, which lay out the state.
+    pub fn by_pane(&self) -> Option<(&PaneStages, &AggregateStages)> {
+        let panes = self.panes.as_ref()?;
+        Some((panes, panes.by_pane.as_deref()?))
+    }
+
     /// The accumulator state columns' schema.
     pub fn value_schema(&self) -> SchemaRef {
         let n = self.partial_schema.fields().len();
@@ -187,8 +194,8 @@ pub async fn reduce_aggregate(
     task: AggregateTask,
     ctx: &Arc<TaskContext>,
 ) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
-    if let Some(panes) = stages.panes.as_ref().filter(|p| p.by_pane.is_some()) {
-        return reduce_by_pane(panes, stages, state, input, &task.watermarks, ctx).await;
+    if let Some((panes, by_pane)) = stages.by_pane() {
+        return reduce_by_pane(panes, by_pane, stages, state, input, &task.watermarks, ctx).await;
     }
     let started = Instant::now();
     let mut metrics = StateOperatorMetrics::default();

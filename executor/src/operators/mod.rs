@@ -57,10 +57,10 @@ impl CompiledOperator {
     pub fn state_schemas(&self) -> (SchemaRef, SchemaRef) {
         match self {
             CompiledOperator::Join(j) => (Arc::clone(&j.key_schema), Arc::clone(&j.left.value_schema)),
-            CompiledOperator::Aggregate(a) => match a.panes.as_ref().and_then(|p| p.by_pane.as_deref()) {
-                Some(by_pane) => (by_pane.key_schema(), by_pane.value_schema()),
-                None => (a.key_schema(), a.value_schema()),
-            },
+            CompiledOperator::Aggregate(a) => {
+                let layout = a.by_pane().map_or(a, |(_, by_pane)| by_pane);
+                (layout.key_schema(), layout.value_schema())
+            }
             CompiledOperator::Session(s) => (s.key_schema(), s.value_schema()),
             CompiledOperator::Dedup(d) => {
                 let fields: Vec<Field> = d

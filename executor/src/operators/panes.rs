@@ -176,15 +176,17 @@ pub fn expand_panes(
 /// or before this batch's. A pane's row stays until the last window holding it has closed.
 /// The metrics count state rows, which are pane rows here; `numRowsDroppedByWatermark` counts
 /// late (window, key) groups, as with state per window.
+/// `by_pane` is the pane aggregation's stages ([`PaneStages::by_pane`]), `windows` the windowed
+/// aggregation's.
 pub async fn reduce_by_pane(
     panes: &PaneStages,
+    by_pane: &AggregateStages,
     windows: &AggregateStages,
     state: &mut KeyedState,
     input: Vec<RecordBatch>,
     watermarks: &BatchWatermarks,
     ctx: &Arc<TaskContext>,
 ) -> Result<(Vec<RecordBatch>, StateOperatorMetrics)> {
-    let by_pane = panes.by_pane.as_deref().ok_or_else(|| SluiceError::internal("reduce_by_pane without state per pane"))?;
     let started = Instant::now();
     let mut metrics = StateOperatorMetrics::default();
     let (late_us, evict_us) = (watermarks.late_micros(), watermarks.eviction_micros());
