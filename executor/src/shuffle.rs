@@ -264,51 +264,52 @@ pub fn batches_bytes(batches: &[RecordBatch]) -> u64 {
     batches.iter().map(|b| b.get_array_memory_size() as u64).sum()
 }
 
-/// Fetches blocks from their producers, reading local ones from memory. Results keep the
-/// order of `sources`, which is the producers' task order.
+/// Fetches blocks from their producers, reading local ones from memory and fetching the
+/// others all at once, so a task waits for its slowest peer rather than for the sum of them.
+/// Results keep the order of `sources`, which is the producers' task order.
 pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> Result<Vec<RecordBatch>> {
-    let (local, self_endpoint) = (fetch.local, fetch.self_endpoint);
-    let mut out = Vec::new();
-    for (id, endpoint) in sources {
-        if endpoint == self_endpoint {
-            let rows = local.get(id).ok_or_else(|| {
-                SluiceError::external(format!(
-                    "shuffle block of task {} (stage {}) is missing on this executor",
-                    id.producer, id.stage
-                ))
-            })?;
-            fetch.meter.shuffle_fetched(FetchedFrom::Local, batches_bytes(&rows));
-            out.extend(rows.iter().cloned());
-            continue;
+    let blocks = futures::future::try_join_all(sources.iter().map(|(id, endpoint)| fetch_block(fetch, id, endpoint))).await?;
+    Ok(blocks.into_iter().flatten().collect())
+}
+
+/// One block: from memory when this executor produced it, else from its producer over Flight.
+async fn fetch_block(fetch: &Fetch<'_>, id: &BlockId, endpoint: &str) -> Result<Vec<RecordBatch>> {
+    if endpoint == fetch.self_endpoint {
+        let rows = fetch.local.get(id).ok_or_else(|| {
+            SluiceError::external(format!(
+                "shuffle block of task {} (stage {}) is missing on this executor",
+                id.producer, id.stage
+            ))
+        })?;
+        fetch.meter.shuffle_fetched(FetchedFrom::Local, batches_bytes(&rows));
+        return Ok(rows.iter().cloned().collect());
+    }
+    let mut client = fetch.peers.client(endpoint)?;
+    let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
+    let ticket = Ticket { ticket: serde_json::to_vec(&ticket)?.into() };
+    let one = async {
+        let response = client.do_get(ticket).await.map_err(|s| {
+            SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
+        })?;
+        let stream =
+            FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
+        stream
+            .try_collect::<Vec<RecordBatch>>()
+            .await
+            .map_err(|e| SluiceError::external(format!("reading shuffle block from {endpoint}: {e}")))
+    };
+    // A paused or cut-off peer answers nothing: give up rather than hold a task slot for ever.
+    let fetched = tokio::time::timeout(FETCH_TIMEOUT, one)
+        .await
+        .map_err(|_| SluiceError::external(format!("fetching shuffle block of task {} from {endpoint} timed out", id.producer)));
+    match fetched {
+        Ok(Ok(batches)) => {
+            fetch.meter.shuffle_fetched(FetchedFrom::Remote, batches_bytes(&batches));
+            Ok(batches)
         }
-        let mut client = fetch.peers.client(endpoint)?;
-        let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
-        let ticket = Ticket { ticket: serde_json::to_vec(&ticket)?.into() };
-        let one = async {
-            let response = client.do_get(ticket).await.map_err(|s| {
-                SluiceError::external(format!("fetching shuffle block of task {} from {endpoint}: {}", id.producer, s.message()))
-            })?;
-            let stream =
-                FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(|s| FlightError::Tonic(Box::new(s))));
-            stream
-                .try_collect::<Vec<RecordBatch>>()
-                .await
-                .map_err(|e| SluiceError::external(format!("reading shuffle block from {endpoint}: {e}")))
-        };
-        // A paused or cut-off peer answers nothing: give up rather than hold a task slot for ever.
-        let fetched = tokio::time::timeout(FETCH_TIMEOUT, one).await.map_err(|_| {
-            SluiceError::external(format!("fetching shuffle block of task {} from {endpoint} timed out", id.producer))
-        });
-        match fetched {
-            Ok(Ok(batches)) => {
-                fetch.meter.shuffle_fetched(FetchedFrom::Remote, batches_bytes(&batches));
-                out.extend(batches);
-            }
-            Ok(Err(e)) | Err(e) => {
-                fetch.peers.forget(endpoint);
-                return Err(e);
-            }
+        Ok(Err(e)) | Err(e) => {
+            fetch.peers.forget(endpoint);
+            Err(e)
         }
     }
-    Ok(out)
 }

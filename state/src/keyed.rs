@@ -104,8 +104,8 @@ impl EvictionIndex {
         self.items.len()
     }
 
-    /// Takes out every item at or below `watermark_micros`, in (time, key) order.
-    fn take_through(&mut self, watermark_micros: i64) -> Vec<(i64, StateRow)> {
+    /// Takes out every item at or below `watermark_micros`, in (time, key) order when `ordered`.
+    fn take_through(&mut self, watermark_micros: i64, ordered: bool) -> Vec<(i64, StateRow)> {
         if watermark_micros < self.earliest {
             return Vec::new();
         }
@@ -121,7 +121,9 @@ impl EvictionIndex {
             })
             .collect();
         self.earliest = earliest;
-        due.sort_unstable();
+        if ordered {
+            due.sort_unstable();
+        }
         due
     }
 }
@@ -380,18 +382,30 @@ impl KeyedState {
     /// Removes and returns every entry whose eviction time is at or below `watermark_micros`
     /// (inclusive, as Spark's eviction predicate), in (eviction time, key) order.
     pub fn evict_through(&mut self, watermark_micros: i64) -> Vec<(StateRow, Entry)> {
-        let due = self.take_due(watermark_micros);
+        let due = self.take_due(watermark_micros, true);
         for (key, _) in &due {
             self.record(Arc::clone(key), Change::Remove);
         }
         due
     }
 
+    /// [`Self::evict_through`] for callers that only count what leaves: the same entries leave,
+    /// in no particular order (ordering them by time and key bytes was most of an eviction's
+    /// time), and only their number is returned.
+    pub fn evict_count_through(&mut self, watermark_micros: i64) -> u64 {
+        let due = self.take_due(watermark_micros, false);
+        let n = due.len() as u64;
+        for (key, _) in due {
+            self.record(key, Change::Remove);
+        }
+        n
+    }
+
     /// [`Self::evict_through`] for callers that need what it removes as columns: the entries'
     /// keys and values are decoded once, for the caller and for the next delta, which writes
     /// the removals with these key columns instead of decoding the keys again.
     pub fn evict_decoded(&mut self, watermark_micros: i64) -> Result<Evicted> {
-        let entries = self.take_due(watermark_micros);
+        let entries = self.take_due(watermark_micros, true);
         let keys = self.decode_keys(entries.iter().map(|(k, _)| &k[..]))?;
         let values = self.decode_values(entries.iter().map(|(_, e)| &e.value[..]))?;
         let n = entries.len();
@@ -401,10 +415,10 @@ impl KeyedState {
         Ok(Evicted { entries, keys, values })
     }
 
-    /// Takes every entry due at `watermark_micros` out of the map, oldest first, without
-    /// recording the removals.
-    fn take_due(&mut self, watermark_micros: i64) -> Vec<(StateRow, Entry)> {
-        let items = self.evict_index.take_through(watermark_micros);
+    /// Takes every entry due at `watermark_micros` out of the map, oldest first when `ordered`,
+    /// without recording the removals.
+    fn take_due(&mut self, watermark_micros: i64, ordered: bool) -> Vec<(StateRow, Entry)> {
+        let items = self.evict_index.take_through(watermark_micros, ordered);
         let mut due = Vec::with_capacity(items.len());
         for (t, key) in items {
             let Some((key, old)) = self.map.remove_entry(&key) else { continue };
@@ -643,6 +657,34 @@ mod tests {
         }
         let gone = s.evict_through(7);
         assert_eq!(names(&s, &gone), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn counting_eviction_removes_what_ordered_eviction_removes() {
+        let (mut ordered, mut counted) = (state(), state());
+        for s in [&mut ordered, &mut counted] {
+            for (i, k) in ["d", "b", "a", "c", "e"].iter().enumerate() {
+                put(s, k, i as i64, Some(10 * (i as i64 % 3)));
+            }
+            // A moved entry leaves a stale item behind; a removed one, a dangling item.
+            put(s, "d", 9, Some(50));
+            let e = key(s, "e");
+            s.remove(&e);
+        }
+        let gone = ordered.evict_through(20);
+        assert_eq!(names(&ordered, &gone), ["c", "b", "a"]);
+        assert_eq!(counted.evict_count_through(20), 3);
+        assert_eq!(contents(&ordered), contents(&counted));
+        assert_eq!(ordered.memory_bytes(), counted.memory_bytes());
+        let (mut replay_ordered, mut replay_counted) = (state(), state());
+        for (from, to) in [(&mut ordered, &mut replay_ordered), (&mut counted, &mut replay_counted)] {
+            let delta = from.take_delta_batch().unwrap().unwrap();
+            to.apply_file_batch(&delta).unwrap();
+        }
+        assert_eq!(contents(&replay_ordered), contents(&replay_counted), "their deltas rebuild the same state");
+        assert_eq!(contents(&replay_counted), contents(&counted));
+        assert_eq!(counted.evict_count_through(i64::MAX), 1);
+        assert!(counted.is_empty());
     }
 
     #[test]

@@ -100,7 +100,18 @@ impl StageRunner {
         stage: u32,
         tasks: Vec<TaskSpec>,
     ) -> Result<Vec<TaskResult>> {
+        let started = std::time::Instant::now();
         let results = scheduler.run_stage(run, batch, executors, tasks, self.deadlines.watch(stage)).await?;
+        let durations = results.iter().map(|r| r.metrics.duration_ms);
+        tracing::debug!(
+            batch = batch.id.0,
+            stage,
+            tasks = results.len(),
+            wall_ms = started.elapsed().as_millis() as u64,
+            longest_task_ms = durations.clone().max().unwrap_or(0),
+            task_ms = durations.sum::<u64>(),
+            "stage finished"
+        );
         self.deadlines.record(stage, results.iter().map(|r| Duration::from_millis(r.metrics.duration_ms)));
         Ok(results)
     }

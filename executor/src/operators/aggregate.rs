@@ -162,7 +162,7 @@ pub(super) async fn merge_into_state(
     let g = stages.group_count;
     let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
     let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_capacity(incoming.num_rows());
     for i in 0..incoming.num_rows() {
         let k = keys.row(i);
         if seen.insert(k) {
@@ -248,7 +248,7 @@ pub async fn reduce_aggregate(
                 None => Vec::new(),
             };
             if task.event_time.is_some() {
-                metrics.num_rows_removed = state.evict_through(evict_us).len() as u64;
+                metrics.num_rows_removed = state.evict_count_through(evict_us);
             }
             out
         }

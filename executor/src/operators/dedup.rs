@@ -109,7 +109,7 @@ pub fn reduce_dedup(
 
     let removal_started = Instant::now();
     if spec.evicts() {
-        metrics.num_rows_removed = state.evict_through(watermarks.eviction_micros()).len() as u64;
+        metrics.num_rows_removed = state.evict_count_through(watermarks.eviction_micros());
     }
     metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
     metrics.num_rows_total = state.len() as u64;

@@ -28,7 +28,6 @@
 //! input in another order holds the same rows, so the first-copy-wins rule for state files
 //! cannot leave an executor's memory and the checkpoint disagreeing about what a key holds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,6 +41,7 @@ use datafusion::common::DFSchema;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{ExprSchemable, JoinType};
 use datafusion::physical_plan::PhysicalExpr;
+use hashbrown::HashMap;
 
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::BatchWatermarks;
@@ -216,7 +216,11 @@ impl DueRows {
             }
         }
         let matched = picked.iter().map(|i| matched[*i as usize]).collect();
-        Ok(Self { rows: take_record_batch(rows, &UInt32Array::from(picked))?, matched, by_key })
+        // Often every row is due (a batch closing the windows its rows belong to): `picked`
+        // ascends, so it is then every row in order, and no copy is needed.
+        let rows =
+            if picked.len() == rows.num_rows() { rows.clone() } else { take_record_batch(rows, &UInt32Array::from(picked))? };
+        Ok(Self { rows, matched, by_key })
     }
 
     /// The rows whose key is `key`.
@@ -450,8 +454,11 @@ fn process_side(
     let mut group_of_key: HashMap<&[u8], usize> = HashMap::new();
     let mut found: Vec<StoredEntry> = Vec::new();
     let mut group_of_row: Vec<Option<usize>> = Vec::with_capacity(n);
+    // Against an empty state (the other side has stored nothing, as when both sides of a
+    // window arrive in the batch that closes it) no key is found: no lookups.
+    let nothing_stored = other_state.is_empty();
     for (i, is_null) in null_key.iter().enumerate() {
-        if *is_null {
+        if *is_null || nothing_stored {
             group_of_row.push(None);
             continue;
         }

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::TaskContext;
@@ -134,6 +134,67 @@ pub fn expand_panes(
     partial_schema: &SchemaRef,
     wanted: impl Fn(i64) -> bool,
 ) -> Result<RecordBatch> {
+    let (take_rows, starts, ends) = pane_windows(rows, window_index, spec, wanted)?;
+    let windows = window_struct(
+        TimestampMicrosecondArray::from(starts),
+        TimestampMicrosecondArray::from(ends),
+        partial_schema.field(window_index).data_type(),
+    )?;
+    with_column(rows, window_index, windows, &take_rows, partial_schema)
+}
+
+/// [`expand_panes`] keeping the pane rows' layout: each window's start where the pane's start
+/// was. Assembling windows from pane rows then groups by a timestamp rather than by a struct,
+/// which grouping takes apart into its validity and fields: two key columns instead of four
+/// in Nexmark q5.
+fn expand_panes_to_starts(
+    rows: &RecordBatch,
+    window_index: usize,
+    spec: &WindowSpec,
+    wanted: impl Fn(i64) -> bool,
+) -> Result<RecordBatch> {
+    let (take_rows, starts, _) = pane_windows(rows, window_index, spec, wanted)?;
+    // The starts are instants: they take the pane column's time zone as it is (a cast from a
+    // zone-less timestamp would read them as local times), and only then its unit.
+    let pane_type = rows.column(window_index).data_type();
+    let DataType::Timestamp(unit, tz) = pane_type else {
+        return Err(SluiceError::internal(format!("a pane column of type {pane_type}")));
+    };
+    let starts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(starts).with_timezone_opt(tz.clone()));
+    let starts = if *unit == TimeUnit::Microsecond { starts } else { arrow::compute::cast(&starts, pane_type)? };
+    with_column(rows, window_index, starts, &take_rows, rows.schema_ref())
+}
+
+/// Rows of a pane layout whose column `window_index` holds window starts, with the window
+/// struct (`window_type`) there instead: the window is the slide-aligned span of the window's
+/// length from its start.
+fn with_window_structs(
+    rows: &RecordBatch,
+    window_index: usize,
+    spec: &WindowSpec,
+    window_type: &DataType,
+) -> Result<RecordBatch> {
+    let starts = to_micros(rows.column(window_index))?;
+    let ends: TimestampMicrosecondArray = starts.iter().map(|s| s.map(|s| s.saturating_add(spec.window))).collect();
+    let mut columns = rows.columns().to_vec();
+    columns[window_index] = window_struct(starts, ends, window_type)?;
+    let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[window_index] = Field::new(fields[window_index].name(), window_type.clone(), true);
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+    )?)
+}
+
+/// For each window of each pane row whose end `wanted` accepts, newest first: the row, and the
+/// window's start and end.
+fn pane_windows(
+    rows: &RecordBatch,
+    window_index: usize,
+    spec: &WindowSpec,
+    wanted: impl Fn(i64) -> bool,
+) -> Result<(UInt32Array, Vec<i64>, Vec<i64>)> {
     let panes = to_micros(rows.column(window_index))?;
     let per_pane = (spec.window / spec.slide) as usize;
     let mut take_rows: Vec<u32> = Vec::with_capacity(rows.num_rows() * per_pane);
@@ -148,20 +209,25 @@ pub fn expand_panes(
             ends.push(end);
         }
     }
-    let take_rows = UInt32Array::from(take_rows);
-    let windows = window_struct(
-        TimestampMicrosecondArray::from(starts),
-        TimestampMicrosecondArray::from(ends),
-        partial_schema.field(window_index).data_type(),
-    )?;
+    Ok((UInt32Array::from(take_rows), starts, ends))
+}
+
+/// Rows `take_rows` of `rows`, with `column` (already one value per taken row) at `index`.
+fn with_column(
+    rows: &RecordBatch,
+    index: usize,
+    column: ArrayRef,
+    take_rows: &UInt32Array,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let columns = rows
         .columns()
         .iter()
         .enumerate()
-        .map(|(i, column)| if i == window_index { Ok(Arc::clone(&windows)) } else { Ok(take(column, &take_rows, None)?) })
+        .map(|(i, c)| if i == index { Ok(Arc::clone(&column)) } else { Ok(take(c, take_rows, None)?) })
         .collect::<Result<Vec<ArrayRef>>>()?;
     Ok(RecordBatch::try_new_with_options(
-        Arc::clone(partial_schema),
+        Arc::clone(schema),
         columns,
         &RecordBatchOptions::new().with_row_count(Some(take_rows.len())),
     )?)
@@ -218,13 +284,19 @@ pub async fn reduce_by_pane(
             columns.extend(state.decode_values(due.iter().map(|(_, e)| &e.value[..]))?);
             let pane_rows = batch_of(&by_pane.partial_schema, columns, due.len())?;
             let closing = |end: i64| end > late_us && end <= evict_us;
-            let window_rows = expand_panes(&pane_rows, w, &spec, &windows.partial_schema, closing)?;
+            let window_rows = expand_panes_to_starts(&pane_rows, w, &spec, closing)?;
             if window_rows.num_rows() > 0 {
-                emitted = windows.finish(vec![window_rows], ctx).await?;
+                let window_type = windows.partial_schema.field(w).data_type();
+                emitted = by_pane
+                    .finish(vec![window_rows], ctx)
+                    .await?
+                    .iter()
+                    .map(|b| with_window_structs(b, w, &spec, window_type))
+                    .collect::<Result<_>>()?;
             }
         }
     }
-    metrics.num_rows_removed = state.evict_through(evict_us).len() as u64;
+    metrics.num_rows_removed = state.evict_count_through(evict_us);
     metrics.all_removals_time_ms = removal_started.elapsed().as_millis() as u64;
     metrics.num_rows_total = state.len() as u64;
     metrics.memory_used_bytes = state.memory_bytes() as u64;
@@ -277,7 +349,6 @@ mod tests {
     use super::*;
 
     use arrow::array::{AsArray, Int64Array};
-    use arrow::datatypes::{Field, Schema, TimeUnit};
     use sluice_plan::functions::window::window_struct_type;
 
     #[test]
@@ -316,6 +387,39 @@ mod tests {
         assert_eq!(starts, vec![-4, -6, -8, 6, 4, 2]);
         assert_eq!(ends, vec![2, 0, -2, 12, 10, 8]);
         assert_eq!(out.schema(), partial_schema);
+
+        // The same windows with their starts in the pane column, and back to structs.
+        let by_start = expand_panes_to_starts(&rows, 1, &spec, |_| true).unwrap();
+        assert_eq!(by_start.schema(), rows.schema(), "the pane layout is kept");
+        let starts = by_start.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec();
+        assert_eq!(starts, vec![-4, -6, -8, 6, 4, 2]);
+        let windows = with_window_structs(&by_start, 1, &spec, partial_schema.field(1).data_type()).unwrap();
+        assert_eq!(windows.columns(), out.columns());
+
+        // In another time zone, the same instants.
+        let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some("+05:00".into()));
+        let zoned_rows = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Int64, true),
+                Field::new("pane", zoned.clone(), true),
+                Field::new("count", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::clone(rows.column(0)),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(-4), None, Some(6)]).with_timezone("+05:00")),
+                Arc::clone(rows.column(2)),
+            ],
+        )
+        .unwrap();
+        let zoned_starts = expand_panes_to_starts(&zoned_rows, 1, &spec, |_| true).unwrap();
+        assert_eq!(zoned_starts.column(1).data_type(), &zoned);
+        let starts = zoned_starts.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec();
+        assert_eq!(starts, vec![-4, -6, -8, 6, 4, 2]);
+
+        // Only the windows that `wanted` accepts (here those ending at 10 or before).
+        let closing = expand_panes_to_starts(&rows, 1, &spec, |end| end <= 10).unwrap();
+        let starts = closing.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec();
+        assert_eq!(starts, vec![-4, -6, -8, 4, 2]);
     }
 
     #[test]

@@ -223,8 +223,17 @@ impl ScalarUDFImpl for WindowFunc {
             );
         }
         let ts = to_micros(&args.args[0].to_array(args.number_rows)?)?;
-        let starts: TimestampMicrosecondArray = ts.iter().map(|t| t.map(|t| spec.last_start(t))).collect();
-        let ends: TimestampMicrosecondArray = starts.iter().map(|s| s.map(|s| s + spec.window)).collect();
+        // Without NULLs, a kernel over the values (a NULL's slot holds any value, which the
+        // arithmetic could overflow on).
+        let (starts, ends): (TimestampMicrosecondArray, TimestampMicrosecondArray) = if ts.null_count() == 0 {
+            let starts = ts.unary(|t| spec.last_start(t));
+            let ends = starts.unary(|s| s + spec.window);
+            (starts, ends)
+        } else {
+            let starts: TimestampMicrosecondArray = ts.iter().map(|t| t.map(|t| spec.last_start(t))).collect();
+            let ends = starts.iter().map(|s| s.map(|s| s + spec.window)).collect();
+            (starts, ends)
+        };
         Ok(ColumnarValue::Array(window_struct(starts, ends, args.return_type())?))
     }
 }
