@@ -115,7 +115,7 @@ impl PaneStages {
         let windowed = pane_rows
             .iter()
             .filter(|b| b.num_rows() > 0)
-            .map(|b| expand_panes(b, self.window_index, &self.spec, &stages.partial_schema, |_| true))
+            .map(|b| expand_panes(b, self.window_index, &self.spec, &stages.partial_schema))
             .collect::<Result<Vec<_>>>()?;
         if windowed.is_empty() {
             return Ok(Vec::new());
@@ -124,17 +124,16 @@ impl PaneStages {
     }
 }
 
-/// Attributes each partial row of a pane (its start at `window_index`) to the pane's windows
-/// whose end `wanted` accepts, newest first, with the window struct in that column and the rest
-/// copied: rows laid out as `partial_schema`. A NULL pane (a NULL time) has no window.
+/// Attributes each partial row of a pane (its start at `window_index`) to every window holding
+/// the pane, newest first, with the window struct in that column and the rest copied: rows laid
+/// out as `partial_schema`. A NULL pane (a NULL time) has no window.
 pub fn expand_panes(
     rows: &RecordBatch,
     window_index: usize,
     spec: &WindowSpec,
     partial_schema: &SchemaRef,
-    wanted: impl Fn(i64) -> bool,
 ) -> Result<RecordBatch> {
-    let (take_rows, starts, ends) = pane_windows(rows, window_index, spec, wanted)?;
+    let (take_rows, starts, ends) = pane_windows(rows, window_index, spec, |_| true)?;
     let windows = window_struct(
         TimestampMicrosecondArray::from(starts),
         TimestampMicrosecondArray::from(ends),
@@ -376,7 +375,7 @@ mod tests {
         // Window 6 every 2, starting at 0: a pane belongs to the 3 windows starting at its
         // start, 2 before it and 4 before it.
         let spec = WindowSpec::new(6, 2, 0).unwrap();
-        let out = expand_panes(&rows, 1, &spec, &partial_schema, |_| true).unwrap();
+        let out = expand_panes(&rows, 1, &spec, &partial_schema).unwrap();
         let keys = out.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         let counts = out.column(2).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         let w = out.column(1).as_struct();
