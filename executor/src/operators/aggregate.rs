@@ -23,6 +23,7 @@ use hashbrown::HashSet;
 use sluice_common::error::{Result, SluiceError};
 use sluice_common::{BatchWatermarks, OutputMode};
 use sluice_plan::streaming::EventTimeColumn;
+use sluice_plan::tables::in_chunks;
 use sluice_plan::StateOperatorMetrics;
 use sluice_state::KeyedState;
 
@@ -96,6 +97,7 @@ impl AggregateStages {
     async fn run(&self, mode: AggregateMode, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         let filters = vec![None; self.aggr_expr.len()];
         let exec = |group_by: PhysicalGroupBy, schema: &SchemaRef, rows: Vec<RecordBatch>| -> Result<Arc<dyn ExecutionPlan>> {
+            let rows = in_chunks(rows, ctx.session_config().batch_size());
             let input = MemorySourceConfig::try_new_exec(&[rows], Arc::clone(schema), None)?;
             Ok(Arc::new(AggregateExec::try_new(
                 mode,
