@@ -241,6 +241,7 @@ async fn run_reduce(
     let op = &compiled.pipeline.operators[op_id];
     let operator = &query.operators[op_id];
     let producers = |i: usize| inputs.get(i).map(Vec::as_slice).unwrap_or_default();
+    let started = std::time::Instant::now();
     let input = fetch(env, ctx, op_id as u32, partition, producers(0)).await?;
     let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
     let version = ctx.batch.id.state_to_read();
@@ -251,9 +252,11 @@ async fn run_reduce(
     };
     // Operators above a join see the join's output watermark (Spark 3.5's propagation).
     let watermarks = compiled.pipeline.watermarks_for(op_id, &ctx.batch.watermarks);
+    let mut fetched = started.elapsed();
     let (emitted, mut metrics): (Vec<RecordBatch>, StateOperatorMetrics) = if let CompiledOperator::Join(stages) = operator {
         // The right input's blocks follow the left's (see `map_side`).
         let right_input = fetch(env, ctx, op_id as u32, spec.conf.shuffle_partitions + partition, producers(1)).await?;
+        fetched = started.elapsed();
         let schemas =
             |side: &crate::operators::join::CompiledSide| (Arc::clone(&stages.key_schema), Arc::clone(&side.value_schema));
         let (mut left, mut right) = env
@@ -305,6 +308,7 @@ async fn run_reduce(
         (rows, metrics)
     };
     metrics.operator = op_id;
+    let operated = started.elapsed();
     // The partition's new version is committed (written with the call's bundle): this is its
     // size until its next batch here.
     env.meter.state_partition_updated(
@@ -345,6 +349,19 @@ async fn run_reduce(
         outcome.metrics.output_rows = sink_output.num_rows;
         outcome.sink_output = sink_output;
     }
+    // Where a reduce task's time goes, for finding a stage's longest task (with the driver's
+    // `stage finished` event): fetching its input, running its operator (state included), and
+    // the rest (the consumers' map side or the output fragment and sink).
+    tracing::debug!(
+        batch = ctx.batch.id.0,
+        op = op_id,
+        partition,
+        fetch_ms = fetched.as_secs_f64() * 1e3,
+        operator_ms = (operated - fetched).as_secs_f64() * 1e3,
+        after_ms = (started.elapsed() - operated).as_secs_f64() * 1e3,
+        commit_ms = metrics.commit_time_ms,
+        "reduce task finished"
+    );
     outcome.metrics.state = vec![metrics];
     Ok(outcome)
 }
