@@ -241,7 +241,7 @@ async fn run_reduce(
     let op = &compiled.pipeline.operators[op_id];
     let operator = &query.operators[op_id];
     let producers = |i: usize| inputs.get(i).map(Vec::as_slice).unwrap_or_default();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let input = fetch(env, ctx, op_id as u32, partition, producers(0)).await?;
     let checkpoint = sluice_common::storage::resolve(&spec.checkpoint_url)?;
     let version = ctx.batch.id.state_to_read();

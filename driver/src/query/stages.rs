@@ -14,7 +14,7 @@ use sluice_connectors::PlannedSplit;
 use sluice_plan::BlockSource;
 use sluice_plan::TaskKind;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::deadline::TaskDeadlines;
 use super::placement::assign_partitions;
@@ -100,7 +100,7 @@ impl StageRunner {
         stage: u32,
         tasks: Vec<TaskSpec>,
     ) -> Result<Vec<TaskResult>> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let results = scheduler.run_stage(run, batch, executors, tasks, self.deadlines.watch(stage)).await?;
         let durations = results.iter().map(|r| r.metrics.duration_ms);
         tracing::debug!(
