@@ -1,16 +1,20 @@
 //! One driver and N executors in one process, talking gRPC over 127.0.0.1 exactly as separate
-//! processes do: what `sluice run` and the integration tests use.
+//! processes do: what `sluice run` and the integration tests use. Only shuffle blocks take a
+//! shortcut: an executor reads another's from its memory, as a process does not send itself
+//! data over a socket (`sluice_executor::shuffle::Neighbours`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_common::error::Result;
 use sluice_driver::{DriverServer, ExecutorRegistry};
 use sluice_executor::metrics::ExecutorMetrics;
+use sluice_executor::shuffle::Neighbours;
 use sluice_executor::{ExecutorConfig, ExecutorHandle};
 
-/// One driver and N executors in this process, talking gRPC over 127.0.0.1 exactly as separate
-/// processes do.
+/// One driver and N executors in this process, talking gRPC over 127.0.0.1 as separate
+/// processes do, but reading each other's shuffle blocks from memory.
 pub struct EmbeddedCluster {
     /// The driver's gRPC server.
     pub driver: DriverServer,
@@ -29,11 +33,13 @@ impl EmbeddedCluster {
         let registry = ExecutorRegistry::default();
         let driver = DriverServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), registry.clone()).await?;
         let mut handles = Vec::with_capacity(executors);
+        let neighbours = Arc::new(Neighbours::default());
         for i in 0..executors {
             let mut cfg = ExecutorConfig::local(driver.endpoint.clone());
             cfg.task_slots = slots;
             cfg.executor_id = Some(format!("executor-{i}"));
             cfg.metrics = metrics.clone();
+            cfg.neighbours = Some(Arc::clone(&neighbours));
             handles.push(ExecutorHandle::start(cfg).await?);
         }
         registry.wait_for(executors, Duration::from_secs(30)).await?;

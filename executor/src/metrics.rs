@@ -60,7 +60,7 @@ struct TaskLabels {
 pub enum FetchedFrom {
     /// This executor's own block store (the block was produced here).
     Local,
-    /// Another executor, over Arrow Flight.
+    /// Another executor: over Arrow Flight, or from memory when it runs in this process.
     Remote,
 }
 

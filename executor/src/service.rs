@@ -35,7 +35,7 @@ use tonic::{Request, Response, Status};
 use crate::call_commits::{CallCommits, WrittenCommits};
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::{PreparedQuery, QueryCache};
-use crate::shuffle::{BlockStore, Peers, ShuffleService};
+use crate::shuffle::{BlockStore, Neighbours, Peers, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv, TaskOutcome};
 use crate::task_slot::TaskSlot;
@@ -64,6 +64,10 @@ pub struct ExecutorConfig {
     /// Where the executor's metrics go: the process's registry (its `/metrics`), shared by
     /// every executor of the process, or families registered nowhere.
     pub metrics: ExecutorMetrics,
+    /// The executors of this process whose shuffle blocks tasks read from memory, this one
+    /// joining them (an embedded cluster's executors share one); `None`: every peer's blocks
+    /// come over Flight.
+    pub neighbours: Option<Arc<Neighbours>>,
 }
 
 impl ExecutorConfig {
@@ -79,6 +83,7 @@ impl ExecutorConfig {
             etcd: None,
             transport: Transport::Plain,
             metrics: ExecutorMetrics::default(),
+            neighbours: None,
         }
     }
 }
@@ -408,6 +413,8 @@ pub struct ExecutorHandle {
     heartbeat: tokio::task::JoinHandle<()>,
     /// Its metrics, removed from the process's `/metrics` when it stops.
     meter: ExecutorMeter,
+    /// The executors of this process it joined, left when it stops.
+    neighbours: Option<Arc<Neighbours>>,
 }
 
 impl ExecutorHandle {
@@ -439,7 +446,7 @@ impl ExecutorHandle {
                 blocks: Arc::clone(&blocks),
                 states,
                 endpoint: Arc::from(endpoint.as_str()),
-                peers: Arc::new(Peers::new(config.transport.clone())),
+                peers: Arc::new(Peers::new(config.transport.clone(), config.neighbours.clone())),
                 meter: meter.clone(),
             },
         };
@@ -447,6 +454,9 @@ impl ExecutorHandle {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         // Shuffle blocks are served over Arrow Flight on the same port.
+        if let Some(neighbours) = &config.neighbours {
+            neighbours.join(&endpoint, Arc::clone(&blocks));
+        }
         let flight_svc = arrow_flight::flight_service_server::FlightServiceServer::new(ShuffleService { blocks })
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         // Only cluster members may connect (with TLS); every call is for members.
@@ -483,7 +493,22 @@ impl ExecutorHandle {
         tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
         let task_slots = config.task_slots.max(1);
         let etcd = config.etcd.clone();
-        Ok(Self { id, endpoint, status, decommissioning, dismissed, slots, task_slots, etcd, shutdown, server, heartbeat, meter })
+        let neighbours = config.neighbours.clone();
+        Ok(Self {
+            id,
+            endpoint,
+            status,
+            decommissioning,
+            dismissed,
+            slots,
+            task_slots,
+            etcd,
+            shutdown,
+            server,
+            heartbeat,
+            meter,
+            neighbours,
+        })
     }
 
     /// Registration and readiness, as they change (for the readiness probe).
@@ -531,6 +556,7 @@ impl ExecutorHandle {
     /// Stops serving and waits for the server to finish; the registration ends with it (the
     /// etcd lease is revoked).
     pub async fn shutdown(self) {
+        self.leave_neighbours();
         let _ = self.shutdown.send(true);
         // The registration loop revokes its lease when told to stop; give it a moment.
         let mut heartbeat = self.heartbeat;
@@ -546,9 +572,18 @@ impl ExecutorHandle {
         self.meter.forget();
     }
 
+    /// Stops offering its blocks to the executors of this process: a stopped executor's blocks
+    /// are gone for them as for remote peers.
+    fn leave_neighbours(&self) {
+        if let Some(n) = &self.neighbours {
+            n.leave(&self.endpoint);
+        }
+    }
+
     /// Waits until the executor stops (its server ends).
-    pub async fn wait(self) {
-        let _ = self.server.await;
+    pub async fn wait(mut self) {
+        let _ = (&mut self.server).await;
+        self.leave_neighbours();
         self.heartbeat.abort();
         self.meter.forget();
     }

@@ -4,7 +4,8 @@
 //! A block is named by (query run, batch, attempt, stage, producer, partition). Blocks of older
 //! batches or attempts of a run are dropped as soon as a newer one starts on this executor, so
 //! memory holds at most the blocks of the batch in flight. A consumer on the same executor reads
-//! blocks directly from memory; others fetch them with a Flight ticket.
+//! blocks directly from memory, and so does one on another executor of the same process (an
+//! embedded cluster's, see [`Neighbours`]); the others fetch them with a Flight ticket.
 //!
 //! A ticket names the block and carries its run's **shuffle key**, the random secret the driver
 //! made for the run and sends only with the run's tasks (over TLS in a secure cluster): a run id
@@ -197,6 +198,39 @@ impl FlightService for ShuffleService {
     }
 }
 
+/// The block stores of the executors that share this process — an embedded cluster's (`sluice
+/// run`) — by endpoint. A task reads a neighbour's blocks from its memory, as it reads its own:
+/// through Flight over loopback, a block's IPC encoding and decoding, HTTP/2 framing and copies
+/// cost more CPU than most operators that read it (in Nexmark q5, about an eighth of the query's
+/// own work besides generating events). The shuffle key is checked as the Flight service checks
+/// it; an executor that stops leaves, and its blocks are then fetched (and missed) as a remote
+/// peer's would be.
+#[derive(Debug, Default)]
+pub struct Neighbours {
+    stores: Mutex<HashMap<String, Arc<BlockStore>>>,
+}
+
+impl Neighbours {
+    /// The executor at `endpoint`, with its block store, now runs in this process.
+    pub fn join(&self, endpoint: &str, blocks: Arc<BlockStore>) {
+        if let Ok(mut stores) = self.stores.lock() {
+            stores.insert(endpoint.to_string(), blocks);
+        }
+    }
+
+    /// The executor at `endpoint` stopped.
+    pub fn leave(&self, endpoint: &str) {
+        if let Ok(mut stores) = self.stores.lock() {
+            stores.remove(endpoint);
+        }
+    }
+
+    /// The block store of the executor at `endpoint`, if it runs in this process.
+    fn store(&self, endpoint: &str) -> Option<Arc<BlockStore>> {
+        self.stores.lock().ok()?.get(endpoint).cloned()
+    }
+}
+
 /// How long connecting to a peer for shuffle data may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long fetching one block from a peer may take.
@@ -204,15 +238,23 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Connections to the other executors, kept from task to task: dialling (and, in a secure
 /// cluster, a TLS handshake) for every task and peer would cost more than most blocks' transfer.
+/// Executors of this process are not dialled: their blocks are read from memory.
 pub struct Peers {
     transport: Transport,
     channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+    neighbours: Option<Arc<Neighbours>>,
 }
 
 impl Peers {
-    /// No connections yet; peers are dialled through `transport`.
-    pub fn new(transport: Transport) -> Self {
-        Self { transport, channels: Mutex::default() }
+    /// No connections yet; peers are dialled through `transport`, but for the `neighbours` in
+    /// this process.
+    pub fn new(transport: Transport, neighbours: Option<Arc<Neighbours>>) -> Self {
+        Self { transport, channels: Mutex::default(), neighbours }
+    }
+
+    /// The block store of the peer at `endpoint`, if it runs in this process.
+    fn neighbour(&self, endpoint: &str) -> Option<Arc<BlockStore>> {
+        self.neighbours.as_ref()?.store(endpoint)
     }
 
     /// A Flight client of the executor at `endpoint`, connecting at its first call.
@@ -272,20 +314,33 @@ pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> R
     Ok(blocks.into_iter().flatten().collect())
 }
 
-/// One block: from memory when this executor produced it, else from its producer over Flight.
+/// One block: from memory when this executor or another of this process produced it, else from
+/// its producer over Flight.
 async fn fetch_block(fetch: &Fetch<'_>, id: &BlockId, endpoint: &str) -> Result<Vec<RecordBatch>> {
+    let missing = || {
+        SluiceError::external(format!(
+            "shuffle block of task {} (stage {}) is missing on executor {endpoint}",
+            id.producer, id.stage
+        ))
+    };
+    let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
     if endpoint == fetch.self_endpoint {
-        let rows = fetch.local.get(id).ok_or_else(|| {
-            SluiceError::external(format!(
-                "shuffle block of task {} (stage {}) is missing on this executor",
-                id.producer, id.stage
-            ))
-        })?;
+        let rows = fetch.local.get(id).ok_or_else(missing)?;
         fetch.meter.shuffle_fetched(FetchedFrom::Local, batches_bytes(&rows));
         return Ok(rows.iter().cloned().collect());
     }
+    if let Some(store) = fetch.peers.neighbour(endpoint) {
+        if !store.authorizes(&ticket) {
+            return Err(SluiceError::external(format!(
+                "shuffle block of task {} refused by {endpoint}: the ticket does not carry the shuffle key of run {}",
+                id.producer, id.run_id
+            )));
+        }
+        let rows = store.get(id).ok_or_else(missing)?;
+        fetch.meter.shuffle_fetched(FetchedFrom::Remote, batches_bytes(&rows));
+        return Ok(rows.iter().cloned().collect());
+    }
     let mut client = fetch.peers.client(endpoint)?;
-    let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
     let ticket = Ticket { ticket: serde_json::to_vec(&ticket)?.into() };
     let one = async {
         let response = client.do_get(ticket).await.map_err(|s| {
@@ -311,5 +366,49 @@ async fn fetch_block(fetch: &Fetch<'_>, id: &BlockId, endpoint: &str) -> Result<
             fetch.peers.forget(endpoint);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn block(producer: u32) -> BlockId {
+        BlockId { run_id: "run".into(), batch: BatchId(3), attempt: 0, stage: 1, producer, partition: 2 }
+    }
+
+    fn rows(values: Vec<i64>) -> Vec<RecordBatch> {
+        vec![RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(values)) as _)]).unwrap()]
+    }
+
+    #[tokio::test]
+    async fn a_neighbours_blocks_are_read_from_its_memory_with_the_run_key_until_it_leaves() {
+        let neighbour = Arc::new(BlockStore::default());
+        neighbour.learn_key("run", "secret");
+        neighbour.put(block(0), rows(vec![1, 2, 3]));
+        // Port 9 (discard) on loopback: nothing there answers Flight.
+        let gone = "http://127.0.0.1:9";
+        let neighbours = Arc::new(Neighbours::default());
+        neighbours.join(gone, Arc::clone(&neighbour));
+        let peers = Peers::new(Transport::Plain, Some(Arc::clone(&neighbours)));
+        let own = BlockStore::default();
+        let meter = ExecutorMeter::new(crate::metrics::ExecutorMetrics::default(), "executor-0");
+        let fetch =
+            |key: &'static str| Fetch { local: &own, self_endpoint: "http://127.0.0.1:1", peers: &peers, key, meter: &meter };
+
+        let got = fetch_blocks(&fetch("secret"), &[(block(0), gone.to_string())]).await.unwrap();
+        assert_eq!(got, rows(vec![1, 2, 3]));
+
+        let refused = fetch_blocks(&fetch("guess"), &[(block(0), gone.to_string())]).await.unwrap_err();
+        assert!(refused.to_string().contains("does not carry the shuffle key of run run"), "{refused}");
+
+        let missing = fetch_blocks(&fetch("secret"), &[(block(1), gone.to_string())]).await.unwrap_err();
+        assert!(missing.to_string().contains("shuffle block of task 1 (stage 1) is missing on executor"), "{missing}");
+
+        // Once it has left, its blocks are a remote peer's: fetched over Flight, which fails here.
+        neighbours.leave(gone);
+        let unreachable = fetch_blocks(&fetch("secret"), &[(block(0), gone.to_string())]).await.unwrap_err();
+        assert!(unreachable.to_string().contains("fetching shuffle block of task 0 from http://127.0.0.1:9"), "{unreachable}");
     }
 }
