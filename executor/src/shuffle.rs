@@ -82,8 +82,13 @@ impl BlockStore {
     /// Whether `ticket` carries its run's key (compared in constant time). A run this executor
     /// ran no task of has no blocks here either.
     pub fn authorizes(&self, ticket: &ShuffleTicket) -> bool {
+        self.knows_key(&ticket.block.run_id, &ticket.key)
+    }
+
+    /// Whether `key` is run `run_id`'s shuffle key (compared in constant time).
+    fn knows_key(&self, run_id: &str, key: &str) -> bool {
         let Ok(keys) = self.keys.lock() else { return false };
-        keys.get(&ticket.block.run_id).is_some_and(|k| bool::from(k.as_bytes().ct_eq(ticket.key.as_bytes())))
+        keys.get(run_id).is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())))
     }
 
     /// Marks (batch, attempt) current for its run, dropping that run's older blocks.
@@ -317,30 +322,30 @@ pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> R
 /// One block: from memory when this executor or another of this process produced it, else from
 /// its producer over Flight.
 async fn fetch_block(fetch: &Fetch<'_>, id: &BlockId, endpoint: &str) -> Result<Vec<RecordBatch>> {
-    let missing = || {
-        SluiceError::external(format!(
-            "shuffle block of task {} (stage {}) is missing on executor {endpoint}",
-            id.producer, id.stage
-        ))
-    };
-    let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
-    if endpoint == fetch.self_endpoint {
-        let rows = fetch.local.get(id).ok_or_else(missing)?;
-        fetch.meter.shuffle_fetched(FetchedFrom::Local, batches_bytes(&rows));
-        return Ok(rows.iter().cloned().collect());
-    }
-    if let Some(store) = fetch.peers.neighbour(endpoint) {
-        if !store.authorizes(&ticket) {
+    let neighbour = if endpoint == fetch.self_endpoint { None } else { fetch.peers.neighbour(endpoint) };
+    let in_memory = match &neighbour {
+        _ if endpoint == fetch.self_endpoint => Some((fetch.local, FetchedFrom::Local)),
+        Some(store) if !store.knows_key(&id.run_id, fetch.key) => {
             return Err(SluiceError::external(format!(
                 "shuffle block of task {} refused by {endpoint}: the ticket does not carry the shuffle key of run {}",
                 id.producer, id.run_id
             )));
         }
-        let rows = store.get(id).ok_or_else(missing)?;
-        fetch.meter.shuffle_fetched(FetchedFrom::Remote, batches_bytes(&rows));
+        Some(store) => Some((store.as_ref(), FetchedFrom::Remote)),
+        None => None,
+    };
+    if let Some((store, from)) = in_memory {
+        let rows = store.get(id).ok_or_else(|| {
+            SluiceError::external(format!(
+                "shuffle block of task {} (stage {}) is missing on executor {endpoint}",
+                id.producer, id.stage
+            ))
+        })?;
+        fetch.meter.shuffle_fetched(from, batches_bytes(&rows));
         return Ok(rows.iter().cloned().collect());
     }
     let mut client = fetch.peers.client(endpoint)?;
+    let ticket = ShuffleTicket { block: id.clone(), key: fetch.key.to_string() };
     let ticket = Ticket { ticket: serde_json::to_vec(&ticket)?.into() };
     let one = async {
         let response = client.do_get(ticket).await.map_err(|s| {
