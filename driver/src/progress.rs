@@ -25,7 +25,9 @@ pub struct StateOperatorProgress {
     pub num_rows_removed: u64,
     /// `allRemovalsTimeMs`: ms spent evicting state, summed over partition tasks.
     pub all_removals_time_ms: u64,
-    /// `commitTimeMs`: ms spent committing the new state version, summed over partition tasks.
+    /// `commitTimeMs`: ms spent committing the new state version, summed over partition tasks,
+    /// plus the wall time of each executor's bundle writes — which run while the batch's later
+    /// stages do, so this can exceed the time the batch waited for them.
     pub commit_time_ms: u64,
     /// `memoryUsedBytes`: approximate bytes of state keys and values in memory, summed over partitions.
     pub memory_used_bytes: u64,

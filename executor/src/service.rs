@@ -22,8 +22,9 @@ use sluice_plan::TaskKind;
 use sluice_proto::v1::driver_service_client::DriverServiceClient;
 use sluice_proto::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use sluice_proto::v1::{
-    task_response, DismissRequest, DismissResponse, HeartbeatRequest, PingRequest, PingResponse, RegisterExecutorRequest,
-    ReleaseQueryRequest, ReleaseQueryResponse, TaskPart, TaskPartSuccess, TaskRequest, TaskResponse, TaskSuccess,
+    task_response, AwaitStateWritesRequest, AwaitStateWritesResponse, DismissRequest, DismissResponse, HeartbeatRequest,
+    OperatorWriteTime, PingRequest, PingResponse, RegisterExecutorRequest, ReleaseQueryRequest, ReleaseQueryResponse, TaskPart,
+    TaskPartSuccess, TaskRequest, TaskResponse, TaskSuccess,
 };
 use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE};
@@ -32,7 +33,7 @@ use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
 use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
-use crate::call_commits::{CallCommits, WrittenCommits};
+use crate::call_commits::{CallCommits, StateWrites};
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Neighbours, Peers, ShuffleService};
@@ -98,6 +99,8 @@ struct Service {
     /// produced here are read locally), connections to the other executors, and this
     /// executor's metrics (which its ping answer reads back).
     resources: TaskResources,
+    /// The state bundles calls are still writing.
+    state_writes: StateWrites,
 }
 
 #[tonic::async_trait]
@@ -159,6 +162,24 @@ impl ExecutorService for Service {
         }
         Ok(Response::new(ReleaseQueryResponse {}))
     }
+
+    async fn await_state_writes(
+        &self,
+        request: Request<AwaitStateWritesRequest>,
+    ) -> Result<Response<AwaitStateWritesResponse>, Status> {
+        let req = request.into_inner();
+        let response = match self.state_writes.wait(&req.query_run_id, &req.bundles).await {
+            Ok(times) => AwaitStateWritesResponse {
+                error: None,
+                writes: times.into_iter().map(|(operator, ms)| OperatorWriteTime { operator: operator as u32, ms }).collect(),
+            },
+            Err(e) => {
+                tracing::warn!(run = %req.query_run_id, error = %e, "state bundles were not written");
+                AwaitStateWritesResponse { error: Some(error_to_proto(&e)), writes: Vec::new() }
+            }
+        };
+        Ok(Response::new(response))
+    }
 }
 
 impl Service {
@@ -170,9 +191,10 @@ impl Service {
         self.forget_state(run);
     }
 
-    /// Drops a run's state partitions, and their metrics with them.
+    /// Drops a run's state partitions, and their metrics with them, and forgets its bundle writes.
     fn forget_state(&self, run: &str) {
         self.resources.states.release(run);
+        self.state_writes.release(run);
         self.resources.meter.query_run_released(run);
         self.resources.meter.set_state_partitions(self.resources.states.partitions());
     }
@@ -214,32 +236,27 @@ impl Service {
             }
         }))
         .await?;
-        // Every part has succeeded: the call's state commits are all staged.
+        // Every part has succeeded: the call's state commits are all staged. Their bundles are
+        // written while the batch goes on; the driver waits for them before the manifests.
         if request.commits.any_staged() {
             let checkpoint = sluice_common::storage::resolve(&request.query.compiled.spec.checkpoint_url)?;
             let id = format!("{}-{}", request.batch.attempt, uuid::Uuid::new_v4().simple());
             let version = request.batch.id.state_to_write().0;
-            let written = request.commits.write(&checkpoint, version, &id).await?;
-            attach_commits(&mut outcomes, written);
+            let deltas = request.commits.start_write(
+                &checkpoint,
+                version,
+                &id,
+                &self.state_writes,
+                (&request.run_id, request.batch.id.0),
+            )?;
+            for (part, delta) in deltas {
+                if let Some(o) = outcomes.get_mut(part) {
+                    o.metrics.state_deltas.push(delta);
+                }
+            }
         }
         let parts = outcomes.into_iter().map(part_success).collect::<Result<Vec<_>>>()?;
         Ok(TaskSuccess { parts })
-    }
-}
-
-/// Reports the call's written deltas with the parts they belong to, and adds each bundle's
-/// write time to the commit time of its operator in the call's first part of it.
-fn attach_commits(outcomes: &mut [TaskOutcome], written: WrittenCommits) {
-    for (part, delta) in written.deltas {
-        if let Some(o) = outcomes.get_mut(part) {
-            o.metrics.state_deltas.push(delta);
-        }
-    }
-    for (operator, ms) in written.write_ms {
-        let first = outcomes.iter_mut().flat_map(|o| o.metrics.state.iter_mut()).find(|m| m.operator == operator);
-        if let Some(m) = first {
-            m.commit_time_ms += ms;
-        }
     }
 }
 
@@ -449,6 +466,7 @@ impl ExecutorHandle {
                 peers: Arc::new(Peers::new(config.transport.clone(), config.neighbours.clone())),
                 meter: meter.clone(),
             },
+            state_writes: StateWrites::default(),
         };
         let server_svc = ExecutorServiceServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

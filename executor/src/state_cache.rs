@@ -187,10 +187,11 @@ mod tests {
     async fn commit(mut g: PartitionGuard, chk: &Location) {
         let version = g.partition().unwrap().version().next().0;
         let commit = g.partition().unwrap().commit().unwrap();
-        let commits = crate::call_commits::CallCommits::default();
+        let (commits, writes) = (crate::call_commits::CallCommits::default(), crate::call_commits::StateWrites::default());
         commits.stage(0, 0, g, commit.delta).unwrap();
-        let written = commits.write(chk, version, "call").await.unwrap();
-        for (_, d) in written.deltas {
+        let deltas = commits.start_write(chk, version, "call", &writes, ("run", version)).unwrap();
+        writes.wait("run", &["call.bundle".to_string()]).await.unwrap();
+        for (_, d) in deltas {
             let manifest = sluice_state::DeltaManifest { deltas: vec![d.entry] };
             sluice_state::DeltaBundles::new(chk, d.operator).write_manifest(d.version, &manifest).await.unwrap();
         }
@@ -232,14 +233,16 @@ mod tests {
             ..chk.clone()
         };
         let cache = StateCache::default();
-        let commits = crate::call_commits::CallCommits::default();
+        let (commits, writes) = (crate::call_commits::CallCommits::default(), crate::call_commits::StateWrites::default());
         for p in 0..2 {
             let mut g = cache.checkout("run", 0, p, "", StateVersion(0), &chk, schemas(), policy()).await.unwrap();
             put(g.partition().unwrap(), 1);
             let delta = g.partition().unwrap().commit().unwrap().delta;
             commits.stage(p as usize, 0, g, delta).unwrap();
         }
-        assert!(commits.write(&failing, 1, "call").await.is_err());
+        let deltas = commits.start_write(&failing, 1, "call", &writes, ("run", 0)).unwrap();
+        assert_eq!(deltas.len(), 2, "the call reports both deltas before their bundle is written");
+        assert!(writes.wait("run", &["call.bundle".to_string()]).await.is_err());
         // Neither partition may pass for version 1 in memory: it was never written.
         for p in 0..2 {
             let e = cache.checkout("run", 0, p, "", StateVersion(1), &chk, schemas(), policy()).await.err().unwrap();

@@ -124,6 +124,34 @@ impl ManifestCache {
     }
 }
 
+/// One call's bundle, laid out and ready to write ([`DeltaBundles::lay_out`]).
+#[derive(Debug)]
+pub struct BundleWrite {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    /// What the write is, for its error.
+    what: String,
+    /// Where each delta of the bundle is.
+    pub entries: Vec<DeltaEntry>,
+    chunks: Vec<Bytes>,
+}
+
+impl BundleWrite {
+    /// The bundle's file name (`<id>.bundle`), as its entries name it.
+    pub fn name(&self) -> &str {
+        self.path.filename().unwrap_or_default()
+    }
+
+    /// Writes the bundle: a plain put, since the name is the call's own (a retried put rewrites
+    /// the same bytes), and a put that finally fails fails the batch attempt, whose bundle then
+    /// no manifest names.
+    pub async fn put(self) -> Result<()> {
+        let what = self.what;
+        self.store.put(&self.path, PutPayload::from_iter(self.chunks)).await.map_err(|e| SluiceError::from(e).context(what))?;
+        Ok(())
+    }
+}
+
 /// The bundles and manifests of one stateful operator: `state/<op>/deltas/`.
 #[derive(Debug, Clone)]
 pub struct DeltaBundles {
@@ -157,12 +185,20 @@ impl DeltaBundles {
 
     /// Writes `deltas` (all of `version`: one batch's) as bundle `<id>.bundle` and returns their entries;
     /// nothing when there are none. `id` must be unique to the call that writes it.
-    ///
-    /// A plain put: the name is the call's own, so a retried put rewrites the same bytes, and a
-    /// put that finally fails fails the call — whose bundle then no manifest names.
     pub async fn write(&self, version: u64, id: &str, deltas: Vec<StagedDelta>) -> Result<Vec<DeltaEntry>> {
+        let Some(bundle) = self.lay_out(version, id, deltas) else { return Ok(Vec::new()) };
+        let entries = bundle.entries.clone();
+        bundle.put().await?;
+        Ok(entries)
+    }
+
+    /// Lays `deltas` (all of `version`: one batch's) out as bundle `<id>.bundle`, without writing
+    /// it: where each delta will be is known before its bytes are on storage, so a call can report
+    /// its entries while the bundle is still being written ([`BundleWrite::put`]). `None` when
+    /// there are no deltas. `id` must be unique to the call that writes it.
+    pub fn lay_out(&self, version: u64, id: &str, deltas: Vec<StagedDelta>) -> Option<BundleWrite> {
         if deltas.is_empty() {
-            return Ok(Vec::new());
+            return None;
         }
         let bundle = format!("{id}.bundle");
         let mut entries = Vec::with_capacity(deltas.len());
@@ -174,12 +210,13 @@ impl DeltaBundles {
             offset += len;
             chunks.push(d.bytes);
         }
-        let path = self.version_dir(version).join(bundle.as_str());
-        self.store
-            .put(&path, PutPayload::from_iter(chunks))
-            .await
-            .map_err(|e| SluiceError::from(e).context(format!("writing state bundle {}/{version}/{bundle}", self.display)))?;
-        Ok(entries)
+        Some(BundleWrite {
+            store: Arc::clone(&self.store),
+            path: self.version_dir(version).join(bundle.as_str()),
+            what: format!("writing state bundle {}/{version}/{bundle}", self.display),
+            entries,
+            chunks,
+        })
     }
 
     /// Writes the manifest of `version`: the first one written wins (see the module docs).

@@ -9,7 +9,7 @@ pub mod hash;
 pub mod keyed;
 pub mod partition;
 
-pub use bundle::{DeltaBundles, DeltaEntry, DeltaManifest, DeltaRef, ManifestCache, StagedDelta};
+pub use bundle::{BundleWrite, DeltaBundles, DeltaEntry, DeltaManifest, DeltaRef, ManifestCache, StagedDelta};
 pub use files::StateFiles;
 pub use keyed::{Entry, Evicted, KeyedState, StateRow};
 pub use partition::{Commit, StatePartition, StatePolicy};

@@ -16,7 +16,8 @@ use sluice_connectors::SinkTaskOutput;
 use sluice_plan::{TaskKind, TaskMetrics};
 use sluice_proto::v1::executor_service_client::ExecutorServiceClient;
 use sluice_proto::v1::{
-    task_response, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskPart, TaskPartSuccess, TaskRequest,
+    task_response, AwaitStateWritesRequest, PingRequest, ReleaseQueryRequest, StatePartitionRef, TaskPart, TaskPartSuccess,
+    TaskRequest,
 };
 use sluice_proto::wire::error_from_proto;
 use tokio::sync::Semaphore;
@@ -208,6 +209,102 @@ impl TaskScheduler {
         }
         results.sort_by_key(|r| r.partition_index);
         Ok(results)
+    }
+
+    /// Waits until every state bundle the attempt's tasks named is on storage. An executor
+    /// answers a call once its partitions are committed in memory and writes their bundle while
+    /// the batch's later stages run; the manifests that name the bundles must wait for this.
+    /// Each executor's write times are added to the commit time of its first task of the
+    /// operator. An executor that stops answering, runs past the watch's deadline, or does not
+    /// know a bundle (it restarted) fails the attempt, as a failed task does.
+    pub async fn await_state_writes(
+        &self,
+        run: &QueryRun,
+        executors: &Engagement,
+        results: &mut [TaskResult],
+        watch: TaskWatch,
+    ) -> Result<()> {
+        let mut bundles: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+        for r in results.iter() {
+            for d in &r.metrics.state_deltas {
+                bundles.entry(r.executor_id.as_str()).or_default().insert(d.entry.bundle.as_str());
+            }
+        }
+        let waits = bundles.into_iter().map(|(id, names)| {
+            let exec = executors.executors.iter().find(|e| e.id == id).cloned();
+            let request = AwaitStateWritesRequest {
+                query_run_id: run.run_id.clone(),
+                bundles: names.into_iter().map(str::to_string).collect(),
+            };
+            let id = id.to_string();
+            async move {
+                let exec = exec.ok_or_else(|| SluiceError::internal(format!("executor {id} ran a task but is not engaged")))?;
+                let times = await_writes(&self.registry, &exec, request, watch).await?;
+                Ok::<_, SluiceError>((id, times))
+            }
+        });
+        for (id, times) in futures::future::try_join_all(waits).await? {
+            for (operator, ms) in times {
+                let first = results
+                    .iter_mut()
+                    .filter(|r| r.executor_id == id)
+                    .flat_map(|r| r.metrics.state.iter_mut())
+                    .find(|m| m.operator == operator);
+                if let Some(m) = first {
+                    m.commit_time_ms += ms;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for one executor's state bundles (see [`TaskScheduler::await_state_writes`]); returns
+/// the write time of each operator's bundles.
+async fn await_writes(
+    registry: &ExecutorRegistry,
+    exec: &ExecutorInfo,
+    request: AwaitStateWritesRequest,
+    watch: TaskWatch,
+) -> Result<Vec<(usize, u64)>> {
+    let mut alive = Liveness::probe(exec, watch.probe_every);
+    let mut client = exec.client.clone();
+    let started = tokio::time::Instant::now();
+    let what = format!("{} state bundle(s)", request.bundles.len());
+    let answered = tokio::select! {
+        answer = client.await_state_writes(request) => answer,
+        () = alive.lost() => {
+            registry.suspend(&exec.id, "an executor writing state does not answer pings").await;
+            return Err(SluiceError::external(format!("executor {} ({}) stopped answering while writing {what}", exec.id, exec.endpoint)));
+        }
+        _ = sleep_until_opt(watch.deadline.map(|d| started + d)) => {
+            return Err(SluiceError::external(format!(
+                "executor {} ({}) did not finish writing {what} within {} ms",
+                exec.id,
+                exec.endpoint,
+                watch.deadline.unwrap_or_default().as_millis()
+            )));
+        }
+    };
+    match answered {
+        Ok(r) => {
+            let r = r.into_inner();
+            match r.error {
+                Some(e) => Err(error_from_proto(e)),
+                None => Ok(r.writes.into_iter().map(|w| (w.operator as usize, w.ms)).collect()),
+            }
+        }
+        Err(status) => {
+            if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) {
+                registry.suspend(&exec.id, "state write RPC failed").await;
+            }
+            Err(SluiceError::external(format!(
+                "executor {} ({}) failed to report its {what}: {}",
+                exec.id,
+                exec.endpoint,
+                status.message()
+            )))
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! per state partition, pinned to the executor that owns the partition, then — when the output
 //! must see every partition at once — a single gather task. Each stage starts when the previous
 //! one has finished, and tells its tasks where the blocks of each of their inputs are: the map
-//! stage's, or the reduce stage of the operator feeding that input.
+//! stage's, or the reduce stage of the operator feeding that input. After the last stage, the
+//! attempt waits until the state bundles its tasks wrote in the background are on storage.
 
 use sluice_common::error::Result;
 use sluice_common::BatchContext;
@@ -21,6 +22,10 @@ use super::placement::assign_partitions;
 use super::resolve::OperatorInfo;
 use super::scheduler::{QueryRun, TaskResult, TaskScheduler, TaskSpec};
 use crate::registry::Engagement;
+
+/// The deadline history of waiting for an attempt's state writes, apart from every stage's
+/// (the wait is usually short: the writes ran during the later stages).
+const STATE_WRITES: u32 = u32::MAX;
 
 /// What a batch attempt produced.
 #[derive(Debug, Default)]
@@ -202,7 +207,12 @@ impl StageRunner {
             None
         };
         let sink = gathered.as_ref().or(reduced.last()).cloned().unwrap_or_default();
-        let all = map_results.into_iter().chain(reduced.into_iter().flatten()).chain(gathered.into_iter().flatten()).collect();
+        let mut all: Vec<TaskResult> =
+            map_results.into_iter().chain(reduced.into_iter().flatten()).chain(gathered.into_iter().flatten()).collect();
+        let started = Instant::now();
+        scheduler.await_state_writes(run, &executors, &mut all, self.deadlines.watch(STATE_WRITES)).await?;
+        tracing::debug!(batch = batch.id.0, wall_ms = started.elapsed().as_millis() as u64, "state writes awaited");
+        self.deadlines.record(STATE_WRITES, [started.elapsed()]);
         Ok(AttemptResults { all, sink })
     }
 }
