@@ -267,39 +267,58 @@ async fn await_writes(
     request: AwaitStateWritesRequest,
     watch: TaskWatch,
 ) -> Result<Vec<(usize, u64)>> {
-    let mut alive = Liveness::probe(exec, watch.probe_every);
+    let alive = Liveness::probe(exec, watch.probe_every);
+    let doing = format!("writing {} state bundle(s)", request.bundles.len());
     let mut client = exec.client.clone();
+    let answer = watched(registry, exec, alive, watch.deadline, &doing, client.await_state_writes(request)).await?;
+    match answer.error {
+        Some(e) => Err(error_from_proto(e)),
+        None => Ok(answer.writes.into_iter().map(|w| (w.operator as usize, w.ms)).collect()),
+    }
+}
+
+/// Waits for `call`, an RPC to `exec`, while watching the executor: it fails as soon as the
+/// executor misses a ping (one that does not answer — paused, cut off — is set aside at once,
+/// so the retried attempt runs elsewhere), once `deadline` passes (the executor answers but
+/// the call is stuck on a disk or a peer: it keeps its place), or when the transport fails (the
+/// executor is gone or unreachable: set aside). `doing` names the call's work in the errors.
+async fn watched<T>(
+    registry: &ExecutorRegistry,
+    exec: &ExecutorInfo,
+    mut alive: Liveness,
+    deadline: Option<Duration>,
+    doing: &str,
+    call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T> {
     let started = tokio::time::Instant::now();
-    let what = format!("{} state bundle(s)", request.bundles.len());
     let answered = tokio::select! {
-        answer = client.await_state_writes(request) => answer,
+        answer = call => answer,
         () = alive.lost() => {
-            registry.suspend(&exec.id, "an executor writing state does not answer pings").await;
-            return Err(SluiceError::external(format!("executor {} ({}) stopped answering while writing {what}", exec.id, exec.endpoint)));
-        }
-        _ = sleep_until_opt(watch.deadline.map(|d| started + d)) => {
+            registry.suspend(&exec.id, "it does not answer pings").await;
             return Err(SluiceError::external(format!(
-                "executor {} ({}) did not finish writing {what} within {} ms",
+                "executor {} ({}) stopped answering while {doing} ({} ms in)",
                 exec.id,
                 exec.endpoint,
-                watch.deadline.unwrap_or_default().as_millis()
+                started.elapsed().as_millis()
+            )));
+        }
+        _ = sleep_until_opt(deadline.map(|d| started + d)) => {
+            return Err(SluiceError::external(format!(
+                "executor {} ({}) did not finish {doing} within the deadline of {} ms",
+                exec.id,
+                exec.endpoint,
+                deadline.unwrap_or_default().as_millis()
             )));
         }
     };
     match answered {
-        Ok(r) => {
-            let r = r.into_inner();
-            match r.error {
-                Some(e) => Err(error_from_proto(e)),
-                None => Ok(r.writes.into_iter().map(|w| (w.operator as usize, w.ms)).collect()),
-            }
-        }
+        Ok(answer) => Ok(answer.into_inner()),
         Err(status) => {
             if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) {
-                registry.suspend(&exec.id, "state write RPC failed").await;
+                registry.suspend(&exec.id, "an RPC to it failed").await;
             }
             Err(SluiceError::external(format!(
-                "executor {} ({}) failed to report its {what}: {}",
+                "executor {} ({}) failed while {doing}: {}",
                 exec.id,
                 exec.endpoint,
                 status.message()
@@ -361,56 +380,14 @@ async fn run_call(
     request: TaskRequest,
     partitions: &[u32],
     watch: TaskWatch,
-    mut alive: Liveness,
+    alive: Liveness,
 ) -> Result<Vec<TaskResult>> {
     let tasks = tasks_named(partitions);
     let mut client = exec.client.clone();
-    let call = client.run_task(request);
-    tokio::pin!(call);
-    let started = tokio::time::Instant::now();
     // A task's deadline holds for each wave of tasks the executor's slots run one after another.
     let waves = partitions.len().div_ceil(exec.task_slots.max(1)) as u32;
     let deadline = watch.deadline.map(|d| d * waves);
-    let answered = tokio::select! {
-        answer = &mut call => answer,
-        () = alive.lost() => {
-            // One that does not answer (paused, cut off) is set aside at once so the
-            // retried attempt runs elsewhere.
-            registry.suspend(&exec.id, "a task's executor does not answer pings").await;
-            return Err(SluiceError::external(format!(
-                "executor {} ({}) stopped answering while running {tasks} ({} ms in)",
-                exec.id,
-                exec.endpoint,
-                started.elapsed().as_millis()
-            )));
-        }
-        _ = sleep_until_opt(deadline.map(|d| started + d)) => {
-            // The executor answers, but this call is stuck (a disk, a peer): stop waiting;
-            // the executor keeps its place.
-            return Err(SluiceError::external(format!(
-                "executor {} ({}) did not finish {tasks} within their deadline of {} ms",
-                exec.id,
-                exec.endpoint,
-                deadline.unwrap_or_default().as_millis()
-            )));
-        }
-    };
-    let response = match answered {
-        Ok(r) => r.into_inner(),
-        Err(status) => {
-            // A transport failure means the executor is gone or unreachable: leave it out so
-            // the retried attempt runs on the survivors.
-            if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) {
-                registry.suspend(&exec.id, "task RPC failed").await;
-            }
-            return Err(SluiceError::external(format!(
-                "executor {} ({}) failed to run {tasks}: {}",
-                exec.id,
-                exec.endpoint,
-                status.message()
-            )));
-        }
-    };
+    let response = watched(registry, &exec, alive, deadline, &format!("running {tasks}"), client.run_task(request)).await?;
     match response.outcome {
         Some(task_response::Outcome::Success(s)) if s.parts.len() == partitions.len() => s
             .parts
