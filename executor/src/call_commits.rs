@@ -176,28 +176,18 @@ impl StateWrites {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{ArrayRef, Int64Array};
-    use arrow::datatypes::{DataType, Field, Schema};
     use sluice_common::StateVersion;
-    use sluice_state::StatePolicy;
 
     use super::*;
+    use crate::state_cache::tests::{policy, put, schemas};
     use crate::state_cache::StateCache;
 
     /// Partitions 0..n of operator 0, each with one key written at version 0 → 1, staged in `commits`.
     async fn stage_partitions(cache: &StateCache, chk: &Location, commits: &CallCommits, n: u32) {
         for p in 0..n {
             let mut g = cache.checkout("run", 0, p, "", StateVersion(0), chk, schemas(), policy()).await.unwrap();
-            let part = g.partition().unwrap();
-            let column: ArrayRef = Arc::new(Int64Array::from(vec![i64::from(p)]));
-            let (k, v) = (
-                part.state.encode_keys(std::slice::from_ref(&column), 1).unwrap(),
-                part.state.encode_values(&[column], 1).unwrap(),
-            );
-            part.state.put(k.row(0).as_ref(), v.row(0).as_ref(), None);
-            let delta = part.commit().unwrap().delta;
+            put(g.partition().unwrap(), i64::from(p));
+            let delta = g.partition().unwrap().commit().unwrap().delta;
             commits.stage(p as usize, 0, g, delta).unwrap();
         }
     }
@@ -223,15 +213,6 @@ mod tests {
         }
         // A wait is answered once: the driver waits for each bundle once per batch attempt.
         assert!(writes.wait("run", &["call.bundle".to_string()]).await.is_err());
-    }
-
-    fn schemas() -> (arrow::datatypes::SchemaRef, arrow::datatypes::SchemaRef) {
-        let schema = |name| Arc::new(Schema::new(vec![Field::new(name, DataType::Int64, true)]));
-        (schema("k"), schema("v"))
-    }
-
-    fn policy() -> StatePolicy {
-        StatePolicy { min_deltas_for_snapshot: 10, min_batches_to_retain: 100, maintenance_interval: Default::default() }
     }
 
     #[tokio::test]

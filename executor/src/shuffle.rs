@@ -322,17 +322,21 @@ pub async fn fetch_blocks(fetch: &Fetch<'_>, sources: &[(BlockId, String)]) -> R
 /// One block: from memory when this executor or another of this process produced it, else from
 /// its producer over Flight.
 async fn fetch_block(fetch: &Fetch<'_>, id: &BlockId, endpoint: &str) -> Result<Vec<RecordBatch>> {
-    let neighbour = if endpoint == fetch.self_endpoint { None } else { fetch.peers.neighbour(endpoint) };
-    let in_memory = match &neighbour {
-        _ if endpoint == fetch.self_endpoint => Some((fetch.local, FetchedFrom::Local)),
-        Some(store) if !store.knows_key(&id.run_id, fetch.key) => {
-            return Err(SluiceError::external(format!(
-                "shuffle block of task {} refused by {endpoint}: the ticket does not carry the shuffle key of run {}",
-                id.producer, id.run_id
-            )));
+    let neighbour;
+    let in_memory = if endpoint == fetch.self_endpoint {
+        Some((fetch.local, FetchedFrom::Local))
+    } else {
+        neighbour = fetch.peers.neighbour(endpoint);
+        match &neighbour {
+            Some(store) if !store.knows_key(&id.run_id, fetch.key) => {
+                return Err(SluiceError::external(format!(
+                    "shuffle block of task {} refused by {endpoint}: the ticket does not carry the shuffle key of run {}",
+                    id.producer, id.run_id
+                )));
+            }
+            Some(store) => Some((store.as_ref(), FetchedFrom::Remote)),
+            None => None,
         }
-        Some(store) => Some((store.as_ref(), FetchedFrom::Remote)),
-        None => None,
     };
     if let Some((store, from)) = in_memory {
         let rows = store.get(id).ok_or_else(|| {

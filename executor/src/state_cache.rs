@@ -166,20 +166,20 @@ impl StateCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::{ArrayRef, Int64Array};
     use arrow::datatypes::{DataType, Field, Schema};
     use sluice_state::StatePolicy;
 
-    fn schemas() -> (SchemaRef, SchemaRef) {
+    pub(crate) fn schemas() -> (SchemaRef, SchemaRef) {
         (
             Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)])),
             Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)])),
         )
     }
 
-    fn policy() -> StatePolicy {
+    pub(crate) fn policy() -> StatePolicy {
         StatePolicy { min_deltas_for_snapshot: 1, min_batches_to_retain: 100, maintenance_interval: std::time::Duration::ZERO }
     }
 
@@ -197,7 +197,8 @@ mod tests {
         }
     }
 
-    fn put(p: &mut StatePartition, key: i64) {
+    /// Puts `key` → `key` into `p`'s state.
+    pub(crate) fn put(p: &mut StatePartition, key: i64) {
         let k = p.state.encode_keys(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
         let v = p.state.encode_values(&[Arc::new(Int64Array::from(vec![key])) as ArrayRef], 1).unwrap();
         p.state.put(k.row(0).as_ref(), v.row(0).as_ref(), None);

@@ -211,8 +211,9 @@ impl StageRunner {
             map_results.into_iter().chain(reduced.into_iter().flatten()).chain(gathered.into_iter().flatten()).collect();
         let started = Instant::now();
         scheduler.await_state_writes(run, &executors, &mut all, self.deadlines.watch(STATE_WRITES)).await?;
-        tracing::debug!(batch = batch.id.0, wall_ms = started.elapsed().as_millis() as u64, "state writes awaited");
-        self.deadlines.record(STATE_WRITES, [started.elapsed()]);
+        let waited = started.elapsed();
+        tracing::debug!(batch = batch.id.0, wall_ms = waited.as_millis() as u64, "state writes awaited");
+        self.deadlines.record(STATE_WRITES, [waited]);
         Ok(AttemptResults { all, sink })
     }
 }
