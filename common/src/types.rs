@@ -117,9 +117,10 @@ fn narrow_scale(v: i64) -> Result<i8> {
 
 /// Parses one Spark type name such as `STRUCT<a: INT, b: ARRAY<STRING>>`.
 pub fn parse_type(text: &str) -> Result<DataType> {
-    let mut parser = crate::dialect::parser(text).map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
-    let sql = parser.parse_data_type().map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
-    if parser.peek_token().token != Token::EOF {
+    let (sql, trailing) =
+        crate::dialect::parse(text, |parser| Ok((parser.parse_data_type()?, parser.peek_token().token != Token::EOF)))
+            .map_err(|e| SluiceError::user(format!("invalid type '{text}': {e}")))?;
+    if trailing {
         return Err(SluiceError::user(format!("invalid type '{text}': unexpected trailing text")));
     }
     arrow_type(&sql)
@@ -136,31 +137,39 @@ pub fn parse_ddl_schema(ddl: &str) -> Result<Schema> {
         }
     }
     let err = |e: &dyn std::fmt::Display| SluiceError::user(format!("invalid schema '{ddl}': {e}"));
-    let mut parser = crate::dialect::parser(ddl).map_err(|e| err(&e))?;
-    let mut fields = Vec::new();
-    loop {
-        let name = parser.parse_identifier().map_err(|e| err(&e))?;
-        // Spark's DDL allows an optional colon between a field name and its type.
-        let _ = parser.consume_token(&Token::Colon);
-        let ty = parser.parse_data_type().map_err(|e| err(&e))?;
-        let mut nullable = true;
-        if parser.parse_keywords(&[
-            datafusion::sql::sqlparser::keywords::Keyword::NOT,
-            datafusion::sql::sqlparser::keywords::Keyword::NULL,
-        ]) {
-            nullable = false;
+    // (name, type, nullable) per field, and whether text follows the last one.
+    let (fields, trailing) = crate::dialect::parse(ddl, |parser| {
+        let mut fields = Vec::new();
+        loop {
+            let name = parser.parse_identifier()?;
+            // Spark's DDL allows an optional colon between a field name and its type.
+            let _ = parser.consume_token(&Token::Colon);
+            let ty = parser.parse_data_type()?;
+            let mut nullable = true;
+            if parser.parse_keywords(&[
+                datafusion::sql::sqlparser::keywords::Keyword::NOT,
+                datafusion::sql::sqlparser::keywords::Keyword::NULL,
+            ]) {
+                nullable = false;
+            }
+            if parser.parse_keyword(datafusion::sql::sqlparser::keywords::Keyword::COMMENT) {
+                parser.parse_literal_string()?;
+            }
+            fields.push((name.value, ty, nullable));
+            if !parser.consume_token(&Token::Comma) {
+                break;
+            }
         }
-        if parser.parse_keyword(datafusion::sql::sqlparser::keywords::Keyword::COMMENT) {
-            parser.parse_literal_string().map_err(|e| err(&e))?;
-        }
-        fields.push(Field::new(name.value, arrow_type(&ty)?, nullable));
-        if !parser.consume_token(&Token::Comma) {
-            break;
-        }
-    }
-    if parser.peek_token().token != Token::EOF {
+        Ok((fields, parser.peek_token().token != Token::EOF))
+    })
+    .map_err(|e| err(&e))?;
+    if trailing {
         return Err(err(&"unexpected text after the last field"));
     }
+    let fields = fields
+        .into_iter()
+        .map(|(name, ty, nullable)| Ok(Field::new(name, arrow_type(&ty)?, nullable)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Schema::new(fields))
 }
 

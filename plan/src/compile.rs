@@ -74,8 +74,8 @@ pub fn base_session_state() -> SessionState {
 
 /// Parses one SELECT (or any query expression) with the Spark dialect.
 pub fn parse_query(sql: &str) -> Result<Statement> {
-    let mut parser = sluice_common::dialect::parser(sql).map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
-    let query = parser.parse_query().map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
+    let query =
+        sluice_common::dialect::parse(sql, |p| p.parse_query()).map_err(|e| SluiceError::user(format!("invalid SQL: {e}")))?;
     let mut stmt = Statement::Query(query);
     crate::literals::type_numeric_literals(&mut stmt);
     Ok(stmt)
@@ -311,9 +311,8 @@ impl SourceProjection {
 }
 
 fn parse_expr(sql: &str) -> Result<SqlExpr> {
-    let mut parser =
-        sluice_common::dialect::parser(sql).map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
-    let mut expr = parser.parse_expr().map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
+    let mut expr = sluice_common::dialect::parse(sql, |p| p.parse_expr())
+        .map_err(|e| SluiceError::user(format!("invalid expression '{sql}': {e}")))?;
     crate::literals::type_numeric_literals(&mut expr);
     Ok(expr)
 }

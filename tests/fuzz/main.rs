@@ -10,7 +10,9 @@
 //! A panic is caught and counted as a failure, with the input written to
 //! `regressions/<target>/`; every input there is run again at the start of each run. A stack overflow or an allocation failure aborts the
 //! process instead; `FUZZ_LAST_INPUT=<file>` writes each input to that file before running it,
-//! so the input that killed the process can be replayed. Targets run on 2 MiB stacks, the stack
+//! so the input that killed the process can be replayed. An input that runs longer than
+//! [`CASE_LIMIT`] is a hang: a watchdog saves it to `regressions/<target>/` and ends the process
+//! with a message naming the file, rather than letting the suite run into CI's time limit. Targets run on 2 MiB stacks, the stack
 //! of the tokio worker threads the engine parses and decodes on.
 //!
 //! * `FUZZ_CASES` — cases per target (default 256: the suite's run takes seconds);
@@ -27,9 +29,9 @@ mod targets;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
@@ -61,6 +63,71 @@ struct Report {
 const DEFAULT_CASES: u32 = 256;
 /// Tokio's default worker stack: what the engine's parsing really runs on.
 const STACK_BYTES: usize = 2 << 20;
+/// Longest one input may take. Inputs take well under a millisecond each (the long run does
+/// 1.3 million in minutes, in a debug build); seconds mean a decoder loops or backtracks
+/// exponentially, which in the engine would hang a driver's parse or an executor's task.
+const CASE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Watches the input a target is running and ends the process when one runs over
+/// [`CASE_LIMIT`]: a hung thread cannot be stopped from outside, and a panic would not end it.
+struct HangWatch {
+    target: &'static str,
+    failures_dir: PathBuf,
+    /// The input running and when it started; `None` between inputs.
+    current: Mutex<Option<(Instant, Vec<u8>)>>,
+    finished: AtomicBool,
+}
+
+impl HangWatch {
+    /// Starts the watchdog thread; it stops once [`HangWatch::finish`] is called.
+    fn start(target: &'static str, failures_dir: PathBuf) -> Arc<Self> {
+        let watch = Arc::new(HangWatch { target, failures_dir, current: Mutex::new(None), finished: AtomicBool::new(false) });
+        let w = watch.clone();
+        std::thread::Builder::new()
+            .name(format!("hang-watch-{target}"))
+            .spawn(move || w.watch())
+            .expect("spawning a hang watchdog");
+        watch
+    }
+
+    /// Runs one input under the watch.
+    fn run(&self, input: &[u8], case: impl FnOnce()) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), input.to_vec()));
+        case();
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    fn watch(&self) {
+        while !self.finished.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((since, input)) = current.as_ref() else { continue };
+            if since.elapsed() < CASE_LIMIT {
+                continue;
+            }
+            let file = save_failure(&self.failures_dir, input);
+            eprintln!(
+                "fuzz: {}: an input ran for over {} s without finishing (a hang; input in {}, replay it with FUZZ_REPLAY)",
+                self.target,
+                CASE_LIMIT.as_secs(),
+                file.display()
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Keeps a failing input as bytes in `dir`, named by its hash, and returns where.
+fn save_failure(dir: &std::path::Path, input: &[u8]) -> PathBuf {
+    let _ = std::fs::create_dir_all(dir);
+    let file = dir.join(format!("{:016x}", fxhash(input)));
+    let _ = std::fs::write(&file, input);
+    file
+}
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
@@ -161,6 +228,14 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
     let executed = Arc::new(AtomicU64::new(0));
     let panics = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let watch = HangWatch::start(t.name, failures_dir.clone());
+    let report = |failure: Option<String>| Report {
+        name: t.name,
+        cases: executed.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+        panics: panics.load(Ordering::Relaxed),
+        failure,
+    };
     // Inputs that failed before come first: once fixed, they are the regression tests.
     let mut saved: Vec<PathBuf> = std::fs::read_dir(&failures_dir)
         .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -169,15 +244,12 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
     for file in saved {
         let Ok(input) = std::fs::read(&file) else { continue };
         executed.fetch_add(1, Ordering::Relaxed);
-        if catch_unwind(AssertUnwindSafe(|| (t.run)(&input))).is_err() {
+        let mut panicked = false;
+        watch.run(&input, || panicked = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))).is_err());
+        if panicked {
             panics.fetch_add(1, Ordering::Relaxed);
-            return Report {
-                name: t.name,
-                cases: executed.load(Ordering::Relaxed),
-                seconds: started.elapsed().as_secs_f64(),
-                panics: panics.load(Ordering::Relaxed),
-                failure: Some(format!("{}: the saved input {} still panics", t.name, file.display())),
-            };
+            watch.finish();
+            return report(Some(format!("{}: the saved input {} still panics", t.name, file.display())));
         }
     }
     let seeds = Arc::new(seeds);
@@ -188,7 +260,9 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
         if let Some(path) = &last_input {
             let _ = std::fs::write(path, &input);
         }
-        match catch_unwind(AssertUnwindSafe(|| (t.run)(&input))) {
+        let mut outcome = Ok(());
+        watch.run(&input, || outcome = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))));
+        match outcome {
             Ok(()) => Ok(()),
             Err(panic) => {
                 panics.fetch_add(1, Ordering::Relaxed);
@@ -197,24 +271,17 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
-                let _ = std::fs::create_dir_all(&failures_dir);
-                let file = failures_dir.join(format!("{:016x}", fxhash(&input)));
-                let _ = std::fs::write(&file, &input);
+                let file = save_failure(&failures_dir, &input);
                 Err(TestCaseError::fail(format!("{what} (input in {})", file.display())))
             }
         }
     });
-    Report {
-        name: t.name,
-        cases: executed.load(Ordering::Relaxed),
-        seconds: started.elapsed().as_secs_f64(),
-        panics: panics.load(Ordering::Relaxed),
-        failure: outcome.err().map(|e| match e {
-            // The reason names the input file; the input itself can be 64 KiB.
-            TestError::Fail(reason, _) => format!("{}: {reason}", t.name),
-            TestError::Abort(reason) => format!("{}: aborted: {reason}", t.name),
-        }),
-    }
+    watch.finish();
+    report(outcome.err().map(|e| match e {
+        // The reason names the input file; the input itself can be 64 KiB.
+        TestError::Fail(reason, _) => format!("{}: {reason}", t.name),
+        TestError::Abort(reason) => format!("{}: aborted: {reason}", t.name),
+    }))
 }
 
 /// proptest wants the persistence path for the whole run.

@@ -169,11 +169,14 @@ fn expression_string(text: &str) -> Result<SqlExpr> {
         ConnectError::new(crate::error::ExceptionClass::Parse, format!("[PARSE_SYNTAX_ERROR] Syntax error in '{text}': {e}"))
             .with_error_class("PARSE_SYNTAX_ERROR", "42601")
     };
-    let mut parser = sluice_common::dialect::parser(text).map_err(|e| parse_error(&e))?;
-    let item = parser.parse_select_item().map_err(|e| parse_error(&e))?;
-    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
-        return Err(parse_error(&"unexpected text after the expression"));
-    }
+    let item = sluice_common::dialect::parse(text, |parser| {
+        let item = parser.parse_select_item()?;
+        if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+            return parser.expected("the end of the expression", parser.peek_token());
+        }
+        Ok(item)
+    })
+    .map_err(|e| parse_error(&e))?;
     Ok(match item {
         SelectItem::ExprWithAlias { expr, alias } => SqlExpr::new(format!("({expr})"), alias.value),
         SelectItem::UnnamedExpr(expr) => {

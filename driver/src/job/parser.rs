@@ -78,34 +78,33 @@ fn secrets_in_tokens(tokens: &[TokenWithSpan]) -> Redactor {
 }
 
 fn parse_tokens(origin: &str, text: &str, tokens: Vec<TokenWithSpan>) -> Result<Vec<ParsedStatement>> {
-    let mut parser = sluice_common::dialect::parser_for_tokens(tokens);
     let offsets = LineOffsets::new(text);
-    let mut out = Vec::new();
-    loop {
-        while parser.consume_token(&Token::SemiColon) {}
-        let start = parser.peek_token();
-        if start.token == Token::EOF {
-            break;
-        }
-        let stmt = parse_one(&mut parser).map_err(|e| located_error(origin, &e.to_string()))?;
-        let end = parser.peek_token();
-        if end.token != Token::SemiColon && end.token != Token::EOF {
-            return Err(located_error(
-                origin,
-                &format!(
+    sluice_common::dialect::parse_tokens(tokens, |parser| {
+        let mut out = Vec::new();
+        loop {
+            while parser.consume_token(&Token::SemiColon) {}
+            let start = parser.peek_token();
+            if start.token == Token::EOF {
+                break;
+            }
+            let stmt = parse_one(parser)?;
+            let end = parser.peek_token();
+            if end.token != Token::SemiColon && end.token != Token::EOF {
+                return Err(ParserError::ParserError(format!(
                     "Expected: end of statement, found: {} at Line: {}, Column: {}",
                     end.token, end.span.start.line, end.span.start.column
-                ),
-            ));
+                )));
+            }
+            let sql = offsets.slice(text, start.span.start, end.span.start).trim().to_string();
+            out.push(ParsedStatement { line: start.span.start.line, sql, kind: stmt });
         }
-        let sql = offsets.slice(text, start.span.start, end.span.start).trim().to_string();
-        out.push(ParsedStatement { line: start.span.start.line, sql, kind: stmt });
-    }
-    Ok(out)
+        Ok(out)
+    })
+    .map_err(|e| located_error(origin, &e.to_string()))
 }
 
 /// One statement, without its text span.
-pub(crate) fn parse_one(parser: &mut Parser) -> Result<super::statement::StatementKind, ParserError> {
+fn parse_one(parser: &mut Parser) -> Result<super::statement::StatementKind, ParserError> {
     use super::statement::StatementKind as K;
     if parser.peek_keyword(Keyword::SET) {
         parser.next_token();
