@@ -22,6 +22,8 @@
 //! * `FUZZ_WRITE_SEEDS` — set to regenerate `corpus/` from the engine's writers, then exit.
 //! * `FUZZ_REPLAY=<file>` — runs that one input through the `FUZZ_TARGETS` targets (all by
 //!   default) with panics printed, to see where a saved failure happens.
+//! * `FUZZ_SEED=<n>` — the same for the input the mutator makes from seed `n` for each target
+//!   (a hang report names its seed: the input itself stays on the machine that found it).
 
 mod corpus;
 mod mutate;
@@ -73,9 +75,17 @@ const CASE_LIMIT: Duration = Duration::from_secs(10);
 struct HangWatch {
     target: &'static str,
     failures_dir: PathBuf,
-    /// The input running and when it started; `None` between inputs.
-    current: Mutex<Option<(Instant, Vec<u8>)>>,
+    /// `None` between inputs.
+    current: Mutex<Option<RunningInput>>,
     finished: AtomicBool,
+}
+
+/// The input a target is running.
+struct RunningInput {
+    since: Instant,
+    /// The mutator seed it came from; none for a saved input.
+    seed: Option<u64>,
+    input: Vec<u8>,
 }
 
 impl HangWatch {
@@ -91,8 +101,9 @@ impl HangWatch {
     }
 
     /// Runs one input under the watch.
-    fn run(&self, input: &[u8], case: impl FnOnce()) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), input.to_vec()));
+    fn run(&self, seed: Option<u64>, input: &[u8], case: impl FnOnce()) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(RunningInput { since: Instant::now(), seed, input: input.to_vec() });
         case();
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -105,16 +116,26 @@ impl HangWatch {
         while !self.finished.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
             let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            let Some((since, input)) = current.as_ref() else { continue };
+            let Some(RunningInput { since, seed, input }) = current.as_ref() else { continue };
             if since.elapsed() < CASE_LIMIT {
                 continue;
             }
             let file = save_failure(&self.failures_dir, input);
+            // The file stays on the machine that found the hang (a CI clone, say): its log
+            // needs the seed or the bytes to reproduce it anywhere.
+            let from = match seed {
+                Some(seed) => format!("FUZZ_TARGETS={} FUZZ_SEED={seed} reproduces it", self.target),
+                None => "a saved input".to_string(),
+            };
+            let shown = &input[..input.len().min(4096)];
             eprintln!(
-                "fuzz: {}: an input ran for over {} s without finishing (a hang; input in {}, replay it with FUZZ_REPLAY)",
+                "fuzz: {}: an input ran for over {} s without finishing (a hang; {from}; input in {}, replay it with FUZZ_REPLAY); its first {} of {} bytes: b\"{}\"",
                 self.target,
                 CASE_LIMIT.as_secs(),
-                file.display()
+                file.display(),
+                shown.len(),
+                input.len(),
+                shown.escape_ascii()
             );
             std::process::exit(1);
         }
@@ -149,7 +170,14 @@ fn main() {
         }
     }
     if let Some(file) = std::env::var_os("FUZZ_REPLAY") {
-        replay(all, selected, PathBuf::from(file));
+        let file = PathBuf::from(file);
+        let input = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        replay(all, selected, |_| input.clone());
+        return;
+    }
+    if let Ok(seed) = std::env::var("FUZZ_SEED") {
+        let seed: u64 = seed.trim().parse().unwrap_or_else(|e| panic!("FUZZ_SEED '{seed}' is not a u64: {e}"));
+        replay(all, selected, |t| mutate::input(seed, &corpus::load(&root, t), t.dictionary));
         return;
     }
     // Panics inside cases are caught and reported per target (and the engine catches some on
@@ -193,19 +221,21 @@ fn main() {
     }
 }
 
-/// Runs one saved input through the selected target with the default panic hook, so a failure
-/// prints where it happened (`RUST_BACKTRACE=1` for the whole stack).
-fn replay(all: Vec<Target>, selected: Option<Vec<String>>, file: PathBuf) {
-    let input = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+/// Runs one input (a saved file's, or a seed's) through each selected target with the default
+/// panic hook, so a failure prints where it happened (`RUST_BACKTRACE=1` for the whole stack).
+fn replay(all: Vec<Target>, selected: Option<Vec<String>>, input_for: impl Fn(&Target) -> Vec<u8>) {
     for t in all {
         if selected.as_ref().is_none_or(|names| names.iter().any(|n| n == t.name)) {
-            let input = input.clone();
+            let input = input_for(&t);
+            // Length and hash name the input as a saved failure's file name does.
+            let (len, hash) = (input.len(), fxhash(&input));
             let outcome = std::thread::Builder::new()
                 .stack_size(STACK_BYTES)
                 .spawn(move || (t.run)(&input))
                 .expect("spawning a replay thread")
                 .join();
-            println!("{:<16} {}", t.name, if outcome.is_ok() { "ok" } else { "PANICKED" });
+            let verdict = if outcome.is_ok() { "ok" } else { "PANICKED" };
+            println!("{:<16} {verdict} ({len} bytes, {hash:016x})", t.name);
         }
     }
 }
@@ -245,7 +275,7 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
         let Ok(input) = std::fs::read(&file) else { continue };
         executed.fetch_add(1, Ordering::Relaxed);
         let mut panicked = false;
-        watch.run(&input, || panicked = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))).is_err());
+        watch.run(None, &input, || panicked = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))).is_err());
         if panicked {
             panics.fetch_add(1, Ordering::Relaxed);
             watch.finish();
@@ -254,14 +284,14 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
     }
     let seeds = Arc::new(seeds);
     let dictionary = t.dictionary;
-    let strategy = any::<u64>().prop_map(move |seed| mutate::input(seed, &seeds, dictionary));
-    let outcome = runner.run(&strategy, |input| {
+    let strategy = any::<u64>().prop_map(move |seed| (seed, mutate::input(seed, &seeds, dictionary)));
+    let outcome = runner.run(&strategy, |(seed, input)| {
         executed.fetch_add(1, Ordering::Relaxed);
         if let Some(path) = &last_input {
             let _ = std::fs::write(path, &input);
         }
         let mut outcome = Ok(());
-        watch.run(&input, || outcome = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))));
+        watch.run(Some(seed), &input, || outcome = catch_unwind(AssertUnwindSafe(|| (t.run)(&input))));
         match outcome {
             Ok(()) => Ok(()),
             Err(panic) => {
@@ -272,7 +302,7 @@ fn fuzz(root: &std::path::Path, t: &Target, cases: u32) -> Report {
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
                 let file = save_failure(&failures_dir, &input);
-                Err(TestCaseError::fail(format!("{what} (input in {})", file.display())))
+                Err(TestCaseError::fail(format!("{what} (input in {}; FUZZ_SEED={seed})", file.display())))
             }
         }
     });
