@@ -15,7 +15,10 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::GroupsAccumulatorAdapter;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use hashbrown::HashSet;
@@ -47,6 +50,9 @@ pub struct AggregateStages {
     pub panes: Option<PaneStages>,
     /// How struct keys are grouped by their fields (on both sides), when there are any.
     pub flat_keys: Option<FlatGroupKeys>,
+    /// Layout of final rows (group columns, then each aggregate's result): what a `Final`
+    /// aggregation over partial rows emits.
+    final_schema: SchemaRef,
 }
 
 impl AggregateStages {
@@ -55,6 +61,15 @@ impl AggregateStages {
         if *partial.mode() != AggregateMode::Partial {
             return Err(SluiceError::internal("expected a partial aggregation"));
         }
+        let final_schema = AggregateExec::try_new(
+            AggregateMode::Final,
+            partial.group_expr().as_final(),
+            partial.aggr_expr().to_vec(),
+            vec![None; partial.aggr_expr().len()],
+            Arc::new(EmptyExec::new(partial.schema())),
+            partial.input_schema(),
+        )?
+        .schema();
         Ok(Self {
             group_by: partial.group_expr().clone(),
             aggr_expr: partial.aggr_expr().to_vec(),
@@ -63,6 +78,7 @@ impl AggregateStages {
             group_count: partial.group_expr().expr().len(),
             panes: None,
             flat_keys: None,
+            final_schema,
         })
     }
 
@@ -129,6 +145,39 @@ impl AggregateStages {
     pub async fn finish(&self, rows: Vec<RecordBatch>, ctx: &Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         self.run(AggregateMode::Final, rows, ctx).await
     }
+
+    /// Final values of groups the caller has already formed, as [`Self::finish`] gives them
+    /// once it has grouped its rows by key: `keys` are the groups' key columns (a row per
+    /// group), `states` the accumulator state columns of partial rows (laid out as after the
+    /// keys in [`Self::partial_schema`]), and `group_of_row[i]` the group of partial row `i`.
+    /// Each aggregate merges its state columns per group with the group accumulator a `Final`
+    /// aggregation uses (DataFusion's adapter over its row accumulator where it has none),
+    /// so no key is hashed here. `None` when struct keys are grouped by their fields
+    /// ([`Self::flat_keys`]): the final rows are then laid out by that path.
+    pub fn finish_groups(&self, keys: Vec<ArrayRef>, states: &[ArrayRef], group_of_row: &[usize]) -> Result<Option<RecordBatch>> {
+        if self.flat_keys.is_some() {
+            return Ok(None);
+        }
+        let groups = keys.first().map_or(0, |k| k.len());
+        let mut columns = keys;
+        let mut at = 0;
+        for expr in &self.aggr_expr {
+            let width = expr.state_fields()?.len();
+            let inputs = states
+                .get(at..at + width)
+                .ok_or_else(|| SluiceError::internal("partial rows with fewer state columns than their aggregates keep"))?;
+            at += width;
+            let mut accumulator: Box<dyn GroupsAccumulator> = if expr.groups_accumulator_supported() {
+                expr.create_groups_accumulator()?
+            } else {
+                let expr = Arc::clone(expr);
+                Box::new(GroupsAccumulatorAdapter::new(move || expr.create_accumulator()))
+            };
+            accumulator.merge_batch(inputs, group_of_row, groups)?;
+            columns.push(accumulator.evaluate(EmitTo::All)?);
+        }
+        Ok(Some(batch_of(&self.final_schema, columns, groups)?))
+    }
 }
 
 /// Inputs of one aggregation task besides the state.
@@ -163,12 +212,15 @@ pub(super) async fn merge_into_state(
 ) -> Result<RecordBatch> {
     let g = stages.group_count;
     let keys = state.encode_keys(&incoming.columns()[..g], incoming.num_rows())?;
+    // The stored rows of the incoming keys, each once, in order of first appearance. Only keys
+    // found in the state go into `seen`: in a windowed aggregation most incoming keys are new
+    // (the windows of new data), and the set of every incoming key cost as much as the lookups.
     let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
-    let mut seen = HashSet::with_capacity(incoming.num_rows());
+    let mut seen = HashSet::new();
     for i in 0..incoming.num_rows() {
         let k = keys.row(i);
-        if seen.insert(k) {
-            if let Some((key, e)) = state.get_key_value(k.as_ref()) {
+        if let Some((key, e)) = state.get_key_value(k.as_ref()) {
+            if seen.insert(k) {
                 stored.push((key, &e.value));
             }
         }

@@ -35,11 +35,14 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, RecordBatchOptions, StructArray, UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::compute::{concat_batches, filter_record_batch, interleave, interleave_record_batch, take_record_batch};
+use arrow::compute::{concat_batches, filter_record_batch, interleave, prep_null_mask_filter, take, take_record_batch};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchema;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{ExprSchemable, JoinType};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashMap;
 
@@ -89,8 +92,8 @@ pub struct JoinStages {
     pub right: CompiledSide,
     /// The join keys as state keys (`k0`, `k1`, …).
     pub key_schema: SchemaRef,
-    /// Conditions over both sides, over `left ++ right`.
-    post_filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Conditions over both sides.
+    post_filter: Option<PairFilter>,
     /// `left ++ right`, every column nullable: pairs and NULL-padded rows.
     joined_schema: SchemaRef,
 }
@@ -131,7 +134,6 @@ impl JoinStages {
             .map(|(i, k)| Ok(Field::new(format!("k{i}"), k.get_type(left_df)?, true)))
             .collect::<Result<_>>()?;
         let both = left_df.join(join.right.plan.schema())?;
-        let post_filter = join.post_filter.as_ref().map(|e| state.create_physical_expr(e.clone(), &both)).transpose()?;
         let joined_fields: Vec<Field> = left
             .schema
             .fields()
@@ -139,13 +141,19 @@ impl JoinStages {
             .chain(right.schema.fields().iter())
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect();
+        let joined_schema = Arc::new(Schema::new(joined_fields));
+        let post_filter = join
+            .post_filter
+            .as_ref()
+            .map(|e| PairFilter::new(state.create_physical_expr(e.clone(), &both)?, &joined_schema))
+            .transpose()?;
         Ok(Self {
             join_type: join.join_type,
             left,
             right,
             key_schema: Arc::new(Schema::new(key_fields)),
             post_filter,
-            joined_schema: Arc::new(Schema::new(joined_fields)),
+            joined_schema,
         })
     }
 
@@ -185,6 +193,90 @@ impl JoinStages {
 
 fn joined_batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
+/// The join's conditions over both sides, evaluated on the columns they read only.
+///
+/// Why: candidate pairs are many where the equi-keys are coarse — in Nexmark q5 every count of
+/// a window meets the window's maximum, ~300,000 pairs a batch of which ~50 pass — and
+/// building every column of every pair before filtering was most of the join's work. The
+/// condition is evaluated on the pairs' columns it reads; whole pairs are built for those
+/// that pass.
+#[derive(Debug, Clone)]
+struct PairFilter {
+    /// The condition, its columns renumbered to positions in `columns`.
+    expr: Arc<dyn PhysicalExpr>,
+    /// The columns of `left ++ right` it reads, ascending.
+    columns: Vec<usize>,
+    /// Those columns' fields.
+    schema: SchemaRef,
+}
+
+impl PairFilter {
+    /// `expr` reads columns of `joined` (`left ++ right`).
+    fn new(expr: Arc<dyn PhysicalExpr>, joined: &SchemaRef) -> Result<Self> {
+        let mut columns: Vec<usize> = collect_columns(&expr).iter().map(Column::index).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let expr = expr
+            .transform(|e| match e.downcast_ref::<Column>() {
+                Some(c) => {
+                    let at = columns.binary_search(&c.index()).map_err(|_| {
+                        datafusion::error::DataFusionError::Internal(format!("join condition column {c} not collected"))
+                    })?;
+                    Ok(Transformed::yes(Arc::new(Column::new(c.name(), at)) as Arc<dyn PhysicalExpr>))
+                }
+                None => Ok(Transformed::no(e)),
+            })?
+            .data;
+        let schema = Arc::new(joined.project(&columns)?);
+        Ok(Self { expr, columns, schema })
+    }
+}
+
+/// Candidate pairs of one side's rows with the other side's: this side's row `input_idx[p]`
+/// and the other side's row `picks[p]` (see [`pick_column`]).
+#[derive(Clone, Copy)]
+struct Pairs<'a> {
+    side: JoinSide,
+    these: &'a RecordBatch,
+    those: &'a RecordBatch,
+    due: Option<&'a RecordBatch>,
+    input_idx: &'a UInt32Array,
+    picks: &'a [(usize, usize)],
+}
+
+impl Pairs<'_> {
+    /// Columns `which` of `left ++ right` for every pair.
+    fn columns(&self, which: impl IntoIterator<Item = usize>) -> Result<Vec<ArrayRef>> {
+        which.into_iter().map(|i| self.column(i)).collect()
+    }
+
+    /// Column `i` of `left ++ right` for every pair.
+    fn column(&self, i: usize) -> Result<ArrayRef> {
+        let left_width = match self.side {
+            JoinSide::Left => self.these.num_columns(),
+            JoinSide::Right => self.those.num_columns(),
+        };
+        let (of_left, j) = if i < left_width { (true, i) } else { (false, i - left_width) };
+        match of_left == (self.side == JoinSide::Left) {
+            true => Ok(take(self.these.column(j), self.input_idx, None)?),
+            false => pick_column(self.those, self.due, self.picks, j),
+        }
+    }
+}
+
+/// Column `j` of the rows picked as (source, row): source 0 is `stored`, source 1 `due` (a
+/// side's [`DueRows`]).
+fn pick_column(stored: &RecordBatch, due: Option<&RecordBatch>, picks: &[(usize, usize)], j: usize) -> Result<ArrayRef> {
+    let from = |source: usize| picks.iter().all(|(s, _)| *s == source);
+    let rows = |picks: &[(usize, usize)]| UInt32Array::from_iter_values(picks.iter().map(|(_, r)| *r as u32));
+    Ok(match due {
+        // Every pick from one source is a take, without interleave's per-row source lookup.
+        Some(due) if from(1) => take(due.column(j), &rows(picks), None)?,
+        Some(due) if !from(0) => interleave(&[stored.column(j).as_ref(), due.column(j).as_ref()], picks)?,
+        _ => take(stored.column(j), &rows(picks), None)?,
+    })
 }
 
 /// A side's rows of this batch that its state watermark already passes — rows Spark stores and
@@ -231,11 +323,9 @@ impl DueRows {
 
 /// Rows picked as (source, row): source 0 is `stored`, source 1 `due`'s rows.
 fn pick_rows(stored: &RecordBatch, due: Option<&DueRows>, picks: &[(usize, usize)]) -> Result<RecordBatch> {
-    Ok(match due {
-        Some(due) => interleave_record_batch(&[stored, &due.rows], picks)?,
-        // Every pick is of a stored row: a take, without interleave's per-row source lookup.
-        None => take_record_batch(stored, &UInt32Array::from_iter_values(picks.iter().map(|(_, j)| *j as u32)))?,
-    })
+    let due = due.map(|d| &d.rows);
+    let columns = (0..stored.num_columns()).map(|j| pick_column(stored, due, picks, j)).collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(stored.schema(), columns, &RecordBatchOptions::new().with_row_count(Some(picks.len())))?)
 }
 
 /// A state entry as read for decoding: key, value (the list) and eviction time.
@@ -335,7 +425,10 @@ fn bool_mask(e: &Arc<dyn PhysicalExpr>, rows: &RecordBatch) -> Result<BooleanArr
     let v = e.evaluate(rows)?.into_array(rows.num_rows())?;
     let b = v.as_boolean_opt().ok_or_else(|| SluiceError::internal("join condition is not boolean"))?;
     // NULL is not true: such rows fail the condition.
-    Ok((0..b.len()).map(|i| Some(b.is_valid(i) && b.value(i))).collect())
+    Ok(match b.nulls() {
+        Some(_) => prep_null_mask_filter(b),
+        None => b.clone(),
+    })
 }
 
 /// Per-row event times (µs) of the column a side's state watermark compares, for rows `rows`
@@ -502,16 +595,16 @@ fn process_side(
         }
     }
     let input_idx = UInt32Array::from(input_idx);
-    let these = take_record_batch(&rows, &input_idx)?;
-    let those = pick_rows(&stored.rows, other_due.as_deref(), &picks)?;
-    let columns: Vec<ArrayRef> = match side {
-        JoinSide::Left => these.columns().iter().chain(those.columns()).cloned().collect(),
-        JoinSide::Right => those.columns().iter().chain(these.columns()).cloned().collect(),
-    };
-    let pairs = joined_batch(&stages.joined_schema, columns, input_idx.len())?;
+    let pair_count = input_idx.len();
+    // The other side's unstored rows, apart from their flags (which the pairs that pass set).
+    let due_rows = other_due.as_deref().map(|d| d.rows.clone());
+    let pairs = Pairs { side, these: &rows, those: &stored.rows, due: due_rows.as_ref(), input_idx: &input_idx, picks: &picks };
     let pass = match &stages.post_filter {
-        Some(f) => bool_mask(f, &pairs)?,
-        None => BooleanArray::from(vec![true; pairs.num_rows()]),
+        Some(f) => {
+            let columns = pairs.columns(f.columns.iter().copied())?;
+            bool_mask(&f.expr, &joined_batch(&f.schema, columns, pair_count)?)?
+        }
+        None => BooleanArray::from(vec![true; pair_count]),
     };
 
     let mut row_matched = vec![false; n];
@@ -519,7 +612,7 @@ fn process_side(
     let mut first_matches: Vec<(usize, usize)> = Vec::new();
     let group_of_stored: Vec<usize> =
         (0..stored.keys.len()).flat_map(|g| std::iter::repeat_n(g, stored.group_range(g).len())).collect();
-    for p in 0..pairs.num_rows() {
+    for p in 0..pair_count {
         if !pass.value(p) {
             continue;
         }
@@ -545,9 +638,13 @@ fn process_side(
     // Output.
     match (semi, side) {
         (false, _) => {
-            let joined = filter_record_batch(&pairs, &pass)?;
-            if joined.num_rows() > 0 {
-                out.push(joined);
+            let passed: Vec<usize> = (0..pair_count).filter(|p| pass.value(*p)).collect();
+            if !passed.is_empty() {
+                let input_idx = UInt32Array::from_iter_values(passed.iter().map(|p| input_idx.value(*p)));
+                let picks: Vec<(usize, usize)> = passed.iter().map(|p| picks[*p]).collect();
+                let columns =
+                    Pairs { input_idx: &input_idx, picks: &picks, ..pairs }.columns(0..stages.joined_schema.fields().len())?;
+                out.push(joined_batch(&stages.joined_schema, columns, passed.len())?);
             }
         }
         (true, JoinSide::Left) => {
@@ -713,4 +810,37 @@ fn evict_stored(
     let removed_rows = removed.iter().filter(|r| **r).count() as u64;
     state.list_rows = Some(state.list_rows.unwrap_or(0).saturating_sub(removed_rows));
     Ok(removed_rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::binary;
+
+    /// A condition reading columns 1 (left) and 3 (right) of four is evaluated on those two
+    /// alone, renumbered, and passes the pairs the whole pairs would; NULL fails it.
+    #[test]
+    fn a_pair_condition_reads_only_its_columns_and_keeps_its_meaning() {
+        let joined = Arc::new(Schema::new(vec![
+            Field::new("lk", DataType::Int64, true),
+            Field::new("num", DataType::Int64, true),
+            Field::new("rk", DataType::Int64, true),
+            Field::new("maxn", DataType::Int64, true),
+        ]));
+        let expr = binary(Arc::new(Column::new("num", 1)), Operator::GtEq, Arc::new(Column::new("maxn", 3)), &joined).unwrap();
+        let filter = PairFilter::new(Arc::clone(&expr), &joined).unwrap();
+        assert_eq!(filter.columns, vec![1, 3]);
+        let column = |v: Vec<Option<i64>>| Arc::new(Int64Array::from(v)) as ArrayRef;
+        let num = column(vec![Some(5), Some(3), None, Some(7), Some(9)]);
+        let maxn = column(vec![Some(5), Some(4), Some(1), None, Some(2)]);
+        let whole =
+            joined_batch(&joined, vec![column(vec![Some(0); 5]), Arc::clone(&num), column(vec![None; 5]), Arc::clone(&maxn)], 5)
+                .unwrap();
+        let narrow = joined_batch(&filter.schema, vec![num, maxn], 5).unwrap();
+        let expected = bool_mask(&expr, &whole).unwrap();
+        assert_eq!(bool_mask(&filter.expr, &narrow).unwrap(), expected);
+        assert_eq!(expected, BooleanArray::from(vec![true, false, false, false, true]));
+    }
 }

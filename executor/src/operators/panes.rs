@@ -153,15 +153,112 @@ fn expand_panes_to_starts(
     wanted: impl Fn(i64) -> bool,
 ) -> Result<RecordBatch> {
     let (take_rows, starts, _) = pane_windows(rows, window_index, spec, wanted)?;
-    // The starts are instants: they take the pane column's time zone as it is (a cast from a
-    // zone-less timestamp would read them as local times), and only then its unit.
-    let pane_type = rows.column(window_index).data_type();
+    let starts = as_pane_column(starts, rows.column(window_index).data_type())?;
+    with_column(rows, window_index, starts, &take_rows, rows.schema_ref())
+}
+
+/// Window starts (µs) as a column of the pane column's type. The starts are instants: they
+/// take the pane column's time zone as it is (a cast from a zone-less timestamp would read
+/// them as local times), and only then its unit.
+fn as_pane_column(starts: Vec<i64>, pane_type: &DataType) -> Result<ArrayRef> {
     let DataType::Timestamp(unit, tz) = pane_type else {
         return Err(SluiceError::internal(format!("a pane column of type {pane_type}")));
     };
     let starts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(starts).with_timezone_opt(tz.clone()));
-    let starts = if *unit == TimeUnit::Microsecond { starts } else { arrow::compute::cast(&starts, pane_type)? };
-    with_column(rows, window_index, starts, &take_rows, rows.schema_ref())
+    Ok(if *unit == TimeUnit::Microsecond { starts } else { arrow::compute::cast(&starts, pane_type)? })
+}
+
+/// The final rows of the windows `wanted` accepts, assembled from pane rows (the layout of
+/// [`expand_panes_to_starts`], with the window's start in the pane column), or `None` where
+/// the aggregation's final rows take the `Final` aggregation's path
+/// ([`AggregateStages::finish_groups`]).
+///
+/// Why not a `Final` aggregation over the pane rows expanded into their windows: that hashes
+/// every (window, key) it is given, a pane row once per window, and most groups hold a single
+/// pane row (in Nexmark q5 an auction seldom has bids in two panes of one window), so the
+/// hashing was most of the work of emitting windows. Here the pane rows are grouped by their
+/// other keys once, and each key's windows are numbered in start order: the groups are
+/// formed without a hash per window, then merged by the aggregates' group accumulators.
+fn assemble_windows(
+    stages: &AggregateStages,
+    rows: &RecordBatch,
+    w: usize,
+    spec: &WindowSpec,
+    wanted: impl Fn(i64) -> bool,
+) -> Result<Option<RecordBatch>> {
+    let g = stages.group_count;
+    let panes = to_micros(rows.column(w))?;
+    u32::try_from(rows.num_rows()).map_err(|_| SluiceError::internal("a batch of more than 2^32 pane rows"))?;
+    // Each pane row's key besides the pane, numbered in order of first appearance.
+    let others: Vec<ArrayRef> = (0..g).filter(|i| *i != w).map(|i| Arc::clone(rows.column(i))).collect();
+    // State per pane is kept only for aggregations with a key besides the window.
+    if others.is_empty() || stages.flat_keys.is_some() {
+        return Ok(None);
+    }
+    let converter = RowConverter::new(others.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+    let encoded = converter.convert_columns(&others)?;
+    let mut key_numbers = hashbrown::HashMap::with_capacity(rows.num_rows());
+    let mut key_of_row: Vec<u32> = Vec::with_capacity(rows.num_rows());
+    let mut rows_per_key: Vec<u32> = Vec::new();
+    for (row, pane) in panes.iter().enumerate() {
+        if pane.is_none() {
+            key_of_row.push(u32::MAX);
+            continue;
+        }
+        let next = u32::try_from(rows_per_key.len()).map_err(|_| SluiceError::internal("more than 2^32 pane keys"))?;
+        let k = *key_numbers.entry(encoded.row(row)).or_insert(next);
+        if k == next {
+            rows_per_key.push(0);
+        }
+        rows_per_key[k as usize] += 1;
+        key_of_row.push(k);
+    }
+    // The rows of each key together (a counting sort, keeping their order).
+    let mut offsets: Vec<usize> = Vec::with_capacity(rows_per_key.len() + 1);
+    offsets.push(0);
+    for n in &rows_per_key {
+        offsets.push(offsets[offsets.len() - 1] + *n as usize);
+    }
+    let mut fill = offsets.clone();
+    let mut by_key = vec![0u32; offsets[offsets.len() - 1]];
+    for (row, k) in key_of_row.iter().enumerate().filter(|(_, k)| **k != u32::MAX) {
+        by_key[fill[*k as usize]] = row as u32;
+        fill[*k as usize] += 1;
+    }
+    // Per key, its wanted windows in start order: a group each, whose partial rows are the
+    // key's pane rows inside the window.
+    let (mut starts, mut first_rows) = (Vec::new(), Vec::new());
+    let (mut merged_rows, mut group_of_row) = (Vec::new(), Vec::new());
+    let mut windows: Vec<(i64, u32)> = Vec::new();
+    for of_key in offsets.windows(2).map(|o| &by_key[o[0]..o[1]]) {
+        windows.clear();
+        for &row in of_key {
+            // Only rows with a pane were numbered.
+            let pane = panes.value(row as usize);
+            windows.extend(spec.windows_of_pane(pane).filter(|(_, end)| wanted(*end)).map(|(start, _)| (start, row)));
+        }
+        if of_key.len() > 1 {
+            windows.sort_unstable_by_key(|(start, _)| *start);
+        }
+        for (i, (start, row)) in windows.iter().enumerate() {
+            if i == 0 || windows[i - 1].0 != *start {
+                starts.push(*start);
+                first_rows.push(*row);
+            }
+            merged_rows.push(*row);
+            group_of_row.push(starts.len() - 1);
+        }
+    }
+    let first_rows = UInt32Array::from(first_rows);
+    let keys = (0..g)
+        .map(|i| match i == w {
+            true => as_pane_column(std::mem::take(&mut starts), rows.column(w).data_type()),
+            false => Ok(take(rows.column(i), &first_rows, None)?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let merged_rows = UInt32Array::from(merged_rows);
+    let states = rows.columns()[g..].iter().map(|c| Ok(take(c, &merged_rows, None)?)).collect::<Result<Vec<_>>>()?;
+    stages.finish_groups(keys, &states, &group_of_row)
 }
 
 /// Rows of a pane layout whose column `window_index` holds window starts, with the window
@@ -283,16 +380,22 @@ pub async fn reduce_by_pane(
             columns.extend(state.decode_values(due.iter().map(|(_, e)| &e.value[..]))?);
             let pane_rows = batch_of(&by_pane.partial_schema, columns, due.len())?;
             let closing = |end: i64| end > late_us && end <= evict_us;
-            let window_rows = expand_panes_to_starts(&pane_rows, w, &spec, closing)?;
-            if window_rows.num_rows() > 0 {
-                let window_type = windows.partial_schema.field(w).data_type();
-                emitted = by_pane
-                    .finish(vec![window_rows], ctx)
-                    .await?
-                    .iter()
-                    .map(|b| with_window_structs(b, w, &spec, window_type))
-                    .collect::<Result<_>>()?;
-            }
+            let finals = match assemble_windows(by_pane, &pane_rows, w, &spec, closing)? {
+                Some(rows) => vec![rows],
+                None => {
+                    let window_rows = expand_panes_to_starts(&pane_rows, w, &spec, closing)?;
+                    match window_rows.num_rows() {
+                        0 => Vec::new(),
+                        _ => by_pane.finish(vec![window_rows], ctx).await?,
+                    }
+                }
+            };
+            let window_type = windows.partial_schema.field(w).data_type();
+            emitted = finals
+                .iter()
+                .filter(|b| b.num_rows() > 0)
+                .map(|b| with_window_structs(b, w, &spec, window_type))
+                .collect::<Result<_>>()?;
         }
     }
     metrics.num_rows_removed = state.evict_count_through(evict_us);
