@@ -235,7 +235,7 @@ impl PairFilter {
 }
 
 /// Candidate pairs of one side's rows with the other side's: this side's row `input_idx[p]`
-/// and the other side's row `picks[p]` (see [`pick_column`]).
+/// and the other side's row `picks[p]` (see [`Picked`]).
 #[derive(Clone, Copy)]
 struct Pairs<'a> {
     side: JoinSide,
@@ -249,11 +249,12 @@ struct Pairs<'a> {
 impl Pairs<'_> {
     /// Columns `which` of `left ++ right` for every pair.
     fn columns(&self, which: impl IntoIterator<Item = usize>) -> Result<Vec<ArrayRef>> {
-        which.into_iter().map(|i| self.column(i)).collect()
+        let picked = Picked::new(self.those, self.due, self.picks);
+        which.into_iter().map(|i| self.column(i, &picked)).collect()
     }
 
-    /// Column `i` of `left ++ right` for every pair.
-    fn column(&self, i: usize) -> Result<ArrayRef> {
+    /// Column `i` of `left ++ right` for every pair, the other side's read through `picked`.
+    fn column(&self, i: usize, picked: &Picked<'_>) -> Result<ArrayRef> {
         let left_width = match self.side {
             JoinSide::Left => self.these.num_columns(),
             JoinSide::Right => self.those.num_columns(),
@@ -261,22 +262,37 @@ impl Pairs<'_> {
         let (of_left, j) = if i < left_width { (true, i) } else { (false, i - left_width) };
         match of_left == (self.side == JoinSide::Left) {
             true => Ok(take(self.these.column(j), self.input_idx, None)?),
-            false => pick_column(self.those, self.due, self.picks, j),
+            false => picked.column(j),
         }
     }
 }
 
-/// Column `j` of the rows picked as (source, row): source 0 is `stored`, source 1 `due` (a
-/// side's [`DueRows`]).
-fn pick_column(stored: &RecordBatch, due: Option<&RecordBatch>, picks: &[(usize, usize)], j: usize) -> Result<ArrayRef> {
-    let from = |source: usize| picks.iter().all(|(s, _)| *s == source);
-    let rows = |picks: &[(usize, usize)]| UInt32Array::from_iter_values(picks.iter().map(|(_, r)| *r as u32));
-    Ok(match due {
-        // Every pick from one source is a take, without interleave's per-row source lookup.
-        Some(due) if from(1) => take(due.column(j), &rows(picks), None)?,
-        Some(due) if !from(0) => interleave(&[stored.column(j).as_ref(), due.column(j).as_ref()], picks)?,
-        _ => take(stored.column(j), &rows(picks), None)?,
-    })
+/// Rows picked as (source, row) — source 0 is `stored`, source 1 `due` (a side's [`DueRows`])
+/// — read column by column: decided once for all columns, a take when every pick is from one
+/// source (without interleave's per-row source lookup), else an interleave.
+enum Picked<'a> {
+    Take(&'a RecordBatch, UInt32Array),
+    Interleave(&'a RecordBatch, &'a RecordBatch, &'a [(usize, usize)]),
+}
+
+impl<'a> Picked<'a> {
+    fn new(stored: &'a RecordBatch, due: Option<&'a RecordBatch>, picks: &'a [(usize, usize)]) -> Self {
+        let rows = || UInt32Array::from_iter_values(picks.iter().map(|(_, r)| *r as u32));
+        let from = |source: usize| picks.iter().all(|(s, _)| *s == source);
+        match due {
+            Some(due) if from(1) => Self::Take(due, rows()),
+            Some(due) if !from(0) => Self::Interleave(stored, due, picks),
+            _ => Self::Take(stored, rows()),
+        }
+    }
+
+    /// Column `j` of the picked rows.
+    fn column(&self, j: usize) -> Result<ArrayRef> {
+        Ok(match self {
+            Self::Take(rows, at) => take(rows.column(j), at, None)?,
+            Self::Interleave(stored, due, picks) => interleave(&[stored.column(j).as_ref(), due.column(j).as_ref()], picks)?,
+        })
+    }
 }
 
 /// A side's rows of this batch that its state watermark already passes — rows Spark stores and
@@ -323,8 +339,8 @@ impl DueRows {
 
 /// Rows picked as (source, row): source 0 is `stored`, source 1 `due`'s rows.
 fn pick_rows(stored: &RecordBatch, due: Option<&DueRows>, picks: &[(usize, usize)]) -> Result<RecordBatch> {
-    let due = due.map(|d| &d.rows);
-    let columns = (0..stored.num_columns()).map(|j| pick_column(stored, due, picks, j)).collect::<Result<Vec<_>>>()?;
+    let picked = Picked::new(stored, due.map(|d| &d.rows), picks);
+    let columns = (0..stored.num_columns()).map(|j| picked.column(j)).collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new_with_options(stored.schema(), columns, &RecordBatchOptions::new().with_row_count(Some(picks.len())))?)
 }
 
