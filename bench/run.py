@@ -429,30 +429,52 @@ class LocalCluster:
         subprocess.run([str(self.script), "kill-executor", str(i)], env=self.env, check=True, capture_output=True)
 
 
-def commits(chk: Path) -> int:
-    return len(list((chk / "commits").glob("*"))) if (chk / "commits").exists() else 0
+def batch_times(chk: Path, log_dir: str) -> dict[int, float]:
+    """Batch id -> modification time (epoch s) of its file in the checkpoint's `offsets` or
+    `commits` log."""
+    d = chk / log_dir
+    if not d.exists():
+        return {}
+    return {int(f.name): f.stat().st_mtime for f in d.iterdir() if f.name.isdigit()}
 
 
 def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
-    """W1 on a 3-executor local cluster; one executor SIGKILLed after three committed batches."""
+    """W1 on a 3-executor local cluster; one executor SIGKILLed after three committed batches.
+
+    Recovery is timed from the kill to the commit of the first batch planned after it (its
+    offsets file written after the kill): that batch runs without the dead executor, its
+    partitions and their state moved. A batch already in flight at the kill may commit moments
+    later without needing anything from the dead executor, so its commit says nothing about
+    recovery. Both ends are the checkpoint's own file times. `normal_batch_ms` (median, offsets
+    to commit, of the batches before the kill) is what a batch takes without a failure."""
     chk = work / "chk"
     job = work / "job.sql"
     job.write_text(sluice_job("W1", input_dir, work / "out", chk, 1, partitions))
     with LocalCluster(work) as cluster:
         cluster.submit(job)
         deadline = time.monotonic() + 300
-        while commits(chk) < 3:
+        while len(batch_times(chk, "commits")) < 3:
             if time.monotonic() > deadline:
                 raise RuntimeError("the recovery run committed no batches")
             time.sleep(0.02)
-        before = commits(chk)
+        killed = time.time()
         cluster.kill_executor(1)
-        killed = time.monotonic()
-        while commits(chk) <= before:
+        while True:
+            planned = sorted(b for b, t in batch_times(chk, "offsets").items() if t >= killed)
+            committed = batch_times(chk, "commits")
+            if planned and planned[0] in committed:
+                break
             if time.monotonic() > deadline:
-                raise RuntimeError("no batch committed after the kill")
+                raise RuntimeError(f"no batch planned after the kill committed (planned after it: {planned})")
             time.sleep(0.005)
-        return {"kill_to_next_commit_ms": round((time.monotonic() - killed) * 1000.0, 1), "batches_before_kill": before}
+        first = planned[0]
+        offsets = batch_times(chk, "offsets")
+        before = [committed[b] - offsets[b] for b in committed if b in offsets and committed[b] < killed]
+        return {
+            "kill_to_recovered_commit_ms": round((committed[first] - killed) * 1000.0, 1),
+            "batches_before_kill": len(before),
+            "normal_batch_ms": round(statistics.median(before) * 1000.0, 1) if before else None,
+        }
 
 
 def cluster_run(workload: str, input_dir: Path, work: Path, max_files: int, partitions: int, tls: bool) -> dict:
@@ -681,7 +703,12 @@ def table(results: dict) -> str:
         lines.append(f"{'median triggerExecution':<24}{a:>8.1f}{b:>10.1f}{ratio}")
         lines.append(f"scrapes during the scraped run: {on.get('scrapes', 0)}; runs (processing s): off {off.get('processing_s_runs')}, scraped {on.get('processing_s_runs')}")
     rec = results.get("recovery", {})
-    if "kill_to_next_commit_ms" in rec:
+    if "kill_to_recovered_commit_ms" in rec:
+        lines.append(
+            f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_recovered_commit_ms']:.0f} ms from the kill to the commit of"
+            f" the first batch planned after it (a batch without failure: {rec['normal_batch_ms']} ms)"
+        )
+    elif "kill_to_next_commit_ms" in rec:
         lines.append(f"recovery (W1, 3 executors, one SIGKILLed): {rec['kill_to_next_commit_ms']:.0f} ms from kill to the next committed batch")
     elif "error" in rec:
         lines.append(f"recovery run failed: {rec['error']}")
@@ -806,7 +833,7 @@ def main() -> None:
                     d.mkdir()
                     return recovery(events, d, a.shuffle_partitions)
 
-                results["recovery"] = repeated(a.repeat, "kill_to_next_commit_ms", recovery_run)
+                results["recovery"] = repeated(a.repeat, "kill_to_recovered_commit_ms", recovery_run)
             except (RuntimeError, subprocess.CalledProcessError) as e:
                 results["recovery"] = {"error": str(e)}
                 log(f"recovery run failed: {e}")
