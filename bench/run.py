@@ -41,7 +41,6 @@ import platform
 import re
 import resource
 import shlex
-import shutil
 import socket
 import statistics
 import subprocess
@@ -491,7 +490,7 @@ def cluster_run(workload: str, input_dir: Path, work: Path, max_files: int, part
         last, settled = -1, time.monotonic()
         # Done when every file's batch committed and nothing new commits for 3 s.
         while True:
-            n = commits(chk)
+            n = len(batch_times(chk, "commits"))
             if n != last:
                 last, settled = n, time.monotonic()
             elif n >= data_batches and time.monotonic() - settled > 3:
