@@ -459,15 +459,14 @@ def recovery(input_dir: Path, work: Path, partitions: int) -> dict:
         killed = time.time()
         cluster.kill_executor(1)
         while True:
-            planned = sorted(b for b, t in batch_times(chk, "offsets").items() if t >= killed)
-            committed = batch_times(chk, "commits")
+            offsets, committed = batch_times(chk, "offsets"), batch_times(chk, "commits")
+            planned = sorted(b for b, t in offsets.items() if t >= killed)
             if planned and planned[0] in committed:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no batch planned after the kill committed (planned after it: {planned})")
             time.sleep(0.005)
         first = planned[0]
-        offsets = batch_times(chk, "offsets")
         before = [committed[b] - offsets[b] for b in committed if b in offsets and committed[b] < killed]
         return {
             "kill_to_recovered_commit_ms": round((committed[first] - killed) * 1000.0, 1),

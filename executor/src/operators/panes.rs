@@ -23,7 +23,7 @@ use std::time::Instant;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
@@ -187,16 +187,14 @@ fn assemble_windows(
     wanted: impl Fn(i64) -> bool,
 ) -> Result<Option<RecordBatch>> {
     let g = stages.group_count;
+    // State per pane is kept only for aggregations with a key besides the window.
+    if g < 2 || stages.flat_keys.is_some() {
+        return Ok(None);
+    }
     let panes = to_micros(rows.column(w))?;
     u32::try_from(rows.num_rows()).map_err(|_| SluiceError::internal("a batch of more than 2^32 pane rows"))?;
     // Each pane row's key besides the pane, numbered in order of first appearance.
-    let others: Vec<ArrayRef> = (0..g).filter(|i| *i != w).map(|i| Arc::clone(rows.column(i))).collect();
-    // State per pane is kept only for aggregations with a key besides the window.
-    if others.is_empty() || stages.flat_keys.is_some() {
-        return Ok(None);
-    }
-    let converter = RowConverter::new(others.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
-    let encoded = converter.convert_columns(&others)?;
+    let encoded = keys_besides_pane(rows, g, w)?;
     let mut key_numbers = hashbrown::HashMap::with_capacity(rows.num_rows());
     let mut key_of_row: Vec<u32> = Vec::with_capacity(rows.num_rows());
     let mut rows_per_key: Vec<u32> = Vec::new();
@@ -259,6 +257,14 @@ fn assemble_windows(
     let merged_rows = UInt32Array::from(merged_rows);
     let states = rows.columns()[g..].iter().map(|c| Ok(take(c, &merged_rows, None)?)).collect::<Result<Vec<_>>>()?;
     stages.finish_groups(keys, &states, &group_of_row)
+}
+
+/// Each row's keys other than its pane (`w`, among the first `group_count` columns), row-encoded:
+/// what identifies a pane row's group across its windows.
+fn keys_besides_pane(rows: &RecordBatch, group_count: usize, w: usize) -> Result<Rows> {
+    let others: Vec<ArrayRef> = (0..group_count).filter(|i| *i != w).map(|i| Arc::clone(rows.column(i))).collect();
+    let converter = RowConverter::new(others.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+    Ok(converter.convert_columns(&others)?)
 }
 
 /// Rows of a pane layout whose column `window_index` holds window starts, with the window
@@ -435,10 +441,7 @@ fn drop_late_panes(
     let dropped = if late.is_empty() {
         0
     } else {
-        let others: Vec<ArrayRef> =
-            rows.columns()[..group_count].iter().enumerate().filter(|(i, _)| *i != w).map(|(_, c)| Arc::clone(c)).collect();
-        let converter = RowConverter::new(others.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
-        let keys = converter.convert_columns(&others)?;
+        let keys = keys_besides_pane(rows, group_count, w)?;
         let groups: HashSet<_> = late.iter().map(|(row, start)| (*start, keys.row(*row))).collect();
         groups.len() as u64
     };
