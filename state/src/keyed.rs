@@ -3,21 +3,31 @@
 //!
 //! Keys and values are held in Arrow's row format (`arrow-row`), compact and hashable, so any
 //! combination of key columns — window structs, strings, numbers — works without per-type code.
-//! A key's bytes are allocated once and shared ([`StateRow`]) by the map, the eviction index and
-//! the change record; lookups take the borrowed bytes of a freshly encoded row, so probing the
-//! state for a batch's keys allocates nothing.
+//! A key's bytes are allocated once and shared ([`StateRow`]) by the map and the change record;
+//! lookups take the borrowed bytes of a freshly encoded row, so probing the state for a batch's
+//! keys allocates nothing.
 //!
 //! Every entry may carry an *eviction time* (µs): the event time after which the watermark lets
 //! it go (a window's end, a timestamp key, a dedup entry's expiry). The [`EvictionIndex`] over
 //! it makes "remove everything at or below the watermark" one sequential pass over a compact
 //! array (Spark iterates the whole state store for this) plus a sort of what is removed, and
 //! storing an entry an append. It is maintained lazily: removing an entry or moving its eviction
-//! time leaves the old item in place, and eviction skips items that no longer match their entry.
-//! Invariant: every entry with an eviction time `t` has at least one index item `(t, key)`.
+//! time leaves the old item in place, and eviction skips items that no longer match an entry.
+//!
+//! An index item names its entry by the key's hash, not by a shared reference to the key:
+//! taking a reference is an atomic increment, and an atomic instruction waits for every store
+//! before it, here the cache-missing writes of a freshly allocated row, which then cannot overlap
+//! the next row's work (most of the time of storing a windowed aggregation's rows went to
+//! that wait). Entries with the same hash and eviction time are interchangeable for eviction, so
+//! the invariant that makes eviction exact is about counts: for every (hash, time) above the
+//! last evicted watermark there are at least as many index items as entries.
 
 use std::sync::Arc;
 
-use hashbrown::hash_map::RawEntryMut;
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::Entry as TableEntry;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use arrow::array::{new_null_array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::buffer::BooleanBuffer;
@@ -31,12 +41,14 @@ use sluice_common::error::{Result, SluiceError};
 /// clone is a reference-count increment rather than an allocation.
 pub type StateRow = Arc<[u8]>;
 
-/// Hash maps over row-format keys, with hashbrown's default hasher (foldhash). The standard
-/// library's SipHash resists hash flooding by hostile keys but was the top hot spot of stateful
-/// queries (14% of a dedup → window run); foldhash is much faster on byte keys, and state keys
-/// come from the query. hashbrown's raw entries look a borrowed key up once and allocate the
-/// owned key only when they insert.
-type RowMap<V> = hashbrown::HashMap<StateRow, V>;
+/// One entry of the map with its key and the key's hash, which the eviction index names it by
+/// and which spares a resize and most mismatched probes from touching the key's bytes.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    key: StateRow,
+    entry: Entry,
+}
 
 /// Bytes counted per entry beyond its key and value (map slot, index item, change record).
 const ENTRY_OVERHEAD: usize = 48;
@@ -83,7 +95,8 @@ enum ChangeRun {
 /// that a watermark below every item costs nothing. May hold stale items (see the module docs).
 #[derive(Debug)]
 struct EvictionIndex {
-    items: Vec<(i64, StateRow)>,
+    /// (eviction time, key hash).
+    items: Vec<(i64, u64)>,
     /// No item evicts before this (`i64::MAX` when empty).
     earliest: i64,
 }
@@ -95,22 +108,22 @@ impl Default for EvictionIndex {
 }
 
 impl EvictionIndex {
-    fn push(&mut self, t: i64, key: StateRow) {
+    fn push(&mut self, t: i64, hash: u64) {
         self.earliest = self.earliest.min(t);
-        self.items.push((t, key));
+        self.items.push((t, hash));
     }
 
     fn len(&self) -> usize {
         self.items.len()
     }
 
-    /// Takes out every item at or below `watermark_micros`, in (time, key) order when `ordered`.
-    fn take_through(&mut self, watermark_micros: i64, ordered: bool) -> Vec<(i64, StateRow)> {
+    /// Takes out every item at or below `watermark_micros`.
+    fn take_through(&mut self, watermark_micros: i64) -> Vec<(i64, u64)> {
         if watermark_micros < self.earliest {
             return Vec::new();
         }
         let mut earliest = i64::MAX;
-        let mut due: Vec<(i64, StateRow)> = self
+        let due: Vec<(i64, u64)> = self
             .items
             .extract_if(.., |(t, _)| {
                 let take = *t <= watermark_micros;
@@ -121,9 +134,6 @@ impl EvictionIndex {
             })
             .collect();
         self.earliest = earliest;
-        if ordered {
-            due.sort_unstable();
-        }
         due
     }
 }
@@ -151,7 +161,15 @@ pub struct KeyedState {
     value_parser: RowParser,
     /// The one value row of a value-less state (dedup), shared by all its entries.
     unit_value: Option<StateRow>,
-    map: RowMap<Entry>,
+    /// Entries by key, hashed with hashbrown's default hasher (foldhash). The standard library's
+    /// SipHash resists hash flooding by hostile keys but was the top hot spot of stateful
+    /// queries (14% of a dedup → window run); foldhash is much faster on byte keys, and state
+    /// keys come from the query.
+    map: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    /// Every key hashes alike: tests check that eviction stays exact when hashes collide.
+    #[cfg(test)]
+    colliding: bool,
     evict_index: EvictionIndex,
     /// What changed since the last delta, in order. A key may appear more than once (see
     /// [`ChangeRun`] and [`Self::take_delta_batch`]).
@@ -171,6 +189,19 @@ fn converter(schema: &Schema) -> Result<RowConverter> {
         schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect()
     };
     Ok(RowConverter::new(fields)?)
+}
+
+/// Matches the slot of `key`, whose hash is `hash`.
+fn holds(hash: u64, key: &[u8]) -> impl Fn(&Slot) -> bool + '_ {
+    move |s| s.hash == hash && *s.key == *key
+}
+
+/// The stored form of a value: a value-less state's (dedup's) entries share its `unit` row.
+fn value_row(unit: &Option<StateRow>, value: &[u8]) -> StateRow {
+    match unit {
+        Some(unit) => Arc::clone(unit),
+        None => StateRow::from(value),
+    }
 }
 
 /// Rows for a column-less schema: one `true` per row in the stand-in boolean column.
@@ -197,7 +228,10 @@ impl KeyedState {
             unit_value,
             key_schema,
             value_schema,
-            map: RowMap::default(),
+            map: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            #[cfg(test)]
+            colliding: false,
             evict_index: EvictionIndex::default(),
             changes: Vec::new(),
             bytes: 0,
@@ -237,24 +271,37 @@ impl KeyedState {
         Ok(self.values.convert_columns(columns)?)
     }
 
+    fn hash(&self, key: &[u8]) -> u64 {
+        #[cfg(test)]
+        if self.colliding {
+            return 0;
+        }
+        self.hasher.hash_one(key)
+    }
+
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
+        let hash = self.hash(key);
+        self.map.find(hash, holds(hash, key))
+    }
+
     /// The entry for `key` (row bytes from [`Self::encode_keys`]).
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key)
+        self.slot(key).map(|s| &s.entry)
     }
 
     /// The stored key and entry for `key`: the shared key avoids copying its bytes.
     pub fn get_key_value(&self, key: &[u8]) -> Option<(&StateRow, &Entry)> {
-        self.map.get_key_value(key)
+        self.slot(key).map(|s| (&s.key, &s.entry))
     }
 
     /// True when `key` is present.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.slot(key).is_some()
     }
 
     /// Inserts or replaces `key`. A value-less state ignores `value` and shares its one row.
     pub fn put(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) {
-        let key = self.store(key, value, evict_at);
+        let key = self.store(key, value, evict_at, Arc::clone);
         self.record(key, Change::Upsert);
     }
 
@@ -268,70 +315,61 @@ impl KeyedState {
             return Err(SluiceError::internal("put_rows: keys, values and eviction times differ in length"));
         }
         for (i, t) in evict_at.iter().enumerate() {
-            self.store(keys.row(i).as_ref(), values.row(i).as_ref(), *t);
+            // The stored key is not needed: no reference to it is taken (see the module docs).
+            self.store(keys.row(i).as_ref(), values.row(i).as_ref(), *t, |_| ());
         }
         self.record_columns(columns.to_vec(), Int64Array::from(evict_at.to_vec()), false)
     }
 
-    /// Puts `key` in the map and the eviction index, without recording the change.
-    fn store(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) -> StateRow {
-        let entry = Entry { value: self.value_row(value), evict_at };
-        match self.map.raw_entry_mut().from_key(key) {
-            RawEntryMut::Occupied(mut slot) => {
-                let added = entry.value.len();
-                let old = slot.insert(entry);
-                let key = Arc::clone(slot.key());
-                self.bytes = (self.bytes + added).saturating_sub(old.value.len());
+    /// Puts `key` in the map and the eviction index, without recording the change, and returns
+    /// what `then` makes of the stored key.
+    fn store<R>(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>, then: impl FnOnce(&StateRow) -> R) -> R {
+        let value = value_row(&self.unit_value, value);
+        let hash = self.hash(key);
+        let (result, moved) = match self.map.entry(hash, holds(hash, key), |s| s.hash) {
+            TableEntry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                self.bytes = (self.bytes + value.len()).saturating_sub(slot.entry.value.len());
                 // An aggregate's key (its window) fixes its eviction time: most updates keep
                 // their index item as it is.
-                if let Some(t) = evict_at.filter(|_| old.evict_at != evict_at) {
-                    self.index(t, &key);
-                }
-                key
+                let moved = slot.entry.evict_at != evict_at;
+                slot.entry = Entry { value, evict_at };
+                (then(&slot.key), moved)
             }
-            RawEntryMut::Vacant(slot) => {
-                let value_len = entry.value.len();
-                let key = Arc::clone(slot.insert(StateRow::from(key), entry).0);
-                self.inserted(&key, value_len, evict_at);
-                key
+            TableEntry::Vacant(slot) => {
+                self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
+                let slot = slot.insert(Slot { hash, key: StateRow::from(key), entry: Entry { value, evict_at } });
+                (then(&slot.get().key), true)
             }
+        };
+        if let Some(t) = evict_at.filter(|_| moved) {
+            self.index(t, hash);
         }
+        result
     }
 
     /// Inserts `key` unless it is present, and says whether it did: a deduplication's whole
     /// per-row work, in one hash lookup.
     pub fn insert_new(&mut self, key: &[u8], value: &[u8], evict_at: Option<i64>) -> bool {
-        // The map's slot borrows it mutably: take the shared unit row first, and allocate a
-        // value only for a key that is new.
-        let unit = self.unit_value.clone();
-        let RawEntryMut::Vacant(slot) = self.map.raw_entry_mut().from_key(key) else { return false };
-        let value = unit.unwrap_or_else(|| StateRow::from(value));
-        let value_len = value.len();
-        let key = Arc::clone(slot.insert(StateRow::from(key), Entry { value, evict_at }).0);
-        self.inserted(&key, value_len, evict_at);
+        let hash = self.hash(key);
+        let TableEntry::Vacant(slot) = self.map.entry(hash, holds(hash, key), |s| s.hash) else {
+            return false;
+        };
+        // A value is allocated only for a key that is new.
+        let value = value_row(&self.unit_value, value);
+        self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
+        let slot = slot.insert(Slot { hash, key: StateRow::from(key), entry: Entry { value, evict_at } });
+        let key = Arc::clone(&slot.get().key);
+        if let Some(t) = evict_at {
+            self.index(t, hash);
+        }
         self.record(key, Change::Upsert);
         true
     }
 
-    /// The stored form of a value.
-    fn value_row(&self, value: &[u8]) -> StateRow {
-        match &self.unit_value {
-            Some(unit) => Arc::clone(unit),
-            None => StateRow::from(value),
-        }
-    }
-
-    /// Accounts for a key just added to the map, and indexes its eviction time.
-    fn inserted(&mut self, key: &StateRow, value_len: usize, evict_at: Option<i64>) {
-        self.bytes += key.len() + value_len + ENTRY_OVERHEAD;
-        if let Some(t) = evict_at {
-            self.index(t, key);
-        }
-    }
-
-    /// Indexes `key`'s new eviction time.
-    fn index(&mut self, t: i64, key: &StateRow) {
-        self.evict_index.push(t, Arc::clone(key));
+    /// Indexes a new eviction time of the key hashed to `hash`.
+    fn index(&mut self, t: i64, hash: u64) {
+        self.evict_index.push(t, hash);
         if self.evict_index.len() > 2 * self.map.len() + STALE_INDEX_SLACK {
             self.rebuild_evict_index();
         }
@@ -362,18 +400,20 @@ impl KeyedState {
 
     /// Removes `key`, returning its entry. Its index item goes stale and is skipped later.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, old) = self.map.remove_entry(key)?;
-        self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
+        let hash = self.hash(key);
+        let found = self.map.find_entry(hash, holds(hash, key)).ok()?;
+        let (Slot { key, entry, .. }, _) = found.remove();
+        self.bytes = self.bytes.saturating_sub(key.len() + entry.value.len() + ENTRY_OVERHEAD);
         self.record(key, Change::Remove);
-        Some(old)
+        Some(entry)
     }
 
     /// Drops stale index items: one item per entry that has an eviction time.
     fn rebuild_evict_index(&mut self) {
         let mut index = EvictionIndex::default();
-        for (k, e) in &self.map {
-            if let Some(t) = e.evict_at {
-                index.push(t, Arc::clone(k));
+        for s in &self.map {
+            if let Some(t) = s.entry.evict_at {
+                index.push(t, s.hash);
             }
         }
         self.evict_index = index;
@@ -418,24 +458,25 @@ impl KeyedState {
     /// Takes every entry due at `watermark_micros` out of the map, oldest first when `ordered`,
     /// without recording the removals.
     fn take_due(&mut self, watermark_micros: i64, ordered: bool) -> Vec<(StateRow, Entry)> {
-        let items = self.evict_index.take_through(watermark_micros, ordered);
+        let items = self.evict_index.take_through(watermark_micros);
         let mut due = Vec::with_capacity(items.len());
-        for (t, key) in items {
-            let Some((key, old)) = self.map.remove_entry(&key) else { continue };
-            if old.evict_at == Some(t) {
-                self.bytes = self.bytes.saturating_sub(key.len() + old.value.len() + ENTRY_OVERHEAD);
-                due.push((key, old));
-            } else {
-                // A stale item: the entry now evicts at another time.
-                self.map.insert(key, old);
-            }
+        for (t, hash) in items {
+            // Any entry with this hash and time will do (see the module docs); none left means
+            // the item is stale: its entry was removed, moved to another time or already taken.
+            let Ok(found) = self.map.find_entry(hash, |s| s.hash == hash && s.entry.evict_at == Some(t)) else { continue };
+            let (Slot { key, entry, .. }, _) = found.remove();
+            self.bytes = self.bytes.saturating_sub(key.len() + entry.value.len() + ENTRY_OVERHEAD);
+            due.push((key, entry));
+        }
+        if ordered {
+            due.sort_unstable_by(|(ka, a), (kb, b)| (a.evict_at, ka).cmp(&(b.evict_at, kb)));
         }
         due
     }
 
     /// All entries (unspecified order).
     pub fn iter(&self) -> impl Iterator<Item = (&StateRow, &Entry)> {
-        self.map.iter()
+        self.map.iter().map(|s| (&s.key, &s.entry))
     }
 
     /// Decodes key rows back to columns.
@@ -500,7 +541,7 @@ impl KeyedState {
 
     /// Everything, as a snapshot file's batch.
     pub fn snapshot_batch(&self) -> Result<RecordBatch> {
-        let rows: Vec<(&[u8], Option<&Entry>)> = self.map.iter().map(|(k, e)| (&k[..], Some(e))).collect();
+        let rows: Vec<(&[u8], Option<&Entry>)> = self.iter().map(|(k, e)| (&k[..], Some(e))).collect();
         self.to_batch(&rows, false)
     }
 
@@ -524,7 +565,7 @@ impl KeyedState {
                     let rows: Vec<(&[u8], Option<&Entry>)> = keys
                         .iter()
                         .map(|(k, c)| match c {
-                            Change::Upsert => (&k[..], self.map.get(k)),
+                            Change::Upsert => (&k[..], self.get(k)),
                             Change::Remove => (&k[..], None),
                         })
                         .collect();
@@ -803,6 +844,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Eviction names its entries by hash and time only (see the module docs): with every key
+    /// hashing alike, random changes and evictions must leave exactly what they leave in a state
+    /// whose keys do not collide, and evict the same entries in the same order.
+    #[test]
+    fn eviction_is_exact_when_every_key_collides() {
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        let (mut plain, mut colliding) = (state(), state());
+        colliding.colliding = true;
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut evicted = 0;
+        for step in 0..3_000_i64 {
+            let k = names[next(names.len() as u64) as usize];
+            // Few distinct times, so that colliding keys often share one.
+            let t = (step / 40) * 10 + 10 * next(3) as i64;
+            match next(5) {
+                0 | 1 => {
+                    for s in [&mut plain, &mut colliding] {
+                        put(s, k, step, Some(t));
+                    }
+                }
+                2 => {
+                    for s in [&mut plain, &mut colliding] {
+                        let kk = key(s, k);
+                        let value = s.encode_values(&[Arc::new(Int64Array::from(vec![step])) as ArrayRef], 1).unwrap();
+                        s.insert_new(&kk, value.row(0).as_ref(), Some(t));
+                    }
+                }
+                3 => {
+                    for s in [&mut plain, &mut colliding] {
+                        let kk = key(s, k);
+                        s.remove(&kk);
+                    }
+                }
+                _ => {
+                    let wm = (step / 40) * 10;
+                    let (a, b) = (plain.evict_through(wm), colliding.evict_through(wm));
+                    assert_eq!(names_and_times(&plain, &a), names_and_times(&colliding, &b), "step {step}");
+                    evicted += a.len();
+                }
+            }
+            assert_eq!(contents(&plain), contents(&colliding), "step {step}");
+            assert_eq!(plain.memory_bytes(), colliding.memory_bytes(), "step {step}");
+        }
+        assert!(evicted > 100, "the sequence evicts ({evicted} entries)");
+    }
+
+    fn names_and_times(s: &KeyedState, rows: &[(StateRow, Entry)]) -> Vec<(String, Option<i64>)> {
+        names(s, rows).into_iter().zip(rows.iter().map(|(_, e)| e.evict_at)).collect()
     }
 
     /// Every entry as (key, value, eviction time), sorted.
