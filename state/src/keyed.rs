@@ -798,19 +798,23 @@ mod tests {
         assert_eq!(r.len(), 1);
     }
 
+    /// A repeatable pseudo-random source: `next(n)` is below `n`.
+    fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        }
+    }
+
     /// A random mix of every kind of change over a few keys, a delta taken every few steps: each
     /// delta replayed onto the version before it gives the state.
     #[test]
     fn deltas_of_random_changes_replay_exactly() {
         let names = ["a", "b", "c", "d", "e", "f"];
         let (mut s, mut replayed) = (state(), state());
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         for step in 0..4_000_i64 {
             let k = names[next(names.len() as u64) as usize];
             match next(6) {
@@ -854,13 +858,7 @@ mod tests {
         let names = ["a", "b", "c", "d", "e", "f", "g"];
         let (mut plain, mut colliding) = (state(), state());
         colliding.colliding = true;
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let mut evicted = 0;
         for step in 0..3_000_i64 {
             let k = names[next(names.len() as u64) as usize];
