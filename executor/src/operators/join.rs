@@ -55,6 +55,7 @@ use sluice_state::keyed::StateRow;
 use sluice_state::KeyedState;
 
 use super::event_time::{drop_late_rows, event_time_micros};
+use super::key_runs::KeyRuns;
 
 /// Name of the flag column inside a stored row.
 const MATCHED_FIELD: &str = "__matched";
@@ -305,35 +306,30 @@ struct DueRows {
     rows: RecordBatch,
     /// Each row's `matched` flag.
     matched: Vec<bool>,
-    /// The rows of each key (state row format).
-    by_key: HashMap<Vec<u8>, Vec<usize>>,
+    /// The list in `lists` of each key (state row format).
+    list_of_key: HashMap<Vec<u8>, usize>,
+    /// The rows of each key, by position in `rows`.
+    lists: Vec<Vec<usize>>,
 }
 
 impl DueRows {
     /// Rows `picked` of `rows`, whose keys are `keys` and flags `matched`.
-    fn new(rows: &RecordBatch, keys: &arrow::row::Rows, matched: &[bool], picked: Vec<u32>) -> Result<Self> {
-        let mut by_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        for (j, i) in picked.iter().enumerate() {
-            // A key's bytes are copied once, when it first appears, not for every row.
-            let key = keys.row(*i as usize);
-            match by_key.get_mut(key.as_ref()) {
-                Some(rows) => rows.push(j),
-                None => {
-                    by_key.insert(key.as_ref().to_vec(), vec![j]);
-                }
-            }
-        }
+    fn new(rows: &RecordBatch, keys: &KeyRuns, matched: &[bool], picked: Vec<u32>) -> Result<Self> {
+        // A key's bytes are copied once, not for every row.
+        let groups = keys.group(picked.iter().enumerate().map(|(j, i)| (*i as usize, j)));
+        let list_of_key = groups.iter().enumerate().map(|(l, (first, _))| (keys.key(*first).as_ref().to_vec(), l)).collect();
+        let lists = groups.into_iter().map(|(_, rows)| rows).collect();
         let matched = picked.iter().map(|i| matched[*i as usize]).collect();
         // Often every row is due (a batch closing the windows its rows belong to): `picked`
         // ascends, so it is then every row in order, and no copy is needed.
         let rows =
             if picked.len() == rows.num_rows() { rows.clone() } else { take_record_batch(rows, &UInt32Array::from(picked))? };
-        Ok(Self { rows, matched, by_key })
+        Ok(Self { rows, matched, list_of_key, lists })
     }
 
     /// The rows whose key is `key`.
-    fn rows_with_key(&self, key: &[u8]) -> impl Iterator<Item = usize> + '_ {
-        self.by_key.get(key).into_iter().flatten().copied()
+    fn rows_with_key(&self, key: &[u8]) -> &[usize] {
+        self.list_of_key.get(key).map_or(&[], |l| self.lists[*l].as_slice())
     }
 }
 
@@ -556,34 +552,25 @@ fn process_side(
         return Ok((0, None));
     }
     let key_columns = stages.key_columns(side, &rows)?;
-    let keys = this_state.encode_keys(&key_columns, n)?;
-    let null_key: Vec<bool> = (0..n).map(|i| key_columns.iter().any(|k| k.is_null(i))).collect();
+    let keys = KeyRuns::new(this_state, &key_columns, n)?;
 
-    // Probe the other side's state, once per distinct key. NULL keys equal nothing.
-    let mut group_of_key: HashMap<&[u8], usize> = HashMap::new();
+    // Probe the other side's state, once per distinct key (found once per run of equal keys).
+    // NULL keys equal nothing.
+    let mut group_of_key: HashMap<&[u8], Option<usize>> = HashMap::new();
     let mut found: Vec<StoredEntry> = Vec::new();
-    let mut group_of_row: Vec<Option<usize>> = Vec::with_capacity(n);
+    let mut group_of_run: Vec<Option<usize>> = vec![None; keys.runs()];
     // Against an empty state (the other side has stored nothing, as when both sides of a
     // window arrive in the batch that closes it) no key is found: no lookups.
-    let nothing_stored = other_state.is_empty();
-    for (i, is_null) in null_key.iter().enumerate() {
-        if *is_null || nothing_stored {
-            group_of_row.push(None);
-            continue;
-        }
-        let k = keys.row(i);
-        let g = match group_of_key.get(k.as_ref()) {
-            Some(g) => Some(*g),
-            None => match other_state.get_key_value(k.as_ref()) {
-                Some((key, entry)) => {
+    if !other_state.is_empty() {
+        for (r, group) in group_of_run.iter_mut().enumerate().filter(|(r, _)| !keys.run_is_null(*r)) {
+            let k = keys.run_key(r);
+            *group = *group_of_key.entry(k.data()).or_insert_with(|| {
+                other_state.get_key_value(k.as_ref()).map(|(key, entry)| {
                     found.push((Arc::clone(key), Arc::clone(&entry.value), entry.evict_at));
-                    group_of_key.insert(k.data(), found.len() - 1);
-                    Some(found.len() - 1)
-                }
-                None => None,
-            },
-        };
-        group_of_row.push(g);
+                    found.len() - 1
+                })
+            });
+        }
     }
     let mut stored = StoredRows::decode(other, other_state, found)?;
 
@@ -591,18 +578,25 @@ fn process_side(
     // rows of this batch that were not stored (source 1); left semi's right side skips left
     // rows already matched.
     let skip_matched = semi && side == JoinSide::Right;
+    let due_of_run: Vec<&[usize]> = match other_due.as_deref() {
+        Some(due) => (0..keys.runs())
+            .map(|r| if keys.run_is_null(r) { &[][..] } else { due.rows_with_key(keys.run_key(r).as_ref()) })
+            .collect(),
+        None => Vec::new(),
+    };
     let (mut input_idx, mut picks) = (Vec::new(), Vec::new());
-    for (i, g) in group_of_row.iter().enumerate() {
-        if let Some(g) = g {
-            for j in stored.group_range(*g) {
+    for i in 0..n {
+        let run = keys.run(i);
+        if let Some(g) = group_of_run[run] {
+            for j in stored.group_range(g) {
                 if !(skip_matched && stored.matched[j]) {
                     input_idx.push(i as u32);
                     picks.push((0, j));
                 }
             }
         }
-        if let Some(due) = other_due.as_deref().filter(|_| !null_key[i]) {
-            for j in due.rows_with_key(keys.row(i).as_ref()) {
+        if let (Some(due), Some(rows)) = (other_due.as_deref(), due_of_run.get(run)) {
+            for j in rows.iter().copied() {
                 if !(skip_matched && due.matched[j]) {
                     input_idx.push(i as u32);
                     picks.push((1, j));
@@ -628,10 +622,7 @@ fn process_side(
     let mut first_matches: Vec<(usize, usize)> = Vec::new();
     let group_of_stored: Vec<usize> =
         (0..stored.keys.len()).flat_map(|g| std::iter::repeat_n(g, stored.group_range(g).len())).collect();
-    for p in 0..pair_count {
-        if !pass.value(p) {
-            continue;
-        }
+    for p in pass.values().set_indices() {
         row_matched[input_idx.value(p) as usize] = true;
         let flag = match (picks[p], other_due.as_deref_mut()) {
             ((0, j), _) => {
@@ -654,7 +645,7 @@ fn process_side(
     // Output.
     match (semi, side) {
         (false, _) => {
-            let passed: Vec<usize> = (0..pair_count).filter(|p| pass.value(*p)).collect();
+            let passed: Vec<usize> = pass.values().set_indices().collect();
             if !passed.is_empty() {
                 let input_idx = UInt32Array::from_iter_values(passed.iter().map(|p| input_idx.value(*p)));
                 let picks: Vec<(usize, usize)> = passed.iter().map(|p| picks[*p]).collect();
@@ -706,19 +697,12 @@ fn process_side(
     let due_rows: Vec<u32> = (0..n as u32).filter(|i| kept[*i as usize] && due_now[*i as usize]).collect();
     let due = (!due_rows.is_empty()).then(|| DueRows::new(&rows, &keys, &row_matched, due_rows)).transpose()?;
     let new_elements = elements(this, &rows, &row_matched)?;
-    let mut new_by_key: HashMap<&[u8], Vec<usize>> = HashMap::new();
-    let mut key_order: Vec<usize> = Vec::new();
-    for i in (0..n).filter(|i| kept[*i] && !due_now[*i]) {
-        let list = new_by_key.entry(keys.row(i).data()).or_default();
-        if list.is_empty() {
-            key_order.push(i);
-        }
-        list.push(i);
-    }
-    let existing: Vec<StoredEntry> = key_order
+    // The rows to store, by key in order of first appearance.
+    let new_lists = keys.group((0..n).filter(|i| kept[*i] && !due_now[*i]).map(|i| (i, i)));
+    let existing: Vec<StoredEntry> = new_lists
         .iter()
-        .filter_map(|i| {
-            this_state.get_key_value(keys.row(*i).as_ref()).map(|(k, e)| (Arc::clone(k), Arc::clone(&e.value), e.evict_at))
+        .filter_map(|(first, _)| {
+            this_state.get_key_value(keys.key(*first).as_ref()).map(|(k, e)| (Arc::clone(k), Arc::clone(&e.value), e.evict_at))
         })
         .collect();
     let mut existing_group: HashMap<StateRow, usize> = HashMap::new();
@@ -727,11 +711,10 @@ fn process_side(
     }
     let before = StoredRows::decode(this, this_state, existing)?;
     let before_elements = elements(this, &before.rows, &before.matched)?;
-    let mut writes = Vec::with_capacity(key_order.len());
+    let mut writes = Vec::with_capacity(new_lists.len());
     let mut rows_stored = 0u64;
-    for first in key_order {
-        let key = keys.row(first);
-        let new_rows = &new_by_key[key.data()];
+    for (first, new_rows) in &new_lists {
+        let key = keys.key(*first);
         rows_stored += new_rows.len() as u64;
         let mut picks: Vec<(usize, usize)> = Vec::new();
         let mut evict_at: Option<i64> = None;

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod event_time;
 pub mod group_keys;
 pub mod join;
+pub mod key_runs;
 pub mod panes;
 pub mod session;
 

@@ -247,6 +247,17 @@ fn assemble_windows(
             group_of_row.push(starts.len() - 1);
         }
     }
+    // Window by window: the operators above then see each window's rows together, in runs
+    // (see `key_runs`). The merge is unchanged: each group keeps its rows, in their order.
+    if let Some(order) = window_order(&starts, spec.slide) {
+        let mut rank = vec![0usize; order.len()];
+        for (position, group) in order.iter().enumerate() {
+            rank[*group as usize] = position;
+        }
+        starts = order.iter().map(|g| starts[*g as usize]).collect();
+        first_rows = order.iter().map(|g| first_rows[*g as usize]).collect();
+        group_of_row.iter_mut().for_each(|group| *group = rank[*group]);
+    }
     let first_rows = UInt32Array::from(first_rows);
     let keys = (0..g)
         .map(|i| match i == w {
@@ -257,6 +268,32 @@ fn assemble_windows(
     let merged_rows = UInt32Array::from(merged_rows);
     let states = rows.columns()[g..].iter().map(|c| Ok(take(c, &merged_rows, None)?)).collect::<Result<Vec<_>>>()?;
     stages.finish_groups(keys, &states, &group_of_row)
+}
+
+/// The groups ordered by their windows' starts, stably: a counting sort by slide (window starts
+/// lie a whole number of slides apart). `None` where the starts span more slides than there are
+/// groups, when the order is not worth its buckets.
+fn window_order(starts: &[i64], slide: i64) -> Option<Vec<u32>> {
+    let (min, max) = (*starts.iter().min()?, *starts.iter().max()?);
+    let buckets = usize::try_from(max.checked_sub(min)? / slide.max(1)).ok()?.checked_add(1)?;
+    if buckets > starts.len() {
+        return None;
+    }
+    let bucket = |start: i64| ((start - min) / slide.max(1)) as usize;
+    let mut next = vec![0u32; buckets + 1];
+    for start in starts {
+        next[bucket(*start) + 1] += 1;
+    }
+    for b in 1..=buckets {
+        next[b] += next[b - 1];
+    }
+    let mut order = vec![0u32; starts.len()];
+    for (group, start) in starts.iter().enumerate() {
+        let at = &mut next[bucket(*start)];
+        order[*at as usize] = group as u32;
+        *at += 1;
+    }
+    Some(order)
 }
 
 /// Each row's keys other than its pane (`w`, among the first `group_count` columns), row-encoded:
@@ -455,6 +492,19 @@ mod tests {
 
     use arrow::array::{AsArray, Int64Array};
     use sluice_plan::functions::window::window_struct_type;
+
+    /// Groups come out by window start, those of one start in their order; starts spread over
+    /// more slides than there are groups are left in their order.
+    #[test]
+    fn groups_are_ordered_by_window_start_stably() {
+        let slide = 2_000_000;
+        let starts = [4, 0, 2, 0, 4, 2, 0].map(|s: i64| s * slide / 2 + 500);
+        let order = window_order(&starts, slide).unwrap();
+        assert_eq!(order, vec![1, 3, 6, 2, 5, 0, 4]);
+        assert!(order.windows(2).all(|p| starts[p[0] as usize] <= starts[p[1] as usize]));
+        assert_eq!(window_order(&[0, 100 * slide, 0], slide), None);
+        assert_eq!(window_order(&[], slide), None);
+    }
 
     #[test]
     fn each_pane_row_becomes_one_row_per_window_newest_first() {
