@@ -306,30 +306,30 @@ struct DueRows {
     rows: RecordBatch,
     /// Each row's `matched` flag.
     matched: Vec<bool>,
-    /// The list in `lists` of each key (state row format).
-    list_of_key: HashMap<Vec<u8>, usize>,
-    /// The rows of each key, by position in `rows`.
-    lists: Vec<Vec<usize>>,
+    /// The rows of each key (state row format).
+    by_key: HashMap<Vec<u8>, Vec<usize>>,
 }
 
 impl DueRows {
     /// Rows `picked` of `rows`, whose keys are `keys` and flags `matched`.
     fn new(rows: &RecordBatch, keys: &KeyRuns, matched: &[bool], picked: Vec<u32>) -> Result<Self> {
         // A key's bytes are copied once, not for every row.
-        let groups = keys.group(picked.iter().enumerate().map(|(j, i)| (*i as usize, j)));
-        let list_of_key = groups.iter().enumerate().map(|(l, (first, _))| (keys.key(*first).as_ref().to_vec(), l)).collect();
-        let lists = groups.into_iter().map(|(_, rows)| rows).collect();
+        let by_key = keys
+            .group(picked.iter().enumerate().map(|(j, i)| (*i as usize, j)))
+            .into_iter()
+            .map(|(first, rows)| (keys.key(first).as_ref().to_vec(), rows))
+            .collect();
         let matched = picked.iter().map(|i| matched[*i as usize]).collect();
         // Often every row is due (a batch closing the windows its rows belong to): `picked`
         // ascends, so it is then every row in order, and no copy is needed.
         let rows =
             if picked.len() == rows.num_rows() { rows.clone() } else { take_record_batch(rows, &UInt32Array::from(picked))? };
-        Ok(Self { rows, matched, list_of_key, lists })
+        Ok(Self { rows, matched, by_key })
     }
 
     /// The rows whose key is `key`.
     fn rows_with_key(&self, key: &[u8]) -> &[usize] {
-        self.list_of_key.get(key).map_or(&[], |l| self.lists[*l].as_slice())
+        self.by_key.get(key).map_or(&[], Vec::as_slice)
     }
 }
 

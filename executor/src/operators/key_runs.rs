@@ -4,20 +4,18 @@
 //! window's rows leave the pane operator window by window ([`super::panes`]), so Nexmark q5's
 //! join gets ~300,000 rows a batch in runs over ~50 windows. Encoding every row's key into the
 //! state's row format, then hashing each encoding again to group the rows, was most of that
-//! join's work. Finding the runs takes one vectorised comparison of each key column with itself
-//! shifted by a row; only the first row of each run is then encoded, and callers group rows by
-//! run.
+//! join's work. Arrow's `partition` finds the runs (a vectorised comparison of each key column
+//! with itself shifted by a row); only the first row of each run is then encoded, and callers
+//! group rows by run.
 //!
-//! Runs may be split where keys are in fact equal (a boundary is drawn wherever a field
-//! differs, NULLs included, even inside a NULL struct): callers use runs as a shortcut to the
-//! encoded key, never as the key itself. Where runs are short (keys in no order), every row is
-//! encoded, as without runs.
+//! Runs may be split where keys are in fact equal (struct keys are compared field by field,
+//! even inside a NULL struct): callers use runs as a shortcut to the encoded key, never as the
+//! key itself. Where runs are short (keys in no order), every row is encoded, as without runs.
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::buffer::BooleanBuffer;
-use arrow::compute::kernels::cmp::distinct;
-use arrow::compute::{is_null, take};
-use arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::{is_null, partition, take};
 use arrow::row::{Row, Rows};
 use hashbrown::HashMap;
 
@@ -105,69 +103,41 @@ impl KeyRuns {
     }
 }
 
-/// The first row of every run of rows whose key columns are all equal, or `None` when a key's
-/// type has no vectorised comparison (every row is then its own run).
+/// The first row of every run of rows whose key columns are all equal, as Arrow's `partition`
+/// finds them; `None` when it cannot compare a key's type (every row is then its own run).
 fn run_starts(columns: &[ArrayRef], n: usize) -> Result<Option<Vec<u32>>> {
     if n == 0 {
         return Ok(Some(Vec::new()));
     }
-    let mut boundary: Option<BooleanBuffer> = None;
+    let mut flat = Vec::with_capacity(columns.len());
     for column in columns {
-        if !differs_from_previous(column, n, &mut boundary)? {
-            return Ok(None);
-        }
+        flatten(column, &mut flat)?;
     }
-    let mut starts = vec![0u32];
-    if let Some(b) = boundary {
-        starts.extend(b.set_indices().map(|i| i as u32 + 1));
-    }
-    Ok(Some(starts))
+    Ok(partition(&flat).ok().map(|p| p.ranges().iter().map(|r| r.start as u32).collect()))
 }
 
-/// ORs into `boundary` (a bit per row after the first) where `column` differs from the row
-/// before, a NULL against a value included. False when its type has no vectorised comparison.
-fn differs_from_previous(column: &ArrayRef, n: usize, boundary: &mut Option<BooleanBuffer>) -> Result<bool> {
-    let (this, previous) = (column.slice(1, n - 1), column.slice(0, n - 1));
-    let mut fold = |d: BooleanArray| {
-        // `distinct` never yields NULL: its values are the answer.
-        let d = d.values().clone();
-        *boundary = Some(match boundary.take() {
-            Some(b) => &b | &d,
-            None => d,
-        });
-    };
-    match column.data_type() {
-        DataType::Struct(_) => {
+/// A key column as `partition` compares it fastest: a struct as its validity and its fields
+/// (each with a vectorised kernel, where a struct is compared row by row), anything else as is.
+fn flatten(column: &ArrayRef, flat: &mut Vec<ArrayRef>) -> Result<()> {
+    match column.as_struct_opt() {
+        Some(fields) => {
             if column.null_count() > 0 {
-                fold(distinct(&is_null(&this)?, &is_null(&previous)?)?);
+                flat.push(Arc::new(is_null(column)?));
             }
-            for field in column.as_struct().columns() {
-                if !differs_from_previous(field, n, boundary)? {
-                    return Ok(false);
-                }
+            for field in fields.columns() {
+                flatten(field, flat)?;
             }
-            Ok(true)
         }
-        // Equal here is equal in the row format: both compare bytes, and floats by total order.
-        t if t.is_primitive() || matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean) => {
-            match distinct(&this, &previous) {
-                Ok(d) => fold(d),
-                // A type the kernel does not compare: every row is encoded instead.
-                Err(_) => return Ok(false),
-            }
-            Ok(true)
-        }
-        _ => Ok(false),
+        None => flat.push(Arc::clone(column)),
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arrow::array::{Int64Array, StringArray, StructArray};
     use arrow::buffer::NullBuffer;
-    use arrow::datatypes::{Field, Fields, Schema};
+    use arrow::datatypes::{DataType, Field, Fields, Schema};
 
     use super::*;
 

@@ -274,12 +274,12 @@ fn assemble_windows(
 /// lie a whole number of slides apart). `None` where the starts span more slides than there are
 /// groups, when the order is not worth its buckets.
 fn window_order(starts: &[i64], slide: i64) -> Option<Vec<u32>> {
-    let (min, max) = (*starts.iter().min()?, *starts.iter().max()?);
-    let buckets = usize::try_from(max.checked_sub(min)? / slide.max(1)).ok()?.checked_add(1)?;
+    let (min, max, slide) = (*starts.iter().min()?, *starts.iter().max()?, slide.max(1));
+    let buckets = usize::try_from(max.checked_sub(min)? / slide).ok()?.checked_add(1)?;
     if buckets > starts.len() {
         return None;
     }
-    let bucket = |start: i64| ((start - min) / slide.max(1)) as usize;
+    let bucket = |start: i64| ((start - min) / slide) as usize;
     let mut next = vec![0u32; buckets + 1];
     for start in starts {
         next[bucket(*start) + 1] += 1;
