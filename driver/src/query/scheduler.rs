@@ -216,14 +216,15 @@ impl TaskScheduler {
     /// the batch's later stages run; the manifests that name the bundles must wait for this.
     /// Each executor's write times are added to the commit time of its first task of the
     /// operator. An executor that stops answering, runs past the watch's deadline, or does not
-    /// know a bundle (it restarted) fails the attempt, as a failed task does.
+    /// know a bundle (it restarted) fails the attempt, as a failed task does. Returns the
+    /// longest write an executor reported, or `None` when the attempt wrote no state.
     pub async fn await_state_writes(
         &self,
         run: &QueryRun,
         executors: &Engagement,
         results: &mut [TaskResult],
         watch: TaskWatch,
-    ) -> Result<()> {
+    ) -> Result<Option<Duration>> {
         let mut bundles: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
         for r in results.iter() {
             for d in &r.metrics.state_deltas {
@@ -243,8 +244,10 @@ impl TaskScheduler {
                 Ok::<_, SluiceError>((id, times))
             }
         });
+        let mut longest: Option<u64> = None;
         for (id, times) in futures::future::try_join_all(waits).await? {
             for (operator, ms) in times {
+                longest = longest.max(Some(ms));
                 let first = results
                     .iter_mut()
                     .filter(|r| r.executor_id == id)
@@ -255,7 +258,7 @@ impl TaskScheduler {
                 }
             }
         }
-        Ok(())
+        Ok(longest.map(Duration::from_millis))
     }
 }
 
