@@ -10,12 +10,14 @@
 //! * [`operators`] — streaming aggregation, deduplication and session windows on state.
 //! * [`shuffle`] — blocks between stages, served over Arrow Flight.
 //! * [`task_slot`] — a task's claim on a task slot, lent back while it waits on I/O.
+//! * [`compute`] — where a task's computation runs: off the async workers that answer pings.
 //! * [`state_cache`] — the state partitions this executor holds between batches.
 //! * [`call_commits`] — a call's state commits, written as one delta bundle per operator.
 //! * [`query_cache`] — compiled query plans kept per query run.
 //! * [`metrics`] — the executor's Prometheus metrics, and the numbers it answers pings with.
 
 pub mod call_commits;
+pub mod compute;
 pub mod metrics;
 pub mod operators;
 pub mod query_cache;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{AbortHandle, AbortRegistration, Abortable};
 use futures::FutureExt;
 use sluice_cluster::etcd::register_executor;
 use sluice_cluster::{EtcdConfig, ExecutorRecord, LeaseSession};
@@ -34,6 +35,7 @@ use tokio::sync::{watch, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::call_commits::{CallCommits, StateWrites};
+use crate::compute::off_async_workers;
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Neighbours, Peers, ShuffleService};
@@ -219,20 +221,25 @@ impl Service {
             shuffle_key: req.shuffle_key,
             commits: CallCommits::default(),
         });
+        let mut cancels = Vec::with_capacity(req.parts.len());
         let handles: Vec<tokio::task::JoinHandle<Result<TaskOutcome>>> = req
             .parts
             .into_iter()
             .enumerate()
             // Boxed: a part's future is large, and tokio moves an unboxed future (and each stage
             // of its task) by value — memmoves that were ~6% of a small batch's CPU.
-            .map(|(i, part)| tokio::spawn(Box::pin(self.resources.clone().run_part(Arc::clone(&request), i, part))))
+            .map(|(i, part)| {
+                let (cancel, registration) = AbortHandle::new_pair();
+                cancels.push(cancel);
+                tokio::spawn(Box::pin(self.resources.clone().run_part(Arc::clone(&request), i, part, registration)))
+            })
             .collect();
-        let _cancel_on_drop = AbortAll(handles.iter().map(|h| h.abort_handle()).collect());
+        let _cancel_on_drop = AbortAll { tasks: handles.iter().map(|h| h.abort_handle()).collect(), admitted: cancels };
         let mut outcomes = futures::future::try_join_all(handles.into_iter().map(|h| async move {
             match h.await {
                 Ok(part) => part,
                 Err(e) if e.is_panic() => Err(task_panicked(e.into_panic())),
-                Err(_) => Err(SluiceError::internal("task was cancelled")),
+                Err(_) => Err(task_cancelled()),
             }
         }))
         .await?;
@@ -269,6 +276,11 @@ fn part_success(outcome: TaskOutcome) -> Result<TaskPartSuccess> {
     })
 }
 
+/// The error a cancelled task fails with.
+fn task_cancelled() -> SluiceError {
+    SluiceError::internal("task was cancelled")
+}
+
 /// The error a panicking task fails with, quoting the panic's message.
 fn task_panicked(panic: Box<dyn std::any::Any + Send>) -> SluiceError {
     let what = panic
@@ -291,14 +303,18 @@ struct RequestCx {
 }
 
 /// Aborts a request's part tasks when the request ends early (a part failed, or the call was
-/// dropped); finished ones are unaffected.
-struct AbortAll(Vec<tokio::task::AbortHandle>);
+/// dropped); finished ones are unaffected. A part waiting for its slot is aborted as a tokio
+/// task; one that holds its slot runs off the async workers ([`off_async_workers`]), where only
+/// its own abort handle reaches it, at its next await.
+struct AbortAll {
+    tasks: Vec<tokio::task::AbortHandle>,
+    admitted: Vec<AbortHandle>,
+}
 
 impl Drop for AbortAll {
     fn drop(&mut self) {
-        for handle in &self.0 {
-            handle.abort();
-        }
+        self.tasks.iter().for_each(tokio::task::AbortHandle::abort);
+        self.admitted.iter().for_each(AbortHandle::abort);
     }
 }
 
@@ -315,11 +331,19 @@ struct TaskResources {
 
 impl TaskResources {
     /// Runs the part at `position` in its request once a task slot is free.
-    async fn run_part(self, request: Arc<RequestCx>, position: usize, part: TaskPart) -> Result<TaskOutcome> {
+    /// `cancel` stops it once it holds its slot (see [`AbortAll`]).
+    async fn run_part(
+        self,
+        request: Arc<RequestCx>,
+        position: usize,
+        part: TaskPart,
+        cancel: AbortRegistration,
+    ) -> Result<TaskOutcome> {
         let slot = TaskSlot::acquire(Arc::clone(&self.slots)).await?;
         // Counted from here: a cancelled part drops the guard, and counts as failed.
         let running = self.meter.task_started();
-        let outcome = self.run_admitted(&request, position, part, &slot).await;
+        let admitted = Abortable::new(self.run_admitted(&request, position, part, &slot), cancel);
+        let outcome = off_async_workers(admitted).await.unwrap_or_else(|_| Err(task_cancelled()));
         running.finish(outcome.is_ok());
         outcome
     }
