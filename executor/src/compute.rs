@@ -34,13 +34,16 @@ mod tests {
 
     /// With one async worker, a task computing for a second through `off_async_workers` leaves
     /// the worker to the others: a ping-like task answers long before the computation ends.
+    /// (The test waits on no timer: timers are driven by the workers it is about.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn computing_tasks_leave_the_async_worker_free() {
-        let computing = tokio::spawn(off_async_workers(async {
+        let (started, computing_started) = std::sync::mpsc::channel();
+        let computing = tokio::spawn(off_async_workers(async move {
+            let _ = started.send(());
             std::thread::sleep(Duration::from_secs(1));
         }));
-        // Let the computation start on the only worker.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The test body runs beside the runtime's worker, not on it: it may block.
+        computing_started.recv().expect("the computation started");
         let asked = Instant::now();
         let answered = tokio::spawn(async move { asked.elapsed() }).await.unwrap();
         assert!(answered < Duration::from_millis(500), "the ping waited {answered:?} behind the computation");
