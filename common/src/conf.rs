@@ -97,6 +97,19 @@ pub struct QueryConf {
     /// row per window and key.
     #[serde(default = "default_sliding_window_state_by_pane")]
     pub sliding_window_state_by_pane: bool,
+    /// `sluice.streaming.mapAhead`: under a trigger that starts each batch as soon as the last
+    /// one ends, and with sources that can plan ahead, the next batch's map stage runs while the
+    /// current batch's reduce stages do (`sluice_driver::query::map_ahead`). Not recorded in
+    /// the checkpoint: it changes when work runs, not what it computes.
+    #[serde(default = "default_map_ahead")]
+    pub map_ahead: bool,
+}
+
+/// The conf key of [`QueryConf::map_ahead`].
+pub const MAP_AHEAD: &str = "sluice.streaming.mapAhead";
+
+fn default_map_ahead() -> bool {
+    true
 }
 
 /// The conf key of [`QueryConf::share_identical_operators`].
@@ -135,6 +148,7 @@ impl Default for QueryConf {
             no_data_progress_event_interval_ms: default_no_data_progress_event_interval_ms(),
             share_identical_operators: default_share_identical_operators(),
             sliding_window_state_by_pane: default_sliding_window_state_by_pane(),
+            map_ahead: default_map_ahead(),
         }
     }
 }
@@ -187,6 +201,7 @@ impl QueryConf {
         }
         c.share_identical_operators = settings.bool_or(SHARE_IDENTICAL_OPERATORS, true, "SET")?;
         c.sliding_window_state_by_pane = settings.bool_or(SLIDING_WINDOW_STATE_BY_PANE, true, "SET")?;
+        c.map_ahead = settings.bool_or(MAP_AHEAD, true, "SET")?;
         Ok(c)
     }
 

@@ -527,6 +527,11 @@ impl Source for NexmarkSource {
         format!("nexmark:{}", self.options.table.name())
     }
 
+    /// Offsets and splits are arithmetic on their arguments.
+    fn plans_ahead(&self) -> bool {
+        true
+    }
+
     async fn open(&mut self, _checkpoint: &SourceCheckpoint, _committed: Option<&str>) -> Result<()> {
         Ok(())
     }

@@ -192,6 +192,11 @@ impl Source for RateMicroBatchSource {
         "rate-micro-batch".into()
     }
 
+    /// Offsets and splits are arithmetic on their arguments.
+    fn plans_ahead(&self) -> bool {
+        true
+    }
+
     async fn open(&mut self, _checkpoint: &SourceCheckpoint, _committed: Option<&str>) -> Result<()> {
         Ok(())
     }

@@ -167,6 +167,15 @@ pub trait Source: Send + Sync {
         std::time::Duration::ZERO
     }
 
+    /// Whether the driver may ask [`Self::latest_offset`] and [`Self::plan_splits`] for the next
+    /// batch while the current one runs, and read its splits ahead: true for a source whose
+    /// answers depend only on their arguments and which records nothing when asked (Nexmark, the
+    /// rate-micro-batch source). A source that logs its answers (files) or whose progress
+    /// reports what it saw when last asked (Kafka) keeps the default.
+    fn plans_ahead(&self) -> bool {
+        false
+    }
+
     /// Prepares the source: restores its metadata from the checkpoint. `committed` is the end
     /// offset of the last committed batch, if any.
     async fn open(&mut self, checkpoint: &SourceCheckpoint, committed: Option<&str>) -> Result<()>;

@@ -9,7 +9,8 @@
 //! * [`task_runner`] — executing one task: the data path of a micro-batch.
 //! * [`operators`] — streaming aggregation, deduplication and session windows on state.
 //! * [`shuffle`] — blocks between stages, served over Arrow Flight.
-//! * [`task_slot`] — a task's claim on a task slot, lent back while it waits on I/O.
+//! * [`task_slot`] — the slot pools (map tasks have their own), and a task's claim on a slot,
+//!   lent back while it waits on I/O.
 //! * [`compute`] — where a task's computation runs: off the async workers that answer pings.
 //! * [`state_cache`] — the state partitions this executor holds between batches.
 //! * [`call_commits`] — a call's state commits, written as one delta bundle per operator.

@@ -24,8 +24,9 @@ pub struct PreparedQuery {
     /// Writes task output to the query's sink.
     pub sink: Box<dyn SinkWriter>,
     connectors: Connectors,
-    /// Static tables of the batch currently running.
-    static_tables: Mutex<Option<(BatchId, Arc<StaticTableCache>)>>,
+    /// Static tables of the batches whose tasks run here: the current one, and the next one,
+    /// whose map stage may run ahead of it (at most [`STATIC_TABLE_BATCHES`], oldest first).
+    static_tables: Mutex<Vec<(BatchId, Arc<StaticTableCache>)>>,
 }
 
 impl PreparedQuery {
@@ -43,25 +44,32 @@ impl PreparedQuery {
         for op in &compiled.pipeline.operators {
             operators.push(compile_operator(&planning, op, &compiled.spec).await?);
         }
-        Ok(Self { compiled, operators, readers, sink, connectors: connectors.clone(), static_tables: Mutex::new(None) })
+        Ok(Self { compiled, operators, readers, sink, connectors: connectors.clone(), static_tables: Mutex::new(Vec::new()) })
     }
 
     /// An empty task input for `batch`. Its static tables are shared by the batch's tasks on
     /// this executor; a new batch starts with an empty cache, as Spark re-reads the static side
     /// every batch.
     pub async fn task_input(&self, batch: BatchId) -> TaskInput {
-        let mut guard = self.static_tables.lock().await;
-        let tables = match guard.as_ref() {
-            Some((b, tables)) if *b == batch => Arc::clone(tables),
-            _ => {
+        let mut cached = self.static_tables.lock().await;
+        let tables = match cached.iter().find(|(b, _)| *b == batch) {
+            Some((_, tables)) => Arc::clone(tables),
+            None => {
                 let tables = Arc::new(StaticTableCache::new(self.connectors.clone()));
-                *guard = Some((batch, Arc::clone(&tables)));
+                cached.push((batch, Arc::clone(&tables)));
+                cached.sort_by_key(|(b, _)| *b);
+                let excess = cached.len().saturating_sub(STATIC_TABLE_BATCHES);
+                cached.drain(..excess);
                 tables
             }
         };
         TaskInput::new(tables)
     }
 }
+
+/// Batches whose static tables an executor keeps: the current batch's tasks and the tasks of the
+/// next batch's map stage, running ahead, interleave, and must not re-read each other's tables.
+const STATIC_TABLE_BATCHES: usize = 2;
 
 /// Cache of prepared queries keyed by (run id, spec fingerprint).
 pub struct QueryCache {

@@ -31,7 +31,7 @@ use sluice_proto::wire::error_to_proto;
 use sluice_proto::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION, SHUTDOWN_GRACE};
 use sluice_security::tls::ClientAuth;
 use sluice_security::{Audience, AuthorizeLayer, Guard, Transport};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::call_commits::{CallCommits, StateWrites};
@@ -41,7 +41,7 @@ use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Neighbours, Peers, ShuffleService};
 use crate::state_cache::StateCache;
 use crate::task_runner::{run_task, TaskContext, TaskEnv, TaskOutcome};
-use crate::task_slot::TaskSlot;
+use crate::task_slot::{SlotPools, TaskSlot};
 use crate::term_fence::TermFence;
 
 /// How an executor is started.
@@ -51,7 +51,8 @@ pub struct ExecutorConfig {
     pub driver_endpoint: String,
     /// Address to listen on; port 0 picks a free port.
     pub bind: SocketAddr,
-    /// Tasks run at once.
+    /// Tasks run at once, in each of the two slot pools ([`SlotPools`]: map tasks have a pool of
+    /// their own, so a batch's map stage can run ahead beside the previous batch's reduce tasks).
     pub task_slots: usize,
     /// Stable id; a random one when absent.
     pub executor_id: Option<String>,
@@ -321,7 +322,7 @@ impl Drop for AbortAll {
 /// The executor's resources a task uses, owned so that a part can run on a task of its own.
 #[derive(Clone)]
 struct TaskResources {
-    slots: Arc<Semaphore>,
+    slots: SlotPools,
     blocks: Arc<BlockStore>,
     states: Arc<StateCache>,
     endpoint: Arc<str>,
@@ -339,18 +340,25 @@ impl TaskResources {
         part: TaskPart,
         cancel: AbortRegistration,
     ) -> Result<TaskOutcome> {
-        let slot = TaskSlot::acquire(Arc::clone(&self.slots)).await?;
+        let kind: TaskKind = serde_json::from_slice(&part.task_kind_json)
+            .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
+        let slot = TaskSlot::acquire(self.slots.for_kind(&kind)).await?;
         // Counted from here: a cancelled part drops the guard, and counts as failed.
         let running = self.meter.task_started();
-        let admitted = Abortable::new(self.run_admitted(&request, position, part, &slot), cancel);
+        let admitted = Abortable::new(self.run_admitted(&request, position, kind, part, &slot), cancel);
         let outcome = off_async_workers(admitted).await.unwrap_or_else(|_| Err(task_cancelled()));
         running.finish(outcome.is_ok());
         outcome
     }
 
-    async fn run_admitted(&self, request: &RequestCx, position: usize, part: TaskPart, slot: &TaskSlot) -> Result<TaskOutcome> {
-        let kind: TaskKind = serde_json::from_slice(&part.task_kind_json)
-            .map_err(|e| SluiceError::internal(format!("task description from the driver is unreadable: {e}")))?;
+    async fn run_admitted(
+        &self,
+        request: &RequestCx,
+        position: usize,
+        kind: TaskKind,
+        part: TaskPart,
+        slot: &TaskSlot,
+    ) -> Result<TaskOutcome> {
         let ctx = TaskContext { run_id: request.run_id.clone(), batch: request.batch, partition_index: part.partition_index };
         let env = TaskEnv {
             blocks: &self.blocks,
@@ -445,8 +453,7 @@ pub struct ExecutorHandle {
     status: watch::Receiver<ExecutorStatus>,
     decommissioning: watch::Sender<bool>,
     dismissed: watch::Receiver<bool>,
-    slots: Arc<Semaphore>,
-    task_slots: usize,
+    slots: SlotPools,
     /// The cluster's etcd, if it registers there: where a draining executor checks for a leader.
     etcd: Option<EtcdConfig>,
     shutdown: watch::Sender<bool>,
@@ -469,7 +476,7 @@ impl ExecutorHandle {
         let id = config.executor_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (shutdown, mut stop_rx) = watch::channel(false);
         let blocks = Arc::new(BlockStore::default());
-        let slots = Arc::new(Semaphore::new(config.task_slots.max(1)));
+        let slots = SlotPools::new(config.task_slots);
         let (dismissed_tx, dismissed) = watch::channel(false);
         let (decommissioning, _) = watch::channel(false);
         let (status_tx, status) = watch::channel(ExecutorStatus::default());
@@ -483,7 +490,7 @@ impl ExecutorHandle {
             dismissed: dismissed_tx,
             fence: Arc::clone(&fence),
             resources: TaskResources {
-                slots: Arc::clone(&slots),
+                slots: slots.clone(),
                 blocks: Arc::clone(&blocks),
                 states,
                 endpoint: Arc::from(endpoint.as_str()),
@@ -533,24 +540,9 @@ impl ExecutorHandle {
             None => tokio::spawn(heartbeat_loop(config.clone(), id.clone(), endpoint.clone(), signals)),
         };
         tracing::info!(executor = %id, %endpoint, driver = %config.driver_endpoint, slots = config.task_slots, "executor started");
-        let task_slots = config.task_slots.max(1);
         let etcd = config.etcd.clone();
         let neighbours = config.neighbours.clone();
-        Ok(Self {
-            id,
-            endpoint,
-            status,
-            decommissioning,
-            dismissed,
-            slots,
-            task_slots,
-            etcd,
-            shutdown,
-            server,
-            heartbeat,
-            meter,
-            neighbours,
-        })
+        Ok(Self { id, endpoint, status, decommissioning, dismissed, slots, etcd, shutdown, server, heartbeat, meter, neighbours })
     }
 
     /// Registration and readiness, as they change (for the readiness probe).
@@ -571,7 +563,7 @@ impl ExecutorHandle {
             let _ = dismissed.wait_for(|d| *d).await;
             // Dismissed: no attempt uses this executor, so any task still running here belongs
             // to an attempt that already failed; let it end rather than cut it.
-            let _ = self.slots.acquire_many(self.task_slots as u32).await;
+            self.slots.idle().await;
         };
         let orphaned = no_driver(self.etcd.clone(), self.status.clone());
         let outcome = match tokio::time::timeout_at(deadline, async {

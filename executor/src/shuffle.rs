@@ -1,9 +1,10 @@
 //! Shuffle: blocks a task produced for each downstream partition, kept in the producing
 //! executor's memory and served to consumers over Arrow Flight (`do_get`).
 //!
-//! A block is named by (query run, batch, attempt, stage, producer, partition). Blocks of older
-//! batches or attempts of a run are dropped as soon as a newer one starts on this executor, so
-//! memory holds at most the blocks of the batch in flight. A consumer on the same executor reads
+//! A block is named by (query run, batch, attempt, stage, producer, partition). A run's blocks
+//! of older attempts of a batch, and of batches older than the two newest, are dropped as soon as
+//! a newer one starts on this executor: memory holds the blocks of the batch in flight and of the
+//! next one, whose map stage the driver runs ahead (`sluice_driver::query::map_ahead`). A consumer on the same executor reads
 //! blocks directly from memory, and so does one on another executor of the same process (an
 //! embedded cluster's, see [`Neighbours`]); the others fetch them with a Flight ticket.
 //!
@@ -12,7 +13,7 @@
 //! read from progress JSON is not enough to fetch another run's rows. Connections to peers go
 //! through the process's [`Transport`], so in a secure cluster only members can fetch at all.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -61,12 +62,17 @@ pub struct ShuffleTicket {
     pub key: String,
 }
 
+/// Batches of a run whose blocks an executor keeps: the batch in flight, and the next one, whose
+/// map stage may run ahead of it.
+const KEPT_BATCHES: usize = 2;
+
 /// Blocks held by this executor.
 #[derive(Debug, Default)]
 pub struct BlockStore {
     blocks: Mutex<HashMap<BlockId, Arc<Vec<RecordBatch>>>>,
-    /// Per run: the (batch, attempt) whose blocks are current.
-    current: Mutex<HashMap<String, (BatchId, u32)>>,
+    /// Per run: the newest attempt of each of its [`KEPT_BATCHES`] newest batches; only their
+    /// blocks are current.
+    current: Mutex<HashMap<String, BTreeMap<BatchId, u32>>>,
     /// Per run: its shuffle key, learnt from the run's first task here.
     keys: Mutex<HashMap<String, String>>,
 }
@@ -91,14 +97,19 @@ impl BlockStore {
         keys.get(run_id).is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())))
     }
 
-    /// Marks (batch, attempt) current for its run, dropping that run's older blocks.
+    /// Marks (batch, attempt) current for its run, dropping that run's blocks of older attempts
+    /// of the batch and of batches older than the [`KEPT_BATCHES`] newest.
     pub fn begin(&self, run_id: &str, batch: BatchId, attempt: u32) {
         let (Ok(mut cur), Ok(mut blocks)) = (self.current.lock(), self.blocks.lock()) else { return };
-        let newest = cur.get(run_id).copied();
-        if newest.is_none_or(|n| (batch, attempt) > n) {
-            cur.insert(run_id.to_string(), (batch, attempt));
-            blocks.retain(|k, _| k.run_id != run_id || (k.batch, k.attempt) >= (batch, attempt));
+        let newest = cur.entry(run_id.to_string()).or_default();
+        if newest.get(&batch).is_some_and(|a| *a >= attempt) {
+            return;
         }
+        newest.insert(batch, attempt);
+        while newest.len() > KEPT_BATCHES {
+            newest.pop_first();
+        }
+        blocks.retain(|k, _| k.run_id != run_id || newest.get(&k.batch).is_some_and(|a| k.attempt >= *a));
     }
 
     /// Stores a task's blocks, one per downstream partition.
@@ -389,6 +400,41 @@ mod tests {
 
     fn rows(values: Vec<i64>) -> Vec<RecordBatch> {
         vec![RecordBatch::try_from_iter([("v", Arc::new(Int64Array::from(values)) as _)]).unwrap()]
+    }
+
+    #[test]
+    fn the_next_batch_keeps_the_current_batchs_blocks_and_a_retry_drops_its_abandoned_attempt() {
+        let store = BlockStore::default();
+        let id = |run: &str, batch: u64, attempt: u32| BlockId {
+            run_id: run.into(),
+            batch: BatchId(batch),
+            attempt,
+            stage: 0,
+            producer: 0,
+            partition: 0,
+        };
+        let held = |id: &BlockId| store.get(id).is_some();
+        let put = |id: &BlockId| {
+            store.begin(&id.run_id, id.batch, id.attempt);
+            store.put(id.clone(), rows(vec![1]));
+        };
+        put(&id("run", 3, 0));
+        put(&id("other", 1, 0));
+        // Batch 4's map stage runs ahead of batch 3's reduce stages: 3's blocks stay.
+        put(&id("run", 4, 0));
+        assert!(held(&id("run", 3, 0)) && held(&id("run", 4, 0)));
+        // Batch 3 retries: its abandoned attempt goes, the next batch's blocks stay.
+        put(&id("run", 3, 1));
+        assert!(!held(&id("run", 3, 0)), "an abandoned attempt's blocks are dropped");
+        assert!(held(&id("run", 3, 1)) && held(&id("run", 4, 0)));
+        // A task of an attempt older than the newest begins nothing and drops nothing.
+        store.begin("run", BatchId(3), 0);
+        assert!(held(&id("run", 3, 1)));
+        // Batch 5 runs ahead of batch 4: batch 3 is older than the two newest.
+        put(&id("run", 5, 0));
+        assert!(!held(&id("run", 3, 1)), "batches older than the two newest are dropped");
+        assert!(held(&id("run", 4, 0)) && held(&id("run", 5, 0)));
+        assert!(held(&id("other", 1, 0)), "another run's blocks are its own business");
     }
 
     #[tokio::test]

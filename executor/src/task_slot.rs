@@ -12,7 +12,46 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use sluice_common::error::{Result, SluiceError};
+use sluice_plan::TaskKind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The executor's task slots, in two pools of the same size: map tasks (read a source split and
+/// shuffle it; they hold no state) take theirs from one pool, every other task from the other.
+///
+/// Why two: the driver runs the next batch's map stage ahead, while the current batch's reduce
+/// stages run (`sluice_driver::query::map_ahead`). From a single pool, a map task running ahead
+/// would hold the slot the current batch's reduce tasks wait for, and delay the batch by a whole
+/// map task; from its own pool it computes beside them, the OS sharing the cores. The cores are
+/// oversubscribed (up to twice) only while a map stage runs beside other tasks, which is the
+/// point: it fills the cores a batch leaves idle at the tails of its stages.
+#[derive(Debug, Clone)]
+pub struct SlotPools {
+    map: Arc<Semaphore>,
+    other: Arc<Semaphore>,
+    per_pool: usize,
+}
+
+impl SlotPools {
+    /// Two pools of `slots` slots each (at least one).
+    pub fn new(slots: usize) -> Self {
+        let per_pool = slots.max(1);
+        Self { map: Arc::new(Semaphore::new(per_pool)), other: Arc::new(Semaphore::new(per_pool)), per_pool }
+    }
+
+    /// The pool a task of this kind takes its slot from.
+    pub fn for_kind(&self, kind: &TaskKind) -> Arc<Semaphore> {
+        match kind {
+            TaskKind::Map { .. } => Arc::clone(&self.map),
+            _ => Arc::clone(&self.other),
+        }
+    }
+
+    /// Waits until no task holds a slot (a draining executor's running tasks have ended).
+    pub async fn idle(&self) {
+        let n = u32::try_from(self.per_pool).unwrap_or(u32::MAX);
+        let _ = tokio::join!(self.map.acquire_many(n), self.other.acquire_many(n));
+    }
+}
 
 /// One task's slot; held while the task computes, lent back while it waits (see the module docs).
 pub struct TaskSlot {

@@ -234,6 +234,76 @@ async fn q5_keeps_the_operators_its_checkpoint_started_with() {
     assert_eq!(q5_rows(&[first, second].concat()), q5_expected());
 }
 
+/// The offsets lines of `offsets/0..` in a checkpoint (the metadata line, which holds the
+/// batch's timestamp, left out), and whether every one of those batches committed.
+fn logged_offsets(checkpoint: &std::path::Path) -> (Vec<String>, bool) {
+    let mut logged = Vec::new();
+    let mut all_committed = true;
+    for batch in 0.. {
+        let Ok(text) = std::fs::read_to_string(checkpoint.join(format!("offsets/{batch}"))) else { break };
+        logged.push(text.lines().skip(2).collect::<Vec<_>>().join("\n"));
+        all_committed &= checkpoint.join(format!("commits/{batch}")).exists();
+    }
+    (logged, all_committed)
+}
+
+/// With `sluice.streaming.mapAhead` on (the default), each batch after the first whose input
+/// was known while the batch before it ran starts from a map stage run ahead of it; the rows are
+/// the recomputation's, and the checkpoint logs the same batches, with the same offsets, as a
+/// run with it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_runs_the_next_batchs_map_stage_ahead_and_logs_the_same_batches() {
+    let mut logs = Vec::new();
+    for (setting, ahead) in [("", true), ("SET 'sluice.streaming.mapAhead' = 'false';", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let job = job_text("q5", EVENTS).replace(
+            "SET 'trigger' = 'availableNow';",
+            &format!("SET 'trigger' = 'availableNow';\nSET 'checkpointLocation' = '{}';\n{setting}", dir.path().display()),
+        );
+        let h = Harness::start().await;
+        let q = h.run(&job).await.remove(0);
+        q.await_termination().await.unwrap();
+        settle(&q).await;
+        let rows = h.session.memory_table("out").unwrap().all_rows();
+        let run_ahead = q.batches_run_ahead();
+        h.shutdown().await;
+        // Batches of 6,000 events; the first has nothing before it to run ahead of, and the
+        // no-data batches after the last have no input.
+        let data_batches = EVENTS.div_ceil(6_000);
+        assert_eq!(run_ahead, if ahead { data_batches - 1 } else { 0 }, "{setting}");
+        assert_eq!(q5_rows(&rows), q5_expected(), "{setting}");
+        let (offsets, all_committed) = logged_offsets(dir.path());
+        assert!(all_committed, "{setting}: every logged batch committed");
+        assert!(offsets.len() as u64 > data_batches, "{setting}: the data batches and a no-data batch: {offsets:?}");
+        logs.push(offsets);
+    }
+    assert_eq!(logs[0], logs[1], "the same batches, with the same offsets");
+}
+
+/// An executor stopped while batches run their next batch's map stage ahead: a stage that
+/// lost its executor runs again with its batch, whose offsets it had already fixed, and the rows
+/// are still exactly the recomputation's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_loses_no_row_when_an_executor_stops_under_a_map_stage_run_ahead() {
+    let job = job_text("q5", EVENTS).replace("'maxEventsPerTrigger' = '6000'", "'maxEventsPerTrigger' = '1000'");
+    let mut h = Harness::with_executors(3, 1).await;
+    let q = h.run(&job).await.remove(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while q.batches_run_ahead() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no batch ran ahead");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let victim = h.executor_ids()[0].clone();
+    h.stop_executor(&victim).await;
+    q.await_termination().await.unwrap();
+    settle(&q).await;
+    let rows = h.session.memory_table("out").unwrap().all_rows();
+    let last_batch = q.last_progress().map(|p| p.batch_id);
+    h.shutdown().await;
+    assert!(last_batch >= Some(EVENTS / 1_000), "the batches of 1,000 events: {last_batch:?}");
+    assert_eq!(q5_rows(&rows), q5_expected());
+}
+
 fn strings(b: &RecordBatch, i: usize) -> Vec<String> {
     b.column(i).as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()).collect()
 }

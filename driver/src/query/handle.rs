@@ -41,6 +41,8 @@ pub struct QueryShared {
     pub(crate) status: Mutex<QueryStatus>,
     /// Batch attempts retried after a failure.
     pub(crate) batches_retried: std::sync::atomic::AtomicU64,
+    /// Batches that started from a map stage run ahead of them.
+    pub(crate) batches_run_ahead: std::sync::atomic::AtomicU64,
     /// State partitions per executor id, as placed for the last batch.
     pub(crate) state_partitions: Mutex<BTreeMap<String, u32>>,
     /// Held while the next batch's offsets are chosen (Spark's `awaitProgressLock`), so data
@@ -60,6 +62,7 @@ impl QueryShared {
             progress: Mutex::new(VecDeque::new()),
             status: Mutex::new(QueryStatus::default()),
             batches_retried: std::sync::atomic::AtomicU64::new(0),
+            batches_run_ahead: std::sync::atomic::AtomicU64::new(0),
             state_partitions: Mutex::new(BTreeMap::new()),
             progress_lock: tokio::sync::Mutex::new(()),
         })
@@ -138,6 +141,12 @@ impl StreamingQuery {
     /// Batch attempts retried after failures.
     pub fn batches_retried(&self) -> u64 {
         self.shared.batches_retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Batches that started from their map stage run ahead, beside the previous batch
+    /// (`sluice.streaming.mapAhead`).
+    pub fn batches_run_ahead(&self) -> u64 {
+        self.shared.batches_run_ahead.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many state partitions each executor owns (executor id → count): shows where state

@@ -24,6 +24,7 @@ use sluice_plan::{EventTimeStats, QuerySpec};
 use super::events::{Listeners, QueryEvent};
 use super::fence::Fence;
 use super::handle::{QueryShared, QueryState};
+use super::map_ahead::{runs_ahead, AheadBatch, AheadPlan};
 use super::progress::{build_progress, BatchFacts, PhaseTimer, SourceBatchFacts};
 use super::resolve::OperatorInfo;
 use super::scheduler::{QueryRun, TaskResult, TaskScheduler};
@@ -92,6 +93,10 @@ pub struct MicroBatchExecution {
     getting_offsets: String,
     /// Deletes state bundles no load needs any more, in the background.
     bundle_retention: BundleRetention,
+    /// Whether the next batch's map stage runs ahead (see [`super::map_ahead`]).
+    map_ahead: bool,
+    /// The next batch, whose map stage is running ahead.
+    ahead: Option<AheadBatch>,
 }
 
 impl MicroBatchExecution {
@@ -124,6 +129,8 @@ impl MicroBatchExecution {
         let descriptions: Vec<String> = sources.iter().map(|s| redactor.scrub(&s.description()).into_owned()).collect();
         let getting_offsets = format!("Getting offsets from {}", descriptions.join(", "));
         let bundle_retention = BundleRetention::new(Duration::from_millis(spec.conf.maintenance_interval_ms));
+        let map_ahead =
+            runs_ahead(spec.conf.map_ahead, trigger, !stages.operators.is_empty(), sources.iter().all(|s| s.plans_ahead()));
         Ok(Self {
             stages,
             watermark: WatermarkTracker::new(spec.conf.watermark_policy, delays),
@@ -151,6 +158,8 @@ impl MicroBatchExecution {
             last_event_at: None,
             getting_offsets,
             bundle_retention,
+            map_ahead,
+            ahead: None,
         })
     }
 
@@ -158,6 +167,8 @@ impl MicroBatchExecution {
     /// published on the query's handle.
     pub async fn run(mut self) -> Result<()> {
         let result = self.run_inner().await;
+        // A next batch running ahead is cancelled before the run's blocks are released.
+        self.ahead = None;
         for s in &mut self.sources {
             s.stop().await;
         }
@@ -353,7 +364,7 @@ impl MicroBatchExecution {
             },
         };
         self.shared.set_status("Processing new data", Some(true), None);
-        self.run_batch(batch, timer).await?;
+        self.run_batch(batch, timer, limit).await?;
         self.last_event_at = Some(Instant::now());
         self.shared.set_status("Waiting for next trigger", None, Some(false));
         Ok(true)
@@ -378,14 +389,15 @@ impl MicroBatchExecution {
         let shared = Arc::clone(&self.shared);
         let _progress_locked = shared.progress_lock.lock().await;
         let t = Instant::now();
-        let mut latest = Vec::with_capacity(self.sources.len());
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            let end = source
-                .latest_offset(self.committed[i].as_deref(), limit)
-                .await
-                .map_err(|e| e.context(format!("source {i} ({})", source.description())))?;
-            latest.push(end.or_else(|| self.committed[i].clone()));
+        // A next batch planned ahead keeps the offsets and timestamp its map stage ran with.
+        if self.ahead.as_ref().is_some_and(|a| a.plan.id != self.batch_id || a.plan.start != self.committed) {
+            self.ahead = None;
         }
+        let planned_ahead = self.ahead.as_ref().map(|a| (a.plan.end.clone(), a.plan.timestamp_ms));
+        let (latest, batch_timestamp_ms) = match planned_ahead {
+            Some(fixed) => fixed,
+            None => (latest_offsets(&mut self.sources, &self.committed, limit).await?, timer.trigger_start_ms),
+        };
         timer.record("latestOffset", t);
         let has_new_data = latest.iter().zip(&self.committed).any(|(l, c)| l != c);
         // A no-data batch runs when the watermark moved past what the last batch evicted with
@@ -401,7 +413,7 @@ impl MicroBatchExecution {
         let t = Instant::now();
         let metadata = OffsetSeqMetadata {
             batch_watermark_ms: self.watermark.current_ms(),
-            batch_timestamp_ms: timer.trigger_start_ms,
+            batch_timestamp_ms,
             conf: self.spec.conf.to_offset_conf(),
         };
         let seq = OffsetSeq { offsets: latest.clone(), metadata: metadata.clone() };
@@ -429,24 +441,31 @@ impl MicroBatchExecution {
         Ok(Some(PlannedBatch { id: self.batch_id, start: self.committed.clone(), end: latest, latest: reported, metadata }))
     }
 
-    async fn run_batch(&mut self, batch: PlannedBatch, mut timer: PhaseTimer) -> Result<()> {
+    async fn run_batch(&mut self, batch: PlannedBatch, mut timer: PhaseTimer, limit: ReadLimit) -> Result<()> {
         let t = Instant::now();
-        let parallelism = self.scheduler.parallelism().await;
-        let mut splits = Vec::new();
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            let (start, end) = (&batch.start[i], &batch.end[i]);
-            let Some(end) = end else { continue };
-            if start.as_ref() == Some(end) {
-                continue;
+        let ahead = self.ahead.take().filter(|a| a.plan.id == batch.id);
+        let splits = match &ahead {
+            Some(a) => a.plan.splits.clone(),
+            None => {
+                let parallelism = self.scheduler.parallelism().await;
+                plan_splits(&mut self.sources, &batch.start, &batch.end, parallelism).await?
             }
-            for split in source.plan_splits(start.as_deref(), end, parallelism).await? {
-                splits.push((i, split));
-            }
-        }
+        };
         timer.record("queryPlanning", t);
 
         let t = Instant::now();
-        let (results, sink_rows, recovery) = self.run_attempts(&batch, &splits).await?;
+        // The next batch's map stage queues behind this batch's on the executors' map slots: it
+        // starts now when this batch's map stage already ran (or runs) ahead, and only once this
+        // batch's tasks are done otherwise (its first batch, or after a failure), so that it
+        // never takes the map slots before this batch's own map tasks.
+        let this_ran_ahead = ahead.is_some();
+        if this_ran_ahead {
+            self.start_next_ahead(&batch, limit).await;
+        }
+        let (results, sink_rows, recovery) = self.run_attempts(&batch, &splits, ahead).await?;
+        if !this_ran_ahead {
+            self.start_next_ahead(&batch, limit).await;
+        }
         timer.record("addBatch", t);
         // Recovery: from the first failed attempt to this successful one, or — for the first
         // batch after a driver died — from the previous run's last checkpoint write.
@@ -490,9 +509,25 @@ impl MicroBatchExecution {
         &mut self,
         batch: &PlannedBatch,
         splits: &[(usize, PlannedSplit)],
+        ahead: Option<AheadBatch>,
     ) -> Result<(Vec<TaskResult>, u64, Option<Duration>)> {
         let mut attempt = 0;
         let mut first_failure: Option<Instant> = None;
+        let mut ran_ahead = None;
+        if let Some(ahead) = ahead {
+            match ahead.results().await {
+                Ok(results) => {
+                    self.shared.batches_run_ahead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ran_ahead = Some(results);
+                }
+                Err(e) => {
+                    // Its blocks are attempt 0's: the batch's own first attempt is numbered 1.
+                    attempt = 1;
+                    let e = self.redactor.scrub_error(e);
+                    tracing::info!(query = %self.shared.id, batch = batch.id.0, error = %e, "the map stage run ahead failed; the batch runs it again");
+                }
+            }
+        }
         loop {
             let context = BatchContext {
                 id: batch.id,
@@ -503,7 +538,7 @@ impl MicroBatchExecution {
                     eviction_ms: batch.metadata.batch_watermark_ms,
                 },
             };
-            let ran = self.stages.run(&self.scheduler, &self.run, &context, splits).await;
+            let ran = self.stages.run(&self.scheduler, &self.run, &context, splits, ran_ahead.take()).await;
             self.release_moved_partitions();
             let outcome = match ran {
                 Ok(results) => {
@@ -561,6 +596,53 @@ impl MicroBatchExecution {
                 }
             }
         }
+    }
+
+    /// Fixes the batch after `batch` — its offsets from where `batch` ends, its timestamp now —
+    /// and starts its map stage ahead ([`super::map_ahead`]), if the query runs ahead and the
+    /// sources have new data. A source that cannot answer leaves the next batch to be planned
+    /// after this one commits, which meets the same error in its place.
+    async fn start_next_ahead(&mut self, batch: &PlannedBatch, limit: ReadLimit) {
+        if !self.map_ahead {
+            return;
+        }
+        let planned = async {
+            let end = latest_offsets(&mut self.sources, &batch.end, limit).await?;
+            if end == batch.end {
+                return Ok(None);
+            }
+            let parallelism = self.scheduler.parallelism().await;
+            let splits = plan_splits(&mut self.sources, &batch.end, &end, parallelism).await?;
+            Ok::<_, SluiceError>(Some(AheadPlan {
+                id: batch.id.next(),
+                start: batch.end.clone(),
+                end,
+                timestamp_ms: now_ms(),
+                splits,
+            }))
+        }
+        .await;
+        let plan = match planned {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return,
+            Err(e) => {
+                let e = self.redactor.scrub_error(e);
+                tracing::debug!(query = %self.shared.id, error = %e, "the next batch is not planned ahead");
+                return;
+            }
+        };
+        // Map tasks read neither watermark: the running batch's stands in for both.
+        let context = BatchContext {
+            id: plan.id,
+            attempt: 0,
+            timestamp_ms: plan.timestamp_ms,
+            watermarks: BatchWatermarks {
+                late_ms: batch.metadata.batch_watermark_ms,
+                eviction_ms: batch.metadata.batch_watermark_ms,
+            },
+        };
+        let stage = self.stages.run_ahead(&self.scheduler, &self.run, &context, &plan.splits);
+        self.ahead = Some(AheadBatch::start(plan, stage));
     }
 
     /// Tells the previous owners of partitions that moved to drop their copies, in the
@@ -639,6 +721,44 @@ impl MicroBatchExecution {
         self.shared.push_progress(progress.clone());
         self.listeners.post(&QueryEvent::Progress(Arc::new(progress)));
     }
+}
+
+/// How far each source's data goes from `committed` under `limit` (a source with nothing new
+/// stays where it was).
+async fn latest_offsets(
+    sources: &mut [Box<dyn Source>],
+    committed: &[Option<String>],
+    limit: ReadLimit,
+) -> Result<Vec<Option<String>>> {
+    let mut latest = Vec::with_capacity(sources.len());
+    for (i, source) in sources.iter_mut().enumerate() {
+        let end = source
+            .latest_offset(committed[i].as_deref(), limit)
+            .await
+            .map_err(|e| e.context(format!("source {i} ({})", source.description())))?;
+        latest.push(end.or_else(|| committed[i].clone()));
+    }
+    Ok(latest)
+}
+
+/// The input splits of a batch from `start` to `end`: (source index, split).
+async fn plan_splits(
+    sources: &mut [Box<dyn Source>],
+    start: &[Option<String>],
+    end: &[Option<String>],
+    parallelism: usize,
+) -> Result<Vec<(usize, PlannedSplit)>> {
+    let mut splits = Vec::new();
+    for (i, source) in sources.iter_mut().enumerate() {
+        let Some(end) = &end[i] else { continue };
+        if start[i].as_ref() == Some(end) {
+            continue;
+        }
+        for split in source.plan_splits(start[i].as_deref(), end, parallelism).await? {
+            splits.push((i, split));
+        }
+    }
+    Ok(splits)
 }
 
 /// Spark's `stateOperators` progress entries, topmost operator first: each operator's metrics

@@ -6,6 +6,7 @@ pub mod events;
 pub mod fault;
 pub mod fence;
 pub mod handle;
+pub mod map_ahead;
 pub mod micro_batch;
 pub mod placement;
 pub mod progress;

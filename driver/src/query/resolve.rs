@@ -38,6 +38,7 @@ pub const SETTINGS: &[&str] = &[
     "spark.sql.files.openCostInBytes",
     sluice_common::conf::SHARE_IDENTICAL_OPERATORS,
     sluice_common::conf::SLIDING_WINDOW_STATE_BY_PANE,
+    sluice_common::conf::MAP_AHEAD,
 ];
 
 /// What the driver needs to know about a stateful operator.

@@ -8,6 +8,8 @@
 //! one has finished, and tells its tasks where the blocks of each of their inputs are: the map
 //! stage's, or the reduce stage of the operator feeding that input. After the last stage, the
 //! attempt waits until the state bundles its tasks wrote in the background are on storage.
+//! The map stage of the next batch may run ahead, beside this batch's reduce stages
+//! ([`super::map_ahead`]); the batch then starts from its results.
 
 use sluice_common::error::Result;
 use sluice_common::BatchContext;
@@ -117,18 +119,10 @@ impl StageRunner {
         Ok(results)
     }
 
-    /// Runs one attempt of a batch over `splits` (source index, split), on the executors that
-    /// may take new work when it starts; they stay engaged (none is dismissed) until it ends.
-    pub async fn run(
-        &mut self,
-        scheduler: &TaskScheduler,
-        run: &QueryRun,
-        batch: &BatchContext,
-        splits: &[(usize, PlannedSplit)],
-    ) -> Result<AttemptResults> {
-        let executors = scheduler.engage().await?;
+    /// The first stage's tasks: one per split (source index, split).
+    fn input_tasks(&self, splits: &[(usize, PlannedSplit)]) -> Vec<TaskSpec> {
         let stateful = !self.operators.is_empty();
-        let first: Vec<TaskSpec> = splits
+        splits
             .iter()
             .enumerate()
             .map(|(i, (source_index, split))| TaskSpec {
@@ -141,8 +135,63 @@ impl StageRunner {
                 inline_rows: split.inline_rows.clone(),
                 executor: None,
             })
-            .collect();
-        let first_results = self.run_stage(scheduler, run, batch, &executors, 0, first).await?;
+            .collect()
+    }
+
+    /// The map stage of a batch that has not started yet (`super::map_ahead`), as a future of
+    /// its own, engaging the executors for itself. Its tasks may first wait for the running
+    /// batch's map tasks, which hold the executors' map slots: their deadline is twice a map
+    /// task's.
+    pub fn run_ahead(
+        &self,
+        scheduler: &TaskScheduler,
+        run: &QueryRun,
+        batch: &BatchContext,
+        splits: &[(usize, PlannedSplit)],
+    ) -> impl std::future::Future<Output = Result<Vec<TaskResult>>> + Send + 'static {
+        let tasks = self.input_tasks(splits);
+        let mut watch = self.deadlines.watch(0);
+        watch.deadline = watch.deadline.map(|d| d * 2);
+        let (scheduler, run, batch) = (scheduler.clone(), run.clone(), *batch);
+        async move {
+            let executors = scheduler.engage().await?;
+            let started = Instant::now();
+            let results = scheduler.run_stage(&run, &batch, &executors, tasks, watch).await?;
+            tracing::debug!(
+                batch = batch.id.0,
+                stage = 0,
+                tasks = results.len(),
+                wall_ms = started.elapsed().as_millis() as u64,
+                "stage run ahead finished"
+            );
+            Ok(results)
+        }
+    }
+
+    /// Runs one attempt of a batch over `splits` (source index, split), on the executors that
+    /// may take new work when it starts; they stay engaged (none is dismissed) until it ends.
+    /// `ran_ahead` holds the results of the batch's map stage when it already ran ahead
+    /// ([`Self::run_ahead`]) over the same splits.
+    pub async fn run(
+        &mut self,
+        scheduler: &TaskScheduler,
+        run: &QueryRun,
+        batch: &BatchContext,
+        splits: &[(usize, PlannedSplit)],
+        ran_ahead: Option<Vec<TaskResult>>,
+    ) -> Result<AttemptResults> {
+        let executors = scheduler.engage().await?;
+        let stateful = !self.operators.is_empty();
+        let first_results = match ran_ahead {
+            Some(results) => {
+                self.deadlines.record(0, results.iter().map(|r| Duration::from_millis(r.metrics.duration_ms)));
+                results
+            }
+            None => {
+                let first = self.input_tasks(splits);
+                self.run_stage(scheduler, run, batch, &executors, 0, first).await?
+            }
+        };
         if !stateful {
             return Ok(AttemptResults { sink: first_results.clone(), all: first_results });
         }
