@@ -9,7 +9,19 @@
 
 use std::future::Future;
 
+use sluice_plan::TaskKind;
 use tokio::runtime::{Handle, RuntimeFlavor};
+
+/// Whether a task has rows to compute, and so runs off the async workers: every task but a
+/// reduce task whose inputs name no producer. Such a task, most of a small batch's 200 state
+/// partitions, only evicts what the watermark closed; handing its thread over
+/// (`block_in_place`, ~60 µs) costs more than it does: 12 ms of a 20-ms batch at 200 partitions.
+pub fn computes_rows(kind: &TaskKind) -> bool {
+    match kind {
+        TaskKind::Reduce { inputs, .. } => inputs.iter().any(|producers| !producers.is_empty()),
+        _ => true,
+    }
+}
 
 /// Drives `work` to its end on the current thread, after handing the runtime's other work on
 /// this thread to another one (`block_in_place`), so the async workers stay free for I/O and
@@ -27,6 +39,16 @@ pub async fn off_async_workers<F: Future>(work: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_reduce_tasks_without_input_stay_on_the_async_workers() {
+        let reduce = |inputs: Vec<Vec<sluice_plan::BlockSource>>| TaskKind::Reduce { op: 0, partition: 3, inputs };
+        let producer = sluice_plan::BlockSource { producer: 1, endpoint: "http://e1".into() };
+        assert!(!computes_rows(&reduce(vec![])), "an operator with no input");
+        assert!(!computes_rows(&reduce(vec![vec![], vec![]])), "a join partition neither side sent rows to");
+        assert!(computes_rows(&reduce(vec![vec![], vec![producer.clone()]])), "one side has rows");
+        assert!(computes_rows(&TaskKind::Gather { inputs: vec![] }));
+    }
 
     use std::time::{Duration, Instant};
 

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::call_commits::{CallCommits, StateWrites};
-use crate::compute::off_async_workers;
+use crate::compute::{computes_rows, off_async_workers};
 use crate::metrics::{ExecutorMeter, ExecutorMetrics};
 use crate::query_cache::{PreparedQuery, QueryCache};
 use crate::shuffle::{BlockStore, Neighbours, Peers, ShuffleService};
@@ -345,8 +345,10 @@ impl TaskResources {
         let slot = TaskSlot::acquire(self.slots.for_kind(&kind)).await?;
         // Counted from here: a cancelled part drops the guard, and counts as failed.
         let running = self.meter.task_started();
+        let computes = computes_rows(&kind);
         let admitted = Abortable::new(self.run_admitted(&request, position, kind, part, &slot), cancel);
-        let outcome = off_async_workers(admitted).await.unwrap_or_else(|_| Err(task_cancelled()));
+        let outcome = if computes { off_async_workers(admitted).await } else { admitted.await };
+        let outcome = outcome.unwrap_or_else(|_| Err(task_cancelled()));
         running.finish(outcome.is_ok());
         outcome
     }
