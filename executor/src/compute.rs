@@ -40,6 +40,10 @@ pub async fn off_async_workers<F: Future>(work: F) -> F::Output {
 mod tests {
     use super::*;
 
+    use std::time::{Duration, Instant};
+
+    use futures::future::{AbortHandle, Abortable};
+
     #[test]
     fn only_reduce_tasks_without_input_stay_on_the_async_workers() {
         let reduce = |inputs: Vec<Vec<sluice_plan::BlockSource>>| TaskKind::Reduce { op: 0, partition: 3, inputs };
@@ -49,10 +53,6 @@ mod tests {
         assert!(computes_rows(&reduce(vec![vec![], vec![producer.clone()]])), "one side has rows");
         assert!(computes_rows(&TaskKind::Gather { inputs: vec![] }));
     }
-
-    use std::time::{Duration, Instant};
-
-    use futures::future::{AbortHandle, Abortable};
 
     /// With one async worker, a task computing for a second through `off_async_workers` leaves
     /// the worker to the others: a ping-like task answers long before the computation ends.

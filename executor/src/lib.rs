@@ -31,3 +31,8 @@ pub mod term_fence;
 
 pub use metrics::{ExecutorMeter, ExecutorMetrics, ExecutorStats};
 pub use service::{DrainOutcome, ExecutorConfig, ExecutorHandle, ExecutorStatus};
+
+/// Batches of a query run whose work an executor holds at once — shuffle blocks, static tables:
+/// the batch in flight, and the next one, whose map stage the driver may run ahead of it
+/// (`sluice_driver::query::map_ahead`), interleaving its tasks with the current batch's.
+pub(crate) const BATCHES_IN_FLIGHT: usize = 2;

@@ -11,6 +11,7 @@ use sluice_plan::{CompiledQuery, QuerySpec, StaticTableCache, TaskInput};
 use tokio::sync::Mutex;
 
 use crate::operators::{compile_operator, CompiledOperator};
+use crate::BATCHES_IN_FLIGHT;
 
 /// A query as an executor runs it.
 #[derive(Debug)]
@@ -25,7 +26,8 @@ pub struct PreparedQuery {
     pub sink: Box<dyn SinkWriter>,
     connectors: Connectors,
     /// Static tables of the batches whose tasks run here: the current one, and the next one,
-    /// whose map stage may run ahead of it (at most [`STATIC_TABLE_BATCHES`], oldest first).
+    /// whose map stage may run ahead of it, interleaving their tasks with the current one's
+    /// (at most [`BATCHES_IN_FLIGHT`], oldest first).
     static_tables: Mutex<Vec<(BatchId, Arc<StaticTableCache>)>>,
 }
 
@@ -58,7 +60,7 @@ impl PreparedQuery {
                 let tables = Arc::new(StaticTableCache::new(self.connectors.clone()));
                 cached.push((batch, Arc::clone(&tables)));
                 cached.sort_by_key(|(b, _)| *b);
-                let excess = cached.len().saturating_sub(STATIC_TABLE_BATCHES);
+                let excess = cached.len().saturating_sub(BATCHES_IN_FLIGHT);
                 cached.drain(..excess);
                 tables
             }
@@ -66,10 +68,6 @@ impl PreparedQuery {
         TaskInput::new(tables)
     }
 }
-
-/// Batches whose static tables an executor keeps: the current batch's tasks and the tasks of the
-/// next batch's map stage, running ahead, interleave, and must not re-read each other's tables.
-const STATIC_TABLE_BATCHES: usize = 2;
 
 /// Cache of prepared queries keyed by (run id, spec fingerprint).
 pub struct QueryCache {

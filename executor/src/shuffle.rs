@@ -2,10 +2,10 @@
 //! executor's memory and served to consumers over Arrow Flight (`do_get`).
 //!
 //! A block is named by (query run, batch, attempt, stage, producer, partition). A run's blocks
-//! of older attempts of a batch, and of batches older than the two newest, are dropped as soon as
-//! a newer one starts on this executor: memory holds the blocks of the batch in flight and of the
-//! next one, whose map stage the driver runs ahead (`sluice_driver::query::map_ahead`). A consumer on the same executor reads
-//! blocks directly from memory, and so does one on another executor of the same process (an
+//! of older attempts of a batch, and of batches older than the [`BATCHES_IN_FLIGHT`] newest, are
+//! dropped as soon as a newer one starts on this executor: memory holds the blocks of the batch
+//! in flight and of the next one, whose map stage the driver runs ahead. A consumer on the same
+//! executor reads blocks directly from memory, and so does one on another executor of the same process (an
 //! embedded cluster's, see [`Neighbours`]); the others fetch them with a Flight ticket.
 //!
 //! A ticket names the block and carries its run's **shuffle key**, the random secret the driver
@@ -35,6 +35,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::{ExecutorMeter, FetchedFrom};
+use crate::BATCHES_IN_FLIGHT;
 
 /// Identity of one shuffle block.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -62,15 +63,11 @@ pub struct ShuffleTicket {
     pub key: String,
 }
 
-/// Batches of a run whose blocks an executor keeps: the batch in flight, and the next one, whose
-/// map stage may run ahead of it.
-const KEPT_BATCHES: usize = 2;
-
 /// Blocks held by this executor.
 #[derive(Debug, Default)]
 pub struct BlockStore {
     blocks: Mutex<HashMap<BlockId, Arc<Vec<RecordBatch>>>>,
-    /// Per run: the newest attempt of each of its [`KEPT_BATCHES`] newest batches; only their
+    /// Per run: the newest attempt of each of its [`BATCHES_IN_FLIGHT`] newest batches; only their
     /// blocks are current.
     current: Mutex<HashMap<String, BTreeMap<BatchId, u32>>>,
     /// Per run: its shuffle key, learnt from the run's first task here.
@@ -98,15 +95,15 @@ impl BlockStore {
     }
 
     /// Marks (batch, attempt) current for its run, dropping that run's blocks of older attempts
-    /// of the batch and of batches older than the [`KEPT_BATCHES`] newest.
+    /// of the batch and of batches older than the [`BATCHES_IN_FLIGHT`] newest.
     pub fn begin(&self, run_id: &str, batch: BatchId, attempt: u32) {
         let (Ok(mut cur), Ok(mut blocks)) = (self.current.lock(), self.blocks.lock()) else { return };
-        let newest = cur.entry(run_id.to_string()).or_default();
-        if newest.get(&batch).is_some_and(|a| *a >= attempt) {
+        if cur.get(run_id).and_then(|newest| newest.get(&batch)).is_some_and(|a| *a >= attempt) {
             return;
         }
+        let newest = cur.entry(run_id.to_string()).or_default();
         newest.insert(batch, attempt);
-        while newest.len() > KEPT_BATCHES {
+        while newest.len() > BATCHES_IN_FLIGHT {
             newest.pop_first();
         }
         blocks.retain(|k, _| k.run_id != run_id || newest.get(&k.batch).is_some_and(|a| k.attempt >= *a));
